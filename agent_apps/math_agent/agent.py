@@ -1,0 +1,7 @@
+"""MathAgent: a workflow agent (one LLM call per step of config.json)."""
+
+from agent_apps.base import BaseAgent
+
+
+class MathAgent(BaseAgent):
+    pass

@@ -1,0 +1,7 @@
+"""RecAgent: a workflow agent (one LLM call per step of config.json)."""
+
+from agent_apps.base import BaseAgent
+
+
+class RecAgent(BaseAgent):
+    pass

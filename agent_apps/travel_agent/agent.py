@@ -1,0 +1,7 @@
+"""TravelAgent: a workflow agent (one LLM call per step of config.json)."""
+
+from agent_apps.base import BaseAgent
+
+
+class TravelAgent(BaseAgent):
+    pass

@@ -1,0 +1,187 @@
+"""Start the kernel process and talk to it from the front (shell, batch, main.py).
+
+Light module: the front never imports torch. Usage::
+
+    from kernel.boot import KernelClient
+    from kernel.config import KernelConfig
+    with KernelClient(KernelConfig(), on_event=print) as k:
+        pid = k.spawn("MathAgent", "What is 12 * 7?")
+        print(k.wait(pid)["result"])
+
+Events the kernel sends (dicts with an "event" key): booted, ready (model
+loaded or failed), output (a line an agent printed, console mode), log (a
+kernel record, console mode), exit (a process ended, with its snapshot).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import multiprocessing as mp
+import os
+import signal
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+SPAWN = mp.get_context("spawn")
+
+
+class KernelError(Exception):
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def kernel_main(config, conn) -> None:
+    """Entry point of the kernel process."""
+    os.setpgrp()  # out of the terminal's foreground group: Ctrl-C in the shell is the shell's
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: front died -> clean stop
+    except (OSError, AttributeError):
+        pass
+    import logging
+
+    from kernel.kernel import Kernel
+    from kernel.logs import setup_kernel_logging
+
+    kernel = Kernel(config, conn)
+    setup_kernel_logging(config, kernel.event)
+    try:
+        kernel.serve()
+    finally:
+        logging.shutdown()  # flush file handlers
+        conn.close()
+
+
+class KernelClient:
+    """Front-side handle on a running kernel process."""
+
+    def __init__(self, config, on_event: Callable[[dict], None] | None = None, boot_timeout: float = 60.0):
+        self.config = config
+        self.on_event = on_event
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Future] = {}
+        self._lock = threading.Lock()  # guards _pending and sends
+        self.booted = threading.Event()
+        self.ready = threading.Event()  # model loaded (or failed: see ready_info)
+        self.ready_info: dict = {}
+        self.dead = threading.Event()
+        self._conn, child = SPAWN.Pipe(duplex=True)
+        self.process = SPAWN.Process(target=kernel_main, args=(config, child), name="aios-kernel", daemon=False)
+        self.process.start()
+        child.close()
+        self._reader = threading.Thread(target=self._read_loop, name="kernel-events", daemon=True)
+        self._reader.start()
+        atexit.register(self.stop)
+        if not self.booted.wait(boot_timeout) or self.dead.is_set():
+            self.stop()
+            raise KernelError("the kernel process did not start")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = self._conn.recv()
+                if "reply" in msg:
+                    with self._lock:
+                        fut = self._pending.pop(msg["reply"], None)
+                    if fut is not None:
+                        fut.set_result(msg)
+                    continue
+                ev = msg.get("event")
+                if ev == "booted":
+                    self.booted.set()
+                elif ev == "ready":
+                    self.ready_info = msg.get("stats", {})
+                    self.ready.set()
+                if self.on_event is not None:
+                    try:
+                        self.on_event(msg)
+                    except Exception:
+                        pass  # a view's bug must not stop replies from arriving
+        except (EOFError, OSError):
+            pass
+        finally:
+            self.dead.set()
+            self.booted.set()
+            self.ready.set()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for fut in pending.values():
+                fut.set_result({"ok": False, "error": "the kernel exited", "code": "ECONNRESET"})
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        if self.dead.is_set():
+            raise KernelError("the kernel is not running", "ECONNRESET")
+        fut: Future = Future()
+        with self._lock:
+            req_id = next(self._ids)
+            self._pending[req_id] = fut
+            try:
+                self._conn.send({"op": op, "id": req_id, **args})
+            except (OSError, BrokenPipeError):
+                self._pending.pop(req_id, None)
+                raise KernelError("the kernel is not running", "ECONNRESET") from None
+        try:
+            msg = fut.result(timeout)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
+        if not msg.get("ok"):
+            raise KernelError(msg.get("error") or "failed", msg.get("code"))
+        return msg.get("result")
+
+    # -- the calls the front uses ---------------------------------------------------
+    def spawn(self, agent: str, task: str, priority: int = 0) -> int:
+        return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority)
+
+    def kill(self, pid: int) -> None:
+        self.request("kill", timeout=10, pid=pid)
+
+    def wait(self, pid: int, timeout: float | None = None) -> dict:
+        return self.request("wait", timeout=timeout, pid=pid)
+
+    def ps(self, all: bool = True) -> list[dict]:
+        return self.request("ps", timeout=10, all=all)
+
+    def info(self, pid: int) -> dict:
+        return self.request("info", timeout=10, pid=pid)
+
+    def stats(self) -> dict:
+        return self.request("stats", timeout=10)
+
+    def logs(self, pid: int) -> dict:
+        return self.request("logs", timeout=10, pid=pid)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Stop the kernel and every agent; returns the kernel's exit code. Idempotent."""
+        atexit.unregister(self.stop)
+        if self.process.exitcode is None and not self.dead.is_set():
+            try:
+                with self._lock:
+                    self._conn.send({"op": "stop", "id": 0})
+            except (OSError, BrokenPipeError):
+                pass
+        self.process.join(timeout)
+        if self.process.exitcode is None:  # stuck: SIGTERM, then SIGKILL (agents die with it: PDEATHSIG)
+            self.process.terminate()
+            self.process.join(5)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(5)
+        self._reader.join(timeout=2)  # it sees EOF now that the kernel is gone
+        self._conn.close()
+        return self.process.exitcode

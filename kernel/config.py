@@ -1,0 +1,79 @@
+"""KernelConfig: the one config object of the kernel, built at the CLI edge."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+LOG_MODES = ("console", "file")
+SCHEDULERS = ("serial", "fifo", "rr", "priority")
+
+
+def state_dir() -> Path:
+    """User state directory (history, data), XDG style."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "aios"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "aios"
+
+
+@dataclass
+class KernelConfig:
+    llm_name: str = EMBEDDED_MODEL
+    eval_device: str = "cpu"
+    max_gpu_memory: dict | str | None = None  # JSON map for accelerate, e.g. {"0": "24GiB"}
+    max_new_tokens: int = 256  # default and ceiling for one llm.chat call
+    scheduler: str = "fifo"
+    max_batch: int = 16
+    rr_quantum: int = 16  # decoded tokens before an rr preemption
+    scheduler_log_mode: str = "console"
+    agent_log_mode: str = "console"
+    log_dir: str = "logs"
+    data_dir: str = field(default_factory=lambda: str(state_dir() / "data"))
+    kill_grace_s: float = 2.0  # SIGTERM -> SIGKILL delay when killing an agent
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.max_gpu_memory, str):
+            try:
+                self.max_gpu_memory = json.loads(self.max_gpu_memory) if self.max_gpu_memory else None
+            except ValueError as e:
+                raise ValueError(f"--max_gpu_memory must be a JSON map like '{{\"0\": \"24GiB\"}}': {e}") from None
+        if self.max_gpu_memory is not None and not isinstance(self.max_gpu_memory, dict):
+            raise ValueError("--max_gpu_memory must be a JSON object mapping devices to sizes")
+        if self.max_new_tokens < 1:
+            raise ValueError("--max_new_tokens must be at least 1")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, not {self.scheduler!r}")
+        if self.max_batch < 1:
+            raise ValueError("--max_batch must be at least 1")
+        for name in ("scheduler_log_mode", "agent_log_mode"):
+            if getattr(self, name) not in LOG_MODES:
+                raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
+
+    @classmethod
+    def from_args(cls, args) -> "KernelConfig":
+        """Build from an argparse namespace, taking only the fields it has."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+def add_kernel_args(parser) -> None:
+    """The kernel's command-line flags, shared by main.py, simulator.py and bench/."""
+    g = parser.add_argument_group("kernel")
+    g.add_argument("--llm_name", help=f"model name from kernel/llm/models.json, a HF id or path (default {EMBEDDED_MODEL})")
+    g.add_argument("--eval_device", help="torch device for a local model: cpu, cuda, cuda:0, auto (default cpu)")
+    g.add_argument("--max_gpu_memory", help='JSON map for accelerate, e.g. \'{"0": "24GiB", "cpu": "64GiB"}\'')
+    g.add_argument("--max_new_tokens", type=int, help="default and ceiling of tokens per LLM call (default 256)")
+    g.add_argument("--scheduler", choices=SCHEDULERS, help="LLM scheduling policy (default fifo)")
+    g.add_argument("--max_batch", type=int, help="most sequences decoded together (default 16)")
+    g.add_argument("--scheduler_log_mode", choices=LOG_MODES, help="kernel/scheduler logs: console or files under logs/")
+    g.add_argument("--agent_log_mode", choices=LOG_MODES, help="agent output: console or one file per agent run")
+    g.add_argument("--log_dir", help="where file logs go (default logs/)")
+    g.add_argument("--data_dir", help="persistent agent storage (default ~/.local/state/aios/data)")

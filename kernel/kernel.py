@@ -1,0 +1,297 @@
+"""The kernel process: one event loop over every agent channel and the front.
+
+Threads:
+  main (the loop)  selector over: the control pipe from the front, each
+                   agent's request pipe, reply pipe (when output is pending)
+                   and process sentinel, and a wakeup pipe. Owns AgentProcs:
+                   spawns, reads, writes, reaps. Never blocks on an agent.
+  llm-engine       owns the model; reports back through ``post``.
+Other threads never touch AgentProcs; they call ``post(fn)`` to run ``fn``
+on the loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import logging
+import os
+import selectors
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+from kernel import messages
+from kernel.channel import Oversize
+from kernel.process.agentproc import AgentProc
+from kernel.process.table import ProcessTable, ProcState
+from kernel.syscall import DEFERRED, SyscallFailure, validate
+from kernel.process import syscalls as _proc_syscalls  # noqa: F401  (registers proc.*)
+from kernel.llm import syscalls as _llm_syscalls  # noqa: F401  (registers llm.*)
+
+log = logging.getLogger("aios.kernel")
+ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
+
+
+class Kernel:
+    def __init__(self, config, ctrl_conn):
+        from kernel.llm.engine import Engine
+
+        self.config = config
+        self.ctrl = ctrl_conn
+        self.ctrl_lock = threading.Lock()  # serialises sends to the front
+        self.table = ProcessTable()
+        self.engine = Engine(config)
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self._posted: collections.deque[Callable[[], None]] = collections.deque()  # thread-safe appends
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []  # heap of (monotonic, seq, fn)
+        self._timer_seq = 0
+        self.agents: dict[int, AgentProc] = {}  # live agents, loop thread only
+        self.ended_output: collections.OrderedDict[int, collections.deque] = collections.OrderedDict()
+        self.waiters: dict[int, list[Callable[[dict], None]]] = collections.defaultdict(list)
+        self.stopping = False
+        self.boot_time = time.time()
+
+    # -- cross-thread entry points ------------------------------------------------
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the loop thread soon. Safe from any thread and from signal handlers."""
+        self._posted.append(fn)
+        try:
+            os.write(self.wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # pipe full: the loop is already awake
+
+    def event(self, **ev: Any) -> None:
+        """Send an event to the front (output, exit, log, ready). Any thread."""
+        self.send_front(ev)
+
+    def send_front(self, obj: dict) -> None:
+        with self.ctrl_lock:
+            try:
+                self.ctrl.send(obj)
+            except (OSError, EOFError, BrokenPipeError):
+                pass  # front gone: the loop sees EOF and stops
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        """Loop thread only: run ``fn`` after ``delay_s`` seconds (no sleeping)."""
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, self._timer_seq, fn))
+
+    # -- replies to agents ---------------------------------------------------------
+    def reply(self, ap: AgentProc, data: bytes) -> None:
+        """Loop thread: queue a reply frame and try to write it now."""
+        if not ap.queue_reply(data):
+            return  # the agent is gone or stopped reading: drop (DESIGN: never wait on an agent)
+        if ap.flush() and not self._registered(ap.tx_fd):
+            self.sel.register(ap.tx_fd, selectors.EVENT_WRITE, ("tx", ap))  # finish when the pipe drains
+
+    def reply_later(self, pid: int, data: bytes) -> None:
+        """Any thread: reply to ``pid`` if it is still alive."""
+        def send():
+            ap = self.agents.get(pid)
+            if ap is not None:
+                self.reply(ap, data)
+        self.post(send)
+
+    def _registered(self, fd: int) -> bool:
+        try:
+            self.sel.get_key(fd)
+            return True
+        except KeyError:
+            return False
+
+    # -- the loop -------------------------------------------------------------------
+    def serve(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *a: self.post(self.shutdown))
+        signal.signal(signal.SIGINT, lambda *a: self.post(self.shutdown))
+        self.sel.register(self.ctrl.fileno(), selectors.EVENT_READ, ("ctrl", None))
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+        self.engine.on_ready = lambda: self.event(event="ready", stats=self.engine.stats())
+        self.engine.start()
+        self.event(event="booted", kernel_pid=os.getpid())
+        log.info("kernel up (pid %d), model %s, scheduler %s", os.getpid(), self.config.llm_name, self.config.scheduler)
+        while not (self.stopping and not self.agents):
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            for key, mask in self.sel.select(timeout):
+                kind, ap = key.data
+                if kind == "wake":
+                    try:
+                        os.read(self.wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                elif kind == "ctrl":
+                    self._on_ctrl()
+                elif kind == "rx":
+                    self._on_rx(ap)
+                elif kind == "tx":
+                    if not ap.flush() and self._registered(ap.tx_fd):
+                        self.sel.unregister(ap.tx_fd)
+                elif kind == "sentinel":
+                    self._reap(ap)
+            while self._posted:
+                self._posted.popleft()()
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                heapq.heappop(self._timers)[2]()
+        self.engine.stop()
+        log.info("kernel stopped")
+
+    def _on_ctrl(self) -> None:
+        try:
+            req = self.ctrl.recv()
+        except (EOFError, OSError):
+            log.warning("front process gone: stopping")
+            self.sel.unregister(self.ctrl.fileno())
+            self.shutdown()
+            return
+        from kernel import control
+        control.handle(self, req)
+
+    # -- agent messages -----------------------------------------------------------
+    def _on_rx(self, ap: AgentProc) -> None:
+        for frame in ap.read_available():
+            self._on_frame(ap, frame)
+        if not ap.rx_open and self._registered(ap.rx_fd):
+            self.sel.unregister(ap.rx_fd)  # EOF: the sentinel will reap it
+
+    def _on_frame(self, ap: AgentProc, frame) -> None:
+        pcb = ap.pcb
+        if isinstance(frame, Oversize):
+            log.warning("pid %d sent a %d-byte message (limit %d): refused", pcb.pid, frame.size, ap.decoder.limit)
+            self.reply(ap, messages.error(None, messages.E2BIG,
+                                          f"message of {frame.size} bytes exceeds the {ap.decoder.limit}-byte limit"))
+            return
+        try:
+            msg = messages.decode_request(frame)
+            if msg.pid != pcb.pid:
+                raise messages.ProtocolError(messages.EPERM, f"pid {msg.pid} is not yours (you are pid {pcb.pid})",
+                                             getattr(msg, "id", None))
+        except messages.ProtocolError as e:
+            with self.table.lock:
+                pcb.syscalls["<invalid>"] += 1
+            log.warning("pid %d: bad message: %s", pcb.pid, e.message)
+            self.reply(ap, messages.error(e.req_id, e.code, e.message))
+            return
+        if isinstance(msg, messages.LogRecord):
+            self._on_agent_output(ap, msg.level, msg.text)
+            return
+        if ap.t_first_syscall is None:
+            ap.t_first_syscall = time.time()
+            self.table.set_state(pcb, ProcState.RUNNING)
+        try:
+            spec = validate(msg)
+            with self.table.lock:
+                pcb.syscalls[msg.name] += 1
+            result = spec.handler(self, ap, msg)
+        except SyscallFailure as e:
+            with self.table.lock:
+                if msg.name not in pcb.syscalls:
+                    pcb.syscalls["<invalid>"] += 1
+            self.reply(ap, messages.error(msg.id, e.code, e.message))
+            return
+        except Exception as e:  # a handler bug must not take the kernel down
+            log.exception("syscall %s from pid %d failed", msg.name, pcb.pid)
+            self.reply(ap, messages.error(msg.id, messages.EIO, f"{msg.name} failed in the kernel: {e}"))
+            return
+        if result is not DEFERRED:
+            try:
+                data = messages.ok(msg.id, result)
+            except (TypeError, ValueError) as e:
+                data = messages.error(msg.id, messages.EIO, f"unserialisable result: {e}")
+            self.reply(ap, data)
+
+    def _on_agent_output(self, ap: AgentProc, level: str, text: str) -> None:
+        ap.output.append(text)
+        self.event(event="output", pid=ap.pcb.pid, agent=ap.pcb.name, level=level, text=text)
+
+    # -- process management --------------------------------------------------------
+    def spawn(self, name: str, task: str, priority: int = 0, parent: int | None = None) -> int:
+        """Loop thread: start an agent process; returns its AIOS pid."""
+        from agent_apps import registry
+        from kernel.logs import agent_log_path
+
+        if self.stopping:
+            raise SyscallFailure(messages.EAGAIN, "kernel is stopping")
+        app = registry.find(name)
+        if app is None:
+            known = ", ".join(sorted(registry.discover())) or "none"
+            raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known})")
+        pcb = self.table.new(app.name, task, priority)
+        if self.config.agent_log_mode == "file":
+            pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
+        boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
+                "log_path": pcb.log_path}
+        try:
+            ap = AgentProc(pcb, boot)
+        except OSError as e:
+            with self.table.lock:
+                pcb.state, pcb.error, pcb.end_time = ProcState.FAILED, f"spawn failed: {e}", time.time()
+            raise SyscallFailure(messages.EAGAIN, f"cannot start {app.name}: {e}") from None
+        self.agents[pcb.pid] = ap
+        self.sel.register(ap.rx_fd, selectors.EVENT_READ, ("rx", ap))
+        self.sel.register(ap.sentinel, selectors.EVENT_READ, ("sentinel", ap))
+        log.info("spawned %s pid %d (os pid %d)%s", app.name, pcb.pid, ap.process.pid,
+                 f" from pid {parent}" if parent else "")
+        return pcb.pid
+
+    def kill(self, pid: int) -> None:
+        """Loop thread: SIGTERM the agent's group now, SIGKILL after the grace period."""
+        ap = self.agents.get(pid)
+        if ap is None:
+            pcb = self.table.get(pid)
+            if pcb is None:
+                raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}")
+            raise SyscallFailure(messages.ESRCH, f"pid {pid} has already ended ({pcb.state.value})")
+        with self.table.lock:
+            ap.pcb.kill_requested = True
+        self.engine.cancel_pid(pid)
+        ap.terminate(self.config.kill_grace_s)
+        self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.signal_group(signal.SIGKILL))
+        log.info("kill pid %d requested", pid)
+
+    def _reap(self, ap: AgentProc) -> None:
+        pcb = ap.pcb
+        for frame in ap.read_available():  # a last proc.exit may still sit in the pipe
+            self._on_frame(ap, frame)
+        for fd in (ap.rx_fd, ap.tx_fd, ap.sentinel):
+            if self._registered(fd):
+                self.sel.unregister(fd)
+        ap.close()
+        code = ap.process.exitcode
+        self.agents.pop(pcb.pid, None)
+        self.engine.cancel_pid(pcb.pid)
+        self.ended_output[pcb.pid] = ap.output
+        while len(self.ended_output) > ENDED_OUTPUT_KEPT:
+            self.ended_output.popitem(last=False)
+        with self.table.lock:
+            pcb.exit_code = code
+            pcb.end_time = time.time()
+            if pcb.kill_requested or (code is not None and code < 0 and pcb.state != ProcState.DONE):
+                pcb.state = ProcState.KILLED
+                pcb.error = pcb.error or ("killed" if pcb.kill_requested else f"killed by signal {-code}")
+            elif pcb.state == ProcState.DONE and code == 0:
+                pass
+            else:
+                if pcb.state != ProcState.FAILED:
+                    pcb.error = pcb.error or f"exited with code {code} without a result"
+                pcb.state = ProcState.FAILED
+            snap = pcb.snapshot()
+        log.info("pid %d (%s) ended: %s, exit code %s", pcb.pid, pcb.name, snap["state"], code)
+        self.event(event="exit", pid=pcb.pid, snapshot=snap)
+        for notify in self.waiters.pop(pcb.pid, []):
+            notify(snap)
+
+    def shutdown(self) -> None:
+        """Loop thread: stop accepting work, terminate every agent; serve() returns when all are reaped."""
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("shutting down: %d agents to stop", len(self.agents))
+        for pid in list(self.agents):
+            self.kill(pid)

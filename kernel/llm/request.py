@@ -1,0 +1,52 @@
+"""LLMRequest: one llm.chat call as the engine sees it (no torch here)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kernel.process.table import LLMCallTiming
+
+_seq = itertools.count()
+
+
+@dataclass
+class LLMRequest:
+    pid: int
+    req_id: int
+    messages: list[dict]
+    max_new_tokens: int
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    priority: int = 0
+    timing: LLMCallTiming | None = None
+    # on_done(request, result, error): exactly one of result/error is set.
+    on_done: Callable[["LLMRequest", dict | None, Exception | None], None] | None = None
+    # on_state(request, "ready" | "running"): the engine queued or started decoding it.
+    on_state: Callable[["LLMRequest", str], None] | None = None
+    seq: int = field(default_factory=lambda: next(_seq))  # arrival order
+    cancelled: bool = False
+
+    def finish(self, result: dict | None = None, error: Exception | None = None) -> None:
+        if self.on_done is not None:
+            cb, self.on_done = self.on_done, None  # exactly once
+            cb(self, result, error)
+
+    def state(self, s: str) -> None:
+        if self.on_state is not None:
+            self.on_state(self, s)
+
+
+class LLMError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def result(text: str, tokens_in: int, tokens_out: int, finish_reason: str, **extra: Any) -> dict:
+    return {"text": text, "tokens_in": tokens_in, "tokens_out": tokens_out,
+            "finish_reason": finish_reason, **extra}

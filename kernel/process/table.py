@@ -1,0 +1,148 @@
+"""Process table: agent states, control blocks and their accounting.
+
+Lock ownership: every mutable field of a PCB and the table's dict are guarded
+by ``ProcessTable.lock`` (one lock for the whole table; hold it only for field
+updates, never across I/O). The kernel's loop thread creates and reaps PCBs;
+the engine and tool threads update LLM/tool accounting through the table's
+methods.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ProcState(str, enum.Enum):
+    """Lifecycle of an agent process, in the spirit of xv6's proc.h.
+
+    NEW          spawned, has not yet made its first syscall
+    RUNNING      executing its own code on the CPU
+    READY        its LLM call is queued or preempted, waiting for the engine
+    WAITING_LLM  its LLM call is being decoded in the current batch
+    WAITING_TOOL blocked in a tool call
+    SLEEPING     blocked in another syscall (proc.wait, ...)
+    DONE         exited after proc.exit with a result
+    FAILED       crashed, exited without a result, or reported failure
+    KILLED       killed on request or by a signal
+    """
+
+    NEW = "new"
+    RUNNING = "running"
+    READY = "ready"
+    WAITING_LLM = "waiting-llm"
+    WAITING_TOOL = "waiting-tool"
+    SLEEPING = "sleeping"
+    DONE = "done"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    @property
+    def ended(self) -> bool:
+        return self in (ProcState.DONE, ProcState.FAILED, ProcState.KILLED)
+
+
+@dataclass
+class LLMCallTiming:
+    """One llm.chat call; times are time.time() seconds."""
+
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    preemptions: int = 0
+
+    @property
+    def waiting(self) -> float | None:
+        return None if self.started is None else self.started - self.created
+
+    @property
+    def turnaround(self) -> float | None:
+        return None if self.finished is None else self.finished - self.created
+
+
+@dataclass
+class PCB:
+    """Process control block. Fields below ``lock-guarded`` need the table lock."""
+
+    pid: int
+    name: str  # agent app name, e.g. MathAgent
+    task: str
+    priority: int = 0
+    group: str = ""  # privilege group; defaults to the agent's own
+    os_pid: int | None = None
+    start_time: float = field(default_factory=time.time)
+    # lock-guarded:
+    state: ProcState = ProcState.NEW
+    end_time: float | None = None
+    exit_code: int | None = None
+    result: Any = None
+    error: str | None = None
+    kill_requested: bool = False
+    syscalls: Counter = field(default_factory=Counter)
+    llm_calls: list[LLMCallTiming] = field(default_factory=list)
+    llm_time: float = 0.0  # seconds of engine time attributed to this agent
+    log_path: str | None = None
+
+    def snapshot(self) -> dict:
+        """Plain dict of built-in types for ps/top/reports (call under the lock)."""
+        done = [c for c in self.llm_calls if c.finished is not None]
+        waits = [c.waiting for c in done]
+        turns = [c.turnaround for c in done]
+        end = self.end_time or time.time()
+        return {
+            "pid": self.pid, "os_pid": self.os_pid, "agent": self.name, "task": self.task,
+            "state": self.state.value, "priority": self.priority, "group": self.group,
+            "start_time": self.start_time, "end_time": self.end_time, "elapsed_s": end - self.start_time,
+            "exit_code": self.exit_code, "result": self.result, "error": self.error,
+            "syscalls": dict(self.syscalls), "syscalls_total": sum(self.syscalls.values()),
+            "llm_calls": len(self.llm_calls), "llm_calls_done": len(done),
+            "tokens_in": sum(c.tokens_in for c in self.llm_calls),
+            "tokens_out": sum(c.tokens_out for c in self.llm_calls),
+            "preemptions": sum(c.preemptions for c in self.llm_calls),
+            "waiting_s": sum(waits) / len(waits) if waits else None,
+            "turnaround_s": sum(turns) / len(turns) if turns else None,
+            "llm_time_s": self.llm_time, "log_path": self.log_path,
+        }
+
+
+class ProcessTable:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self._procs: dict[int, PCB] = {}
+        self._next_pid = 1
+
+    def new(self, name: str, task: str, priority: int = 0, group: str | None = None) -> PCB:
+        with self.lock:
+            pid = self._next_pid
+            self._next_pid += 1
+            pcb = PCB(pid=pid, name=name, task=task, priority=priority, group=group or f"{name}:{pid}")
+            self._procs[pid] = pcb
+            return pcb
+
+    def get(self, pid: int) -> PCB | None:
+        with self.lock:
+            return self._procs.get(pid)
+
+    def all(self) -> list[PCB]:
+        with self.lock:
+            return list(self._procs.values())
+
+    def live(self) -> list[PCB]:
+        with self.lock:
+            return [p for p in self._procs.values() if not p.state.ended]
+
+    def set_state(self, pcb: PCB, state: ProcState) -> None:
+        """Move a live process to ``state``; ended processes stay ended."""
+        with self.lock:
+            if not pcb.state.ended:
+                pcb.state = state
+
+    def snapshots(self, include_ended: bool = True) -> list[dict]:
+        with self.lock:
+            return [p.snapshot() for p in self._procs.values() if include_ended or not p.state.ended]
