@@ -55,6 +55,12 @@ class Kernel:
         self.waiters: dict[int, list[Callable[[dict], None]]] = collections.defaultdict(list)
         self.stopping = False
         self.boot_time = time.time()
+        # Kernel services (memory, storage, tools, access...): objects with optional
+        # start(kernel), on_exit(pcb) (release what the ended process held) and stop().
+        self.services: list = []
+
+    def add_service(self, service) -> None:
+        self.services.append(service)
 
     # -- cross-thread entry points ------------------------------------------------
     def post(self, fn: Callable[[], None]) -> None:
@@ -112,6 +118,9 @@ class Kernel:
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         self.engine.on_ready = lambda: self.event(event="ready", stats=self.engine.stats())
         self.engine.start()
+        for svc in self.services:
+            if hasattr(svc, "start"):
+                svc.start(self)
         self.event(event="booted", kernel_pid=os.getpid())
         log.info("kernel up (pid %d), model %s, scheduler %s", os.getpid(), self.config.llm_name, self.config.scheduler)
         while not (self.stopping and not self.agents):
@@ -140,6 +149,12 @@ class Kernel:
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)[2]()
         self.engine.stop()
+        for svc in reversed(self.services):
+            if hasattr(svc, "stop"):
+                try:
+                    svc.stop()
+                except Exception:
+                    log.exception("stopping service %s", type(svc).__name__)
         log.info("kernel stopped")
 
     def _on_ctrl(self) -> None:
@@ -266,6 +281,12 @@ class Kernel:
         code = ap.process.exitcode
         self.agents.pop(pcb.pid, None)
         self.engine.cancel_pid(pcb.pid)
+        for svc in self.services:
+            if hasattr(svc, "on_exit"):
+                try:
+                    svc.on_exit(pcb)
+                except Exception:
+                    log.exception("service %s: releasing pid %d", type(svc).__name__, pcb.pid)
         self.ended_output[pcb.pid] = ap.output
         while len(self.ended_output) > ENDED_OUTPUT_KEPT:
             self.ended_output.popitem(last=False)
