@@ -15,7 +15,6 @@ context; imports only light modules (never torch). It
 from __future__ import annotations
 
 import ctypes
-import importlib
 import io
 import json
 import os
@@ -95,7 +94,7 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
         app = registry.find(boot["name"])
         if app is None:
             raise LookupError(f"agent app {boot['name']!r} is not installed")
-        cls = getattr(importlib.import_module(app.module), app.name)
+        cls = registry.load_class(app)
         result = cls(app).run(boot["task"])
     except sdk.KernelGone:
         os._exit(1)

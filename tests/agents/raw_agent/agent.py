@@ -1,0 +1,26 @@
+"""Sends hand-made frames straight down its channel, bypassing the SDK's checks.
+
+Task: JSON list of frames; a frame is a string (sent as UTF-8 bytes) or
+{"size": N} (N bytes of garbage). Returns the replies as decoded JSON.
+"""
+
+import json
+
+from agent_apps import sdk
+from kernel import messages
+from kernel.channel import read_frame, write_frame
+
+
+class RawAgent:
+    def __init__(self, app):
+        self.app = app
+
+    def run(self, task):
+        conn = sdk._conn
+        replies = []
+        for frame in json.loads(task):
+            data = b"x" * frame["size"] if isinstance(frame, dict) else frame.encode()
+            write_frame(conn.tx_fd, data)
+            replies.append(messages.decode_reply(read_frame(conn.rx_fd)))
+        replies.append(sdk.proc.info()["state"])  # the kernel still serves this process
+        return replies
