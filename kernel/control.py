@@ -81,6 +81,15 @@ OPS = {"spawn": op_spawn, "kill": op_kill, "ps": op_ps, "info": op_info, "stats"
        "logs": op_logs, "stop": op_stop}
 
 
+def op_tools(kernel, req):
+    """Installed tools as plain dicts (the tool manager's describe()); [] when there is none."""
+    tools = getattr(kernel, "tools", None)
+    return list(tools.describe()) if tools is not None and hasattr(tools, "describe") else []
+
+
+OPS["tools"] = op_tools
+
+
 def handle(kernel, req) -> None:
     if not isinstance(req, dict):
         log.warning("control: ignoring %r", type(req).__name__)
