@@ -33,6 +33,6 @@ class BaseAgent:
         for i, step in enumerate(self.steps):
             messages.append({"role": "user", "content": self.step_prompt(i, step)})
             answer = llm.chat(messages, max_new_tokens=self.max_new_tokens).strip()
-            log(f"[{self.name}] step {i + 1}/{len(self.steps)}: {answer}")
+            log(f"step {i + 1}/{len(self.steps)}: {answer}")
             messages.append({"role": "assistant", "content": answer})
         return answer

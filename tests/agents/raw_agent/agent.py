@@ -19,7 +19,7 @@ class RawAgent:
         conn = sdk._conn
         replies = []
         for frame in json.loads(task):
-            data = b"x" * frame["size"] if isinstance(frame, dict) else frame.encode()
+            data = b"x" * frame["size"] if isinstance(frame, dict) else frame.replace('"$PID"', str(conn.pid)).encode()
             write_frame(conn.tx_fd, data)
             replies.append(messages.decode_reply(read_frame(conn.rx_fd)))
         replies.append(sdk.proc.info()["state"])  # the kernel still serves this process
