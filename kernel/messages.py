@@ -40,6 +40,8 @@ EAGAIN = "EAGAIN"  # quota or queue full: try later
 ECANCELED = "ECANCELED"  # the call was cancelled (agent killed, kernel stopping)
 EIO = "EIO"  # the backend failed
 ETIMEDOUT = "ETIMEDOUT"
+ENOENT = "ENOENT"  # no such record, version or memory block
+ENOSPC = "ENOSPC"  # a size cap or memory limit reached
 
 MAX_ID = 2**53  # request ids must survive a round trip through JSON numbers
 
