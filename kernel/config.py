@@ -26,6 +26,7 @@ def cache_dir() -> Path:
 @dataclass
 class KernelConfig:
     llm_name: str = EMBEDDED_MODEL
+    llm_base_url: str | None = None  # server URL for remote models (openai:<model>, vllm:..., ollama:...)
     eval_device: str = "cpu"
     max_gpu_memory: dict | str | None = None  # JSON map for accelerate, e.g. {"0": "24GiB"}
     max_new_tokens: int = 256  # default and ceiling for one llm.chat call
@@ -68,6 +69,8 @@ def add_kernel_args(parser) -> None:
     """The kernel's command-line flags, shared by main.py, simulator.py and bench/."""
     g = parser.add_argument_group("kernel")
     g.add_argument("--llm_name", help=f"model name from kernel/llm/models.json, a HF id or path (default {EMBEDDED_MODEL})")
+    g.add_argument("--llm_base_url", help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1 "
+                   "(default: the model's entry in models.json, or $OPENAI_BASE_URL for openai:<model>)")
     g.add_argument("--eval_device", help="torch device for a local model: cpu, cuda, cuda:0, auto (default cpu)")
     g.add_argument("--max_gpu_memory", help='JSON map for accelerate, e.g. \'{"0": "24GiB", "cpu": "64GiB"}\'')
     g.add_argument("--max_new_tokens", type=int, help="default and ceiling of tokens per LLM call (default 256)")
