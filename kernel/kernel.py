@@ -36,13 +36,13 @@ ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still sh
 
 class Kernel:
     def __init__(self, config, ctrl_conn):
-        from kernel.llm.engine import Engine
+        from kernel.llm.factory import make_engine
 
         self.config = config
         self.ctrl = ctrl_conn
         self.ctrl_lock = threading.Lock()  # serialises sends to the front
         self.table = ProcessTable()
-        self.engine = Engine(config)
+        self.engine = make_engine(config)  # local batching Engine or RemoteEngine, one interface
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -196,8 +196,9 @@ class Kernel:
         if isinstance(msg, messages.LogRecord):
             self._on_agent_output(ap, msg.level, msg.text)
             return
-        if ap.t_first_syscall is None:
-            ap.t_first_syscall = time.time()
+        if pcb.first_syscall_at is None:
+            with self.table.lock:
+                pcb.first_syscall_at = time.time()
             self.table.set_state(pcb, ProcState.RUNNING)
         try:
             spec = validate(msg)

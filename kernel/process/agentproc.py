@@ -33,7 +33,6 @@ class AgentProc:
 
         self.process = SPAWN.Process(target=agent_main, args=(boot, a_rx, a_tx),
                                      name=f"aios-agent-{pcb.pid}-{pcb.name}", daemon=True)
-        self.t_spawn = time.time()
         self.process.start()
         a_rx.close()  # the kernel keeps only its own ends: EOF/EPIPE when the agent dies
         a_tx.close()
@@ -49,7 +48,6 @@ class AgentProc:
         self.pcb.os_pid = self.process.pid
         self.ps = psutil.Process(self.process.pid)  # kept alive so cpu_percent() has a baseline
         self.ps.cpu_percent(None)
-        self.t_first_syscall: float | None = None
         self.output = collections.deque(maxlen=LOG_TAIL)  # console-mode lines
         self.kill_deadline: float | None = None
 

@@ -88,6 +88,7 @@ class PCB:
     llm_calls: list[LLMCallTiming] = field(default_factory=list)
     llm_time: float = 0.0  # seconds of engine time attributed to this agent
     log_path: str | None = None
+    first_syscall_at: float | None = None  # spawn -> first syscall is the agent's start-up time
 
     def snapshot(self) -> dict:
         """Plain dict of built-in types for ps/top/reports (call under the lock)."""
@@ -108,6 +109,7 @@ class PCB:
             "waiting_s": sum(waits) / len(waits) if waits else None,
             "turnaround_s": sum(turns) / len(turns) if turns else None,
             "llm_time_s": self.llm_time, "log_path": self.log_path,
+            "startup_s": None if self.first_syscall_at is None else self.first_syscall_at - self.start_time,
         }
 
 
