@@ -1,0 +1,141 @@
+"""gemini: Google's Gemini API through Google's official client (``google-genai``).
+
+Mapping (tested against kernel.llm.serve's emulation of the Gemini REST
+protocol; never against Google here, where it cannot be reached):
+
+- messages -> ``contents``: user -> "user", assistant -> "model", tool -> "user";
+  system messages are joined into ``system_instruction``.
+- max_new_tokens -> ``max_output_tokens``, temperature, top_p, stop ->
+  ``stop_sequences`` (Gemini allows 5; the rest are applied on the text by
+  RemoteEngine), seed.
+- finish reasons: STOP -> "stop", MAX_TOKENS -> "length", others lower-cased
+  ("safety", "recitation", ...); usage from ``usage_metadata``.
+
+Gemini streams several tokens per chunk and cannot continue a partial model
+turn, so its calls are never preempted (spec.resume stays null).
+"""
+
+from __future__ import annotations
+
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from kernel.llm.backends import BackendError, Call, one_line
+
+MAX_SERVER_STOPS = 5
+CHECK_TIMEOUT_S = 10.0
+FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+
+def to_contents(messages: list[dict]) -> tuple[list[types.Content], str | None]:
+    """Chat messages -> (contents, system_instruction)."""
+    system = [m["content"] for m in messages if m["role"] == "system"]
+    contents = [types.Content(role="model" if m["role"] == "assistant" else "user",
+                              parts=[types.Part(text=m["content"])])
+                for m in messages if m["role"] != "system"]
+    return contents, ("\n\n".join(system) if system else None)
+
+
+def to_config(call: Call, system: str | None) -> types.GenerateContentConfig:
+    return types.GenerateContentConfig(
+        system_instruction=system, max_output_tokens=call.max_tokens, temperature=call.temperature,
+        top_p=call.top_p, stop_sequences=call.stop[:MAX_SERVER_STOPS] or None, seed=call.seed, candidate_count=1)
+
+
+def finish_reason(value) -> str | None:
+    if value is None:
+        return None
+    name = getattr(value, "value", value)
+    return FINISH.get(str(name), str(name).lower())
+
+
+class Stream:
+    def __init__(self, backend: "Backend", raw):
+        self.backend = backend
+        self._raw = raw
+        self.pieces = 0
+        self.finish_reason: str | None = None
+        self.usage: tuple[int, int] | None = None
+
+    def __iter__(self):
+        try:
+            for chunk in self._raw:
+                u = chunk.usage_metadata
+                if u is not None and u.candidates_token_count is not None:
+                    self.usage = (u.prompt_token_count or 0, u.candidates_token_count or 0)
+                cand = chunk.candidates[0] if chunk.candidates else None
+                if cand is not None and cand.finish_reason is not None:
+                    self.finish_reason = finish_reason(cand.finish_reason)
+                text = "".join(p.text or "" for p in (cand.content.parts or [])) \
+                    if cand is not None and cand.content is not None else ""
+                if text:
+                    self.pieces += 1
+                    yield text
+        except Exception as e:
+            raise self.backend.error(e) from None
+
+    def close(self) -> None:
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
+
+
+class Backend:
+    def __init__(self, spec):
+        self.spec = spec
+        self.key = spec.api_key()
+        self._client = None
+
+    def client(self, timeout_s: float | None = None) -> genai.Client:
+        opts = dict(timeout=int(1000 * (timeout_s or self.spec.timeout_s)),
+                    retry_options=types.HttpRetryOptions(attempts=1))  # RemoteEngine retries
+        if self.spec.base_url:
+            opts["base_url"] = self.spec.base_url
+        if self.spec.headers:
+            opts["headers"] = dict(self.spec.headers)
+        return genai.Client(api_key=self.key, http_options=types.HttpOptions(**opts))
+
+    def error(self, e: Exception) -> BackendError:
+        where = self.spec.base_url or "the Gemini API"
+        if isinstance(e, BackendError):
+            return e
+        if isinstance(e, errors.APIError):
+            code = int(e.code or 0)
+            text = one_line(e.message or e.status or e)
+            if code in (401, 403) or (code == 400 and "API key" in text):
+                return BackendError("EPERM", f"{where} refused the request ({code}: {text}); "
+                                             f"check {self.spec.api_key_env}")
+            if code == 429 or code == 408 or code >= 500:
+                return BackendError("EAGAIN" if code == 429 else "EIO", f"{where} answered {code}: {text}",
+                                    retryable=True)
+            return BackendError("EINVAL", f"{where} answered {code}: {text}")
+        if isinstance(e, httpx2.TimeoutException):
+            return BackendError("ETIMEDOUT", f"{where}: no response within {self.spec.timeout_s:g}s", retryable=True)
+        if isinstance(e, httpx2.TransportError):
+            return BackendError("EIO", f"cannot reach {where}: {one_line(e) or type(e).__name__}", retryable=True)
+        return BackendError("EIO", f"{where}: {type(e).__name__}: {one_line(e)}")
+
+    def check(self) -> None:
+        if not self.key:
+            raise BackendError("EPERM", f"{self.spec.api_key_env} is not set (a Gemini API key is needed); "
+                                        f"export {self.spec.api_key_env}=...")
+        try:
+            client = self.client(min(self.spec.timeout_s, CHECK_TIMEOUT_S))  # kept: its __del__ closes the pool
+            client.models.get(model=self.spec.model)
+        except Exception as e:
+            raise self.error(e) from None
+
+    def open(self, call: Call) -> Stream:
+        if self._client is None:
+            self._client = self.client()
+        contents, system = to_contents(call.messages)
+        try:
+            raw = self._client.models.generate_content_stream(model=self.spec.model, contents=contents,
+                                                              config=to_config(call, system))
+        except Exception as e:
+            raise self.error(e) from None
+        return Stream(self, raw)

@@ -1,0 +1,130 @@
+"""openai_compat: any OpenAI-compatible chat server through the official ``openai`` client.
+
+OpenAI itself, vLLM, SGLang, Ollama, llama.cpp server, and ``python -m
+kernel.llm.serve``. Every call streams (``stream=True`` with usage in the
+last chunk). Resuming a preempted call sends the partial text as a final
+assistant message with ``continue_final_message=True, add_generation_prompt=False``
+in the body (vLLM's parameters, also understood by kernel.llm.serve); only
+specs with ``resume: continue_final_message`` are ever resumed.
+
+The client's own retries are off (``max_retries=0``): RemoteEngine retries,
+so it can count tries, honour cancellation while backing off and report them.
+"""
+
+from __future__ import annotations
+
+import openai
+
+from kernel.llm.backends import BackendError, Call, one_line
+
+MAX_SERVER_STOPS = 4  # OpenAI rejects more; the rest are applied by RemoteEngine on the text
+CHECK_TIMEOUT_S = 10.0
+
+
+def _retry_after(response) -> float | None:
+    try:
+        value = response.headers.get("retry-after")
+        return max(0.0, float(value)) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None  # an HTTP date or garbage: use our own backoff
+
+
+class Stream:
+    def __init__(self, backend: "Backend", raw):
+        self.backend = backend
+        self._raw = raw
+        self.pieces = 0
+        self.finish_reason: str | None = None
+        self.usage: tuple[int, int] | None = None
+
+    def __iter__(self):
+        try:
+            for chunk in self._raw:
+                if chunk.usage is not None:
+                    self.usage = (chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                delta = choice.delta
+                text = delta.content if delta is not None else None
+                if choice.finish_reason:
+                    self.finish_reason = choice.finish_reason
+                if text is None or (text == "" and delta.role and self.pieces == 0):
+                    continue  # the role-only opening chunk of OpenAI and vLLM is not a token
+                self.pieces += 1
+                yield text
+        except openai.APIError as e:
+            raise self.backend.error(e) from None
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except Exception:
+            pass  # closing a broken connection: nothing left to release
+
+
+class Backend:
+    def __init__(self, spec):
+        self.spec = spec
+        key = spec.api_key()
+        self.key_missing = not key
+        # Servers without auth (vLLM, Ollama, kernel.llm.serve) accept any key; the client needs one.
+        self.client = openai.OpenAI(api_key=key or "EMPTY", base_url=spec.base_url, timeout=spec.timeout_s,
+                                    max_retries=0, default_headers=spec.headers or None)
+
+    # -- errors -----------------------------------------------------------------
+    def error(self, e: Exception) -> BackendError:
+        """Map an openai exception to one BackendError with a one-line message."""
+        url = self.spec.base_url
+        if isinstance(e, openai.APITimeoutError):
+            return BackendError("ETIMEDOUT", f"{url}: no response within {self.spec.timeout_s:g}s", retryable=True)
+        if isinstance(e, openai.APIConnectionError):
+            cause = e.__cause__ or e.__context__
+            why = one_line(cause) if cause else one_line(e)
+            return BackendError("EIO", f"cannot reach {url}: {why}", retryable=True)
+        if isinstance(e, openai.APIStatusError):
+            status = e.status_code
+            text = one_line(getattr(e, "message", e))
+            if status in (401, 403):
+                env = self.spec.api_key_env or "the API key"
+                hint = f"{env} is not set" if self.key_missing else f"check {env}"
+                return BackendError("EPERM", f"{url} refused the request ({status}: {text}); {hint}")
+            if status == 429 or status == 408 or status >= 500:
+                return BackendError("EAGAIN" if status == 429 else "EIO", f"{url} answered {status}: {text}",
+                                    retryable=True, retry_after=_retry_after(e.response))
+            return BackendError("EINVAL", f"{url} answered {status}: {text}")
+        return BackendError("EIO", f"{url}: {type(e).__name__}: {one_line(e)}")
+
+    # -- interface ---------------------------------------------------------------
+    def check(self) -> None:
+        spec = self.spec
+        if spec.key_required and self.key_missing:
+            raise BackendError("EPERM", f"{spec.api_key_env} is not set (an API key is needed for {spec.base_url}); "
+                                        f"export {spec.api_key_env}=...")
+        try:
+            page = self.client.with_options(timeout=min(spec.timeout_s, CHECK_TIMEOUT_S)).models.list()
+            served = [m.id for m in page.data]
+        except openai.NotFoundError:
+            return  # some servers have no /models: reachable is all we can tell
+        except openai.APIError as e:
+            raise self.error(e) from None
+        if served and spec.model not in served:
+            shown = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
+            raise BackendError("EINVAL", f"{spec.base_url} does not serve model {spec.model!r} (it serves: {shown})")
+
+    def open(self, call: Call) -> Stream:
+        messages = [{"role": m["role"], "content": m["content"]} for m in call.messages]
+        params: dict = dict(model=self.spec.model, max_tokens=call.max_tokens, temperature=call.temperature,
+                            top_p=call.top_p, stream=True, stream_options={"include_usage": True})
+        if call.stop:
+            params["stop"] = call.stop[:MAX_SERVER_STOPS]
+        if call.seed is not None:
+            params["seed"] = call.seed
+        if call.partial:
+            messages.append({"role": "assistant", "content": call.partial})
+            params["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+        try:
+            raw = self.client.chat.completions.create(messages=messages, **params)
+        except openai.APIError as e:
+            raise self.error(e) from None
+        return Stream(self, raw)

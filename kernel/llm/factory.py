@@ -1,0 +1,33 @@
+"""make_engine(config): the kernel's LLM engine for ``config.llm_name``.
+
+hf_local models get kernel.llm.engine.Engine (the batching local engine),
+with ``llm_name`` replaced by the resolved hub id or path (``gemma-2b-it`` ->
+``google/gemma-2b-it``); remote backends get kernel.llm.remote.RemoteEngine.
+A name or models file that cannot be used gives an engine whose
+``load_error`` says why in one line (reported in the kernel's "ready"
+event), never an exception out of the kernel's constructor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kernel.llm import models
+
+
+def make_engine(config):
+    try:
+        spec = models.resolve(config.llm_name, getattr(config, "llm_base_url", None))
+    except models.ModelConfigError as e:
+        from kernel.llm.remote import RemoteEngine
+
+        return RemoteEngine(config, spec=None, error=str(e))
+    if not spec.remote:
+        from kernel.llm.engine import Engine
+
+        if spec.model != config.llm_name:
+            config = dataclasses.replace(config, llm_name=spec.model)
+        return Engine(config)
+    from kernel.llm.remote import RemoteEngine
+
+    return RemoteEngine(config, spec)

@@ -1,0 +1,342 @@
+"""RemoteEngine: the Engine interface over a remote backend (openai_compat, gemini).
+
+Same surface as kernel.llm.engine.Engine: ``RemoteEngine(config)``, ``start()``,
+``submit(req)``, ``cancel_pid(pid)``, ``stats()``, ``stop()``, ``ready``,
+``on_ready``, ``load_error``.
+
+Threads:
+  llm-remote-check  started by start(): builds the backend client and runs
+                    its check (key present, server reachable, model served);
+                    sets load_error (one line) or starts the workers; sets
+                    ``ready`` and calls ``on_ready`` either way.
+  llm-remote-N      ``slots`` workers, one per call in flight: the backend's
+                    concurrency limit holds by construction (1 under serial).
+
+Scheduling (``--scheduler``): the waiting list is ordered by arrival (serial,
+fifo, rr) or by priority plus aging (priority: a higher number goes first and
+every AGING_S seconds of waiting counts as one more level, so nothing
+starves). Under rr on a backend whose spec has ``resume``, a stream that has
+produced ``rr_quantum`` pieces (one per token on vLLM and kernel.llm.serve)
+while others wait is closed (preempted) and the call goes to the back of the
+list with its partial text; resuming sends that text as a final assistant
+message for the server to continue (``continue_final_message``). Backends
+without ``resume`` are never preempted: their calls run to completion.
+
+Retries: on 429, 408, 5xx, timeouts and connection errors, up to
+``spec.max_retries`` more tries, waiting ``backoff_s * 2**try`` seconds (a
+Retry-After header wins), capped at MAX_BACKOFF_S, on the job's own event so
+a cancel or stop ends the wait at once. A stream that breaks after output is
+continued from its partial text where the backend can resume, else restarted.
+
+Stop strings are applied on the accumulated text too (the server sees only
+the first few, and not across a resume boundary).
+
+Locking: ``_cv`` guards _waiting, _running, _stopping, _order and the
+counters; a _Job's text and token counts belong to the worker running it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+
+from kernel.llm import models
+from kernel.llm.backends import BackendError, Call
+from kernel.llm.request import LLMError, LLMRequest, result
+
+log = logging.getLogger("aios.engine")
+AGING_S = 2.0  # seconds of waiting worth one priority level
+MAX_BACKOFF_S = 30.0
+
+
+class _Job:
+    """One LLMRequest while RemoteEngine holds it."""
+
+    def __init__(self, req: LLMRequest, order: int, max_new: int):
+        self.req = req
+        self.order = order  # position in arrival order; a preempted job gets a new one (back of the list)
+        self.enqueued = time.monotonic()
+        self.max_new = max_new
+        self.text = ""  # assistant text so far (kept across preemptions)
+        self.tokens_in: int | None = None
+        self.tokens_out = 0
+        self.preemptions = 0
+        self.retries = 0
+        self.llm_time_s = 0.0
+        self.wake = threading.Event()  # set on cancel/stop: ends a backoff wait
+
+
+class _Preempted(Exception):
+    pass
+
+
+class RemoteEngine:
+    def __init__(self, config, spec: "models.ModelSpec | None" = None, error: str | None = None):
+        self.spec = spec
+        self.llm_name = config.llm_name
+        self.policy = config.scheduler
+        self.quantum = max(1, int(getattr(config, "rr_quantum", 16)))
+        self.max_new_tokens = config.max_new_tokens
+        self.slots = 1 if self.policy == "serial" or spec is None else spec.max_concurrency
+        self.preemptible = self.policy == "rr" and spec is not None and spec.resume is not None
+        self.ready = threading.Event()  # set once the check has passed or failed
+        self.on_ready = None  # called on the check thread once ready (or failed)
+        self.load_error: str | None = error
+        self.load_time_s: float | None = None
+        self.backend = None
+        self._cv = threading.Condition()
+        self._waiting: list[_Job] = []
+        self._running: list[_Job] = []
+        self._stopping = False
+        self._order = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self.calls = self.errors = self.retries = self.preemptions = 0
+        self.tokens_in = self.tokens_out = 0
+        self.busy_s = 0.0  # sum over calls of time spent streaming (can exceed wall time: calls overlap)
+        self.t_start = time.monotonic()
+
+    # -- public, thread-safe --------------------------------------------------------
+    def start(self) -> None:
+        t = threading.Thread(target=self._check, name="llm-remote-check", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def submit(self, req: LLMRequest) -> None:
+        with self._cv:
+            refuse = self._refusal()
+            if refuse is None:
+                self._waiting.append(_Job(req, next(self._order), min(req.max_new_tokens, self.max_new_tokens)))
+                self._cv.notify()
+        if refuse is not None:
+            req.finish(error=refuse)
+            return
+        req.state("ready")
+
+    def cancel_pid(self, pid: int) -> int:
+        """Cancel every request of ``pid``: queued ones now, running ones at their next chunk."""
+        with self._cv:
+            dropped = [j for j in self._waiting if j.req.pid == pid]
+            self._waiting = [j for j in self._waiting if j.req.pid != pid]
+            for j in self._running:
+                if j.req.pid == pid:
+                    j.req.cancelled = True
+                    j.wake.set()
+        for j in dropped:
+            j.req.cancelled = True
+            j.req.finish(error=LLMError("ECANCELED", "process ended"))
+        return len(dropped)
+
+    def stats(self) -> dict:
+        spec = self.spec
+        with self._cv:
+            up = time.monotonic() - self.t_start
+            return {"model": self.llm_name, "backend": spec.backend if spec else None,
+                    "remote_model": spec.model if spec else None, "base_url": spec.base_url if spec else None,
+                    "policy": self.policy, "loaded": self.ready.is_set() and not self.load_error,
+                    "load_error": self.load_error, "load_time_s": self.load_time_s,
+                    "queue": len(self._waiting), "running": len(self._running), "max_concurrency": self.slots,
+                    "preemptible": self.preemptible, "calls": self.calls, "errors": self.errors,
+                    "retries": self.retries, "preemptions": self.preemptions, "tokens_in": self.tokens_in,
+                    "tokens_out": self.tokens_out, "busy_s": self.busy_s,
+                    "tokens_per_s": self.tokens_out / up if up > 0 else 0.0}
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            pending, self._waiting = self._waiting, []
+            for j in self._running:
+                j.wake.set()
+            self._cv.notify_all()
+        for j in pending:
+            j.req.finish(error=LLMError("ECANCELED", "kernel is stopping"))
+        deadline = time.monotonic() + 5
+        for t in self._threads:  # a worker blocked on a read ends at the backend's timeout at worst
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    # -- helpers (under _cv) -----------------------------------------------------------
+    def _refusal(self) -> LLMError | None:
+        if self._stopping:
+            return LLMError("ECANCELED", "kernel is stopping")
+        if self.ready.is_set() and self.load_error:
+            return LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
+        return None
+
+    def _pick(self) -> _Job:
+        if self.policy == "priority":
+            now = time.monotonic()
+            job = max(self._waiting, key=lambda j: (j.req.priority + (now - j.enqueued) / AGING_S, -j.order))
+        else:
+            job = min(self._waiting, key=lambda j: j.order)
+        self._waiting.remove(job)
+        self._running.append(job)
+        return job
+
+    # -- threads ---------------------------------------------------------------------
+    def _check(self) -> None:
+        t0 = time.time()
+        try:
+            if self.load_error is None:
+                self.backend = self._make_backend()
+                self.backend.check()
+        except BackendError as e:
+            self.load_error = f"model {self.llm_name}: {e.message}"
+        except Exception as e:  # a client library failing to start: still one line, never a traceback
+            self.load_error = f"model {self.llm_name}: {type(e).__name__}: {e}"
+        self.load_time_s = time.time() - t0
+        if self.load_error:
+            log.error("%s", self.load_error)
+            with self._cv:
+                pending, self._waiting = self._waiting, []
+            for j in pending:
+                j.req.finish(error=LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}"))
+        else:
+            log.info("remote model %s ready in %.2fs (%d slots, policy %s%s)", self.spec.describe(),
+                     self.load_time_s, self.slots, self.policy, ", preemptible" if self.preemptible else "")
+            for i in range(self.slots):
+                t = threading.Thread(target=self._worker, name=f"llm-remote-{i}", daemon=True)
+                self._threads.append(t)
+                t.start()
+        self.ready.set()
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def _make_backend(self):
+        from kernel.llm import backends
+
+        return backends.load(self.spec)
+
+    def _worker(self) -> None:
+        while True:
+            with self._cv:
+                while not self._waiting and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                job = self._pick()
+            preempted = False
+            try:
+                preempted = self._run(job)
+            except Exception as e:  # a bug here must fail the call, not the worker
+                log.exception("remote call failed for pid %s", job.req.pid)
+                self._finish(job, error=LLMError("EIO", f"remote call failed: {type(e).__name__}: {e}"))
+            with self._cv:
+                self._running.remove(job)
+                requeue = preempted and not self._stopping
+                if requeue:  # to the back of the list, partial text kept
+                    job.order = next(self._order)
+                    job.enqueued = time.monotonic()
+                    self._waiting.append(job)
+                    self._cv.notify()
+            if requeue:
+                job.req.state("ready")
+            elif preempted:  # preempted while the kernel stops
+                self._finish(job, error=LLMError("ECANCELED", "kernel is stopping"))
+
+    def _run(self, job: _Job) -> bool:
+        """Stream ``job`` until it finishes (False) or is preempted (True). Finishes the request itself."""
+        req = job.req
+        if req.timing is not None and req.timing.started is None:
+            req.timing.started = time.time()
+        req.state("running")
+        tries = 0
+        while True:
+            if req.cancelled or self._stopping:
+                self._finish(job, error=LLMError("ECANCELED", "request cancelled"))
+                return False
+            try:
+                return self._segment(job)
+            except _Preempted:
+                return True
+            except BackendError as e:
+                if not e.retryable or tries >= self.spec.max_retries:
+                    tried = f" (after {tries + 1} tries)" if tries else ""
+                    self._finish(job, error=LLMError(e.code, f"{self.llm_name}: {e.message}{tried}"))
+                    return False
+                delay = min(MAX_BACKOFF_S, e.retry_after if e.retry_after is not None
+                            else self.spec.backoff_s * 2 ** tries)
+                tries += 1
+                job.retries += 1
+                with self._cv:
+                    self.retries += 1
+                log.warning("%s: %s; retry %d/%d in %.2fs", self.llm_name, e.message, tries,
+                            self.spec.max_retries, delay)
+                if not self.spec.resume:
+                    job.text, job.tokens_out = "", 0  # cannot continue a partial answer: start again
+                job.wake.wait(delay)
+
+    def _segment(self, job: _Job) -> bool:
+        """One streamed request. Returns False when the call finished; raises _Preempted or BackendError."""
+        req = job.req
+        before = job.tokens_out
+        if before >= job.max_new:  # a stream cut at the limit, then retried or resumed
+            self._finish(job, res=result(job.text, job.tokens_in or 0, before, "length", llm_time_s=job.llm_time_s,
+                                         preemptions=job.preemptions, retries=job.retries))
+            return False
+        call = Call(messages=req.messages, max_tokens=job.max_new - job.tokens_out, temperature=req.temperature,
+                    top_p=req.top_p, stop=list(req.stop), seed=req.seed, partial=job.text)
+        t0 = time.monotonic()
+        stream = self.backend.open(call)
+        stopped = False
+        try:
+            for piece in stream:
+                job.text += piece
+                job.tokens_out += 1  # replaced by the server's count when it reports usage
+                if self._apply_stop(job, len(piece)):
+                    stopped = True
+                    break
+                if req.cancelled or self._stopping:
+                    break
+                if self.preemptible and stream.pieces >= self.quantum and job.tokens_out < job.max_new:
+                    with self._cv:
+                        others = bool(self._waiting)
+                    if others:
+                        job.preemptions += 1
+                        if req.timing is not None:
+                            req.timing.preemptions += 1
+                        with self._cv:
+                            self.preemptions += 1
+                        raise _Preempted()
+        finally:
+            stream.close()
+            dt = time.monotonic() - t0
+            job.llm_time_s += dt
+            with self._cv:
+                self.busy_s += dt
+        if stream.usage is not None and not stopped:
+            prompt, completion = stream.usage
+            job.tokens_out = before + completion
+            if job.tokens_in is None:
+                job.tokens_in = max(0, prompt - before)  # a resumed prompt holds the partial answer too
+        if req.cancelled or self._stopping:
+            self._finish(job, error=LLMError("ECANCELED", "request cancelled"))
+            return False
+        finish = "stop" if stopped else (stream.finish_reason or
+                                         ("length" if job.tokens_out >= job.max_new else "stop"))
+        self._finish(job, res=result(job.text, job.tokens_in or 0, job.tokens_out, finish,
+                                     llm_time_s=job.llm_time_s, preemptions=job.preemptions,
+                                     retries=job.retries))
+        return False
+
+    def _apply_stop(self, job: _Job, added: int) -> bool:
+        """Cut job.text at the first stop string that the last piece completed."""
+        start = max(0, len(job.text) - added - max((len(s) for s in job.req.stop), default=0))
+        hits = [i for i in (job.text.find(s, start) for s in job.req.stop) if i >= 0]
+        if hits:
+            job.text = job.text[:min(hits)]
+            return True
+        return False
+
+    def _finish(self, job: _Job, res: dict | None = None, error: LLMError | None = None) -> None:
+        with self._cv:
+            self.calls += 1
+            if error is not None:
+                self.errors += 1
+            else:
+                self.tokens_out += res["tokens_out"]
+                self.tokens_in += res["tokens_in"]
+        if job.req.timing is not None and res is not None:
+            job.req.timing.tokens_in = res["tokens_in"]
+            job.req.timing.tokens_out = res["tokens_out"]
+        job.req.finish(result=res, error=error)

@@ -1,0 +1,310 @@
+"""A small OpenAI-compatible (and Gemini-shaped) HTTP server over a local model.
+
+Usage::
+
+    python -m kernel.llm.serve --port 8765              # the embedded SmolLM2 on 127.0.0.1:8765
+    python -m kernel.llm.serve --port 0 --test-hooks    # a free port; fault injection on
+
+Prints one line when it is ready, ``serving MODEL on http://HOST:PORT/v1``,
+then serves until SIGINT/SIGTERM. Use it with ``--llm_name local-serve`` (or
+``--llm_name openai:smollm2-135m-instruct --llm_base_url http://127.0.0.1:8765/v1``).
+
+Routes:
+  GET  /v1/models                          the one served model
+  POST /v1/chat/completions                messages, max_tokens (or max_completion_tokens),
+                                           temperature (0 = greedy), top_p, seed, stop,
+                                           stream (SSE, one chunk per token, usage last with
+                                           stream_options.include_usage), and vLLM's
+                                           continue_final_message / add_generation_prompt
+  GET  /v1/models/M                        model lookup (OpenAI and Gemini fields)
+  POST /v1/models/M:generateContent        Gemini-shaped generation (kernel.llm.serve_gemini;
+                                           /v1beta/... too)
+  POST /v1/models/M:streamGenerateContent?alt=sse
+With ``--test-hooks`` (tests only):
+  GET  /admin/stats    {"requests", "inflight", "max_inflight", "injected"}: chat requests, and
+                       the most that were in flight at once (the client's concurrency, measured here)
+  POST /admin/inject   {"fail": [503, 429], "retry_after": 0.1, "delay_s": 0, "token_delay_s": 0}:
+                       the next len(fail) generation requests get those statuses; delay_s stalls
+                       every later request before its first byte, token_delay_s paces tokens
+  POST /admin/reset    clears stats and injections
+
+One generation runs at a time (serve_gen.Generator.lock); more requests wait
+for it, so the in-flight count shows how many a client sends at once. A
+client that disconnects mid-stream stops its generation at the next token.
+``--api-key K`` makes every route but /admin/* require ``Authorization:
+Bearer K`` (or Gemini's ``x-goog-api-key``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+from kernel.config import EMBEDDED_MODEL
+
+
+class Hooks:
+    """Test hooks and request accounting. ``lock`` guards every field."""
+
+    def __init__(self, fail_first: int = 0, fail_status: int = 503):
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.reset()
+        self.fail = [fail_status] * fail_first
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests = self.inflight = self.max_inflight = self.injected = 0
+            self.fail: list[int] = []
+            self.retry_after: float | None = None
+            self.delay_s = self.token_delay_s = 0.0
+
+    def enter(self) -> tuple[int | None, float]:
+        """A generation request arrives: (status to fail it with or None, stall seconds)."""
+        with self.lock:
+            self.requests += 1
+            if self.fail:
+                self.injected += 1
+                return self.fail.pop(0), 0.0
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            return None, self.delay_s
+
+    def leave(self) -> None:
+        with self.lock:
+            self.inflight -= 1
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {"requests": self.requests, "inflight": self.inflight, "max_inflight": self.max_inflight,
+                    "injected": self.injected, "pending_failures": list(self.fail)}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "aios-serve/1"
+    protocol_version = "HTTP/1.0"  # one request per connection; streams end by closing
+
+    # set on the class by make_server
+    gen = None
+    model_name = EMBEDDED_MODEL
+    api_key: str | None = None
+    hooks: Hooks = None
+    test_hooks = False
+
+    def log_message(self, fmt, *args):  # quiet: tests read stdout for the ready line only
+        pass
+
+    # -- plumbing ---------------------------------------------------------------------
+    def send_json(self, status: int, obj, headers: dict | None = None) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def error(self, status: int, message: str, headers: dict | None = None) -> None:
+        if "x-goog-api-key" in self.headers or self.path.startswith("/v1beta/"):  # a Gemini client
+            from kernel.llm.serve_gemini import error_body
+            self.send_json(status, error_body(status, message), headers)
+        else:
+            kind = {401: "authentication_error", 429: "rate_limit_error"}.get(status, "server_error"
+                                                                              if status >= 500 else "invalid_request_error")
+            self.send_json(status, {"error": {"message": message, "type": kind, "code": status}}, headers)
+
+    def body(self) -> dict | None:
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+            obj = json.loads(self.rfile.read(n) or b"{}")
+            if not isinstance(obj, dict):
+                raise ValueError("the body must be a JSON object")
+            return obj
+        except (ValueError, UnicodeDecodeError) as e:
+            self.error(400, f"bad JSON body: {e}")
+            return None
+
+    def authorized(self) -> bool:
+        if not self.api_key:
+            return True
+        auth = self.headers.get("Authorization", "")
+        if auth == f"Bearer {self.api_key}" or self.headers.get("x-goog-api-key") == self.api_key:
+            return True
+        self.error(401, "invalid API key")
+        return False
+
+    def start_sse(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+
+    def sse(self, obj) -> None:
+        self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
+        self.wfile.flush()
+
+    # -- routes ---------------------------------------------------------------------------
+    def do_GET(self):
+        path = urlparse(self.path).path
+        if path == "/admin/stats" and self.test_hooks:
+            return self.send_json(200, self.hooks.snapshot())
+        if not self.authorized():
+            return
+        if path == "/v1/models":
+            return self.send_json(200, {"object": "list", "data": [
+                {"id": self.model_name, "object": "model", "created": 0, "owned_by": "aios"}]})
+        if path.startswith(("/v1beta/models/", "/v1/models/")):
+            from kernel.llm import serve_gemini
+            return serve_gemini.get_model(self, path)
+        self.error(404, f"no route {path}")
+
+    def do_POST(self):
+        path = urlparse(self.path).path
+        if path.startswith("/admin/") and self.test_hooks:
+            return self.admin(path)
+        if not self.authorized():
+            return
+        req = self.body()
+        if req is None:
+            return
+        if path == "/v1/chat/completions":
+            return self.generation(lambda: self.chat(req))
+        if path.startswith(("/v1beta/models/", "/v1/models/")):
+            from kernel.llm import serve_gemini
+            return self.generation(lambda: serve_gemini.generate(self, path, req))
+        self.error(404, f"no route {path}")
+
+    def admin(self, path: str) -> None:
+        req = self.body()
+        if req is None:
+            return
+        if path == "/admin/reset":
+            self.hooks.reset()
+        elif path == "/admin/inject":
+            with self.hooks.lock:
+                self.hooks.fail = [int(s) for s in req.get("fail", [])]
+                self.hooks.retry_after = req.get("retry_after")
+                self.hooks.delay_s = float(req.get("delay_s", 0.0))
+                self.hooks.token_delay_s = float(req.get("token_delay_s", 0.0))
+        else:
+            return self.error(404, f"no route {path}")
+        self.send_json(200, self.hooks.snapshot())
+
+    def generation(self, run) -> None:
+        status, delay = self.hooks.enter()
+        if status is not None:
+            headers = {} if self.hooks.retry_after is None else {"Retry-After": str(self.hooks.retry_after)}
+            return self.error(status, f"injected failure {status}", headers)
+        try:
+            if delay and self.hooks.stopping.wait(delay):
+                return
+            run()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (timed out, preempted, cancelled)
+        finally:
+            self.hooks.leave()
+
+    def pace(self) -> None:
+        """Between tokens: the injected token delay (tests make streams long with it)."""
+        if self.hooks.token_delay_s:
+            self.hooks.stopping.wait(self.hooks.token_delay_s)
+
+    # -- OpenAI chat completions ----------------------------------------------------------------
+    def chat(self, req: dict) -> None:
+        msgs = req.get("messages")
+        if not isinstance(msgs, list) or not msgs or not all(
+                isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
+            return self.error(400, "messages must be a non-empty list of {role, content} objects")
+        if req.get("model") not in (None, self.model_name):
+            return self.error(404, f"model {req.get('model')!r} is not served here (serving {self.model_name})")
+        cont = bool(req.get("continue_final_message")) and msgs[-1].get("role") == "assistant"
+        ids = self.gen.encode([{"role": m.get("role", "user"), "content": m["content"]} for m in msgs], cont)
+        stop = req.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        max_tokens = int(req.get("max_completion_tokens") or req.get("max_tokens") or 256)
+        info: dict = {}
+        pieces = self.gen.stream(ids, max_tokens, float(req.get("temperature") or 0.0),
+                                 float(req.get("top_p") or 1.0), req.get("seed"), stop, info=info)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
+        head = {"id": cid, "created": created, "model": self.model_name}
+        if not req.get("stream"):
+            text = "".join(p.text for p in pieces)
+            return self.send_json(200, {**head, "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": info["finish"]}],
+                "usage": self.usage(ids, info)})
+        head["object"] = "chat.completion.chunk"
+        self.start_sse()
+        self.sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                       "finish_reason": None}]})
+        try:
+            for p in pieces:  # a write to a closed connection raises BrokenPipeError
+                self.sse({**head, "choices": [{"index": 0, "delta": {"content": p.text}, "finish_reason": None}]})
+                self.pace()
+        finally:
+            pieces.close()  # releases the model at once when the client went away
+        self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": info["finish"]}]})
+        if (req.get("stream_options") or {}).get("include_usage"):
+            self.sse({**head, "choices": [], "usage": self.usage(ids, info)})
+        self.sse(b"[DONE]")
+
+    @staticmethod
+    def usage(ids: list[int], info: dict) -> dict:
+        n = info["completion_tokens"]
+        return {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+
+
+def make_server(host: str, port: int, llm_name: str, served_name: str | None = None, api_key: str | None = None,
+                test_hooks: bool = False, fail_first: int = 0, fail_status: int = 503, device: str = "cpu"):
+    from kernel.llm.serve_gen import Generator
+
+    hooks = Hooks(fail_first, fail_status)
+    attrs = dict(gen=Generator(llm_name, device), model_name=served_name or llm_name, api_key=api_key,
+                 hooks=hooks, test_hooks=test_hooks)
+    server = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), attrs))
+    server.daemon_threads = True
+    return server
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed on the ready line)")
+    p.add_argument("--llm_name", default=EMBEDDED_MODEL, help="local model to load (name, hub id or path)")
+    p.add_argument("--served_name", help="model id clients ask for (default: --llm_name)")
+    p.add_argument("--eval_device", default="cpu")
+    p.add_argument("--api-key", dest="api_key", help="require this bearer key")
+    p.add_argument("--test-hooks", dest="test_hooks", action="store_true", help="enable /admin/* (tests)")
+    p.add_argument("--fail-first", dest="fail_first", type=int, default=0,
+                   help="answer the first N generation requests with --fail-status")
+    p.add_argument("--fail-status", dest="fail_status", type=int, default=503)
+    args = p.parse_args(argv)
+    try:
+        server = make_server(args.host, args.port, args.llm_name, args.served_name, args.api_key,
+                             args.test_hooks, args.fail_first, args.fail_status, args.eval_device)
+    except Exception as e:  # noqa: BLE001 - one line, not a traceback
+        print(f"aios serve: cannot start: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+
+    def stop(*_):
+        server.RequestHandlerClass.hooks.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"serving {server.RequestHandlerClass.model_name} on http://{host}:{port}/v1", flush=True)
+    server.serve_forever()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

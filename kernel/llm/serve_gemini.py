@@ -1,0 +1,85 @@
+"""The Gemini-shaped routes of kernel.llm.serve (generateContent, REST/JSON, v1 and v1beta).
+
+Enough of Google's protocol for the official ``google-genai`` client to talk
+to the embedded model, so the gemini backend's request/response mapping is
+exercised over real HTTP. Request: ``contents`` (role user|model, text parts),
+``systemInstruction``, ``generationConfig`` (maxOutputTokens, temperature,
+topP, stopSequences, seed). Response: ``candidates[0].content.parts[0].text``,
+``finishReason`` (STOP | MAX_TOKENS), ``usageMetadata``. The stream variant
+(``:streamGenerateContent?alt=sse``) sends one event per token.
+"""
+
+from __future__ import annotations
+
+STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+          429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+
+
+def error_body(code: int, message: str) -> dict:
+    return {"error": {"code": code, "message": message, "status": STATUS.get(code, "UNKNOWN")}}
+
+
+def _model(h, path: str) -> tuple[str, str]:
+    """'/v1beta/models/NAME:verb' or '/v1/models/NAME:verb' -> (NAME, verb)."""
+    rest = path.split("/models/", 1)[1]
+    name, _, verb = rest.partition(":")
+    return name, verb
+
+
+def get_model(h, path: str) -> None:
+    name, _ = _model(h, path)
+    if name != h.model_name:
+        return h.error(404, f"models/{name} is not found (serving {h.model_name})")
+    h.send_json(200, {"name": f"models/{name}", "id": name, "object": "model", "displayName": name,
+                      "inputTokenLimit": 8192,
+                      "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]})
+
+
+def to_messages(req: dict) -> list[dict]:
+    msgs = []
+    system = req.get("systemInstruction") or req.get("system_instruction")
+    if system:
+        msgs.append({"role": "system", "content": "".join(p.get("text", "") for p in system.get("parts", []))})
+    for c in req.get("contents") or []:
+        role = "assistant" if c.get("role") == "model" else "user"
+        msgs.append({"role": role, "content": "".join(p.get("text", "") for p in c.get("parts", []))})
+    return msgs
+
+
+def generate(h, path: str, req: dict) -> None:
+    name, verb = _model(h, path)
+    if name != h.model_name:
+        return h.error(404, f"models/{name} is not found (serving {h.model_name})")
+    if verb not in ("generateContent", "streamGenerateContent"):
+        return h.error(400, f"unknown method {verb!r}")
+    msgs = to_messages(req)
+    if not any(m["role"] != "system" for m in msgs):
+        return h.error(400, "contents must not be empty")
+    cfg = req.get("generationConfig") or {}
+    ids = h.gen.encode(msgs)
+    info: dict = {}
+    pieces = h.gen.stream(ids, int(cfg.get("maxOutputTokens") or 256), float(cfg.get("temperature") or 0.0),
+                          float(cfg.get("topP") or 1.0), cfg.get("seed"), cfg.get("stopSequences") or [], info=info)
+
+    def response(text: str, final: bool) -> dict:
+        cand = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+        out = {"candidates": [cand], "modelVersion": h.model_name}
+        if final:
+            cand["finishReason"] = FINISH.get(info["finish"], "OTHER")
+            n = info["completion_tokens"]
+            out["usageMetadata"] = {"promptTokenCount": len(ids), "candidatesTokenCount": n,
+                                    "totalTokenCount": len(ids) + n}
+        return out
+
+    if verb == "generateContent":
+        return h.send_json(200, response("".join(p.text for p in pieces), True))
+    h.start_sse()
+    try:
+        for p in pieces:
+            if p.text:
+                h.sse(response(p.text, False))
+            h.pace()
+    finally:
+        pieces.close()
+    h.sse(response("", True))

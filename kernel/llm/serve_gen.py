@@ -1,0 +1,94 @@
+"""Token-by-token generation for kernel.llm.serve (one sequence at a time).
+
+A plain KV-cached decode loop over a transformers causal LM: prefill the
+prompt, then one forward pass per token. Greedy when temperature == 0 (the
+same tokens as ``model.generate(do_sample=False)``), else temperature/top-p
+sampling from a generator seeded per request. ``Generator.lock`` serialises
+generations: one model, one sequence at a time (this server is a test and
+demo reference, not a batching server).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from transformers import DynamicCache
+
+from kernel.llm import model as model_mod
+
+
+@dataclass
+class Piece:
+    text: str  # new text of this token ("" while a multi-byte character is incomplete)
+    token: int
+
+
+class Generator:
+    def __init__(self, llm_name: str, device: str = "cpu"):
+        self.model, self.tok = model_mod.load(llm_name, device)
+        eos = self.model.generation_config.eos_token_id
+        self.eos = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
+        self.lock = threading.Lock()  # held for a whole generation
+
+    def encode(self, messages: list[dict], continue_final: bool = False) -> list[int]:
+        """Prompt ids. ``continue_final``: the last (assistant) message is left open to be continued."""
+        if continue_final and messages and messages[-1]["role"] == "assistant":
+            prefix = self.encode(messages[:-1])
+            return prefix + self.tok.encode(messages[-1]["content"], add_special_tokens=False)
+        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+        return list(enc["input_ids"])
+
+    def stream(self, ids: list[int], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+               seed: int | None = None, stop: list[str] | None = None,
+               gone: Callable[[], bool] = lambda: False, info: dict | None = None) -> Iterator[Piece]:
+        """Yield one Piece per generated token; ends on EOS, a stop string, max_tokens or ``gone()``.
+
+        ``info`` (if given) gets "finish" ("stop" | "length" | "cancelled") and
+        "completion_tokens". Stop strings are cut from the text and the piece
+        that completed one is shortened.
+        """
+        stop = stop or []
+        info = {} if info is None else info
+        info.update(finish="length", completion_tokens=0)
+        gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+        out: list[int] = []
+        text = ""
+        with self.lock, torch.inference_mode():
+            cache = DynamicCache()
+            inp = torch.tensor([ids], device=self.model.device)
+            for _ in range(max_tokens):
+                if gone():
+                    info["finish"] = "cancelled"
+                    return
+                logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[0, -1]
+                token = self._pick(logits, temperature, top_p, gen)
+                if token in self.eos:
+                    info["finish"] = "stop"
+                    return
+                out.append(token)
+                info["completion_tokens"] = len(out)
+                full = self.tok.decode(out, skip_special_tokens=True)
+                piece = "" if full.endswith("\ufffd") else full[len(text):]
+                text += piece
+                hits = [i for i in (text.find(s) for s in stop) if i >= 0]
+                if hits:
+                    cut = min(hits)
+                    yield Piece(piece[: max(0, len(piece) - (len(text) - cut))], token)
+                    info["finish"] = "stop"
+                    return
+                yield Piece(piece, token)
+                inp = torch.tensor([[token]], device=self.model.device)
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:
+        if temperature <= 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        if top_p < 1.0:
+            sorted_p, order = torch.sort(probs, descending=True)
+            keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < top_p  # always keeps the top token
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        return int(torch.multinomial(probs.cpu(), 1, generator=gen))
