@@ -1,7 +1,8 @@
 """Shared fixtures: one kernel (and one loaded model) for every test that can share it.
 
 Tests that must kill or restart a kernel start their own with ``start_kernel``.
-The test agents in tests/agents/ are visible through AIOS_AGENT_PATH.
+The test agents in tests/agents/ are visible through AIOS_AGENT_PATH, the
+test tools in tests/tools/ through AIOS_TOOL_PATH.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
+os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")  # test tools (sleep, hang) beside tools/
 
 from kernel.boot import KernelClient  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
@@ -50,11 +52,11 @@ def kernel_env(tmp_path_factory):
     client.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kernel(kernel_env):
     return kernel_env[0]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kernel_events(kernel_env):
     return kernel_env[1]
