@@ -4,10 +4,12 @@ An agent process reaches the LLM and every shared resource only through
 these calls; each one is a JSON frame to the kernel and a blocking wait for
 its reply. Usage inside an agent::
 
-    from agent_apps.sdk import llm, log, proc
+    from agent_apps.sdk import fs, llm, log, mem, proc
     answer = llm.chat([{"role": "user", "content": "2+2?"}], max_new_tokens=32)
     log("got", answer)
     proc.info()          # this process's table entry
+    mem.chat("And 3+3?")  # a conversational step kept in working memory
+    fs.write("notes", answer)  # a persistent, versioned record of this agent app
 
 The runtime connects the SDK before ``run(task)`` is called; outside an
 agent process every call raises NotConnected.
@@ -83,7 +85,7 @@ def connect(pid: int, rx_fd: int, tx_fd: int) -> None:
     _conn = _Connection(pid, rx_fd, tx_fd)
 
 
-def syscall(name: str, **args: Any) -> Any:
+def syscall(name: str, /, **args: Any) -> Any:
     """Raw syscall: ``syscall("proc.info")``. Prefer the typed helpers below."""
     if _conn is None:
         raise NotConnected("not running inside an AIOS agent process")
@@ -129,8 +131,120 @@ class _Proc:
         syscall("proc.exit", result=result, status=status)
 
 
+class _Mem:
+    """Working memory of this process (kernel memory manager; evicted blocks come back on access)."""
+
+    def add(self, content: str, role: str | None = None, kind: str | None = None) -> int:
+        """Add a chat turn (with ``role``) or a note; returns the block id."""
+        args: dict[str, Any] = {"content": content}
+        if role is not None:
+            args["role"] = role
+        if kind is not None:
+            args["kind"] = kind
+        return syscall("mem.add", **args)["id"]
+
+    def note(self, text: str) -> int:
+        return self.add(text, kind="note")
+
+    def get(self, ids: list[int] | None = None, last: int | None = None, kind: str | None = None,
+            role: str | None = None, pid: int | None = None) -> list[dict]:
+        """Blocks ({id, kind, role, content, size, created, swapped_in}), oldest first."""
+        args = {k: v for k, v in (("ids", ids), ("last", last), ("kind", kind), ("role", role), ("pid", pid))
+                if v is not None}
+        return syscall("mem.get", **args)
+
+    def history(self, last: int | None = None) -> list[dict]:
+        """The conversation so far as llm.chat messages: [{"role", "content"}, ...]."""
+        return [{"role": b["role"], "content": b["content"]} for b in self.get(last=last, kind="turn")]
+
+    def search(self, query: str, k: int = 5, kind: str | None = None, pid: int | None = None,
+               mode: str = "auto") -> list[dict]:
+        """Best matches first, each a block plus score, bm25 and cosine (mode auto|bm25|semantic|hybrid)."""
+        args = {k_: v for k_, v in (("kind", kind), ("pid", pid)) if v is not None}
+        return syscall("mem.search", query=query, k=k, mode=mode, **args)["results"]
+
+    def clear(self, kind: str | None = None) -> int:
+        return syscall("mem.clear", **({} if kind is None else {"kind": kind}))["cleared"]
+
+    def stats(self) -> dict:
+        return syscall("mem.stats")
+
+    def chat(self, content: str, max_new_tokens: int | None = None, system: str | None = None, **kw: Any) -> str:
+        """One conversational step kept in memory: add the user turn, ask the LLM with the
+        whole history, add and return the reply. ``system`` is added once, before the first turn."""
+        if system is not None and not self.get(last=1, kind="turn"):
+            self.add(system, role="system")
+        self.add(content, role="user")
+        reply = llm.chat(self.history(), max_new_tokens=max_new_tokens, **kw)
+        self.add(reply, role="assistant")
+        return reply
+
+
+class _Fs:
+    """Persistent records of this agent app (kernel storage manager; versioned, survive restarts)."""
+
+    def write(self, name: str, data: str | bytes) -> dict:
+        """Store the next version; bytes travel as base64. Returns {name, version, size, sha256, ...}."""
+        if isinstance(data, (bytes, bytearray)):
+            import base64
+            return syscall("fs.write", name=name, data=base64.b64encode(data).decode("ascii"), encoding="base64")
+        return syscall("fs.write", name=name, data=data)
+
+    def read_record(self, name: str, version: int | None = None, owner: str | None = None,
+                    binary: bool = False) -> dict:
+        args = {k: v for k, v in (("version", version), ("owner", owner)) if v is not None}
+        rec = syscall("fs.read", name=name, encoding="base64" if binary else "utf-8", **args)
+        if binary:
+            import base64
+            rec["data"] = base64.b64decode(rec["data"])
+        return rec
+
+    def read(self, name: str, version: int | None = None, owner: str | None = None,
+             binary: bool = False) -> str | bytes:
+        """The latest version's data (or ``version``'s); ``owner``: another app's, within a shared group."""
+        return self.read_record(name, version, owner, binary)["data"]
+
+    def list(self, prefix: str = "", owner: str | None = None) -> list[dict]:
+        return syscall("fs.list", prefix=prefix, **({} if owner is None else {"owner": owner}))
+
+    def versions(self, name: str, owner: str | None = None) -> list[dict]:
+        return syscall("fs.versions", name=name, **({} if owner is None else {"owner": owner}))
+
+    def rollback(self, name: str, version: int) -> dict:
+        return syscall("fs.rollback", name=name, version=version)
+
+    def delete(self, name: str) -> dict:
+        return syscall("fs.delete", name=name)
+
+
+class _Tools:
+    """The kernel's tools (tools/): ``tools.call("calculator", expression="2+2")["value"]``."""
+
+    def list(self) -> list[dict]:
+        """Every installed tool: name, description, side_effect, parallel, timeout_s, schema, allowed."""
+        return syscall("tool.list")
+
+    def call(self, name: str, timeout: float | None = None, **args: Any) -> Any:
+        """Run a tool; raises SyscallError (EINVAL bad args, EPERM not allowed/confirmed, ETIMEDOUT...)."""
+        return syscall("tool.call", name=name, args=args, **({} if timeout is None else {"timeout": timeout}))
+
+
+class _Access:
+    def info(self) -> dict:
+        """This process's group, its members, quotas, usage, allowed tools and workspace path."""
+        return syscall("access.info")
+
+    def setgroup(self, group: str) -> dict:
+        """Move this agent app into ``group`` (asks the user / the policy: changing privileges)."""
+        return syscall("access.setgroup", group=group)
+
+
 llm = _LLM()
 proc = _Proc()
+tools = _Tools()
+access = _Access()
+mem = _Mem()
+fs = _Fs()
 
 
 def log(*parts: Any, level: str = "INFO") -> None:

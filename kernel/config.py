@@ -38,6 +38,18 @@ class KernelConfig:
     log_dir: str = "logs"
     data_dir: str = field(default_factory=lambda: str(state_dir() / "data"))
     kill_grace_s: float = 2.0  # SIGTERM -> SIGKILL delay when killing an agent
+    # Storage manager (kernel/storage): <data_dir>/storage.sqlite3.
+    storage_sync: str = "full"  # full: fsync each commit (survives power loss); normal: survives a killed kernel
+    storage_max_record_bytes: int = 512 * 1024  # one version of one record
+    storage_keep_versions: int = 256  # versions kept per record, oldest pruned first (0: all)
+    storage_confirm_overwrite: bool = False  # confirm every overwrite, not only those that prune a version
+    # Memory manager (kernel/memory): budgets in bytes of UTF-8 content.
+    mem_budget_bytes: int = 64 * 1024  # resident working memory per process
+    mem_global_budget_bytes: int = 16 * 1024 * 1024  # resident working memory, all processes
+    mem_agent_limit_bytes: int = 8 * 1024 * 1024  # resident + evicted per process
+    mem_agent_max_blocks: int = 20_000  # blocks per process
+    mem_block_max_bytes: int = 32 * 1024  # one block
+    mem_search: str = "hybrid"  # hybrid: BM25 + all-MiniLM-L6-v2 embeddings; bm25: keywords only
     seed: int = 0
 
     def __post_init__(self):
@@ -54,6 +66,17 @@ class KernelConfig:
             raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, not {self.scheduler!r}")
         if self.max_batch < 1:
             raise ValueError("--max_batch must be at least 1")
+        if self.storage_sync not in ("full", "normal"):
+            raise ValueError("--storage_sync must be full or normal")
+        if self.storage_max_record_bytes < 1 or self.storage_keep_versions < 0:
+            raise ValueError("storage_max_record_bytes must be >= 1 and storage_keep_versions >= 0")
+        if not (0 < self.mem_block_max_bytes <= self.mem_budget_bytes <= self.mem_global_budget_bytes):
+            raise ValueError("memory budgets must satisfy 0 < mem_block_max_bytes <= --mem_budget_bytes "
+                             "<= --mem_global_budget_bytes")
+        if self.mem_agent_limit_bytes < self.mem_budget_bytes or self.mem_agent_max_blocks < 1:
+            raise ValueError("mem_agent_limit_bytes must be >= --mem_budget_bytes and mem_agent_max_blocks >= 1")
+        if self.mem_search not in ("hybrid", "bm25"):
+            raise ValueError("--mem_search must be hybrid or bm25")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -80,3 +103,12 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--agent_log_mode", choices=LOG_MODES, help="agent output: console or one file per agent run")
     g.add_argument("--log_dir", help="where file logs go (default logs/)")
     g.add_argument("--data_dir", help="persistent agent storage (default ~/.local/state/aios/data)")
+    g.add_argument("--storage_sync", choices=("full", "normal"),
+                   help="full: fsync every storage commit (default); normal: faster, survives a killed kernel")
+    g.add_argument("--storage_confirm_overwrite", action="store_const", const=True,
+                   help="ask for confirmation of every fs.write over an existing record (default: only when "
+                        "it prunes the oldest kept version)")
+    g.add_argument("--mem_budget_bytes", type=int, help="resident working memory per agent process (default 64 KiB)")
+    g.add_argument("--mem_global_budget_bytes", type=int, help="resident working memory of all agents (default 16 MiB)")
+    g.add_argument("--mem_search", choices=("hybrid", "bm25"),
+                   help="memory search: hybrid = BM25 + MiniLM embeddings (default), bm25 = keywords only")

@@ -29,6 +29,8 @@ from kernel.process.table import ProcessTable, ProcState
 from kernel.syscall import DEFERRED, SyscallFailure, validate
 from kernel.process import syscalls as _proc_syscalls  # noqa: F401  (registers proc.*)
 from kernel.llm import syscalls as _llm_syscalls  # noqa: F401  (registers llm.*)
+from kernel.memory import syscalls as _mem_syscalls  # noqa: F401  (registers mem.*)
+from kernel.storage import syscalls as _fs_syscalls  # noqa: F401  (registers fs.*)
 
 log = logging.getLogger("aios.kernel")
 ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
@@ -58,6 +60,12 @@ class Kernel:
         # Kernel services (memory, storage, tools, access...): objects with optional
         # start(kernel), on_exit(pcb) (release what the ended process held) and stop().
         self.services: list = []
+        from kernel.memory import MemoryManager
+        from kernel.storage import StorageManager
+        self.storage = StorageManager(config)
+        self.add_service(self.storage)
+        self.memory = MemoryManager(config)
+        self.add_service(self.memory)
 
     def add_service(self, service) -> None:
         self.services.append(service)

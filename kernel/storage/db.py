@@ -1,0 +1,211 @@
+"""StorageDB: versioned, per-owner records in one SQLite file (WAL mode).
+
+A record is (owner, name) -> a chain of versions 1, 2, 3, ... Every write and
+every rollback appends a version; nothing but ``delete`` (all versions) and
+pruning past ``keep_versions`` removes one. Owners are agent app names
+(processes get new pids every run; their files must not).
+
+Durability: each operation is one ``BEGIN IMMEDIATE ... COMMIT`` transaction.
+In WAL mode a commit is appended to the ``-wal`` file before ``commit``
+returns, so a process killed by SIGKILL loses no acknowledged write and never
+leaves half a record; ``sync="full"`` also fsyncs the WAL on every commit, so
+acknowledged writes survive a power cut too (``"normal"`` skips that fsync:
+faster, still safe against a killed kernel). Every version stores the sha256
+of its bytes, checked on read: a torn record would be reported, not served.
+
+Thread ownership: one StorageDB is used by one thread at a time (the storage
+manager's worker). Several StorageDBs (other kernels, tests) may open the
+same file; SQLite's locks serialise their writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from kernel import messages
+from kernel.syscall import SyscallFailure
+
+SYNC_MODES = ("full", "normal")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    owner   TEXT NOT NULL,            -- agent app name, e.g. MathAgent
+    name    TEXT NOT NULL,
+    head    INTEGER NOT NULL,         -- latest version number
+    grp     TEXT NOT NULL,            -- privilege group of the last writer: who else may read it
+    created REAL NOT NULL,            -- time.time() of version 1
+    updated REAL NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    owner   TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    size    INTEGER NOT NULL,         -- bytes of data
+    sha256  TEXT NOT NULL,
+    created REAL NOT NULL,
+    pid     INTEGER,                  -- AIOS pid of the writer (pids restart with the kernel)
+    op      TEXT NOT NULL,            -- write | rollback
+    base    INTEGER,                  -- rollback: the version whose bytes were restored
+    PRIMARY KEY (owner, name, version)
+);
+"""
+
+
+def _fail(code: str, message: str) -> SyscallFailure:
+    return SyscallFailure(code, message)
+
+
+class StorageDB:
+    def __init__(self, path: str | os.PathLike, sync: str = "full", keep_versions: int = 256):
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.keep_versions = keep_versions  # 0: keep every version
+        # isolation_level=None: autocommit; transactions are the explicit BEGIN/COMMIT below.
+        self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={sync.upper()}")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions ---------------------------------------------------------------
+    def _tx(self, fn):
+        """Run fn() inside BEGIN IMMEDIATE (takes the write lock at once) .. COMMIT."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn()
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return out
+
+    # -- queries ----------------------------------------------------------------------
+    def head(self, owner: str, name: str) -> dict | None:
+        """{head, group, kept (versions stored)} or None."""
+        row = self.conn.execute("SELECT head, grp, (SELECT COUNT(*) FROM versions v WHERE v.owner=r.owner AND "
+                                "v.name=r.name) FROM records r WHERE owner=? AND name=?", (owner, name)).fetchone()
+        return None if row is None else {"head": row[0], "group": row[1], "kept": row[2]}
+
+    def read(self, owner: str, name: str, version: int | None = None) -> dict:
+        """The latest version (or ``version``) with its bytes under "data". Raises ENOENT."""
+        rec = self.conn.execute("SELECT head, grp, created, updated FROM records WHERE owner=? AND name=?",
+                                (owner, name)).fetchone()
+        if rec is None:
+            raise _fail(messages.ENOENT, f"{owner} has no record named {name!r}")
+        head, grp, created, updated = rec
+        v = head if version is None else version
+        row = self.conn.execute("SELECT data, size, sha256, created, op, base FROM versions "
+                                "WHERE owner=? AND name=? AND version=?", (owner, name, v)).fetchone()
+        if row is None:
+            raise _fail(messages.ENOENT, f"record {name!r} of {owner} has no version {v} "
+                        f"(versions: {', '.join(map(str, self._version_numbers(owner, name)))})")
+        data, size, sha, vcreated, op, base = row
+        data = bytes(data)
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+            raise _fail(messages.EIO, f"record {name!r} of {owner}, version {v}: stored bytes fail their checksum")
+        return {"owner": owner, "name": name, "version": v, "head": head, "group": grp, "data": data,
+                "size": size, "sha256": sha, "created": vcreated, "op": op, "base": base}
+
+    def _version_numbers(self, owner: str, name: str) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT version FROM versions WHERE owner=? AND name=? ORDER BY version", (owner, name))]
+
+    def versions(self, owner: str, name: str) -> list[dict]:
+        rows = self.conn.execute("SELECT version, size, sha256, created, pid, op, base FROM versions "
+                                 "WHERE owner=? AND name=? ORDER BY version", (owner, name)).fetchall()
+        if not rows:
+            raise _fail(messages.ENOENT, f"{owner} has no record named {name!r}")
+        return [{"version": v, "size": s, "sha256": h, "created": c, "pid": p, "op": op, "base": b}
+                for v, s, h, c, p, op, b in rows]
+
+    def list(self, owner: str, prefix: str = "", limit: int = 1000) -> list[dict]:
+        """Records of ``owner`` whose name starts with ``prefix``, by name."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.conn.execute(
+            "SELECT r.name, r.head, r.grp, r.created, r.updated, v.size, "
+            "(SELECT COUNT(*) FROM versions x WHERE x.owner=r.owner AND x.name=r.name) "
+            "FROM records r JOIN versions v ON v.owner=r.owner AND v.name=r.name AND v.version=r.head "
+            "WHERE r.owner=? AND r.name LIKE ? ESCAPE '\\' ORDER BY r.name LIMIT ?",
+            (owner, like, limit)).fetchall()
+        return [{"name": n, "version": h, "group": g, "created": c, "updated": u, "size": s, "versions": k}
+                for n, h, g, c, u, s, k in rows]
+
+    def usage(self) -> dict[str, int]:
+        """Bytes stored per owner, every kept version counted."""
+        return dict(self.conn.execute("SELECT owner, SUM(size) FROM versions GROUP BY owner").fetchall())
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- changes (one transaction each) -----------------------------------------------
+    def _append(self, owner, name, data: bytes, group, pid, op, base, expect_head) -> tuple[dict, int]:
+        """Append a version; returns (info, bytes freed by pruning). In a transaction."""
+        now = time.time()
+        cur = self.head(owner, name)
+        head = cur["head"] if cur else 0
+        if expect_head is not None and head != expect_head:
+            raise _fail(messages.EAGAIN, f"record {name!r} changed meanwhile (now version {head}); retry")
+        v = head + 1
+        sha = hashlib.sha256(data).hexdigest()
+        self.conn.execute("INSERT INTO versions (owner, name, version, data, size, sha256, created, pid, op, base) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?)", (owner, name, v, data, len(data), sha, now, pid, op, base))
+        if cur is None:
+            self.conn.execute("INSERT INTO records (owner, name, head, grp, created, updated) VALUES (?,?,?,?,?,?)",
+                              (owner, name, v, group, now, now))
+        else:
+            self.conn.execute("UPDATE records SET head=?, grp=?, updated=? WHERE owner=? AND name=?",
+                              (v, group, now, owner, name))
+        freed = 0
+        if self.keep_versions and v > self.keep_versions:
+            cut = v - self.keep_versions
+            freed = self.conn.execute("SELECT COALESCE(SUM(size), 0) FROM versions WHERE owner=? AND name=? "
+                                      "AND version<=?", (owner, name, cut)).fetchone()[0]
+            self.conn.execute("DELETE FROM versions WHERE owner=? AND name=? AND version<=?", (owner, name, cut))
+        info = {"owner": owner, "name": name, "version": v, "size": len(data), "sha256": sha, "created": now,
+                "op": op, "base": base, "created_record": cur is None}
+        return info, freed
+
+    def write(self, owner: str, name: str, data: bytes, group: str, pid: int | None = None,
+              expect_head: int | None = None) -> dict:
+        """Append ``data`` as the next version (version 1 creates the record).
+
+        ``expect_head``: fail with EAGAIN unless the record's head is that
+        version (0: it must not exist), so a confirmed overwrite writes over
+        what was confirmed. Returns the new version's info and ``freed``
+        (bytes of versions pruned past keep_versions).
+        """
+        info, freed = self._tx(lambda: self._append(owner, name, data, group, pid, "write", None, expect_head))
+        return dict(info, freed=freed)
+
+    def rollback(self, owner: str, name: str, version: int, group: str, pid: int | None = None) -> dict:
+        """Make ``version``'s bytes the head again, as a new version (history is never rewritten)."""
+        def tx():
+            old = self.read(owner, name, version)  # ENOENT if gone; checksum verified
+            info, freed = self._append(owner, name, old["data"], group, pid, "rollback", version, None)
+            return dict(info, freed=freed)
+        return self._tx(tx)
+
+    def delete(self, owner: str, name: str, expect_head: int | None = None) -> dict:
+        """Remove the record and every version of it. Irreversible."""
+        def tx():
+            cur = self.head(owner, name)
+            if cur is None:
+                raise _fail(messages.ENOENT, f"{owner} has no record named {name!r}")
+            if expect_head is not None and cur["head"] != expect_head:
+                raise _fail(messages.EAGAIN, f"record {name!r} changed meanwhile (now version {cur['head']}); retry")
+            n, freed = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM versions "
+                                         "WHERE owner=? AND name=?", (owner, name)).fetchone()
+            self.conn.execute("DELETE FROM versions WHERE owner=? AND name=?", (owner, name))
+            self.conn.execute("DELETE FROM records WHERE owner=? AND name=?", (owner, name))
+            return {"owner": owner, "name": name, "versions": n, "freed": freed}
+        return self._tx(tx)

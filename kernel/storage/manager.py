@@ -1,0 +1,130 @@
+"""StorageManager: the kernel service behind the fs.* syscalls.
+
+Threads and ownership:
+  loop thread     runs the syscall handlers: validates, checks access
+                  (``guard.authorize``), asks for confirmations
+                  (``guard.confirm``), replies. Never touches SQLite.
+  storage thread  owns ``self.db`` and runs every SQLite operation, one job at
+                  a time (SQLite serialises writers anyway), then hands the
+                  result back to the loop with ``kernel.post``. An fsync on
+                  commit therefore never stalls other agents' syscalls.
+``_usage`` (bytes per owner, every kept version counted) is written by the
+storage thread and read from any thread under ``_usage_lock``.
+
+Files: ``<data_dir>/storage.sqlite3`` (+ ``-wal``, ``-shm``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from kernel import messages
+from kernel.storage.db import StorageDB
+from kernel.syscall import SyscallFailure
+
+log = logging.getLogger("aios.storage")
+DB_NAME = "storage.sqlite3"
+LATER = object()  # a reply function's result meaning "I reply later myself"
+
+
+class StorageManager:
+    def __init__(self, config):
+        self.data_dir = Path(config.data_dir)
+        self.sync = config.storage_sync
+        self.keep_versions = config.storage_keep_versions
+        self.max_record_bytes = config.storage_max_record_bytes
+        self.confirm_overwrite = config.storage_confirm_overwrite  # else only overwrites that prune a version
+        self.kernel = None
+        self.db: StorageDB | None = None  # storage thread only, after start()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._usage: dict[str, int] = {}
+        self._usage_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="storage", daemon=True)
+        self.ops = 0  # jobs done (storage thread)
+
+    # -- service hooks --------------------------------------------------------------
+    def start(self, kernel) -> None:
+        self.kernel = kernel
+        self.db = StorageDB(self.data_dir / DB_NAME, self.sync, self.keep_versions)
+        self._usage = self.db.usage()
+        self._thread.start()
+        log.info("storage: %s (sync=%s, %d owners)", self.db.path, self.sync, len(self._usage))
+
+    def stop(self) -> None:
+        """Finish the queued jobs (their replies are dropped: the loop has ended), close the DB."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        if self.db is not None:
+            self.db.close()
+
+    # -- for the access manager (any thread) ---------------------------------------------
+    def usage_bytes(self, owner: str) -> int:
+        """Bytes ``owner`` stores, every kept version counted (what a quota should limit)."""
+        with self._usage_lock:
+            return self._usage.get(owner, 0)
+
+    def _account(self, owner: str, delta: int) -> None:
+        with self._usage_lock:
+            self._usage[owner] = self._usage.get(owner, 0) + delta
+
+    # -- the worker -----------------------------------------------------------------------
+    def submit(self, job: Callable[[StorageDB], Any], then: Callable[[Any, BaseException | None], None]) -> None:
+        """Any thread: run ``job(db)`` on the storage thread, then ``then(result, error)`` on the loop."""
+        self._jobs.put((job, then))
+
+    def _run(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, then = item
+            try:
+                result, error = job(self.db), None
+            except BaseException as e:  # handed to the loop, which answers the agent with it
+                result, error = None, e
+            self.ops += 1
+            self.kernel.post(lambda then=then, result=result, error=error: then(result, error))
+
+    # -- jobs that keep the usage counters right (storage thread) -----------------------------
+    def write_job(self, owner: str, name: str, data: bytes, group: str, pid: int, expect_head: int | None):
+        def job(db: StorageDB):
+            info = db.write(owner, name, data, group, pid, expect_head)
+            self._account(owner, info["size"] - info["freed"])
+            return info
+        return job
+
+    def rollback_job(self, owner: str, name: str, version: int, group: str, pid: int):
+        def job(db: StorageDB):
+            info = db.rollback(owner, name, version, group, pid)
+            self._account(owner, info["size"] - info["freed"])
+            return info
+        return job
+
+    def delete_job(self, owner: str, name: str, expect_head: int | None):
+        def job(db: StorageDB):
+            info = db.delete(owner, name, expect_head)
+            self._account(owner, -info["freed"])
+            return info
+        return job
+
+    # -- replying (loop thread) ---------------------------------------------------------------
+    def answer(self, pid: int, call_id: int, fn: Callable[[], Any]) -> None:
+        """Reply to ``pid``'s call with fn()'s result or its SyscallFailure; drop it if pid is gone."""
+        try:
+            result = fn()
+            if result is LATER:
+                return
+            data = messages.ok(call_id, result)
+        except SyscallFailure as e:
+            data = messages.error(call_id, e.code, e.message)
+        except Exception as e:
+            log.exception("storage call %d of pid %d failed", call_id, pid)
+            data = messages.error(call_id, messages.EIO, f"storage failed: {e}")
+        ap = self.kernel.agents.get(pid)
+        if ap is not None:
+            self.kernel.reply(ap, data)
