@@ -1,0 +1,77 @@
+"""Scripted batch runs: shell commands from a file or a pipe, through the REPL's dispatcher.
+
+``run_batch(ctx, lines, name, json_mode)`` runs each line (``#`` comments
+and blank lines skipped; errors are printed as ``FILE:LINE: error: ...`` on
+stderr and the script goes on), stops reading at ``exit``, then waits for
+every agent the script started and reports them in pid order:
+
+  text mode  a header line per agent and its result, indented, on stdout
+  --json     one JSON object per agent per line on stdout (keys: REPORT_KEYS);
+             the caller sends everything else (command output, agent output,
+             errors) to stderr, so stdout parses line by line
+
+Exit status: 0 if every command and every agent succeeded; 1 if a command
+failed or an agent failed (or was killed without the script asking);
+130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Iterable
+
+from aios_shell import views
+from aios_shell.commands import Dispatcher, ExitShell
+from aios_shell.handlers import TABLE
+
+REPORT_KEYS = ("pid", "agent", "task", "status", "result", "error", "exit_code", "priority", "waiting_s",
+               "turnaround_s", "elapsed_s", "tokens_in", "tokens_out", "llm_calls", "syscalls_total",
+               "preemptions", "log_path")
+
+
+def report(snap: dict) -> dict:
+    """The JSON record of one finished agent (``status`` is its final state: done/failed/killed)."""
+    rec = {k: snap.get(k) for k in REPORT_KEYS if k != "status"}
+    rec["status"] = snap.get("state")
+    return {k: rec[k] for k in REPORT_KEYS}
+
+
+def agent_failed(snap: dict, killed_on_purpose: set[int]) -> bool:
+    state = snap.get("state")
+    return state == "failed" or (state == "killed" and snap.get("pid") not in killed_on_purpose)
+
+
+def run_batch(ctx, lines: Iterable[str], name: str = "<stdin>", json_mode: bool = False, table=TABLE,
+              report_to=None) -> int:
+    """Run ``lines``; returns the exit status. Reports go to ``report_to`` (default sys.stdout)."""
+    def emit(text: str) -> None:
+        out = report_to or sys.stdout
+        out.write(text + "\n")
+        out.flush()
+
+    dispatcher = Dispatcher(table, ctx)
+    failed_cmds = 0
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        ctx.error_prefix = f"{name}:{lineno}: "
+        try:
+            if not dispatcher.onecmd(line.rstrip("\n")):
+                failed_cmds += 1
+        except ExitShell:
+            break
+    ctx.error_prefix = ""
+    snaps = []
+    for pid in list(ctx.spawned):
+        snaps.append(ctx.client.wait(pid))
+    failed_agents = [s for s in snaps if agent_failed(s, ctx.killed)]
+    for s in snaps:
+        if json_mode:
+            emit(json.dumps(report(s), ensure_ascii=False, default=str))
+        else:
+            emit(views.result_block(s))
+    if failed_cmds or failed_agents:
+        ctx.note(f"{name}: {failed_cmds} command(s) failed, {len(failed_agents)} of {len(snaps)} agent(s) failed")
+        return 1
+    return 0

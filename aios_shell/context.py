@@ -1,0 +1,254 @@
+"""ShellContext: what the commands share: the kernel client, output, and what the shell saw.
+
+Threads and locks:
+  main thread     runs commands (the dispatcher), the prompt and top.
+  kernel-events   (KernelClient's reader) calls ``on_event``: prints agent
+                  output/kernel logs/exit notices, updates the pid sets,
+                  feeds ``logs -f`` followers and the confirm broker. It
+                  must never call the kernel (it reads the replies).
+  stats monitor   (REPL only) calls ``refresh_stats`` every second.
+``_lock`` guards live/seen/ended/spawned/killed/followers/stats/tok_s;
+``_print_lock`` serialises writes so lines from threads do not interleave.
+
+Output streams: ``out`` for command output and results, ``err`` for errors,
+agent output and kernel logs in batch mode (so ``--json`` stdout stays
+parseable). ``None`` means sys.stdout/sys.stderr looked up at each write,
+which under prompt_toolkit's patch_stdout prints above the prompt.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from aios_shell import views
+
+
+class ShellContext:
+    def __init__(self, *, interactive: bool, llm_name: str = "", out=None, err=None,
+                 show_output: bool = True, notify_exit: bool | None = None):
+        self.client = None  # KernelClient, set by attach()
+        self.interactive = interactive
+        self.llm_name = llm_name
+        self._out, self._err = out, err
+        self.show_output = show_output  # agent output / kernel log events go to the terminal
+        self.notify_exit = interactive if notify_exit is None else notify_exit
+        self.error_prefix = ""  # batch: "script:LINE: "
+        self.errors = 0  # commands that failed (batch exit status)
+        self.top_interval = 1.5  # seconds between top refreshes
+        self.confirm = None  # ConfirmBroker in the REPL
+        self.ask: Callable[..., bool | None] | None = None  # ask(question, timeout, cancel) -> y/N (REPL)
+        self.waker: Callable[[], None] | None = None  # wakes whatever holds the foreground
+        self._lock = threading.Lock()
+        self._print_lock = threading.Lock()
+        self._held: list | None = None  # lines kept while a full-screen view runs
+        self.live: dict[int, str] = {}  # pid -> agent, processes not yet ended
+        self.seen: dict[int, str] = {}  # pid -> agent, every process this shell has heard of
+        self.ended: dict[int, dict] = {}  # pid -> final snapshot (from exit events)
+        self.spawned: list[int] = []  # pids started by this shell's `run`, in order
+        self.killed: set[int] = set()  # pids the user asked to kill
+        self.followers: dict[int, queue.Queue] = {}  # pid -> queue of output lines (None: ended)
+        self.stats: dict = {}
+        self.tok_s: float | None = None  # measured from tokens_out between refreshes
+        self._rate_sample: tuple[float, int] | None = None  # (monotonic s, tokens_out)
+
+    def attach(self, client) -> None:
+        self.client = client
+
+    # -- output ------------------------------------------------------------------
+    def _write(self, stream, default, text: str) -> None:
+        with self._print_lock:
+            if self._held is not None:  # a full-screen view owns the terminal: print after it
+                self._held.append((stream, default, text))
+                return
+            s = stream or default()
+            try:
+                s.write(text + "\n")
+                s.flush()
+            except (OSError, ValueError):
+                pass  # the terminal is gone (SIGHUP); nothing to tell
+
+    def hold_output(self) -> None:
+        """Keep lines from other threads until release_output() (while top is on screen)."""
+        with self._print_lock:
+            if self._held is None:
+                self._held = []
+
+    def release_output(self) -> None:
+        with self._print_lock:
+            held, self._held = self._held or [], None
+        for stream, default, text in held:
+            self._write(stream, default, text)
+
+    def echo(self, text: str) -> None:
+        self._write(self._out, lambda: sys.stdout, text)
+
+    def note(self, text: str) -> None:
+        """Side information: stderr in batch mode, the terminal in the REPL."""
+        if self.interactive:
+            self.echo(text)
+        else:
+            self._write(self._err, lambda: sys.stderr, text)
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        line = f"{self.error_prefix}error: {text}"
+        if self.interactive:
+            self.echo(line)
+        else:
+            self._write(self._err, lambda: sys.stderr, line)
+
+    # -- pids --------------------------------------------------------------------
+    def note_spawn(self, pid: int, agent: str) -> None:
+        with self._lock:
+            self.seen[pid] = agent
+            self.spawned.append(pid)
+            if pid not in self.ended:  # its exit event may have beaten the spawn reply here
+                self.live[pid] = agent
+
+    def live_pids(self) -> list[int]:
+        with self._lock:
+            return sorted(self.live)
+
+    def known_pids(self) -> list[int]:
+        with self._lock:
+            return sorted(self.seen)
+
+    def follow(self, pid: int) -> queue.Queue:
+        q: queue.Queue = queue.Queue()
+        with self._lock:
+            self.followers[pid] = q
+            if pid in self.ended:
+                q.put(None)
+        return q
+
+    def unfollow(self, pid: int) -> None:
+        with self._lock:
+            self.followers.pop(pid, None)
+
+    # -- events (reader thread) ----------------------------------------------------
+    def on_event(self, ev: dict) -> None:
+        kind = ev.get("event")
+        if kind == "output":
+            pid = ev.get("pid")
+            with self._lock:
+                q = self.followers.get(pid)
+            if q is not None:
+                q.put(ev.get("text", ""))
+            elif self.show_output:
+                self.note(f"[{ev.get('agent')} {pid}] {ev.get('text', '')}")
+        elif kind == "log":
+            if self.show_output:
+                self.note(f"[kernel {ev.get('level', '').lower()}] {ev.get('text', '')}")
+        elif kind == "exit":
+            snap = ev.get("snapshot") or {}
+            pid = ev.get("pid")
+            with self._lock:
+                self.live.pop(pid, None)
+                self.seen[pid] = snap.get("agent", self.seen.get(pid, "?"))
+                self.ended[pid] = snap
+                q = self.followers.get(pid)
+            if q is not None:
+                q.put(None)
+            if self.notify_exit:
+                self.echo(views.exit_line(snap))
+        elif kind == "ready":
+            stats = ev.get("stats") or {}
+            with self._lock:
+                self.stats.update(stats)
+            if stats.get("load_error"):
+                self.error(f"model {stats.get('model', self.llm_name)} failed to load: {stats['load_error']}")
+            elif self.interactive:
+                self.echo(f"model {stats.get('model', self.llm_name)} ready"
+                          + (f" (loaded in {stats['load_time_s']:.1f}s)" if stats.get("load_time_s") else ""))
+        elif kind in ("confirm", "confirm_done"):
+            if self.confirm is not None:
+                self.confirm.on_event(ev)
+            elif kind == "confirm":  # no one to ask: deny (off this thread: answering waits for the kernel's reply)
+                self.note(f"denied: pid {ev.get('pid')} ({ev.get('agent')}) wants to {ev.get('action')}"
+                          " (no interactive shell to ask)")
+                threading.Thread(target=self._deny, args=(ev.get("cid"),), daemon=True).start()
+
+    def _deny(self, cid) -> None:
+        try:
+            self.client.request("confirm", timeout=10, cid=cid, allow=False)
+        except Exception:
+            pass  # the kernel's own timeout denies it anyway
+
+    def wake(self) -> None:
+        w = self.waker
+        if w is not None:
+            w()
+
+    # -- stats (toolbar, top) --------------------------------------------------------
+    def refresh_stats(self) -> dict:
+        stats = self.client.stats()
+        now = time.monotonic()
+        with self._lock:
+            self.stats = stats
+            own = views.tokens_per_s(stats)
+            toks = stats.get("tokens_out")
+            if own is not None:
+                self.tok_s = own
+            elif isinstance(toks, int):
+                if self._rate_sample is not None and now > self._rate_sample[0]:
+                    self.tok_s = max(0.0, (toks - self._rate_sample[1]) / (now - self._rate_sample[0]))
+                self._rate_sample = (now, toks)
+        return stats
+
+    def toolbar(self) -> str:
+        with self._lock:
+            s, tok_s = dict(self.stats), self.tok_s
+        model = s.get("model") or self.llm_name
+        if s.get("load_error"):
+            state = "LOAD FAILED"
+        elif not s.get("loaded"):
+            state = "loading…"
+        else:
+            state = f"{tok_s:.1f} tok/s" if tok_s is not None else "- tok/s"
+        return (f" {model} | policy {s.get('scheduler') or s.get('policy') or '-'} | "
+                f"agents {s.get('agents_live', len(self.live))}/{s.get('agents_total', len(self.seen))} | {state}")
+
+    # -- blocking commands ---------------------------------------------------------
+    def run_blocking(self, fn: Callable[..., Any], *args) -> Any:
+        """Run ``fn(*args)`` (a blocking kernel call) off the main thread and wait for it here.
+
+        While waiting, confirm questions are asked on this (main) thread, and
+        Ctrl-C raises KeyboardInterrupt here: the command stops, the shell
+        goes on (the abandoned call ends when the kernel answers it).
+        """
+        box: queue.Queue = queue.Queue()
+
+        def work():
+            try:
+                box.put(("done", fn(*args), None))
+            except BaseException as e:  # handed to the main thread
+                box.put(("done", None, e))
+
+        threading.Thread(target=work, name="shell-blocking", daemon=True).start()
+        prev, self.waker = self.waker, lambda: box.put(("confirm", None, None))
+        try:
+            self.ask_pending_confirms()
+            while True:
+                kind, value, exc = box.get()
+                if kind == "confirm":
+                    self.ask_pending_confirms()
+                    continue
+                if exc is not None:
+                    raise exc
+                return value
+        finally:
+            self.waker = prev
+
+    def ask_pending_confirms(self) -> None:
+        """Main thread: ask every pending confirm question (y/N, default No)."""
+        if self.confirm is None or self.ask is None:
+            return
+        for req in self.confirm.pending():
+            left = req.left_s()
+            answer = self.ask(f"{req.question()}. Allow? [y/N] ({left:.0f}s) ", left, req.settled)
+            if answer is not None:  # None: settled elsewhere or expired (the kernel denies it)
+                self.confirm.answer(req.cid, answer, "user")

@@ -1,0 +1,176 @@
+"""The interactive shell (REPL) on prompt_toolkit.
+
+Prompt ``[<llm_name>]> ``; history in a file (suggestions from it, Up/Down,
+Ctrl-R); Tab completes commands, agent names and pids; a bottom toolbar
+shows model, policy, agents running/total and tokens/s (refreshed each
+second by a monitor thread, so drawing never waits on the kernel). Lines
+printed by other threads (agent output, exit notices) appear above the
+prompt without disturbing what is being typed (patch_stdout).
+
+Ctrl-C clears the line, or stops a running ``wait``/``logs -f``/``top``;
+Ctrl-D or ``exit`` leaves, asking first when agents still run. Leaving does
+not stop the kernel: the owner of the KernelClient does (simulator.py).
+
+A confirm question from the kernel interrupts the prompt (the typed text is
+kept and restored), is asked as ``... Allow? [y/N] (119s)`` until the
+kernel's timeout (a timeout or the agent's end takes it down), and the
+prompt comes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from aios_shell.commands import Dispatcher, ExitShell
+from aios_shell.completer import ShellCompleter
+from aios_shell.confirm import ConfirmBroker
+from aios_shell.handlers import TABLE, confirm_leave
+
+CONFIRM = object()  # what prompt() returns when a confirm question interrupted it
+
+
+class Repl:
+    def __init__(self, ctx, table=TABLE, *, input=None, output=None, history_path=None,
+                 stats_interval: float = 1.0, patch: bool = True):
+        self.ctx = ctx
+        self.dispatcher = Dispatcher(table, ctx)
+        self.input, self.output = input, output
+        self.patch = patch  # patch_stdout: off in tests that capture output themselves
+        self.stats_interval = stats_interval
+        history = InMemoryHistory()
+        if history_path:
+            try:
+                history_path.parent.mkdir(parents=True, exist_ok=True)
+                history = FileHistory(str(history_path))
+            except OSError:
+                pass  # read-only home: history for this session only
+        self.session = PromptSession(
+            history=history, auto_suggest=AutoSuggestFromHistory(), completer=ShellCompleter(table, ctx),
+            complete_while_typing=False, bottom_toolbar=ctx.toolbar, refresh_interval=1.0,
+            input=input, output=output)
+        self._saved = ""  # text typed before a confirm question interrupted the prompt
+        self._stop = threading.Event()
+        ctx.ask = self.ask
+        if ctx.confirm is None:
+            ctx.confirm = ConfirmBroker(send=self._send_confirm, wake=ctx.wake, echo=ctx.echo)
+
+    @property
+    def message(self) -> str:
+        return f"[{self.ctx.llm_name}]> "
+
+    def _send_confirm(self, cid: int, allow: bool) -> None:
+        self.ctx.client.request("confirm", timeout=10, cid=cid, allow=allow)
+
+    # -- the loop ------------------------------------------------------------------
+    def run(self) -> int:
+        """Read and run commands until exit/Ctrl-D; returns 0."""
+        monitor = threading.Thread(target=self._monitor, name="shell-stats", daemon=True)
+        monitor.start()
+        try:
+            with patch_stdout(raw=True) if self.patch else contextlib.nullcontext():
+                self._loop()
+        finally:
+            self._stop.set()
+            self.ctx.confirm.deny_all("the shell is leaving")
+        return 0
+
+    def _loop(self) -> None:
+        while True:
+            self.ctx.ask_pending_confirms()
+            self.ctx.waker = self._interrupt_prompt
+            try:
+                text = self.session.prompt(self.message, default=self._saved, pre_run=self._pre_run)
+            except KeyboardInterrupt:
+                self._saved = ""
+                continue
+            except EOFError:
+                self._saved = ""
+                if confirm_leave(self.ctx):
+                    return
+                continue
+            finally:
+                self.ctx.waker = None
+            if text is CONFIRM:
+                continue
+            self._saved = ""
+            try:
+                self.dispatcher.onecmd(text)
+            except ExitShell:
+                return
+            except KeyboardInterrupt:
+                self.ctx.echo("^C")
+
+    def _pre_run(self) -> None:
+        if self.ctx.confirm.pending():  # arrived between the check above and the prompt starting
+            self._exit_prompt()
+
+    def _exit_prompt(self) -> None:
+        app = self.session.app
+        if app.is_running and not app.is_done:
+            self._saved = app.current_buffer.text
+            try:
+                app.exit(result=CONFIRM)
+            except Exception:
+                pass  # already exiting (the user pressed Enter at the same moment)
+
+    def _interrupt_prompt(self) -> None:
+        """Any thread: make the running prompt return CONFIRM so the question is asked."""
+        app = self.session.app
+        loop = app.loop
+        if app.is_running and loop is not None:
+            loop.call_soon_threadsafe(self._exit_prompt)
+
+    def ask(self, question: str, timeout: float | None = None, cancel: threading.Event | None = None) -> bool | None:
+        """Main thread: a y/N question. None when ``timeout`` seconds pass or ``cancel`` is set first."""
+        if timeout is not None and timeout <= 0:
+            return None
+        session = PromptSession(input=self.input, output=self.output)
+        done = cancel if cancel is not None else threading.Event()
+        finished = threading.Event()  # our prompt has returned: the watcher must not touch it
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def take_down():
+            app = session.app
+            if app.is_running and not app.is_done:
+                app.exit(result=None)
+
+        def watch():  # blocks on the event (or the deadline), never polls
+            done.wait(timeout)
+            loop = session.app.loop
+            if not finished.is_set() and loop is not None:
+                loop.call_soon_threadsafe(take_down)
+
+        def too_late():  # settled or expired before the prompt was running
+            if done.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                take_down()
+
+        if timeout is not None or cancel is not None:
+            threading.Thread(target=watch, name="shell-ask", daemon=True).start()
+        try:
+            answer = session.prompt(question, pre_run=too_late)
+        except (KeyboardInterrupt, EOFError):
+            return False
+        finally:
+            finished.set()
+            if cancel is None:
+                done.set()  # release the watcher
+        if answer is None:
+            return None
+        return answer.strip().lower() in ("y", "yes")
+
+    def _monitor(self) -> None:
+        """Refresh the toolbar's stats every ``stats_interval`` seconds until the REPL ends."""
+        while not self._stop.is_set():
+            try:
+                self.ctx.refresh_stats()
+            except Exception:
+                if self.ctx.client is None or self.ctx.client.dead.is_set():
+                    return
+            self._stop.wait(self.stats_interval)

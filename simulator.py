@@ -1,0 +1,126 @@
+"""AIOS deployment mode and scripted batch runs: the shell in front of a kernel process.
+
+Usage:
+    python simulator.py                                   # interactive shell
+    python simulator.py --scheduler_log_mode file --agent_log_mode file
+                                                          # deployment: logs go to logs/, the terminal shows the shell
+    python simulator.py --script jobs.aios [--json]       # batch run of shell commands
+    printf 'run MathAgent: What is 12*7?\\n' | python simulator.py --json
+
+Interactive: a banner, then the prompt ``[smollm2-135m-instruct]> ``;
+``help`` lists the commands (run, ps, top, kill, wait, result, info, logs,
+agents, tools, sched, help, exit).
+
+Batch (``--script FILE``, or whenever stdin is not a terminal): runs each
+line (``#`` starts a comment), waits for every agent the script started and
+prints each one's result; with ``--json`` one JSON object per agent per line
+on stdout, e.g. ``{"pid": 1, "agent": "MathAgent", "task": "...", "status":
+"done", "result": "...", "waiting_s": 0.01, "turnaround_s": 2.3,
+"tokens_in": 92, "tokens_out": 16, ...}``, everything else on stderr.
+Exit status: 0 all succeeded, 1 a command or an agent failed, 2 bad
+arguments or script file, 130 interrupted.
+
+Leaving (exit, Ctrl-D, end of script, SIGTERM or SIGHUP; SIGINT in batch
+mode) stops every agent and the kernel, which flushes its logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from aios_shell import Repl, ShellContext, run_batch
+from kernel.boot import KernelClient, KernelError
+from kernel.config import KernelConfig, add_kernel_args, state_dir
+
+
+class Terminated(SystemExit):
+    """Raised by the SIGTERM/SIGHUP handler; a SystemExit so asyncio lets it through."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simulator.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Shell commands: run help at the prompt.")
+    add_kernel_args(p)
+    g = p.add_argument_group("shell")
+    g.add_argument("--script", metavar="FILE", help="run shell commands from FILE, then exit (batch mode)")
+    g.add_argument("--json", action="store_true", help="batch mode: one JSON object per finished agent on stdout")
+    g.add_argument("--top_interval", type=float, default=1.5, help="seconds between top refreshes (default 1.5)")
+    g.add_argument("--history", help="history file (default ~/.local/state/aios/shell_history)")
+    return p
+
+
+def read_script(path: str) -> list[str]:
+    """The script's lines; raises OSError/UnicodeDecodeError with a usable message."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = KernelConfig.from_args(args)
+    except ValueError as e:
+        print(f"simulator.py: error: {e}", file=sys.stderr)
+        return 2
+    batch = args.script is not None or not sys.stdin.isatty()
+    if args.json and not batch:
+        print("simulator.py: error: --json is for batch runs (--script FILE, or commands on a pipe)", file=sys.stderr)
+        return 2
+    name, lines = "<stdin>", sys.stdin
+    if args.script is not None:
+        name = args.script
+        try:
+            lines = read_script(args.script)
+        except FileNotFoundError:
+            print(f"simulator.py: error: script file {args.script!r} does not exist", file=sys.stderr)
+            return 2
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"simulator.py: error: cannot read script {args.script!r}: {e}", file=sys.stderr)
+            return 2
+    if not batch and hasattr(config, "interactive_confirm"):
+        config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
+    ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None)
+    ctx.top_interval = args.top_interval
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    try:
+        client = KernelClient(config, on_event=ctx.on_event)
+    except KernelError as e:
+        print(f"simulator.py: error: {e.message}", file=sys.stderr)
+        return 1
+    ctx.attach(client)
+    status = 1
+    try:
+        if batch:
+            status = run_batch(ctx, lines, name, json_mode=args.json)
+        else:
+            logs = (f"; logs in {config.log_dir}/" if "file" in (config.scheduler_log_mode, config.agent_log_mode)
+                    else "")
+            ctx.echo(f"AIOS shell: kernel pid {client.pid}, model {config.llm_name}"
+                     f"{'' if client.ready.is_set() else ' (loading)'}, scheduler {config.scheduler}{logs}.\n"
+                     "Type help for commands, Tab to complete; Ctrl-D or exit leaves.")
+            history = args.history or str(state_dir() / "shell_history")
+            status = Repl(ctx, history_path=Path(history)).run()
+    except KeyboardInterrupt:
+        status = 130
+    except Terminated as t:
+        status = t.code
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
+        if ctx.interactive and ctx.live_pids():
+            ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
+        client.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
