@@ -2,10 +2,12 @@
 
 Task: JSON {"ops": [op, ...]}; an op is one of
   {"call": "fs.write", "args": {...}}   -> {"ok": result} or {"error": code, "message": ...}
+        optional "fill": {"data": ["x", 600000]} sets args["data"] = "x" * 600000
   {"spawn_wait": {"agent": "MemFsPeer", "task": {...}}}
-        start another agent (the string "$PARENT" anywhere in its task becomes
-        this process's pid), wait for it, -> {"ok": its result}
-  {"chat": {"content": ..., "max_new_tokens": N}}  -> sdk mem.chat, {"ok": reply}
+        start another agent (the JSON string "$PARENT" anywhere in its task
+        becomes this process's pid, a number), wait for it, -> {"ok": its result}
+  {"chat": {"content": ..., "max_new_tokens": N, "system": ...}}  -> sdk mem.chat, {"ok": reply}
+  {"mem_fill": {"n": N, "size": S}}  -> mem.add notes payload(0..N-1, S), {"ok": [ids]}
   {"writeloop": {"ack_path": ..., "n": N, "size": S, "names": K}}
         write records w0..w{K-1} round robin, N times; after each acknowledged
         write append "i name version sha256" to ack_path and print "ACK i".
@@ -38,15 +40,21 @@ class MemFsAgent:
 
     def step(self, op):
         if "call" in op:
-            return sdk.syscall(op["call"], **op.get("args", {}))
+            args = dict(op.get("args", {}))
+            for key, (unit, times) in op.get("fill", {}).items():
+                args[key] = unit * times
+            return sdk.syscall(op["call"], **args)
         if "spawn_wait" in op:
             spec = op["spawn_wait"]
-            task = json.dumps(spec["task"]).replace("$PARENT", str(sdk.getpid()))
+            me = str(sdk.getpid())
+            task = json.dumps(spec["task"]).replace('"$PARENT"', me).replace("$PARENT", me)
             child = sdk.proc.spawn(spec["agent"], task)
             return sdk.proc.wait(child)["result"]
         if "chat" in op:
             c = op["chat"]
-            return sdk.mem.chat(c["content"], max_new_tokens=c.get("max_new_tokens", 8))
+            return sdk.mem.chat(c["content"], max_new_tokens=c.get("max_new_tokens", 8), system=c.get("system"))
+        if "mem_fill" in op:
+            return [sdk.mem.note(payload(i, op["mem_fill"]["size"])) for i in range(op["mem_fill"]["n"])]
         if "writeloop" in op:
             return self.writeloop(**op["writeloop"])
         raise ValueError(f"unknown op {op}")
