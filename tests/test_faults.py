@@ -1,0 +1,116 @@
+"""Fault injection: seeded, replayable SIGKILLs of agents while many run.
+
+Replay a failure with AIOS_FAULT_SEED=<seed printed in the failure message>.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import psutil
+
+from conftest import ROOT
+
+SEED = int(os.environ.get("AIOS_FAULT_SEED", "20261122"))
+PROMPTS = ["Name a large animal.", "What colour is the sky?", "Give one word for happy.",
+           "Name a planet.", "What is two plus two?", "Name a fruit."]
+
+
+def _spec(prompt: str) -> str:
+    return json.dumps({"prompt": prompt, "max_new_tokens": 16, "calls": 2})
+
+
+def _state(kernel, pid):
+    return kernel.info(pid)["state"]
+
+
+def _zombies(kernel_pid: int) -> list[int]:
+    return [c.pid for c in psutil.Process(kernel_pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+
+
+def test_random_sigkills_leave_survivors_identical(kernel):
+    rng = random.Random(SEED)
+    # Undisturbed reference: the survivors' workload alone.
+    ref_pids = {kernel.spawn("ChatAgent", _spec(p)): p for p in PROMPTS}
+    ref = {p: kernel.wait(pid, timeout=300)["result"] for pid, p in ref_pids.items()}
+    # The same workload, plus victims of every kind killed at random moments.
+    victims = [kernel.spawn(rng.choice(["ChatAgent", "SleepyAgent", "FloodAgent", "ChatAgent"]),
+                            _spec(rng.choice(PROMPTS))) for _ in range(6)]
+    survivors = {kernel.spawn("ChatAgent", _spec(p)): p for p in PROMPTS}
+    plan = sorted((rng.uniform(0.0, 3.0), v) for v in victims)
+    t0 = time.time()
+    for at, victim in plan:
+        time.sleep(max(0.0, at - (time.time() - t0)))
+        snap = kernel.info(victim)
+        if snap["os_pid"] and not snap["end_time"]:
+            try:
+                os.kill(snap["os_pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    msg = f"(replay with AIOS_FAULT_SEED={SEED})"
+    for pid, p in survivors.items():
+        s = kernel.wait(pid, timeout=300)
+        assert s["state"] == "done" and s["result"] == ref[p], f"{msg} {p!r}: {s['result']!r} != {ref[p]!r}"
+    for v in victims:
+        s = kernel.wait(v, timeout=60)
+        assert s["state"] in ("killed", "done"), f"{msg} {s}"  # a victim may finish before its kill time
+    stats = kernel.stats()
+    assert stats["queue"] == 0 and stats["running"] == 0, f"{msg} engine still holds work: {stats}"
+    assert _zombies(kernel.pid) == []
+    assert not [p for p in kernel.ps(all=False) if p["pid"] in victims]
+
+
+def test_kill_mid_frame_does_not_stall_the_kernel(kernel):
+    for _ in range(3):
+        pid = kernel.spawn("FloodAgent", "x")
+        deadline = time.time() + 30
+        while kernel.info(pid)["syscalls_total"] < 6 and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(kernel.info(pid)["os_pid"], signal.SIGKILL)
+        assert kernel.wait(pid, timeout=30)["state"] == "killed"
+    # Other agents' channels are untouched.
+    assert kernel.wait(kernel.spawn("EchoAgent", "still here"), timeout=30)["result"] == "still here"
+
+
+def _run_main_and_signal(tmp_path, sig):
+    mark = uuid.uuid4().hex
+    logs = tmp_path / f"logs-{sig}"
+    proc = subprocess.Popen(
+        [sys.executable, "main.py", "--max_new_tokens", "200", "--log_dir", str(logs),
+         "--scheduler_log_mode", "file", "--agent_log_mode", "file"],
+        cwd=ROOT, env={**os.environ, "AIOS_TEST_MARK": mark}, stdout=subprocess.PIPE, text=True)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.time() + 60
+    while not any(line.startswith("run RecAgent") for line in seen) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let the agents get into their LLM calls
+    proc.send_signal(sig)
+    code = proc.wait(30)
+    leftovers = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("AIOS_TEST_MARK") == mark:
+                leftovers.append(p.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return code, leftovers, logs
+
+
+def test_front_signals_leave_nothing_and_flush_logs(tmp_path):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        code, leftovers, logs = _run_main_and_signal(tmp_path, sig)
+        assert code != 0 and leftovers == [], (sig, code, leftovers)
+        kernel_logs = list(logs.glob("kernel-*.log"))
+        assert len(kernel_logs) == 1 and "kernel stopped" in kernel_logs[0].read_text(), sig
+        agent_logs = list((logs / "agents").rglob("*.log"))
+        assert len(agent_logs) == 3 and all("task:" in f.read_text() for f in agent_logs), sig
