@@ -23,9 +23,10 @@ Routes:
 With ``--test-hooks`` (tests only):
   GET  /admin/stats    {"requests", "inflight", "max_inflight", "injected"}: chat requests, and
                        the most that were in flight at once (the client's concurrency, measured here)
-  POST /admin/inject   {"fail": [503, 429], "retry_after": 0.1, "delay_s": 0, "token_delay_s": 0}:
-                       the next len(fail) generation requests get those statuses; delay_s stalls
-                       every later request before its first byte, token_delay_s paces tokens
+  POST /admin/inject   {"fail": [503, 429], "retry_after": 0.1, "delay_s": 0, "token_delay_s": 0,
+                       "api_key": null}: the next len(fail) generation requests get those
+                       statuses; delay_s stalls every later request before its first byte,
+                       token_delay_s paces tokens, api_key requires that key
   POST /admin/reset    clears stats and injections
 
 One generation runs at a time (serve_gen.Generator.lock); more requests wait
@@ -65,6 +66,7 @@ class Hooks:
             self.fail: list[int] = []
             self.retry_after: float | None = None
             self.delay_s = self.token_delay_s = 0.0
+            self.api_key: str | None = None  # overrides --api-key while set
 
     def enter(self) -> tuple[int | None, float]:
         """A generation request arrives: (status to fail it with or None, stall seconds)."""
@@ -133,10 +135,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
 
     def authorized(self) -> bool:
-        if not self.api_key:
+        key = self.hooks.api_key or self.api_key
+        if not key:
             return True
         auth = self.headers.get("Authorization", "")
-        if auth == f"Bearer {self.api_key}" or self.headers.get("x-goog-api-key") == self.api_key:
+        if auth == f"Bearer {key}" or self.headers.get("x-goog-api-key") == key:
             return True
         self.error(401, "invalid API key")
         return False
@@ -194,6 +197,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.hooks.retry_after = req.get("retry_after")
                 self.hooks.delay_s = float(req.get("delay_s", 0.0))
                 self.hooks.token_delay_s = float(req.get("token_delay_s", 0.0))
+                self.hooks.api_key = req.get("api_key")
         else:
             return self.error(404, f"no route {path}")
         self.send_json(200, self.hooks.snapshot())

@@ -65,8 +65,9 @@ class Generator:
                     return
                 logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[0, -1]
                 token = self._pick(logits, temperature, top_p, gen)
-                if token in self.eos:
+                if token in self.eos:  # counted, as vLLM and model.generate count it
                     info["finish"] = "stop"
+                    info["completion_tokens"] = len(out) + 1
                     return
                 out.append(token)
                 info["completion_tokens"] = len(out)

@@ -29,6 +29,16 @@ def _retry_after(response) -> float | None:
         return None  # an HTTP date or garbage: use our own backoff
 
 
+def _server_message(e) -> str:
+    """The server's own error message ({"error": {"message": ...}}), else the client's text."""
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+    return getattr(e, "message", None) or str(e)
+
+
 class Stream:
     def __init__(self, backend: "Backend", raw):
         self.backend = backend
@@ -84,7 +94,7 @@ class Backend:
             return BackendError("EIO", f"cannot reach {url}: {why}", retryable=True)
         if isinstance(e, openai.APIStatusError):
             status = e.status_code
-            text = one_line(getattr(e, "message", e))
+            text = one_line(_server_message(e))
             if status in (401, 403):
                 env = self.spec.api_key_env or "the API key"
                 hint = f"{env} is not set" if self.key_missing else f"check {env}"

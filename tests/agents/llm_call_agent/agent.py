@@ -1,0 +1,22 @@
+import json
+
+from agent_apps.sdk import SyscallError, llm
+
+
+class LLMCallAgent:
+    """Task: JSON {"prompt": ..., "max_new_tokens": N, "stop": [...]}.
+
+    Returns llm.chat_full's record, or {"error": {"code": ..., "message": ...}}
+    when the kernel answers the call with an error (tests check that error).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def run(self, task):
+        spec = json.loads(task)
+        try:
+            return llm.chat_full([{"role": "user", "content": spec["prompt"]}],
+                                 max_new_tokens=spec.get("max_new_tokens", 16), stop=spec.get("stop"))
+        except SyscallError as e:
+            return {"error": {"code": e.code, "message": e.message}}
