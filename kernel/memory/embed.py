@@ -7,19 +7,26 @@ attention mask, then L2 normalisation: what sentence-transformers does for
 this model), so the sentence-transformers package is not needed. Texts are
 cut at 256 tokens (the model's limit): a long block is embedded by its start.
 
+Scheduling: two queues. Searches are *urgent* and run first; the vectors of
+newly added blocks are *background* work, at most BACKLOG texts waiting (past
+that ``embed`` refuses and the block stays without a vector until a search
+needs it: the memory manager then embeds it along with the query). So one
+agent that adds thousands of blocks neither delays other agents' searches
+nor keeps the CPU from the LLM engine for long.
+
 Threads: ``embed`` may be called from any thread; the ``embedder`` thread
-loads the model on first use (about 2 s on a 2-core CPU), runs the jobs in
-order, batching those waiting (at most BATCH texts per forward pass), and
-hands each result to the loop with ``post(fn)``. Jobs are answered in the
-order they were given, so a search queued after an add sees that add's
-vector. Kernel process only: imports torch.
+loads the model on first use (about 2-5 s on a 2-core CPU), runs jobs
+(batching what is waiting, at most BATCH texts per forward pass) and hands
+each result to the loop with ``post(fn)``. A background job whose ``skip()``
+is true when its turn comes (the block got its vector with a search, or is
+gone) is dropped. Kernel process only: imports torch.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import queue
 import threading
 from typing import Callable
 
@@ -27,6 +34,7 @@ log = logging.getLogger("aios.memory")
 DIM = 384
 BATCH = 32
 MAX_TOKENS = 256
+BACKLOG = 1024  # background texts waiting, at most
 
 
 class Embedder:
@@ -35,7 +43,11 @@ class Embedder:
         self.error: str | None = None  # set when the model cannot be loaded; jobs then get it
         self.load_time_s: float | None = None
         self.texts = 0  # texts embedded so far
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._cv = threading.Condition()  # guards the two queues, _waiting and _stopping
+        self._urgent: collections.deque = collections.deque()  # (texts, done, skip)
+        self._background: collections.deque = collections.deque()
+        self._waiting = 0  # background texts queued
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="embedder", daemon=True)
         self._model = None
         self._tok = None
@@ -44,13 +56,30 @@ class Embedder:
         self._thread.start()
 
     def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
         if self._thread.is_alive():
-            self._jobs.put(None)
             self._thread.join(timeout=30)
 
-    def embed(self, texts: list[str], done: Callable[[list | None, str | None], None]) -> None:
-        """Queue texts; ``done(vectors, error)`` runs later on the loop (vectors: numpy float32, unit length)."""
-        self._jobs.put((list(texts), done))
+    def embed(self, texts: list[str], done: Callable[[list | None, str | None], None], urgent: bool = False,
+              skip: Callable[[], bool] | None = None) -> bool:
+        """Queue texts; ``done(vectors, error)`` runs later on the loop (vectors: numpy float32, unit length).
+
+        Returns False (and queues nothing) when background work is at its BACKLOG.
+        """
+        with self._cv:
+            if not urgent:
+                if self._waiting + len(texts) > BACKLOG:
+                    return False
+                self._waiting += len(texts)
+            (self._urgent if urgent else self._background).append((list(texts), done, skip))
+            self._cv.notify()
+        return True
+
+    def backlog(self) -> int:
+        with self._cv:
+            return self._waiting
 
     # -- embedder thread ----------------------------------------------------------------
     def _load(self) -> None:
@@ -85,36 +114,46 @@ class Embedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)
             return torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
 
+    def _next_batch(self) -> list | None:
+        """Jobs for one forward pass: urgent ones first, then background; None when stopping."""
+        with self._cv:
+            while not (self._urgent or self._background or self._stopping):
+                self._cv.wait()
+            if self._stopping:
+                return None
+            jobs, n = [], 0
+            for q in (self._urgent, self._background):
+                while q and n < BATCH:
+                    job = q.popleft()
+                    if q is self._background:
+                        self._waiting -= len(job[0])
+                        if job[2] is not None and job[2]():
+                            continue  # skip(): no longer needed
+                    jobs.append(job)
+                    n += len(job[0])
+                if jobs and q is self._urgent:
+                    break  # a search never waits for background work to join its batch
+            return jobs
+
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._jobs.get()
-            if item is None:
+        while True:
+            jobs = self._next_batch()
+            if jobs is None:
                 return
-            jobs = [item]
-            n = len(item[0])
-            while n < BATCH:  # batch what is already waiting; never wait for more
-                try:
-                    nxt = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                jobs.append(nxt)
-                n += len(nxt[0])
+            if not jobs:
+                continue
             if self._model is None and self.error is None:
                 self._load()
             vecs, err = None, self.error
             if err is None:
                 try:
-                    vecs = self._encode([t for texts, _ in jobs for t in texts])
+                    vecs = self._encode([t for texts, _, _ in jobs for t in texts])
                     self.texts += len(vecs)
                 except Exception as e:
                     err = f"embedding failed: {type(e).__name__}: {e}"
                     log.exception("memory: embedding failed")
             i = 0
-            for texts, done in jobs:
+            for texts, done, _ in jobs:
                 part = None if vecs is None else list(vecs[i:i + len(texts)])
                 i += len(texts)
                 self.post(lambda done=done, part=part, err=err: done(part, err))

@@ -16,7 +16,9 @@ search index are the kernel's bookkeeping and are not charged.
   transparently (and may push others out); its content is byte-identical.
 - Search: BM25 over every block of the process, resident or evicted
   (bm25.py); with an embedder, cosine similarity of all-MiniLM-L6-v2
-  vectors too, fused with BM25 by reciprocal rank (hybrid).
+  vectors too, fused with BM25 by reciprocal rank (hybrid). Vectors are
+  computed in the background as blocks are added; a search embeds the
+  blocks still missing one (at most SEARCH_EMBEDS) together with its query.
 - Released when the process ends (``on_exit``): working memory is per pid.
 
 Thread ownership: everything here runs on the kernel's loop thread, except
@@ -42,6 +44,8 @@ log = logging.getLogger("aios.memory")
 LOW_WATERMARK = 0.9  # evict down to this fraction of the budget that was exceeded
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 MIN_COSINE = 0.2  # semantic hits below this similarity are noise for all-MiniLM-L6-v2
+SEARCH_EMBEDS = 64  # blocks without a vector a search embeds along with its query, at most
+MAX_GET_BYTES = 1 << 20  # content one mem.get returns, at most (bounds the swap-ins one call does on the loop)
 MODES = ("auto", "bm25", "semantic", "hybrid")
 
 
@@ -56,6 +60,7 @@ class Space:
         self.resident = 0  # bytes resident
         self.total = 0  # bytes, resident + evicted
         self.index = BM25Index()
+        self.vecs: tuple[list[int], np.ndarray] | None = None  # (ids, (n, 384) matrix) cache; None: rebuild
         self.evictions = 0
         self.swap_ins = 0
 
@@ -142,8 +147,9 @@ class MemoryManager:
         self.resident += size
         sp.index.add(b.id, content)
         evicted = self._enforce(sp)
-        if self.embedder is not None:
-            self.embedder.embed([content], lambda vecs, err, sp=sp, b=b: self._set_vec(sp, b, vecs))
+        if self.embedder is not None:  # background: refused when the embedder is behind (a search embeds it then)
+            self.embedder.embed([content], lambda vecs, err, sp=sp, b=b: self._set_vec(sp, b, vecs),
+                                skip=lambda sp=sp, b=b: b.vec is not None or sp.blocks.get(b.id) is not b)
         return {"id": b.id, "size": size, "evicted": evicted}
 
     def get(self, reader, owner_pid: int | None = None, ids: list[int] | None = None, last: int | None = None,
@@ -165,6 +171,10 @@ class MemoryManager:
                       and (role is None or b.role == role)]
             if last is not None:
                 chosen = chosen[-last:] if last else []
+        total = sum(b.size for b in chosen)
+        if total > MAX_GET_BYTES:
+            raise SyscallFailure(messages.E2BIG, f"these {len(chosen)} blocks hold {total} bytes; one mem.get returns "
+                                                 f"at most {MAX_GET_BYTES}: ask for fewer (last=N or ids)")
         return self._access(sp, [(b, {}) for b in chosen])
 
     def search(self, reader, query: str, done: Callable[[list | None, SyscallFailure | None], None], k: int = 5,
@@ -184,13 +194,19 @@ class MemoryManager:
             done(self._access(sp, [(sp.blocks[i], {"score": s, "bm25": s, "cosine": None}) for i, s in bm[:k]]), None)
             return mode
 
+        # Blocks still without a vector (the embedder was behind) are embedded with the query, newest first.
+        pending = [b for b in reversed(sp.blocks.values()) if b.vec is None][:SEARCH_EMBEDS]
+        texts = [b.content if b.resident else self.swap.peek(sp.pid, b.id) for b in pending]
+
         def embedded(vecs, err):
             if err is not None:
                 return done(None, SyscallFailure(messages.EIO, err))
             if self.spaces.get(sp.pid) is not sp:
                 return done(None, SyscallFailure(messages.ESRCH, f"pid {sp.pid} ended; its memory is released"))
+            for b, v in zip(pending, vecs[1:]):
+                self._set_vec(sp, b, [v])
             done(self._access(sp, self._fuse(sp, bm, vecs[0], kind, k, mode)), None)
-        self.embedder.embed([query], embedded)
+        self.embedder.embed([query, *texts], embedded, urgent=True)
         return mode
 
     def clear(self, pcb, kind: str | None = None) -> dict:
@@ -203,6 +219,7 @@ class MemoryManager:
         gone = [b for b in sp.blocks.values() if kind is None or b.kind == kind]
         out_ids = [b.id for b in gone if not b.resident]
         self.swap.drop(sp.pid, out_ids, sum(b.size for b in gone if not b.resident))
+        sp.vecs = None
         for b in gone:
             del sp.blocks[b.id]
             sp.index.remove(b.id)
@@ -278,11 +295,13 @@ class MemoryManager:
         return out
 
     def _fuse(self, sp: Space, bm: list[tuple[int, float]], q, kind, k: int, mode: str) -> list[tuple[Block, dict]]:
-        ids = [i for i, b in sp.blocks.items() if b.vec is not None and (kind is None or b.kind == kind)]
-        cos = {}
-        if ids:
-            sims = np.stack([sp.blocks[i].vec for i in ids]) @ q  # (n,)
-            cos = {i: float(s) for i, s in zip(ids, sims)}
+        if sp.vecs is None:
+            ids = [i for i, b in sp.blocks.items() if b.vec is not None]
+            sp.vecs = (ids, np.stack([sp.blocks[i].vec for i in ids]) if ids else np.zeros((0, q.shape[0]), q.dtype))
+        all_ids, mat = sp.vecs
+        sims = mat @ q  # (n,)
+        ids = [i for i in all_ids if kind is None or sp.blocks[i].kind == kind]
+        cos = {i: float(s) for i, s in zip(all_ids, sims)}
         sem = sorted((i for i in ids if cos[i] >= MIN_COSINE), key=lambda i: (-cos[i], i))
         bm_score = dict(bm)
         if mode == "semantic":
@@ -297,8 +316,9 @@ class MemoryManager:
                 for i, s in ranked[:k]]
 
     def _set_vec(self, sp: Space, b: Block, vecs) -> None:
-        if vecs and sp.blocks.get(b.id) is b:
+        if vecs and sp.blocks.get(b.id) is b and b.vec is None:
             b.vec = vecs[0]
+            sp.vecs = None
 
     def _enforce(self, sp: Space) -> int:
         """Evict until sp and the whole kernel are under their budgets; returns blocks evicted."""

@@ -66,6 +66,13 @@ class SwapArea:
         self.gets += 1
         return row[0]
 
+    def peek(self, pid: int, block_id: int) -> str:
+        """Read a block without taking it back (for embedding it). KeyError if it is not here."""
+        row = self.conn.execute("SELECT content FROM blocks WHERE pid=? AND id=?", (pid, block_id)).fetchone()
+        if row is None:
+            raise KeyError((pid, block_id))
+        return row[0]
+
     def drop(self, pid: int, block_ids: list[int] | None = None, size: int = 0) -> None:
         """Forget blocks of ``pid`` (all when block_ids is None); ``size``: their bytes."""
         if block_ids is None:
