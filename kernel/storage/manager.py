@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -45,14 +46,24 @@ class StorageManager:
         self._usage_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="storage", daemon=True)
         self.ops = 0  # jobs done (storage thread)
+        self.error: str | None = None  # set when the DB could not be opened
 
     # -- service hooks --------------------------------------------------------------
     def start(self, kernel) -> None:
+        """Open the DB (SQLite recovers a WAL left by a killed kernel here) and start the storage thread.
+
+        A DB that cannot be opened does not stop the kernel: every fs.* call then fails with EIO.
+        """
         self.kernel = kernel
-        self.db = StorageDB(self.data_dir / DB_NAME, self.sync, self.keep_versions)
-        self._usage = self.db.usage()
+        try:
+            self.db = StorageDB(self.data_dir / DB_NAME, self.sync, self.keep_versions)
+            self._usage = self.db.usage()
+            log.info("storage: %s (sync=%s, %d owners)", self.db.path, self.sync, len(self._usage))
+        except (sqlite3.Error, OSError) as e:
+            self.db = None
+            self.error = f"storage unavailable: cannot open {self.data_dir / DB_NAME}: {e}"
+            log.error("%s", self.error)
         self._thread.start()
-        log.info("storage: %s (sync=%s, %d owners)", self.db.path, self.sync, len(self._usage))
 
     def stop(self) -> None:
         """Finish the queued jobs (their replies are dropped: the loop has ended), close the DB."""
@@ -84,6 +95,8 @@ class StorageManager:
                 return
             job, then = item
             try:
+                if self.db is None:
+                    raise SyscallFailure(messages.EIO, self.error or "storage is not open")
                 result, error = job(self.db), None
             except BaseException as e:  # handed to the loop, which answers the agent with it
                 result, error = None, e
