@@ -31,49 +31,19 @@ import logging
 import time
 from typing import Callable
 
-import numpy as np
-
 from kernel import messages
 from kernel.memory.block import Block
-from kernel.memory.bm25 import BM25Index
+from kernel.memory.search import fuse
+from kernel.memory.space import Space, utf8_size
 from kernel.storage import guard
 from kernel.storage.swap import SwapArea
 from kernel.syscall import SyscallFailure
 
 log = logging.getLogger("aios.memory")
 LOW_WATERMARK = 0.9  # evict down to this fraction of the budget that was exceeded
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-MIN_COSINE = 0.2  # semantic hits below this similarity are noise for all-MiniLM-L6-v2
 SEARCH_EMBEDS = 64  # blocks without a vector a search embeds along with its query, at most
 MAX_GET_BYTES = 1 << 20  # content one mem.get returns, at most (bounds the swap-ins one call does on the loop)
 MODES = ("auto", "bm25", "semantic", "hybrid")
-
-
-class Space:
-    """One process's working memory (loop thread only)."""
-
-    def __init__(self, pcb):
-        self.pcb = pcb
-        self.pid = pcb.pid
-        self.blocks: dict[int, Block] = {}  # by id, in the order added
-        self.next_id = 1
-        self.resident = 0  # bytes resident
-        self.total = 0  # bytes, resident + evicted
-        self.index = BM25Index()
-        self.vecs: tuple[list[int], np.ndarray] | None = None  # (ids, (n, 384) matrix) cache; None: rebuild
-        self.evictions = 0
-        self.swap_ins = 0
-
-    def usage(self) -> dict:
-        return {"pid": self.pid, "blocks": len(self.blocks), "resident_bytes": self.resident,
-                "evicted_bytes": self.total - self.resident, "evictions": self.evictions, "swap_ins": self.swap_ins}
-
-
-def _size(text: str, what: str) -> int:
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError as e:
-        raise SyscallFailure(messages.EINVAL, f"{what} is not valid Unicode text: {e.reason}") from None
 
 
 class MemoryManager:
@@ -124,7 +94,7 @@ class MemoryManager:
 
     # -- syscall bodies (loop thread) ---------------------------------------------------------
     def add(self, pcb, content: str, kind: str = "note", role: str | None = None) -> dict:
-        size = _size(content, "memory content")
+        size = utf8_size(content, "memory content")
         res = f"working memory of pid {pcb.pid}"
         if size > self.block_max:
             raise SyscallFailure(messages.E2BIG, f"a memory block of {size} bytes exceeds the {self.block_max}-byte "
@@ -205,7 +175,7 @@ class MemoryManager:
                 return done(None, SyscallFailure(messages.ESRCH, f"pid {sp.pid} ended; its memory is released"))
             for b, v in zip(pending, vecs[1:]):
                 self._set_vec(sp, b, [v])
-            done(self._access(sp, self._fuse(sp, bm, vecs[0], kind, k, mode)), None)
+            done(self._access(sp, fuse(sp, bm, vecs[0], kind, k, mode)), None)
         self.embedder.embed([query, *texts], embedded, urgent=True)
         return mode
 
@@ -293,27 +263,6 @@ class MemoryManager:
             out.append({**b.view(b.content), **extra, "swapped_in": swapped})
         self._enforce(sp)
         return out
-
-    def _fuse(self, sp: Space, bm: list[tuple[int, float]], q, kind, k: int, mode: str) -> list[tuple[Block, dict]]:
-        if sp.vecs is None:
-            ids = [i for i, b in sp.blocks.items() if b.vec is not None]
-            sp.vecs = (ids, np.stack([sp.blocks[i].vec for i in ids]) if ids else np.zeros((0, q.shape[0]), q.dtype))
-        all_ids, mat = sp.vecs
-        sims = mat @ q  # (n,)
-        ids = [i for i in all_ids if kind is None or sp.blocks[i].kind == kind]
-        cos = {i: float(s) for i, s in zip(all_ids, sims)}
-        sem = sorted((i for i in ids if cos[i] >= MIN_COSINE), key=lambda i: (-cos[i], i))
-        bm_score = dict(bm)
-        if mode == "semantic":
-            ranked = [(i, cos[i]) for i in sem]
-        else:  # hybrid: reciprocal rank fusion of the two rankings
-            fused: dict[int, float] = {}
-            for ranking in ([i for i, _ in bm], sem):
-                for r, i in enumerate(ranking):
-                    fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
-            ranked = sorted(fused.items(), key=lambda it: (-it[1], it[0]))
-        return [(sp.blocks[i], {"score": s, "bm25": bm_score.get(i, 0.0), "cosine": cos.get(i)})
-                for i, s in ranked[:k]]
 
     def _set_vec(self, sp: Space, b: Block, vecs) -> None:
         if vecs and sp.blocks.get(b.id) is b and b.vec is None:
