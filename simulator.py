@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
+        ctx.leaving = True
         if ctx.interactive and ctx.live_pids():
             ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
         client.stop()

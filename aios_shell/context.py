@@ -37,6 +37,7 @@ class ShellContext:
         self.show_output = show_output  # agent output / kernel log events go to the terminal
         self.notify_exit = interactive if notify_exit is None else notify_exit
         self.error_prefix = ""  # batch: "script:LINE: "
+        self.leaving = False  # set by the front once it is stopping the kernel
         self.errors = 0  # commands that failed (batch exit status)
         self.top_interval = 1.5  # seconds between top refreshes
         self.confirm = None  # ConfirmBroker in the REPL
@@ -161,7 +162,7 @@ class ShellContext:
                 self.stats.update(stats)
             if stats.get("load_error"):
                 self.error(f"model {stats.get('model', self.llm_name)} failed to load: {stats['load_error']}")
-            elif self.interactive:
+            elif self.interactive and not self.leaving:
                 self.echo(f"model {stats.get('model', self.llm_name)} ready"
                           + (f" (loaded in {stats['load_time_s']:.1f}s)" if stats.get("load_time_s") else ""))
         elif kind in ("confirm", "confirm_done"):
@@ -249,6 +250,7 @@ class ShellContext:
             return
         for req in self.confirm.pending():
             left = req.left_s()
-            answer = self.ask(f"{req.question()}. Allow? [y/N] ({left:.0f}s) ", left, req.settled)
+            self.echo(f"confirm: {req.question()}")
+            answer = self.ask(f"allow pid {req.pid} to {req.action}? [y/N] ({left:.0f}s) ", left, req.settled)
             if answer is not None:  # None: settled elsewhere or expired (the kernel denies it)
                 self.confirm.answer(req.cid, answer, "user")

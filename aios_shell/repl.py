@@ -12,7 +12,7 @@ Ctrl-D or ``exit`` leaves, asking first when agents still run. Leaving does
 not stop the kernel: the owner of the KernelClient does (simulator.py).
 
 A confirm question from the kernel interrupts the prompt (the typed text is
-kept and restored), is asked as ``... Allow? [y/N] (119s)`` until the
+kept and restored), is asked as ``allow pid 3 to ...? [y/N] (119s)`` until the
 kernel's timeout (a timeout or the agent's end takes it down), and the
 prompt comes back.
 """

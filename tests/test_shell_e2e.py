@@ -1,0 +1,227 @@
+"""End-to-end runs of the real simulator.py: in a pty (pexpect) and as a batch program.
+
+Proves: two agents get distinct pids and show in ps, kill and wait all work,
+a confirm question is asked in the terminal and its y/N reaches the kernel,
+exit leaves no process behind; a closed terminal (SIGHUP) and SIGTERM stop
+the kernel and every agent and the kernel's log is flushed; --script --json
+prints one parseable JSON object per agent; piped commands are a batch run
+whose failures give exit status 1, and the shell process never imports
+torch; a missing script is one error line; deployment mode writes the
+kernel, scheduler and per-agent log files and nothing else to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM = str(ROOT / "simulator.py")
+PROMPT = r"\[smollm2-135m-instruct\]>"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+HEAVY = ("torch", "transformers", "accelerate")
+
+
+def env_for(tmp: Path) -> dict:
+    return dict(os.environ, AIOS_AGENT_PATH=str(ROOT / "tests" / "agents"), XDG_STATE_HOME=str(tmp / "state"),
+                PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+
+
+def common_args(tmp: Path) -> list[str]:
+    return ["--log_dir", str(tmp / "logs"), "--data_dir", str(tmp / "data"), "--max_new_tokens", "4"]
+
+
+class Transcript:
+    def __init__(self):
+        self.raw = []
+
+    def write(self, s):
+        self.raw.append(s)
+
+    def flush(self):
+        pass
+
+    @property
+    def text(self) -> str:
+        return ANSI.sub("", "".join(self.raw))
+
+
+def spawn_shell(tmp: Path, *args: str) -> tuple[pexpect.spawn, Transcript]:
+    child = pexpect.spawn(sys.executable, [SIM, *common_args(tmp), *args], cwd=str(tmp), env=env_for(tmp),
+                          encoding="utf-8", timeout=90, dimensions=(50, 200))
+    log = Transcript()
+    child.logfile_read = log
+    child.expect(r"kernel pid (\d+)")
+    kernel_pid = int(child.match.group(1))
+    child.expect(PROMPT)
+    return child, log, kernel_pid
+
+
+def run_agent(child, line: str) -> int:
+    child.sendline(line)
+    child.expect(r"as pid (\d+)")
+    pid = int(child.match.group(1))
+    child.expect(PROMPT)
+    return pid
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def maps_mention(pid: int, lib: str) -> bool:
+    return lib in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_interactive_session_two_agents_kill_wait_confirm_exit(tmp_path):
+    child, log, kernel_pid = spawn_shell(tmp_path)
+    p1 = run_agent(child, "run SleepyAgent: 600")
+    p2 = run_agent(child, "run sleepyagent: 3")
+    assert p1 != p2
+    child.sendline("ps")
+    child.expect(rf"\n\s*{p1} SleepyAgent .*\n\s*{p2} SleepyAgent ")
+    procs = descendants(child.pid)
+    os_pids = {p.pid for p in procs}
+    assert kernel_pid in os_pids and len(os_pids) >= 3  # the kernel and both agents
+    # the shell never loads torch; the kernel does (so the check can tell)
+    assert not maps_mention(child.pid, "libtorch") and maps_mention(kernel_pid, "libtorch")
+    child.sendline(f"kill {p1}")
+    child.expect(rf"\[{p1}\] SleepyAgent killed")
+    child.sendline("wait all")
+    child.expect(rf"\[{p2}\] SleepyAgent done in .*\n    woke")
+    child.expect(PROMPT)
+    # an irreversible action: the question appears in the terminal, y allows it, Enter (default No) denies
+    ask = 'run ToolAgent: [{"sys": "access.setgroup", "args": {"group": "%s"}}]'
+    p3 = run_agent(child, ask % "shelltest")
+    child.expect(rf"confirm: pid {p3} \(ToolAgent\) wants to access.setgroup group shelltest \(.*members could read")
+    child.expect(rf"allow pid {p3} to access.setgroup group shelltest\? \[y/N\]")
+    child.sendline("y")
+    child.expect(rf"allowed: pid {p3} \(ToolAgent\)")
+    child.sendline(f"wait {p3}")
+    child.expect(r'"changed": true')
+    p4 = run_agent(child, ask % "othergroup")
+    child.expect(rf"allow pid {p4} to access.setgroup group othergroup\? \[y/N\]")
+    child.sendline("")
+    child.expect(rf"denied: pid {p4} \(ToolAgent\)")
+    child.sendline(f"wait {p4}")
+    child.expect(r'"err": "EPERM".*not confirmed')
+    child.expect(PROMPT)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    gone, alive = psutil.wait_procs(procs, timeout=20)
+    assert alive == [], f"left behind: {alive}"
+    text = log.text
+    assert "Traceback" not in text and "error" not in text.replace("load_error", "")
+
+
+def test_closed_terminal_stops_the_kernel_and_every_agent(tmp_path):
+    child, log, kernel_pid = spawn_shell(tmp_path, "--scheduler_log_mode", "file")
+    run_agent(child, "run SleepyAgent: 600")
+    run_agent(child, "run SleepyAgent: 600")
+    procs = descendants(child.pid)
+    assert kernel_pid in {p.pid for p in procs} and len(procs) >= 3
+    shell = psutil.Process(child.pid)
+    child.ptyproc.fileobj.close()  # hang up the terminal: the shell gets SIGHUP
+    assert shell.wait(30) == 128 + signal.SIGHUP
+    gone, alive = psutil.wait_procs(procs, timeout=20)
+    assert alive == [], f"left behind: {alive}"
+    kernel_log = next((tmp_path / "logs").glob("kernel-*.log")).read_text()
+    assert "shutting down: 2 agents to stop" in kernel_log and kernel_log.rstrip().endswith("kernel stopped")
+
+
+def test_script_with_json_prints_one_parseable_object_per_agent(tmp_path):
+    script = tmp_path / "jobs.aios"
+    script.write_text("# a scripted batch run\n"
+                      "run EchoAgent: one\n"
+                      "\n"
+                      "run --priority 1 EchoAgent: two ✓\n"
+                      "run ChatAgent: Say hi\n"
+                      "ps -a\n")
+    r = subprocess.run([sys.executable, SIM, *common_args(tmp_path), "--script", str(script), "--json"],
+                       cwd=tmp_path, env=env_for(tmp_path), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["agent"], x["task"], x["status"]) for x in records] == [
+        ("EchoAgent", "one", "done"), ("EchoAgent", "two ✓", "done"), ("ChatAgent", "Say hi", "done")]
+    for x in records:
+        assert {"pid", "agent", "task", "status", "result", "waiting_s", "turnaround_s", "tokens_in",
+                "tokens_out"} <= set(x)
+    assert records[0]["result"] == "one" and records[1]["priority"] == 1
+    chat = records[2]
+    assert isinstance(chat["result"], str) and 0 < chat["tokens_out"] <= 4 and chat["tokens_in"] > 0
+    assert chat["waiting_s"] is not None and chat["turnaround_s"] >= chat["waiting_s"]
+    assert len({x["pid"] for x in records}) == 3
+    assert "PID AGENT" in r.stderr  # command output goes to stderr in --json mode
+
+
+def test_piped_commands_are_a_batch_run_and_failures_set_the_status(tmp_path):
+    code = ("import json, sys, simulator\n"
+            "rc = simulator.main(sys.argv[1:])\n"
+            f"print('HEAVY', json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})),"
+            " file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code, *common_args(tmp_path), "--json"], cwd=ROOT,
+                       env=env_for(tmp_path), capture_output=True, text=True, timeout=180,
+                       input="run EchoAgent: fine\nrun EchoAgent: crash\nbogus\nrun NoSuchAgent: x\n")
+    assert r.returncode == 1, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["task"], x["status"]) for x in records] == [("fine", "done"), ("crash", "failed")]
+    assert "RuntimeError: asked to crash" in records[1]["error"]
+    assert "<stdin>:3: error: unknown command 'bogus'" in r.stderr
+    assert "<stdin>:4: error: run: no agent named 'NoSuchAgent'" in r.stderr
+    assert "HEAVY []" in r.stderr  # the shell process never imported torch/transformers/accelerate
+
+
+def test_missing_script_is_one_error_line(tmp_path):
+    r = subprocess.run([sys.executable, SIM, "--script", str(tmp_path / "nope.aios")], cwd=tmp_path,
+                       env=env_for(tmp_path), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [f"simulator.py: error: script file '{tmp_path / 'nope.aios'}' does not exist"]
+
+
+def test_deployment_mode_writes_log_files_and_keeps_the_terminal_clean_until_sigterm(tmp_path):
+    child, log, kernel_pid = spawn_shell(tmp_path, "--scheduler_log_mode", "file", "--agent_log_mode", "file")
+    pid = run_agent(child, "run EchoAgent: deployed line")
+    child.sendline(f"wait {pid}")
+    child.expect(rf"\[{pid}\] EchoAgent done")
+    child.expect(PROMPT)
+    sleepy = run_agent(child, "run SleepyAgent: 600")
+    before_logs = log.text
+    child.sendline(f"logs {pid}")
+    child.expect(r"echo: deployed line")
+    child.expect(PROMPT)
+    procs = descendants(child.pid)
+    os.kill(child.pid, signal.SIGTERM)  # leaving by SIGTERM stops everything and flushes the logs
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 128 + signal.SIGTERM, log.text[-2000:]
+    gone, alive = psutil.wait_procs(procs, timeout=20)
+    assert alive == [], f"left behind: {alive}"
+    # the terminal showed the shell only: no kernel records, no agent output until `logs` asked for it
+    assert "echo: deployed line" not in before_logs and "[kernel" not in log.text and "spawned" not in log.text
+    assert "Traceback" not in log.text and "task:" not in before_logs
+    logs = tmp_path / "logs"
+    kernel_logs, sched_logs = list(logs.glob("kernel-*.log")), list(logs.glob("scheduler-*.log"))
+    assert len(kernel_logs) == 1 and len(sched_logs) == 1
+    kernel_log = kernel_logs[0].read_text()
+    assert f"spawned EchoAgent pid {pid}" in kernel_log and "shutting down: 1 agents to stop" in kernel_log
+    assert kernel_log.rstrip().endswith("kernel stopped")
+    assert "loaded" in sched_logs[0].read_text()
+    echo_logs = list((logs / "agents" / "EchoAgent").glob(f"*-pid{pid}.log"))
+    sleepy_logs = list((logs / "agents" / "SleepyAgent").glob(f"*-pid{sleepy}.log"))
+    assert len(echo_logs) == 1 and len(sleepy_logs) == 1
+    text = echo_logs[0].read_text()
+    assert "task: deployed line" in text and "echo: deployed line" in text
+    assert "task: 600" in sleepy_logs[0].read_text()
+    assert set(os.listdir(tmp_path)) <= {"logs", "data", "state"}  # nothing written beside them

@@ -1,0 +1,240 @@
+"""The REPL, completer, confirm prompt and top, driven through prompt_toolkit's
+create_pipe_input() + DummyOutput() against the shared real kernel.
+
+Proves: typed lines reach the dispatcher; Tab completes commands, agent
+names, pids and flags; Ctrl-C clears the line; Ctrl-D asks before leaving
+while agents run; history is written to its file; a confirm question
+interrupts the prompt, keeps what was typed, sends the answer and is taken
+down when the kernel settles it first; top refreshes, sorts, selects and kills.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from aios_shell.completer import ShellCompleter
+from aios_shell.context import ShellContext
+from aios_shell.handlers import TABLE
+from aios_shell.repl import Repl
+from aios_shell.top import TopView
+
+TIMEOUT = 60
+
+
+class Watch:
+    """A text stream that tests can block on: wait_for(regex) returns the match."""
+
+    def __init__(self):
+        self.text = ""
+        self.cv = threading.Condition()
+
+    def write(self, s: str) -> int:
+        with self.cv:
+            self.text += s
+            self.cv.notify_all()
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def wait_for(self, pattern: str, start: int = 0, timeout: float = TIMEOUT) -> re.Match:
+        rx = re.compile(pattern, re.M)
+        with self.cv:
+            ok = self.cv.wait_for(lambda: rx.search(self.text, start), timeout)
+            assert ok, f"{pattern!r} not seen in output:\n{self.text[start:]}"
+            return rx.search(self.text, start)
+
+
+@pytest.fixture
+def repl_env(kernel, tmp_path):
+    """A REPL on the shared kernel, running on a thread, fed through a pipe."""
+    out = Watch()
+    ctx = ShellContext(interactive=True, llm_name="testllm", out=out, err=out)
+    ctx.attach(kernel)
+    prev = kernel.on_event
+
+    def both(ev):
+        prev(ev)
+        ctx.on_event(ev)
+    kernel.on_event = both
+    with create_pipe_input() as inp:
+        repl = Repl(ctx, input=inp, output=DummyOutput(), history_path=tmp_path / "state" / "history", patch=False)
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault("rc", repl.run()), daemon=True)
+        t.start()
+        yield ctx, repl, inp, out, t, result
+        if t.is_alive():
+            inp.send_text("\x04")  # Ctrl-D; answer yes if asked
+            inp.send_text("y\r")
+            t.join(TIMEOUT)
+    kernel.on_event = prev
+    for pid in ctx.live_pids():
+        try:
+            kernel.kill(pid)
+            kernel.wait(pid, timeout=30)
+        except Exception:
+            pass
+
+
+def test_repl_runs_commands_and_exit_leaves(repl_env, tmp_path):
+    ctx, repl, inp, out, t, result = repl_env
+    assert repl.message == "[testllm]> "
+    inp.send_text("run EchoAgent: from the repl\r")
+    pid = out.wait_for(r"started EchoAgent as pid (\d+)").group(1)
+    inp.send_text(f"wait {pid}\r")
+    out.wait_for(rf"\[{pid}\] EchoAgent done in .*\n    from the repl")
+    inp.send_text("ps -a\r")
+    out.wait_for(rf"^\s+{pid} EchoAgent\s+done")
+    inp.send_text("bogus command\r")
+    out.wait_for(r"error: unknown command 'bogus'")
+    inp.send_text("exit\r")
+    t.join(TIMEOUT)
+    assert not t.is_alive() and result["rc"] == 0
+    history = (tmp_path / "state" / "history").read_text()
+    assert "run EchoAgent: from the repl" in history and f"wait {pid}" in history
+    assert ctx.toolbar().startswith(" ") and "agents" in ctx.toolbar() and "policy" in ctx.toolbar()
+
+
+def test_ctrl_c_clears_the_line_and_tab_completes(repl_env):
+    ctx, repl, inp, out, t, result = repl_env
+    inp.send_text("this line is dropped")
+    inp.send_text("\x03")  # Ctrl-C
+    buf = repl.session.default_buffer
+    completed = threading.Event()
+    buf.on_text_changed += lambda b: b.text.endswith("Agent: ") and completed.set()
+    inp.send_text("run Ech\t")  # Tab: the only agent matching -> "run EchoAgent: " (completes asynchronously)
+    assert completed.wait(TIMEOUT) and buf.text == "run EchoAgent: "
+    inp.send_text("tabbed\r")
+    out.wait_for(r"started EchoAgent as pid (\d+)")
+    assert "dropped" not in out.text and "error" not in out.text
+    assert t.is_alive()
+
+
+def test_ctrl_d_asks_while_agents_run(repl_env, kernel):
+    ctx, repl, inp, out, t, result = repl_env
+    asked = []
+    real_ask = ctx.ask
+    ctx.ask = lambda q, *a: (asked.append(q), real_ask(q, *a))[1]
+    inp.send_text("run SleepyAgent: 600\r")
+    pid = int(out.wait_for(r"started SleepyAgent as pid (\d+)").group(1))
+    inp.send_text("\x04")  # Ctrl-D: asks, we say no
+    inp.send_text("n\r")
+    inp.send_text(f"kill {pid}\r")
+    out.wait_for(rf"\[{pid}\] SleepyAgent killed")
+    assert len(asked) == 1 and "1 agent(s) still running" in asked[0] and f"SleepyAgent {pid}" in asked[0]
+    assert t.is_alive()
+    inp.send_text("\x04")  # nothing runs now: leaves without asking
+    t.join(TIMEOUT)
+    assert not t.is_alive() and len(asked) == 1
+
+
+def test_confirm_question_interrupts_the_prompt_and_keeps_the_typed_text(repl_env):
+    ctx, repl, inp, out, t, result = repl_env
+    sent = []
+    ctx.confirm.send = lambda cid, allow: sent.append((cid, allow))  # stand-in for the kernel's confirm op
+    asking = threading.Semaphore(0)
+    real_ask = ctx.ask
+    ctx.ask = lambda *a: (asking.release(), real_ask(*a))[1]
+    typed = threading.Event()
+    repl.session.default_buffer.on_text_changed += lambda b: b.text == "ps -" and typed.set()
+    inp.send_text("ps -")  # typed, not entered
+    assert typed.wait(TIMEOUT)
+    ev = {"event": "confirm", "cid": 41, "pid": 5, "agent": "ToolAgent", "action": "tool shell",
+          "detail": "rm -rf scratch", "timeout_s": 30}
+    ctx.on_event(ev)  # as the kernel-events thread would
+    assert asking.acquire(timeout=TIMEOUT)  # the prompt gave way to the question
+    inp.send_text("y\r")
+    out.wait_for(r"allowed: pid 5 \(ToolAgent\) wants to tool shell \(rm -rf scratch\) \(user\)")
+    assert sent == [(41, True)]
+    inp.send_text("a\r")  # completes the restored "ps -" line
+    out.wait_for(r"PID AGENT|no agent processes")
+    assert "error" not in out.text
+    # default is No: Enter alone denies
+    ctx.on_event(dict(ev, cid=42))
+    assert asking.acquire(timeout=TIMEOUT)
+    inp.send_text("\r")
+    out.wait_for(r"denied: pid 5 .*\(user\)")
+    assert sent == [(41, True), (42, False)]
+
+
+def test_confirm_settled_by_the_kernel_takes_the_question_down(repl_env):
+    ctx, repl, inp, out, t, result = repl_env
+    sent = []
+    ctx.confirm.send = lambda cid, allow: sent.append((cid, allow))
+    ctx.on_event({"event": "confirm", "cid": 7, "pid": 3, "agent": "MemFsAgent", "action": "fs.delete notes",
+                  "detail": "", "timeout_s": 120})
+    ctx.on_event({"event": "confirm_done", "cid": 7, "pid": 3, "allow": False, "by": "timeout"})
+    out.wait_for(r"denied: pid 3 \(MemFsAgent\) wants to fs.delete notes \(no answer in time\)")
+    inp.send_text("help\r")  # the prompt is back, and the next line is a command, not an answer
+    out.wait_for(r"help <command> for details")
+    assert sent == [] and ctx.confirm.pending() == []
+    # an event without timeout_s: the shell denies it itself after its own default
+    ctx.confirm.default_timeout_s = 0.3
+    ctx.on_event({"event": "confirm", "cid": 8, "pid": 3, "agent": "MemFsAgent", "action": "fs.delete x"})
+    out.wait_for(r"denied: pid 3 .*fs.delete x \(no answer in time\)")
+    assert sent == [(8, False)]
+
+
+def test_completer_from_the_table():
+    ctx = ShellContext(interactive=True)
+    ctx.note_spawn(12, "SleepyAgent")
+    ctx.note_spawn(13, "EchoAgent")
+    ctx.on_event({"event": "exit", "pid": 13, "snapshot": {"pid": 13, "agent": "EchoAgent", "state": "done"}})
+    ctx.notify_exit = False
+    comp = ShellCompleter(TABLE, ctx, agents=lambda: ["EchoAgent", "MathAgent", "SleepyAgent"])
+
+    def texts(line):
+        return [c.text for c in comp.get_completions(Document(line), None)]
+
+    assert set(texts("")) >= {"run", "ps", "print agent", "kill", "wait", "top", "exit", "help"}
+    assert texts("ki") == ["kill"] and "print agent" in texts("pr")
+    assert texts("print a") == ["agent"]
+    assert texts("run Ma") == ["MathAgent: "] and texts("run ") == ["EchoAgent: ", "MathAgent: ", "SleepyAgent: "]
+    assert texts("run --priority 2 Sl") == ["SleepyAgent: "] and texts("run --pr") == ["--priority "]
+    assert texts("run MathAgent: wh") == [] and texts("run --priority ") == []
+    assert texts("kill ") == ["12"] and texts("wait ") == ["12", "all"]  # live pids only
+    assert texts("result ") == ["12", "13"] and texts("result 12 ") == []  # every pid seen, one of them
+    assert texts("logs 1") == ["12", "13"] and texts("logs 12 ") == ["-f"]
+    assert texts("ps ") == ["-a"] and texts("help ki") == ["kill"]
+    assert texts("nonsense ") == []
+
+
+def test_top_refreshes_sorts_and_kills_the_selected_agent(kernel):
+    ctx = ShellContext(interactive=True, out=Watch())
+    ctx.attach(kernel)
+    pid = kernel.spawn("SleepyAgent", "600")
+    with create_pipe_input() as inp:
+        top = TopView(ctx, interval=0.2, input=inp, output=DummyOutput())
+
+        def drive():
+            while top.refreshed.wait(TIMEOUT):
+                top.refreshed.clear()
+                if pid in [s["pid"] for s in top.rows]:
+                    break
+            inp.send_text("N")  # sort by pid, ascending: the newest (ours) is last
+            inp.send_text("\x1b[F")  # End
+            seen = top.refreshes
+            while top.refreshes < seen + 1:
+                top.refreshed.wait(TIMEOUT)
+                top.refreshed.clear()
+            assert top.selected_pid == pid, (top.selected_pid, [s["pid"] for s in top.rows])
+            summary = "".join(t for _, t in top._summary())
+            assert "policy" in summary and "tok/s" in summary and "kernel pid" in summary
+            inp.send_text("M")
+            inp.send_text("k")
+            snap = kernel.wait(pid, timeout=TIMEOUT)
+            assert snap["state"] == "killed"
+            inp.send_text("q")
+
+        th = threading.Thread(target=drive, daemon=True)
+        th.start()
+        top.run()
+        th.join(TIMEOUT)
+    assert top.sort == "M" and top.message == f"killing pid {pid}" and pid in ctx.killed
+    assert kernel.info(pid)["state"] == "killed"
