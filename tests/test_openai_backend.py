@@ -97,6 +97,11 @@ def test_timeout_gives_a_clear_error(llm_server, hooks, tmp_path):
         out = call(client, PROMPTS[0], 4)
         assert out["error"]["code"] == "ETIMEDOUT"
         assert "no response within 0.5s" in out["error"]["message"], out
+        hooks.admin("inject", token_delay_s=2.0)  # ... or in the middle of its stream
+        out = call(client, PROMPTS[0], 4)
+        assert out["error"]["code"] == "ETIMEDOUT", out
+        assert out["error"]["message"] in (f"test-timeout: {hooks.base_url}: no response within 0.5s",
+                                           f"test-timeout: {hooks.base_url}: stream stalled for more than 0.5s")
     finally:
         client.stop()
 

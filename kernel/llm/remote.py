@@ -186,7 +186,9 @@ class RemoteEngine:
             self.load_error = f"model {self.llm_name}: {type(e).__name__}: {e}"
         self.load_time_s = time.time() - t0
         if self.load_error:
-            log.error("%s", self.load_error)
+            # INFO, not ERROR: the front shows load_error from the "ready" event; a console-mode
+            # ERROR record would print the same line twice.
+            log.info("remote model unusable: %s", self.load_error)
             with self._cv:
                 pending, self._waiting = self._waiting, []
             for j in pending:

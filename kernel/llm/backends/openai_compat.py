@@ -13,6 +13,7 @@ so it can count tries, honour cancellation while backing off and report them.
 
 from __future__ import annotations
 
+import httpx2
 import openai
 
 from kernel.llm.backends import BackendError, Call, one_line
@@ -65,6 +66,12 @@ class Stream:
                 yield text
         except openai.APIError as e:
             raise self.backend.error(e) from None
+        except httpx2.TimeoutException:  # mid-stream, the client does not wrap transport errors
+            raise BackendError("ETIMEDOUT", f"{self.backend.spec.base_url}: stream stalled for more than "
+                                            f"{self.backend.spec.timeout_s:g}s", retryable=True) from None
+        except httpx2.TransportError as e:
+            raise BackendError("EIO", f"{self.backend.spec.base_url}: stream broke: {one_line(e) or type(e).__name__}",
+                               retryable=True) from None
 
     def close(self) -> None:
         try:
