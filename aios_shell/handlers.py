@@ -128,6 +128,8 @@ def cmd_wait(ctx, arg):
     else:
         pids = [parse_pid(w) for w in words]
     for pid in pids:
+        if ctx.interactive and pid in ctx.live_pids():
+            ctx.echo(f"waiting for pid {pid} ({ctx.seen.get(pid, '?')}); Ctrl-C stops waiting")
         snap = ctx.run_blocking(ctx.client.wait, pid)
         ctx.echo(views.result_block(snap))
 

@@ -96,7 +96,10 @@ class TopView:
         line2 = (f"model {s.get('model', self.ctx.llm_name)} ({loaded})  policy {s.get('scheduler') or s.get('policy', '-')}"
                  f"  tok/s {'-' if tok_s is None else f'{tok_s:.1f}'}  batch {views.batch_text(s)}"
                  f"  queue {s.get('queue', '-')}  agents {s.get('agents_live', '-')}/{s.get('agents_total', '-')}")
-        extra = [f"{k} {s[k]}" for k in ("preemptions", "kv_bytes", "kv_memory", "kv_cache_bytes") if k in s]
+        extra = [f"preemptions {s['preemptions']}"] if "preemptions" in s else []
+        extra += [f"{k.replace('_bytes', '').replace('_', ' ')} {views.fmt_bytes(s[k])}"
+                  for k in ("kv_bytes", "kv_budget_bytes") if isinstance(s.get(k), int)]
+        extra += [f"{k} {s[k]}" for k in ("calls", "errors") if k in s]
         text = f"{line1}\n{line2}\n" + ("  ".join(extra) + "\n" if extra else "")
         return [("bold", text)]
 

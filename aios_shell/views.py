@@ -65,6 +65,11 @@ def fmt_secs(s) -> str:
     return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
+def is_seconds(key: str) -> bool:
+    """Keys that hold seconds end in _s (but tokens_per_s is a rate)."""
+    return key.endswith("_s") and "_per_" not in key
+
+
 def fmt_pct(p) -> str:
     return "-" if p is None else f"{p:.1f}"
 
@@ -137,7 +142,7 @@ def info_lines(snap: dict) -> str:
     for k, v in snap.items():
         if k in ("start_time", "end_time") and v:
             v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
-        elif k.endswith("_s") and isinstance(v, (int, float)):
+        elif is_seconds(k) and isinstance(v, (int, float)):
             v = fmt_secs(v)
         elif k == "rss":
             v = fmt_bytes(v)
@@ -156,17 +161,13 @@ def tokens_per_s(stats: dict) -> float | None:
 
 
 def batch_text(stats: dict) -> str:
-    """Batch occupancy as "running/max" (or whatever the engine reports)."""
-    for key in ("batch_occupancy", "batch"):
-        v = stats.get(key)
-        if isinstance(v, float) and v <= 1.0:
-            return f"{v * 100:.0f}%"
-        if v is not None:
-            return str(v)
+    """Batch occupancy: sequences decoding now out of max_batch, and the engine's mean rows per step."""
     running, cap = stats.get("running"), stats.get("max_batch")
-    if running is None:
-        return "-"
-    return f"{running}/{cap}" if cap else str(running)
+    text = "-" if running is None else (f"{running}/{cap}" if cap else str(running))
+    occ, pct = stats.get("batch_occupancy"), stats.get("batch_occupancy_pct")
+    if isinstance(occ, (int, float)):
+        text += f" (avg {occ:.1f}" + (f", {pct:.0f}%" if isinstance(pct, (int, float)) else "") + ")"
+    return text
 
 
 SCHED_FIRST = ("model", "policy", "scheduler", "loaded", "load_error", "load_time_s", "queue", "running",
@@ -184,8 +185,12 @@ def sched_text(stats: dict, snaps: list[dict], tok_s: float | None = None) -> st
         keys.append("tokens_per_s (shell)")
     for k in keys:
         v = stats[k]
-        if k.endswith("_s") and isinstance(v, (int, float)):
+        if is_seconds(k) and isinstance(v, (int, float)) and not isinstance(v, bool):
             v = fmt_secs(v)
+        elif k.endswith("_bytes") and isinstance(v, int):
+            v = fmt_bytes(v)
+        elif isinstance(v, float):
+            v = f"{v:.2f}"
         elif isinstance(v, (dict, list)):
             v = json.dumps(v)
         lines.append(f"{k:>22}  {v}")

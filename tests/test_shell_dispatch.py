@@ -139,6 +139,15 @@ def test_kill_a_running_agent_and_ps_shows_it_until_then(shell, kernel):
     assert d.onecmd(f"kill {pid}") is False and "already ended" in err.getvalue()
 
 
+def test_logs_follow_prints_until_the_process_ends(shell):
+    ctx, d, out, err = shell
+    assert d.onecmd("run SleepyAgent: 1.5")
+    pid = int(re.search(r"as pid (\d+)", out.getvalue()).group(1))
+    assert d.onecmd(f"logs {pid} -f")  # returns only when the agent has ended
+    assert "[SleepyAgent pid %d] task: 1.5" % pid in out.getvalue()
+    assert ctx.ended[pid]["state"] == "done" and ctx.followers == {}
+
+
 def test_agents_tools_sched(shell, kernel):
     ctx, d, out, err = shell
     assert d.onecmd("agents")
@@ -173,4 +182,10 @@ def test_ps_table_fits_the_width_and_formats_units():
     assert " 12.3 " in row and " 23.0M " in row and " 123/45 " in row and " 0.50s " in row and " 1m15s " in row
     assert " 1h06m " in row
     assert views.fmt_bytes(None) == "-" and views.fmt_bytes(512) == "512B" and views.fmt_secs(None) == "-"
+    stats = {"model": "m", "queue": 0, "busy_s": 75.0, "tokens_per_s": 8.5, "kv_bytes": 2048, "running": 2,
+             "max_batch": 16, "batch_occupancy": 1.7, "batch_occupancy_pct": 10.6, "future_key": "shown"}
+    text = views.sched_text(stats, [])
+    assert re.search(r"tokens_per_s  8.50$", text, re.M) and re.search(r"busy_s  1m15s$", text, re.M)
+    assert re.search(r"kv_bytes  2.0K$", text, re.M) and re.search(r"future_key  shown$", text, re.M)
+    assert views.batch_text(stats) == "2/16 (avg 1.7, 11%)" and views.batch_text({}) == "-"
     assert "no agent processes" in views.ps_table([])
