@@ -91,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     ctx.top_interval = args.top_interval
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
+    client, status = None, 1
     try:
-        client = KernelClient(config, on_event=ctx.on_event)
-    except KernelError as e:
-        print(f"simulator.py: error: {e.message}", file=sys.stderr)
-        return 1
-    ctx.attach(client)
-    status = 1
-    try:
+        try:
+            client = KernelClient(config, on_event=ctx.on_event)
+        except KernelError as e:
+            print(f"simulator.py: error: {e.message}", file=sys.stderr)
+            return 1
+        ctx.attach(client)
         if batch:
             status = run_batch(ctx, lines, name, json_mode=args.json)
         else:
@@ -117,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
         ctx.leaving = True
-        if ctx.interactive and ctx.live_pids():
-            ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
-        client.stop()
+        if client is not None:
+            if ctx.interactive and ctx.live_pids() and not client.dead.is_set():
+                ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
+            client.stop()
     return status
 
 

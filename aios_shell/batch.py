@@ -24,6 +24,7 @@ from typing import Iterable
 from aios_shell import views
 from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.handlers import TABLE
+from kernel.boot import KernelError
 
 REPORT_KEYS = ("pid", "agent", "task", "status", "result", "error", "exit_code", "priority", "waiting_s",
                "turnaround_s", "elapsed_s", "tokens_in", "tokens_out", "llm_calls", "syscalls_total",
@@ -62,16 +63,21 @@ def run_batch(ctx, lines: Iterable[str], name: str = "<stdin>", json_mode: bool 
         except ExitShell:
             break
     ctx.error_prefix = ""
-    snaps = []
+    snaps, lost = [], 0
     for pid in list(ctx.spawned):
-        snaps.append(ctx.client.wait(pid))
+        try:
+            snaps.append(ctx.client.wait(pid))
+        except KernelError as e:  # the kernel died: nothing more to wait for
+            ctx.error(f"wait {pid}: {e.message}")
+            lost += 1
     failed_agents = [s for s in snaps if agent_failed(s, ctx.killed)]
     for s in snaps:
         if json_mode:
             emit(json.dumps(report(s), ensure_ascii=False, default=str))
         else:
             emit(views.result_block(s))
-    if failed_cmds or failed_agents:
-        ctx.note(f"{name}: {failed_cmds} command(s) failed, {len(failed_agents)} of {len(snaps)} agent(s) failed")
+    if failed_cmds or failed_agents or lost:
+        ctx.note(f"{name}: {failed_cmds} command(s) failed, {len(failed_agents) + lost} of {len(ctx.spawned)} "
+                 "agent(s) failed")
         return 1
     return 0

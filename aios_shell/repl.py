@@ -9,7 +9,8 @@ prompt without disturbing what is being typed (patch_stdout).
 
 Ctrl-C clears the line, or stops a running ``wait``/``logs -f``/``top``;
 Ctrl-D or ``exit`` leaves, asking first when agents still run. Leaving does
-not stop the kernel: the owner of the KernelClient does (simulator.py).
+not stop the kernel: the owner of the KernelClient does (simulator.py). If
+the kernel process dies, the shell says so in one line and leaves (status 1).
 
 A confirm question from the kernel interrupts the prompt (the typed text is
 kept and restored), is asked as ``allow pid 3 to ...? [y/N] (119s)`` until the
@@ -57,6 +58,7 @@ class Repl:
             input=input, output=output)
         self._saved = ""  # text typed before a confirm question interrupted the prompt
         self._stop = threading.Event()
+        self.kernel_gone = False  # the kernel process died under us: leave with status 1
         ctx.ask = self.ask
         if ctx.confirm is None:
             ctx.confirm = ConfirmBroker(send=self._send_confirm, wake=ctx.wake, echo=ctx.echo)
@@ -70,7 +72,7 @@ class Repl:
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> int:
-        """Read and run commands until exit/Ctrl-D; returns 0."""
+        """Read and run commands until exit/Ctrl-D (0), or until the kernel dies (1)."""
         monitor = threading.Thread(target=self._monitor, name="shell-stats", daemon=True)
         monitor.start()
         try:
@@ -78,11 +80,12 @@ class Repl:
                 self._loop()
         finally:
             self._stop.set()
-            self.ctx.confirm.deny_all("the shell is leaving")
-        return 0
+            if not self.kernel_gone:
+                self.ctx.confirm.deny_all("the shell is leaving")
+        return 1 if self.kernel_gone else 0
 
     def _loop(self) -> None:
-        while True:
+        while not self.kernel_gone:
             self.ctx.ask_pending_confirms()
             self.ctx.waker = self._interrupt_prompt
             try:
@@ -108,7 +111,7 @@ class Repl:
                 self.ctx.echo("^C")
 
     def _pre_run(self) -> None:
-        if self.ctx.confirm.pending():  # arrived between the check above and the prompt starting
+        if self.ctx.confirm.pending() or self.kernel_gone:  # arrived before the prompt was running
             self._exit_prompt()
 
     def _exit_prompt(self) -> None:
@@ -167,10 +170,17 @@ class Repl:
 
     def _monitor(self) -> None:
         """Refresh the toolbar's stats every ``stats_interval`` seconds until the REPL ends."""
+        client = self.ctx.client
         while not self._stop.is_set():
+            if client.dead.is_set():
+                code = client.process.exitcode
+                self.kernel_gone = True
+                self.ctx.error(f"the kernel process exited{'' if code is None else f' (exit code {code})'}; "
+                               "leaving the shell")
+                self.ctx.wake()
+                return
             try:
                 self.ctx.refresh_stats()
             except Exception:
-                if self.ctx.client is None or self.ctx.client.dead.is_set():
-                    return
+                pass  # the kernel is going: the next turn sees it
             self._stop.wait(self.stats_interval)

@@ -150,6 +150,20 @@ def test_closed_terminal_stops_the_kernel_and_every_agent(tmp_path):
     assert "shutting down: 2 agents to stop" in kernel_log and kernel_log.rstrip().endswith("kernel stopped")
 
 
+def test_kernel_death_is_one_line_and_the_shell_leaves(tmp_path):
+    child, log, kernel_pid = spawn_shell(tmp_path)
+    run_agent(child, "run SleepyAgent: 600")
+    procs = descendants(child.pid)
+    os.kill(kernel_pid, signal.SIGKILL)
+    child.expect(r"error: the kernel process exited \(exit code -9\); leaving the shell")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    gone, alive = psutil.wait_procs(procs, timeout=20)  # agents die with their kernel (PDEATHSIG)
+    assert alive == [], f"left behind: {alive}"
+    assert "Traceback" not in log.text
+
+
 def test_script_with_json_prints_one_parseable_object_per_agent(tmp_path):
     script = tmp_path / "jobs.aios"
     script.write_text("# a scripted batch run\n"
