@@ -52,6 +52,7 @@ class ShellContext:
         self.spawned: list[int] = []  # pids started by this shell's `run`, in order
         self.killed: set[int] = set()  # pids the user asked to kill
         self.followers: dict[int, queue.Queue] = {}  # pid -> queue of output lines (None: ended)
+        self.waited: set[int] = set()  # pids a foreground `wait` reports itself (no exit notice)
         self.stats: dict = {}
         self.tok_s: float | None = None  # measured from tokens_out between refreshes
         self._rate_sample: tuple[float, int] | None = None  # (monotonic s, tokens_out)
@@ -154,7 +155,7 @@ class ShellContext:
                 q = self.followers.get(pid)
             if q is not None:
                 q.put(None)
-            if self.notify_exit:
+            if self.notify_exit and pid not in self.waited:
                 self.echo(views.exit_line(snap))
         elif kind == "ready":
             stats = ev.get("stats") or {}

@@ -127,11 +127,14 @@ def cmd_wait(ctx, arg):
             return
     else:
         pids = [parse_pid(w) for w in words]
-    for pid in pids:
-        if ctx.interactive and pid in ctx.live_pids():
-            ctx.echo(f"waiting for pid {pid} ({ctx.seen.get(pid, '?')}); Ctrl-C stops waiting")
-        snap = ctx.run_blocking(ctx.client.wait, pid)
-        ctx.echo(views.result_block(snap))
+    ctx.waited.update(pids)  # their results are printed here: no exit notices meanwhile
+    try:
+        for pid in pids:
+            if ctx.interactive and pid in ctx.live_pids():
+                ctx.echo(f"waiting for pid {pid} ({ctx.seen.get(pid, '?')}); Ctrl-C stops waiting")
+            ctx.echo(views.result_block(ctx.run_blocking(ctx.client.wait, pid)))
+    finally:
+        ctx.waited.difference_update(pids)
 
 
 @TABLE.command("result", "result <pid>", "print the result of a process (or its state if still running)",
