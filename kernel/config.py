@@ -32,7 +32,9 @@ class KernelConfig:
     max_new_tokens: int = 256  # default and ceiling for one llm.chat call
     scheduler: str = "fifo"
     max_batch: int = 16
-    rr_quantum: int = 16  # decoded tokens before an rr preemption
+    rr_quantum: int = 16  # decoded tokens before an rr preemption (and before a priority preemption)
+    kv_budget_mb: float = 1024.0  # MiB of KV cache kept for preempted generations; beyond it KV is recomputed
+    llm_threads: int = 0  # torch threads of the local engine; 0 = all CPUs but one (kernel/llm/threads.py)
     scheduler_log_mode: str = "console"
     agent_log_mode: str = "console"
     log_dir: str = "logs"
@@ -66,6 +68,12 @@ class KernelConfig:
             raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, not {self.scheduler!r}")
         if self.max_batch < 1:
             raise ValueError("--max_batch must be at least 1")
+        if self.rr_quantum < 1:
+            raise ValueError("--rr_quantum must be at least 1")
+        if self.kv_budget_mb < 0:
+            raise ValueError("--kv_budget_mb must be >= 0 (0: always recompute a preempted generation's KV)")
+        if self.llm_threads < 0:
+            raise ValueError("--llm_threads must be >= 0 (0: all CPUs but one)")
         if self.storage_sync not in ("full", "normal"):
             raise ValueError("--storage_sync must be full or normal")
         if self.storage_max_record_bytes < 1 or self.storage_keep_versions < 0:
@@ -99,6 +107,11 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--max_new_tokens", type=int, help="default and ceiling of tokens per LLM call (default 256)")
     g.add_argument("--scheduler", choices=SCHEDULERS, help="LLM scheduling policy (default fifo)")
     g.add_argument("--max_batch", type=int, help="most sequences decoded together (default 16)")
+    g.add_argument("--rr_quantum", type=int, help="rr/priority: tokens a generation decodes before it may be "
+                   "preempted (default 16)")
+    g.add_argument("--kv_budget_mb", type=float, help="MiB of KV cache kept for preempted generations; "
+                   "beyond it their KV is dropped and recomputed on resume (default 1024; 0: always recompute)")
+    g.add_argument("--llm_threads", type=int, help="torch threads of the local engine (default 0: all CPUs but one)")
     g.add_argument("--scheduler_log_mode", choices=LOG_MODES, help="kernel/scheduler logs: console or files under logs/")
     g.add_argument("--agent_log_mode", choices=LOG_MODES, help="agent output: console or one file per agent run")
     g.add_argument("--log_dir", help="where file logs go (default logs/)")

@@ -1,18 +1,35 @@
-"""The LLM engine thread: owns the model and serves LLMRequests.
+"""The local LLM engine: one thread batches every agent's llm.chat calls.
 
-This first engine runs one request at a time with ``model.generate`` (the
-original system's behaviour, kept as the ``serial`` baseline). The engine
-thread is the only thread that touches the model.
+Iteration-level batching over transformers forward passes (see batch.py):
+each iteration the engine takes new requests in, lets the scheduling policy
+(scheduler.py) preempt and admit sequences, prefills the admitted ones, and
+decodes one token for every running sequence together; finished sequences
+leave between steps. Preemption is a context switch (context.py): ids and
+sampler state always, the KV cache while ``--kv_budget_mb`` allows.
+
+Threads and locks:
+  llm-engine   owns the model, the batch, the policy, every Sequence and
+               the ContextStore; loads the model, then serves forever.
+  callers      ``submit``/``cancel_pid``/``stats``/``stop`` from any thread
+               touch only ``_cv``-guarded fields (_inbox, _live, _stopping)
+               and EngineStats (its own lock).
+
+Request callbacks: ``req.state("ready")`` when queued or preempted,
+``req.state("running")`` when admitted to the batch, ``req.finish`` exactly
+once. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
+(all CPUs but one: the loop, the agents and the shell need the other).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 
 from kernel.llm.request import LLMError, LLMRequest, result
+from kernel.llm.sequence import Sequence, SeqStatus
+from kernel.llm.stats import EngineStats
+from kernel.llm.threads import default_threads
 
 log = logging.getLogger("aios.engine")
 
@@ -24,63 +41,81 @@ class Engine:
         self.max_gpu_memory = config.max_gpu_memory
         self.max_new_tokens = config.max_new_tokens
         self.seed = config.seed
+        self.policy_name = config.scheduler
+        self.max_batch = 1 if config.scheduler == "serial" else config.max_batch
+        self.quantum = config.rr_quantum
+        self.kv_budget_bytes = int(getattr(config, "kv_budget_mb", 1024) * 2**20)
+        self.threads = getattr(config, "llm_threads", 0) or default_threads()
         self.ready = threading.Event()  # set once the model is loaded (or failed)
         self.load_error: str | None = None
         self.load_time_s: float | None = None
         self.on_ready = None  # called on the engine thread once the model is loaded (or failed)
-        self._cv = threading.Condition()  # guards _queue, _stopping, stats
-        self._queue: collections.deque[LLMRequest] = collections.deque()
+        self._cv = threading.Condition()  # guards _inbox, _live, _stopping
+        self._inbox: list[LLMRequest] = []
+        self._live: dict[int, LLMRequest] = {}  # id(req) -> req, submitted and not finished
         self._stopping = False
-        self._current: LLMRequest | None = None
-        self.tokens_out = 0
-        self.busy_s = 0.0
+        self.counters = EngineStats()
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
 
-    # -- public, thread-safe ---------------------------------------------------
+    # -- public, thread-safe -----------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, req: LLMRequest) -> None:
+        req.state("ready")  # before the engine thread can see it (and call state("running"))
         with self._cv:
+            refusal = None
             if self._stopping:
-                req.finish(error=LLMError("ECANCELED", "kernel is stopping"))
-                return
-            self._queue.append(req)
-            self._cv.notify()
-        req.state("ready")
+                refusal = LLMError("ECANCELED", "kernel is stopping")
+            elif self.ready.is_set() and self.load_error:
+                refusal = LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
+            else:
+                self._inbox.append(req)
+                self._live[id(req)] = req
+                self._cv.notify()
+        if refusal is not None:
+            req.finish(error=refusal)
 
     def cancel_pid(self, pid: int) -> int:
-        """Cancel every request of ``pid`` (queued or running); returns how many."""
+        """Cancel every request of ``pid`` (queued, preempted or running); returns how many.
+
+        The engine thread answers them with ECANCELED before its next step.
+        """
         with self._cv:
-            dropped = [r for r in self._queue if r.pid == pid]
-            self._queue = collections.deque(r for r in self._queue if r.pid != pid)
-            if self._current is not None and self._current.pid == pid:
-                self._current.cancelled = True
-        for r in dropped:
-            r.cancelled = True
-            r.finish(error=LLMError("ECANCELED", "process ended"))
-        return len(dropped)
+            hit = [r for r in self._live.values() if r.pid == pid and not r.cancelled]
+            for r in hit:
+                r.cancelled = True
+            if hit:
+                self._cv.notify()
+        return len(hit)
 
     def stats(self) -> dict:
-        with self._cv:
-            return {"model": self.llm_name, "policy": "serial", "loaded": self.ready.is_set() and not self.load_error,
-                    "load_error": self.load_error, "load_time_s": self.load_time_s,
-                    "queue": len(self._queue), "running": int(self._current is not None),
-                    "tokens_out": self.tokens_out, "busy_s": self.busy_s}
+        snap = self.counters.snapshot(self.max_batch)
+        store = getattr(self, "contexts", None)
+        snap.update({
+            "model": self.llm_name, "backend": "hf_local", "device": self.device, "policy": self.policy_name,
+            "loaded": self.ready.is_set() and not self.load_error, "load_error": self.load_error,
+            "load_time_s": self.load_time_s, "max_batch": self.max_batch, "rr_quantum": self.quantum,
+            "threads": self.threads, "kv_budget_bytes": self.kv_budget_bytes,
+            "kv_saved_bytes": store.held_bytes if store else 0,
+            "resumes_kv": store.restored if store else 0, "resumes_recompute": store.recomputed if store else 0,
+        })
+        snap["kv_bytes"] = snap["kv_batch_bytes"] + snap["kv_saved_bytes"]
+        return snap
 
     def stop(self) -> None:
         with self._cv:
             self._stopping = True
-            pending = list(self._queue)
-            self._queue.clear()
-            if self._current is not None:
-                self._current.cancelled = True
             self._cv.notify_all()
-        for r in pending:
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        with self._cv:  # never started, or stuck in a long forward pass: answer for it
+            left = list(self._live.values())
+            self._live.clear()
+        for r in left:
             r.finish(error=LLMError("ECANCELED", "kernel is stopping"))
-        self._thread.join(timeout=10)
 
-    # -- engine thread ---------------------------------------------------------
+    # -- engine thread -----------------------------------------------------------------
     def _run(self) -> None:
         try:
             self._load()
@@ -91,80 +126,116 @@ class Engine:
             self.ready.set()
             if self.on_ready is not None:
                 self.on_ready()
-        while True:
-            with self._cv:
-                while not self._queue and not self._stopping:
-                    self._cv.wait()
-                if self._stopping:
-                    return
-                req = self._current = self._queue.popleft()
-            try:
-                if self.load_error:
-                    raise LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
-                res = self._generate(req)
-            except LLMError as e:
-                req.finish(error=e)
-            except Exception as e:
-                log.exception("generation failed for pid %s", req.pid)
-                req.finish(error=LLMError("EIO", f"generation failed: {type(e).__name__}: {e}"))
+        try:
+            if self.load_error:
+                self._refuse_all()
             else:
-                req.finish(result=res)
-            finally:
-                with self._cv:
-                    self._current = None
+                import torch
+
+                with torch.inference_mode():
+                    self._serve()
+        except Exception:
+            log.exception("engine thread failed")
+            self.load_error = self.load_error or "the engine thread failed (see the kernel log)"
+            self._finish_all(LLMError("EIO", "the LLM engine failed"))
 
     def _load(self) -> None:
         import torch
 
         from kernel.llm import model as model_mod
+        from kernel.llm.batch import DecodeBatch, batchable
+        from kernel.llm.context import ContextStore
+        from kernel.llm.scheduler import make_policy
 
         t0 = time.time()
+        torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
         self.model, self.tok = model_mod.load(self.llm_name, self.device, self.max_gpu_memory)
+        if not batchable(self.model) and self.policy_name != "serial":
+            log.warning("%s has a cache layout the batch cannot re-pad (sliding window or recurrent "
+                        "layers): scheduling it serially", self.llm_name)
+            self.policy_name, self.max_batch = "serial", 1
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = frozenset(i for i in [*eos, self.tok.eos_token_id] if i is not None)
+        self.max_positions = getattr(self.model.config, "max_position_embeddings", None) or 1 << 30
+        self.batch = DecodeBatch(self.model, self.tok.pad_token_id)
+        self.policy = make_policy(self.policy_name, self.max_batch, self.quantum)
+        self.contexts = ContextStore(self.kv_budget_bytes)
         self.load_time_s = time.time() - t0
-        log.info("model %s loaded in %.2fs", self.llm_name, self.load_time_s)
+        log.info("model %s loaded in %.2fs: policy %s, max_batch %d, %d torch threads", self.llm_name,
+                 self.load_time_s, self.policy_name, self.max_batch, self.threads)
 
-    def _generate(self, req: LLMRequest) -> dict:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+    def _serve(self) -> None:
+        from kernel.llm import iteration
 
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kw):
-                return torch.full((input_ids.shape[0],), req.cancelled, dtype=torch.bool)
+        while True:
+            with self._cv:
+                while not (self._inbox or self._stopping or self.batch.seqs or self.policy.waiting
+                           or any(r.cancelled for r in self._live.values())):
+                    self._cv.wait()
+                inbox, self._inbox = self._inbox, []
+                if self._stopping:
+                    break
+            for req in inbox:
+                self._intake(req)
+            iteration.run(self)
+        self._finish_all(LLMError("ECANCELED", "kernel is stopping"))
 
-        enc = self.tok.apply_chat_template(req.messages, add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)
-        ids = enc["input_ids"].to(self.model.device)
-        mask = enc["attention_mask"].to(self.model.device)
-        req.state("running")
-        t0 = time.time()
-        if req.timing is not None:
-            req.timing.started = t0
-            req.timing.tokens_in = ids.shape[1]
-        kwargs = dict(max_new_tokens=min(req.max_new_tokens, self.max_new_tokens),
-                      pad_token_id=self.tok.pad_token_id,
-                      stopping_criteria=StoppingCriteriaList([Cancelled()]))
-        if req.stop:
-            kwargs.update(stop_strings=req.stop, tokenizer=self.tok)
-        if req.temperature > 0:
-            torch.manual_seed(req.seed if req.seed is not None else self.seed)
-            kwargs.update(do_sample=True, temperature=req.temperature, top_p=req.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        new = out[0, ids.shape[1]:]
-        n_out = int(new.shape[0])
-        text = self.tok.decode(new, skip_special_tokens=True)
-        finish = "length" if n_out >= kwargs["max_new_tokens"] else "stop"
-        for s in req.stop:
-            i = text.find(s)
-            if i >= 0:
-                text, finish = text[:i], "stop"
-        dt = time.time() - t0
-        with self._cv:
-            self.tokens_out += n_out
-            self.busy_s += dt
+    def _intake(self, req: LLMRequest) -> None:
+        """Tokenize a new request and queue it (or answer it with an error)."""
         if req.cancelled:
-            raise LLMError("ECANCELED", "request cancelled")
-        return result(text, int(ids.shape[1]), n_out, finish, llm_time_s=dt)
+            return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+        try:
+            enc = self.tok.apply_chat_template(req.messages, add_generation_prompt=True)
+            ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
+        except Exception as e:
+            return self.finish(req, error=LLMError("EINVAL", f"cannot format the messages: {e}"))
+        if len(ids) >= self.max_positions:
+            return self.finish(req, error=LLMError(
+                "E2BIG", f"prompt of {len(ids)} tokens exceeds the model's {self.max_positions} positions"))
+        max_new = max(1, min(req.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
+        seq = Sequence(req, ids, max_new, self.eos_ids, req.seed if req.seed is not None else self.seed)
+        if req.timing is not None:
+            req.timing.tokens_in = len(ids)
+        self.policy.add(seq, time.monotonic())
+
+    # -- finishing (engine thread) -----------------------------------------------------
+    def finish(self, req: LLMRequest, res: dict | None = None, error: Exception | None = None) -> None:
+        with self._cv:
+            self._live.pop(id(req), None)
+        self.counters.add(**({"calls": 1} if error is None else {"errors": 1}))
+        if req.timing is not None and res is not None:
+            req.timing.tokens_out = res["tokens_out"]
+        req.finish(result=res, error=error)
+
+    def finish_seq(self, seq: Sequence) -> None:
+        seq.status = SeqStatus.FINISHED
+        self.finish(seq.req, res=result(seq.final_text(self.tok), seq.prompt_len, seq.n_generated,
+                                        seq.finish_reason or "stop", llm_time_s=seq.llm_time_s,
+                                        preemptions=seq.preemptions))
+
+    def fail_seq(self, seq: Sequence, error: LLMError) -> None:
+        seq.status = SeqStatus.FINISHED
+        self.contexts.release(seq)
+        self.finish(seq.req, error=error)
+
+    def _refuse_all(self) -> None:
+        """The model did not load: answer what is queued now and refuse the rest in submit()."""
+        with self._cv:
+            left, self._inbox = self._inbox, []
+        for r in left:
+            self.finish(r, error=LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}"))
+
+    def _finish_all(self, error: LLMError) -> None:
+        seqs = []
+        if hasattr(self, "policy"):  # the model loaded
+            seqs = self.batch.seqs + self.policy.take_all()
+            self.batch.reset()
+        for s in seqs:
+            self.fail_seq(s, error)
+        with self._cv:
+            left = list(self._live.values()) + self._inbox
+            self._inbox = []
+        for r in left:
+            self.finish(r, error=error)

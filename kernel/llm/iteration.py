@@ -1,0 +1,160 @@
+"""One iteration of the local engine, between two decode steps.
+
+    1. reap      cancelled sequences leave the queue and the batch (ECANCELED)
+    2. schedule  the policy's Plan: preempt (context switch out: snapshot the
+                 KV within the budget), then admit (context switch in: restore
+                 a snapshot, or prefill new and KV-less sequences)
+    3. decode    one token for every running sequence; finished ones leave
+
+Runs on the engine thread with the engine's objects (Engine owns them; this
+module only holds the steps). A failure in a forward pass fails the
+sequences it touched with EIO and empties the batch; the engine goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kernel.llm import sampler
+from kernel.llm.request import LLMError
+from kernel.llm.sequence import SeqStatus
+
+log = logging.getLogger("aios.scheduler")
+PREFILL_PAD_WASTE = 1.25  # a prefill group's padded tokens stay <= this x its real tokens
+PREFILL_MAX_TOKENS = 8192  # padded tokens in one prefill pass (bounds its activation memory)
+
+
+def run(engine) -> None:
+    admitting: list = []  # sequences out of the queue and not yet in the batch
+    done: list = []  # finished sequences, answered once the gauges are up to date
+    try:
+        _reap(engine)
+        plan = engine.policy.plan(engine.batch.seqs, time.monotonic())
+        admitting = list(plan.admit)
+        if plan.preempt:
+            _preempt(engine, plan.preempt)
+        if admitting:
+            _admit(engine, admitting, done)
+        admitting = []
+        if engine.batch.seqs:
+            _decode(engine, done)
+    except Exception as e:
+        log.exception("engine iteration failed")
+        err = LLMError("EIO", f"generation failed: {type(e).__name__}: {e}")
+        answered = set(map(id, done))  # finished before the failure: they keep their result
+        for s in {id(s): s for s in [*engine.batch.seqs, *admitting]}.values():
+            if s.status != SeqStatus.FINISHED and id(s) not in answered:
+                engine.fail_seq(s, err)
+        engine.batch.reset()
+    engine.counters.gauges(len(engine.batch), len(engine.policy), engine.batch.kv_bytes())
+    for s in done:
+        engine.finish_seq(s)
+
+
+def _reap(engine) -> None:
+    cancelled = LLMError("ECANCELED", "request cancelled")
+    for s in engine.policy.drop_cancelled():
+        engine.fail_seq(s, cancelled)
+    rows = [i for i, s in enumerate(engine.batch.seqs) if s.cancelled]
+    if rows:
+        gone = [engine.batch.seqs[i] for i in rows]
+        engine.batch.remove(rows)
+        for s in gone:
+            engine.fail_seq(s, cancelled)
+
+
+def _preempt(engine, victims: list) -> None:
+    batch, store = engine.batch, engine.contexts
+    rows = [batch.seqs.index(s) for s in victims]
+    per_token = batch.bytes_per_token()
+    room = store.budget_bytes - store.held_bytes
+    keep = set()
+    for row in rows:  # snapshot only what fits; a dropped KV is recomputed on resume
+        need = batch.seqs[row].kv_len * per_token
+        if need <= room:
+            keep.add(row)
+            room -= need
+    snaps = batch.remove(rows, keep)
+    now = time.monotonic()
+    for row, s in zip(rows, victims):
+        s.status = SeqStatus.PREEMPTED
+        s.preemptions += 1
+        if s.req.timing is not None:
+            s.req.timing.preemptions += 1
+        store.keep(s, snaps.get(row))
+        engine.policy.add(s, now)
+        s.req.state("ready")
+    engine.counters.add(preemptions=len(victims))
+    log.debug("preempted %d (%d with KV), batch %d, queue %d", len(victims), len(snaps), len(batch),
+              len(engine.policy))
+
+
+def _admit(engine, seqs: list, done: list) -> None:
+    batch, store = engine.batch, engine.contexts
+    fresh = []
+    for s in seqs:
+        s.slice_tokens = 0
+        resumed = s.status == SeqStatus.PREEMPTED
+        if not resumed:
+            engine.counters.add(tokens_in=s.prompt_len)
+            if s.req.timing is not None:
+                s.req.timing.started = time.time()
+        s.status = SeqStatus.RUNNING
+        s.req.state("running")
+        snap = store.take(s) if resumed else None
+        if snap is not None:
+            batch.add(batch.part_from_snapshot(s, snap))  # no forward pass
+        else:
+            s.kv_len = 0
+            fresh.append(s)
+    for group in _groups(fresh):
+        _prefill(engine, group, done)
+
+
+def _groups(seqs: list) -> list[list]:
+    """Split sequences into prefill passes of similar length (little padding)."""
+    groups: list[list] = []
+    group: list = []
+    total = 0
+    for s in sorted(seqs, key=lambda s: len(s.pending)):
+        n = len(s.pending)
+        padded = (len(group) + 1) * n  # sorted: n is the group's widest
+        if group and (padded > PREFILL_PAD_WASTE * (total + n) or padded > PREFILL_MAX_TOKENS):
+            groups.append(group)
+            group, total = [], 0
+        group.append(s)
+        total += n
+    if group:
+        groups.append(group)
+    return groups
+
+
+def _prefill(engine, group: list, finished: list) -> None:
+    t0 = time.perf_counter()
+    lens = [len(s.pending) for s in group]
+    logits, part = engine.batch.prefill(group)
+    ids = sampler.choose(logits, group)
+    done = [i for i, (s, t) in enumerate(zip(group, ids)) if s.append(t, engine.tok)]
+    engine.batch.add(part.select([i for i in range(len(group)) if i not in set(done)]))
+    dt = time.perf_counter() - t0
+    total = sum(lens)
+    for s, n in zip(group, lens):
+        s.llm_time_s += dt * n / total
+    engine.counters.prefill(total, len(group), dt, time.monotonic())
+    finished += [group[i] for i in done]
+
+
+def _decode(engine, finished: list) -> None:
+    batch = engine.batch
+    t0 = time.perf_counter()
+    seqs = list(batch.seqs)
+    logits = batch.step()
+    ids = sampler.choose(logits, seqs)
+    done = [i for i, (s, t) in enumerate(zip(seqs, ids)) if s.append(t, engine.tok)]
+    batch.remove(done)
+    dt = time.perf_counter() - t0
+    for s in seqs:
+        s.llm_time_s += dt / len(seqs)
+    engine.counters.step(len(seqs), dt, time.monotonic())
+    finished += [seqs[i] for i in done]

@@ -1,0 +1,118 @@
+"""Sequence: one LLMRequest's decoding state inside the local engine.
+
+A Sequence is the engine's "process control block" for a generation. It is
+created when the engine thread takes a request in, and owned by that thread
+alone from then on (no lock): the scheduler moves it between the waiting
+queue and the batch, the batch decodes it, the context store holds its KV
+while it is preempted.
+
+Token bookkeeping (the invariant every other module relies on)::
+
+    ids      = prompt ids + generated ids          (python ints)
+    kv_len   = how many leading ids have K/V in a cache (running: in the
+               batch; preempted: in ``kv`` or 0 when the KV was dropped)
+    pending  = ids[kv_len:]  the tokens the next forward pass must feed
+
+A running sequence always has exactly one pending token (its last sampled
+id); a new one has its whole prompt pending; a resumed one whose KV was
+dropped has everything pending and recomputes it. Feeding the pending tokens
+yields the logits of the next token in every case, so a recompute is one
+decode step that happens to be longer.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from kernel.llm.request import LLMRequest
+
+
+class SeqStatus(str, enum.Enum):
+    WAITING = "waiting"      # new, in the scheduler's queue
+    RUNNING = "running"      # a row of the decode batch
+    PREEMPTED = "preempted"  # back in the queue with a saved context
+    FINISHED = "finished"    # finish() was called (result or error)
+
+
+class Sequence:
+    def __init__(self, req: LLMRequest, prompt_ids: list[int], max_new: int, eos_ids: frozenset[int],
+                 seed: int):
+        self.req = req
+        self.prompt_len = len(prompt_ids)
+        self.ids: list[int] = list(prompt_ids)
+        self.max_new = max_new
+        self.eos_ids = eos_ids
+        self.status = SeqStatus.WAITING
+        self.kv_len = 0
+        self.kv = None  # saved K/V while preempted: kernel.llm.context.KVSnapshot or None
+        # Sampler state: a per-request generator, created on the first sampled
+        # token; it travels with the sequence, so preemption never perturbs it.
+        self.seed = seed
+        self.generator = None
+        # Scheduling fields (monotonic seconds, tokens):
+        self.arrival = req.seq
+        self.enqueued = time.monotonic()  # last time it entered the waiting queue
+        self.slice_tokens = 0  # tokens decoded since it was last admitted (rr quantum)
+        self.admitted_rank = 0.0  # priority policy: effective priority when admitted
+        self.preemptions = 0
+        self.llm_time_s = 0.0  # engine seconds attributed to this request
+        self.finish_reason: str | None = None
+        self.text = ""  # final text, set when finished
+
+    # -- views -------------------------------------------------------------------
+    @property
+    def priority(self) -> int:
+        return self.req.priority
+
+    @property
+    def generated(self) -> list[int]:
+        return self.ids[self.prompt_len:]
+
+    @property
+    def n_generated(self) -> int:
+        return len(self.ids) - self.prompt_len
+
+    @property
+    def pending(self) -> list[int]:
+        return self.ids[self.kv_len:]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.req.cancelled
+
+    # -- decoding ----------------------------------------------------------------
+    def append(self, token: int, tokenizer) -> bool:
+        """Record a sampled token; returns True when the sequence is now finished.
+
+        EOS ends it ("stop", the EOS id counts as an output token but is not
+        in the text); so does a stop string in the decoded text ("stop", the
+        text is cut before it) or ``max_new`` tokens ("length").
+        """
+        self.ids.append(token)
+        self.slice_tokens += 1
+        if token in self.eos_ids:
+            self.finish_reason = "stop"
+            return True
+        stop = self.req.stop
+        if stop:
+            # Only the tail can hold a stop string completed by this token; a
+            # character is at most 4 byte-level tokens.
+            window = 4 * max(map(len, stop)) + 4
+            tail = tokenizer.decode(self.generated[-window:], skip_special_tokens=True)
+            if any(s in tail for s in stop):
+                self.finish_reason = "stop"
+                return True
+        if self.n_generated >= self.max_new:
+            self.finish_reason = "length"
+            return True
+        return False
+
+    def final_text(self, tokenizer) -> str:
+        text = tokenizer.decode(self.generated, skip_special_tokens=True)
+        cuts = [i for i in (text.find(s) for s in self.req.stop) if i >= 0]
+        return text[:min(cuts)] if cuts else text
+
+    def __repr__(self) -> str:
+        return (f"Sequence(pid={self.req.pid}, req={self.req.req_id}, {self.status.value}, "
+                f"prompt={self.prompt_len}, gen={self.n_generated}, kv={self.kv_len})")

@@ -1,0 +1,75 @@
+"""EngineStats: the local engine's counters, as ``Engine.stats()`` reports them.
+
+Written by the engine thread, read by the kernel's loop thread (``stats``
+control op, ``ps``/``top``); ``lock`` guards every field. Units: seconds of
+time.monotonic(), tokens, bytes.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+RATE_WINDOW_S = 5.0  # tokens_per_s is measured over the last few seconds
+
+
+class EngineStats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls = 0          # requests finished with a result
+        self.errors = 0         # requests finished with an error (cancellations included)
+        self.tokens_in = 0      # prompt tokens of admitted requests
+        self.tokens_out = 0     # generated tokens (EOS included)
+        self.prefill_tokens = 0  # tokens fed by prefills (prompts and recomputes)
+        self.steps = 0          # decode steps
+        self.rows = 0           # sum over decode steps of the batch size
+        self.busy_s = 0.0       # seconds in forward passes and batch bookkeeping
+        self.preemptions = 0
+        self.running = 0
+        self.queue = 0
+        self.kv_batch_bytes = 0
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()  # (t, tokens)
+
+    def step(self, rows: int, dt: float, now: float) -> None:
+        with self.lock:
+            self.steps += 1
+            self.rows += rows
+            self.tokens_out += rows
+            self.busy_s += dt
+            self._recent.append((now, rows))
+            while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
+                self._recent.popleft()
+
+    def prefill(self, tokens: int, first_tokens: int, dt: float, now: float) -> None:
+        """A prefill fed ``tokens`` and produced ``first_tokens`` new ones."""
+        with self.lock:
+            self.prefill_tokens += tokens
+            self.tokens_out += first_tokens
+            self.busy_s += dt
+            self._recent.append((now, first_tokens))
+
+    def add(self, **deltas) -> None:
+        with self.lock:
+            for k, v in deltas.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def gauges(self, running: int, queue: int, kv_batch_bytes: int) -> None:
+        with self.lock:
+            self.running, self.queue, self.kv_batch_bytes = running, queue, kv_batch_bytes
+
+    def snapshot(self, max_batch: int) -> dict:
+        now = time.monotonic()
+        with self.lock:
+            recent = [n for t, n in self._recent if t >= now - RATE_WINDOW_S]
+            occupancy = self.rows / self.steps if self.steps else 0.0
+            return {
+                "calls": self.calls, "errors": self.errors, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "prefill_tokens": self.prefill_tokens, "steps": self.steps,
+                "busy_s": self.busy_s, "preemptions": self.preemptions, "running": self.running,
+                "queue": self.queue, "kv_batch_bytes": self.kv_batch_bytes,
+                "tokens_per_s": sum(recent) / RATE_WINDOW_S,  # over the last RATE_WINDOW_S seconds
+                "tokens_per_busy_s": self.tokens_out / self.busy_s if self.busy_s else 0.0,
+                "batch_occupancy": occupancy,  # mean rows per decode step
+                "batch_occupancy_pct": 100.0 * occupancy / max_batch if max_batch else 0.0,
+            }

@@ -1,0 +1,162 @@
+"""The local batching engine, driven directly (no kernel process): the real model, few tokens.
+
+Helpers here (``run``, ``chat``) are shared with test_engine_context.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+import pytest
+
+from kernel.config import KernelConfig
+from kernel.llm import model as model_mod
+from kernel.llm.engine import Engine
+from kernel.llm.request import LLMRequest
+from kernel.process.table import LLMCallTiming
+
+PROMPTS = ["Hi", "Write a long story about a cat who travels the world.", "What is 2+2?",
+           "List three colors.", "Explain gravity to a child in one paragraph.", "Name a famous painter.",
+           "Write a haiku about rain.", "What is the capital of France?"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_model():
+    """Every Engine in these tests shares one loaded copy of the real model."""
+    real = model_mod.load
+    model_mod.load = functools.lru_cache(maxsize=2)(real)
+    yield
+    model_mod.load = real
+
+
+def chat(prompt: str, i: int, max_new: int = 8, **kw) -> LLMRequest:
+    return LLMRequest(pid=100 + i, req_id=i, messages=[{"role": "user", "content": prompt}], max_new_tokens=max_new,
+                      timing=LLMCallTiming(created=time.time()), **kw)
+
+
+def start(**cfg) -> Engine:
+    cfg.setdefault("max_new_tokens", 64)
+    e = Engine(KernelConfig(**cfg))
+    e.start()
+    assert e.ready.wait(120) and not e.load_error, e.load_error
+    return e
+
+
+def run(reqs: list[LLMRequest], engine: Engine | None = None, **cfg) -> tuple[list, dict]:
+    """Submit all of reqs at once; returns [(result, error)] in order and the engine's final stats."""
+    e = engine or start(**cfg)
+    out: dict[int, tuple] = {}
+    done = threading.Semaphore(0)
+    for r in reqs:
+        def on_done(req, res, err):
+            out[id(req)] = (res, err)
+            done.release()
+        r.on_done = on_done
+    try:
+        for r in reqs:
+            e.submit(r)
+        for _ in reqs:
+            assert done.acquire(timeout=300), "a request was never answered"
+        return [out[id(r)] for r in reqs], e.stats()
+    finally:
+        if engine is None:
+            e.stop()
+
+
+def texts(results) -> list[str]:
+    assert all(err is None for _, err in results), [err for _, err in results]
+    return [res["text"] for res, _ in results]
+
+
+def test_batched_equals_serial_with_left_padding():
+    """Different prompt lengths share one left-padded batch; greedy output is what each gets alone."""
+    serial, st = run([chat(p, i) for i, p in enumerate(PROMPTS)], scheduler="serial")
+    batched, bt = run([chat(p, i) for i, p in enumerate(PROMPTS)], scheduler="fifo")
+    assert texts(batched) == texts(serial)
+    assert [r["tokens_out"] for r, _ in batched] == [r["tokens_out"] for r, _ in serial]
+    assert st["batch_occupancy"] == 1.0 and bt["batch_occupancy"] > 3  # it really batched
+    assert bt["policy"] == "fifo" and bt["tokens_out"] == sum(r["tokens_out"] for r, _ in batched)
+
+
+def test_result_and_timing_fields():
+    reqs = [chat(PROMPTS[1], 0, max_new=5), chat(PROMPTS[7], 1, max_new=40)]
+    (long_, _), (short, _) = run(reqs, scheduler="fifo")[0]
+    assert long_["tokens_out"] == 5 and long_["finish_reason"] == "length"
+    assert short["finish_reason"] == "stop" and short["tokens_out"] < 40  # EOS
+    assert "Paris" in short["text"] and "<|im_end|>" not in short["text"]
+    for r, res in zip(reqs, (long_, short)):
+        t = r.timing
+        assert t.started is not None and t.started >= t.created
+        assert t.tokens_in == res["tokens_in"] > 10 and t.tokens_out == res["tokens_out"]
+        assert res["llm_time_s"] > 0 and res["preemptions"] == 0
+
+
+def test_stop_string_cuts_text():
+    (res, err), = run([chat("Count from 1 to 10, separated by commas.", 0, max_new=40, stop=[", 4"])],
+                      scheduler="fifo")[0]
+    assert err is None and res["finish_reason"] == "stop"
+    assert ", 4" not in res["text"] and "3" in res["text"] and res["tokens_out"] < 40
+
+
+def test_sampling_is_seeded_per_request():
+    def reqs(seed_a, seed_b):
+        return [chat(PROMPTS[1], 0, max_new=10, temperature=0.9, top_p=0.9, seed=seed_a),
+                chat(PROMPTS[1], 1, max_new=10, temperature=0.9, seed=seed_b),
+                chat(PROMPTS[4], 2, max_new=10)]
+    a = texts(run(reqs(7, 8), scheduler="fifo")[0])
+    b = texts(run(reqs(7, 8), scheduler="serial")[0])  # alone or batched: the same draws
+    c = texts(run(reqs(9, 8), scheduler="fifo")[0])
+    assert a == b
+    assert c[0] != a[0] and c[1] == a[1]  # a request's seed changes only its own sample
+
+
+def test_states_cancel_and_errors():
+    e = start(scheduler="fifo", max_batch=2)
+    try:
+        states: dict[int, list[str]] = {0: [], 1: [], 2: []}
+        reqs = [chat(PROMPTS[1], i, max_new=60, on_state=lambda r, s: states[r.req_id].append(s)) for i in range(3)]
+        huge = chat("word " * 9000, 3)  # longer than the model's 8192 positions
+        out: dict[int, tuple] = {}
+        done = threading.Semaphore(0)
+        running = threading.Event()
+        for r in [*reqs, huge]:
+            r.on_done = lambda req, res, err: (out.__setitem__(req.req_id, (res, err)), done.release())
+        reqs[0].on_state = lambda r, s: (states[0].append(s), s == "running" and running.set())
+        for r in [*reqs, huge]:
+            e.submit(r)
+        assert running.wait(60)
+        assert e.cancel_pid(100) == 1  # running request of pid 100
+        assert e.cancel_pid(102) == 1  # queued behind the batch of 2
+        assert e.cancel_pid(999) == 0
+        for _ in range(4):
+            assert done.acquire(timeout=120)
+        assert out[0][1].code == "ECANCELED" and out[2][1].code == "ECANCELED"
+        assert out[1][1] is None and out[1][0]["tokens_out"] == 60  # its neighbour was not disturbed
+        assert out[3][1].code == "E2BIG"
+        assert states[0][:2] == ["ready", "running"] and states[1][:2] == ["ready", "running"]
+        st = e.stats()
+        assert st["queue"] == 0 and st["running"] == 0 and st["errors"] == 3 and st["calls"] == 1
+        for key in ("tokens_per_s", "batch_occupancy", "kv_bytes", "preemptions", "busy_s", "threads"):
+            assert key in st
+    finally:
+        e.stop()
+
+
+def test_stop_answers_everything():
+    e = start(scheduler="serial")
+    out = []
+    done = threading.Semaphore(0)
+    reqs = [chat(PROMPTS[1], i, max_new=64) for i in range(3)]
+    for r in reqs:
+        r.on_done = lambda req, res, err: (out.append(err), done.release())
+        e.submit(r)
+    e.stop()
+    for _ in reqs:
+        assert done.acquire(timeout=30)
+    assert sum(1 for err in out if err is not None and err.code == "ECANCELED") >= 2
+    after = chat("Hi", 9)
+    after.on_done = lambda req, res, err: out.append(err)
+    e.submit(after)
+    assert out[-1].code == "ECANCELED"  # refused at once after stop
