@@ -116,12 +116,12 @@ def test_rr_preempts_streams_and_resumes_them_identically(llm_server, hooks, tmp
                               scheduler="rr", rr_quantum=3)
     try:
         assert client.stats()["preemptible"]
-        alone = [call(client, p, 10) for p in prompts]
+        alone = [call(client, p, 8) for p in prompts]
         assert client.stats()["preemptions"] == 0
-        pids = [client.spawn("LLMCallAgent", json.dumps({"prompt": p, "max_new_tokens": 10})) for p in prompts]
+        pids = [client.spawn("LLMCallAgent", json.dumps({"prompt": p, "max_new_tokens": 8})) for p in prompts]
         together = [client.wait(pid, timeout=120)["result"] for pid in pids]
         assert [r["text"] for r in together] == [r["text"] for r in alone]
-        assert [r["tokens_out"] for r in together] == [r["tokens_out"] for r in alone] == [10, 10]
+        assert [r["tokens_out"] for r in together] == [r["tokens_out"] for r in alone] == [8, 8]
         assert sum(r["preemptions"] for r in together) >= 2 and client.stats()["preemptions"] >= 2
     finally:
         client.stop()
