@@ -130,7 +130,9 @@ class Backend:
             raise BackendError("EINVAL", f"{spec.base_url} does not serve model {spec.model!r} (it serves: {shown})")
 
     def open(self, call: Call) -> Stream:
-        messages = [{"role": m["role"], "content": m["content"]} for m in call.messages]
+        # OpenAI wants a tool_call_id on "tool" messages, which llm.chat does not carry: send them as user text.
+        messages = [{"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]}
+                    for m in call.messages]
         params: dict = dict(model=self.spec.model, max_tokens=call.max_tokens, temperature=call.temperature,
                             top_p=call.top_p, stream=True, stream_options={"include_usage": True})
         if call.stop:
