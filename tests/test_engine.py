@@ -160,3 +160,28 @@ def test_stop_answers_everything():
     after.on_done = lambda req, res, err: out.append(err)
     e.submit(after)
     assert out[-1].code == "ECANCELED"  # refused at once after stop
+
+
+def test_a_failing_forward_pass_fails_its_batch_not_the_engine(monkeypatch):
+    """Fault injection: one decode step raises; its sequences get EIO, later calls are served."""
+    from kernel.llm.batch import DecodeBatch
+
+    real = DecodeBatch.step
+    calls = {"n": 0}
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected fault")
+        return real(self)
+
+    monkeypatch.setattr(DecodeBatch, "step", flaky)
+    e = start(scheduler="fifo")
+    try:
+        first, _ = run([chat(PROMPTS[1], 0), chat(PROMPTS[2], 1)], engine=e)
+        assert [err.code for _, err in first] == ["EIO", "EIO"] and "injected fault" in first[0][1].message
+        again, st = run([chat(PROMPTS[2], 2)], engine=e)
+        assert again[0][1] is None and again[0][0]["tokens_out"] > 0
+        assert st["running"] == 0 and st["kv_batch_bytes"] == 0
+    finally:
+        e.stop()
