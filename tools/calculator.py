@@ -1,0 +1,114 @@
+"""calculator: arithmetic by walking the expression's AST (never eval).
+
+Accepts numbers, + - * / // % ** (and ^ as power), parentheses, unary signs,
+the constants pi, e, tau, and the functions below. Every intermediate result
+is bounded (exponents, integer size, factorial argument), so a call always
+ends fast and may run on a kernel thread.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+
+from tools.base import READ_ONLY, Tool, ToolError, obj_schema
+
+MAX_EXPR = 500  # characters
+MAX_NODES = 200
+MAX_POW = 10_000  # largest integer exponent
+MAX_INT_BITS = 4096  # integers beyond ~1e1233 are refused
+
+BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: pow}
+UNOPS = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+CONSTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
+
+
+def _factorial(x):
+    if x != int(x) or not 0 <= x <= 500:
+        raise ToolError("EINVAL", "factorial needs an integer between 0 and 500")
+    return math.factorial(int(x))
+
+
+FUNCS = {"sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": max, "floor": math.floor,
+         "ceil": math.ceil, "exp": math.exp, "log": math.log, "log10": math.log10, "log2": math.log2,
+         "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
+         "atan": math.atan, "degrees": math.degrees, "radians": math.radians, "factorial": _factorial,
+         "gcd": math.gcd, "hypot": math.hypot}
+
+
+def _check_num(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ToolError("EINVAL", f"not a number: {v!r}")
+    if isinstance(v, int) and v.bit_length() > MAX_INT_BITS:
+        raise ToolError("EINVAL", "result too large")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ToolError("EINVAL", "result is not a finite number")
+    return v
+
+
+def _eval(node):
+    if isinstance(node, ast.Expression):
+        return _eval(node.body)
+    if isinstance(node, ast.Constant):
+        return _check_num(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in CONSTS:
+            return CONSTS[node.id]
+        raise ToolError("EINVAL", f"unknown name {node.id!r} (constants: {', '.join(CONSTS)})")
+    if isinstance(node, ast.UnaryOp) and type(node.op) in UNOPS:
+        return UNOPS[type(node.op)](_eval(node.operand))
+    if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow):
+            if abs(right) > MAX_POW or (isinstance(left, int) and abs(left) > 1 and
+                                        abs(right) * max(1, abs(left).bit_length()) > MAX_INT_BITS):
+                raise ToolError("EINVAL", "exponent too large")
+        return _check_num(BINOPS[type(node.op)](left, right))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        fn = FUNCS.get(node.func.id)
+        if fn is None:
+            raise ToolError("EINVAL", f"unknown function {node.func.id!r} (known: {', '.join(FUNCS)})")
+        return _check_num(fn(*[_eval(a) for a in node.args]))
+    raise ToolError("EINVAL", f"unsupported syntax: {type(node).__name__}")
+
+
+def evaluate(expr: str):
+    """Evaluate an arithmetic expression; raises ToolError with a clear message."""
+    if len(expr) > MAX_EXPR:
+        raise ToolError("EINVAL", f"expression longer than {MAX_EXPR} characters")
+    src = expr.strip().replace("^", "**").replace("×", "*").replace("÷", "/")
+    src = src.rstrip("=").strip()
+    try:
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as e:
+        raise ToolError("EINVAL", f"cannot parse {expr!r}: {e.msg}") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise ToolError("EINVAL", f"expression has more than {MAX_NODES} parts")
+    try:
+        value = _eval(tree)
+    except ToolError:
+        raise
+    except ZeroDivisionError:
+        raise ToolError("EINVAL", "division by zero") from None
+    except (ValueError, OverflowError, TypeError) as e:
+        raise ToolError("EINVAL", f"math error: {e}") from None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)
+    return value
+
+
+class Calculator(Tool):
+    name = "calculator"
+    description = "Evaluate an arithmetic expression, e.g. '2*16 + 2*8' or 'sqrt(2)^2'. Returns the number."
+    schema = obj_schema(["expression"], expression={"type": "string", "minLength": 1, "maxLength": MAX_EXPR})
+    side_effect = READ_ONLY
+    parallel = 8
+    timeout_s = 2.0
+
+    def run(self, args, ctx):
+        return {"expression": args["expression"], "value": evaluate(args["expression"])}
+
+
+TOOLS = [Calculator()]

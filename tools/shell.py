@@ -1,0 +1,156 @@
+"""shell: run ``sh -c COMMAND`` in a sandbox (process-isolated, irreversible).
+
+Sandbox, strongest available (``AIOS_SHELL_SANDBOX=bwrap|unshare`` forces one):
+
+bwrap     bubblewrap: new user, pid, net, ipc, uts and mount namespaces; uid
+          65534 with no capabilities; the filesystem is /usr (read-only), the
+          /bin, /lib... links, a private /proc, /dev and /tmp, and the agent's
+          workspace at /workspace (the cwd, read-write). Nothing else of the
+          host is visible: not /etc, /home, the repo, other workspaces or the
+          kernel's data. No network. Dies with its parent.
+unshare   util-linux unshare: new user, net, pid and mount namespaces (no
+          network, a private /proc), cwd = the workspace, empty environment.
+          It does NOT hide the host's files: weaker; install bubblewrap.
+
+Either way: resource limits (CPU seconds, address space, file size, open
+files, no core dumps), PR_SET_PDEATHSIG so the sandbox dies with the tool's
+process, output capped at MAX_OUTPUT bytes (the command is killed when it
+writes more), and a deadline a little inside the call's timeout. The tool
+manager runs this tool in a child process and kills that process group at
+the call's deadline regardless. Without bwrap or a working unshare the tool
+refuses to run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+
+from tools.base import IRREVERSIBLE, Tool, ToolError, obj_schema
+
+MAX_OUTPUT = 64 * 1024  # bytes of stdout+stderr returned
+MEM_LIMIT = 1 << 30  # RLIMIT_AS, bytes
+DEFAULT_FSIZE = 64 << 20  # RLIMIT_FSIZE when the workspace has no cap
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def _works(argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=5).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def backend() -> str | None:
+    """'bwrap', 'unshare' or None (no usable sandbox)."""
+    forced = os.environ.get("AIOS_SHELL_SANDBOX", "")
+    if forced in ("bwrap", "") and shutil.which("bwrap") and \
+            _works(["bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "true"]):
+        return "bwrap"
+    if forced in ("unshare", "") and shutil.which("unshare") and _works(["unshare", "-r", "-n", "true"]):
+        return "unshare"
+    return None
+
+
+def bwrap_argv(workspace: str, command: str) -> list[str]:
+    argv = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "PATH", SANDBOX_PATH, "--setenv", "HOME", "/workspace", "--setenv", "TMPDIR", "/tmp",
+            "--setenv", "LANG", "C.UTF-8", "--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    argv += ["--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
+             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--bind", workspace, "/workspace", "--chdir", "/workspace", "--", "/bin/sh", "-c", command]
+    return argv
+
+
+def unshare_argv(command: str) -> list[str]:
+    return ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child",
+            "--mount", "--mount-proc", "--", "/bin/sh", "-c", command]
+
+
+def _limits(cpu_s: int, fsize: int):
+    def apply():  # runs in the forked child before exec (this process is single-threaded)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+        resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    return apply
+
+
+def run_sandboxed(command: str, workspace: str, seconds: float, fsize: int = DEFAULT_FSIZE,
+                  sandbox: str | None = None) -> dict:
+    sandbox = sandbox or backend()
+    if sandbox is None:
+        raise ToolError("ENOSYS", "shell: no sandbox available (install bubblewrap: apt-get install bubblewrap)")
+    argv = bwrap_argv(workspace, command) if sandbox == "bwrap" else unshare_argv(command)
+    env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": workspace}
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         cwd=workspace, env=env, close_fds=True,
+                         preexec_fn=_limits(max(1, int(seconds) + 1), fsize))
+    out, truncated, timed_out = bytearray(), False, False
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    try:
+        while True:
+            left = seconds - (time.monotonic() - t0)
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(left):
+                continue
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > MAX_OUTPUT:
+                truncated = True
+                break
+    finally:
+        sel.close()
+        if p.poll() is None and (timed_out or truncated):
+            p.kill()  # bwrap/unshare: the namespace's processes die with it (pid namespace, PDEATHSIG)
+        code = p.wait()
+        p.stdout.close()
+    return {"exit_code": None if timed_out else code, "timed_out": timed_out, "truncated": truncated,
+            "output": bytes(out[:MAX_OUTPUT]).decode("utf-8", errors="replace"), "sandbox": sandbox,
+            "elapsed_s": round(time.monotonic() - t0, 3)}
+
+
+class Shell(Tool):
+    name = "shell"
+    description = ("Run a shell command in a sandbox: your workspace is the current folder (/workspace); "
+                   "no network, no other files. Asks for confirmation.")
+    schema = obj_schema(["command"], command={"type": "string", "minLength": 1, "maxLength": 4000})
+    side_effect = IRREVERSIBLE
+    parallel = 2
+    timeout_s = 10.0
+    isolation = "process"
+
+    def summary(self, args):
+        return f"shell: {args['command'][:500]}"
+
+    def run(self, args, ctx):
+        seconds = max(0.1, min(ctx.remaining(), self.timeout_s * 30) - 0.5)  # report before the manager kills us
+        return run_sandboxed(args["command"], ctx.workspace, seconds, ctx.workspace_max_bytes or DEFAULT_FSIZE)
+
+
+TOOLS = [Shell()]
