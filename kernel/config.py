@@ -52,6 +52,18 @@ class KernelConfig:
     mem_agent_max_blocks: int = 20_000  # blocks per process
     mem_block_max_bytes: int = 32 * 1024  # one block
     mem_search: str = "hybrid"  # hybrid: BM25 + all-MiniLM-L6-v2 embeddings; bm25: keywords only
+    # Tools (kernel/tools) and access control (kernel/access).
+    tool_timeout_s: float = 60.0  # ceiling of one tool call's run time (a tool's own default is lower)
+    tool_scheduling: str = "per_tool"  # per_tool limits and queues; global_lock = the original one-at-a-time baseline
+    docs_dir: str = ""  # folder search_docs reads besides the workspace ("" = <data_dir>/docs)
+    workspace_max_bytes: int = 64 << 20  # cap of one agent app's tool workspace (<data_dir>/workspaces/<Agent>)
+    interactive_confirm: bool = False  # ask the user (y/N) for irreversible actions; the REPL sets it
+    confirm_policy: str = "deny"  # without a user to ask: "deny" or "allow" irreversible actions
+    confirm_timeout_s: float = 120.0  # an unanswered confirmation is denied after this
+    quota_llm_tokens: int = 0  # LLM tokens (in + out) per agent process; 0 = unlimited
+    quota_syscalls_per_s: float = 0.0  # syscall rate per agent process (token bucket); 0 = unlimited
+    quota_syscall_burst: int = 50  # bucket depth of quota_syscalls_per_s
+    quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
 
     def __post_init__(self):
@@ -85,6 +97,15 @@ class KernelConfig:
             raise ValueError("mem_agent_limit_bytes must be >= --mem_budget_bytes and mem_agent_max_blocks >= 1")
         if self.mem_search not in ("hybrid", "bm25"):
             raise ValueError("--mem_search must be hybrid or bm25")
+        if self.tool_scheduling not in ("per_tool", "global_lock"):
+            raise ValueError("--tool_scheduling must be per_tool or global_lock")
+        if self.confirm_policy not in ("deny", "allow"):
+            raise ValueError(f"--confirm_policy must be deny or allow, not {self.confirm_policy!r}")
+        if self.tool_timeout_s <= 0 or self.confirm_timeout_s <= 0:
+            raise ValueError("--tool_timeout_s and confirm_timeout_s must be positive")
+        if min(self.quota_llm_tokens, self.quota_syscalls_per_s, self.quota_storage_bytes, self.workspace_max_bytes) < 0 \
+                or self.quota_syscall_burst < 1:
+            raise ValueError("quotas must be >= 0 (0 = unlimited) and quota_syscall_burst >= 1")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -125,3 +146,12 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--mem_global_budget_bytes", type=int, help="resident working memory of all agents (default 16 MiB)")
     g.add_argument("--mem_search", choices=("hybrid", "bm25"),
                    help="memory search: hybrid = BM25 + MiniLM embeddings (default), bm25 = keywords only")
+    g.add_argument("--confirm_policy", choices=("deny", "allow"),
+                   help="irreversible actions (delete, overwrite, shell, setgroup) when no user is asked (default deny)")
+    g.add_argument("--docs_dir", help="documents folder for the search_docs tool (default <data_dir>/docs)")
+    g.add_argument("--tool_timeout_s", type=float, help="longest run time of one tool call (default 60)")
+    g.add_argument("--tool_scheduling", choices=("per_tool", "global_lock"),
+                   help="per_tool: each tool's own parallel limit and queue (default); global_lock: one call at a time")
+    g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent process (default 0: unlimited)")
+    g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent process (default 0: unlimited)")
+    g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")

@@ -89,6 +89,9 @@ def op_tools(kernel, req):
 
 OPS["tools"] = op_tools
 
+from kernel.access.control_ops import OPS as _ACCESS_OPS  # noqa: E402  (confirm, access, setgroup)
+OPS.update(_ACCESS_OPS)
+
 
 def handle(kernel, req) -> None:
     if not isinstance(req, dict):

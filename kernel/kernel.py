@@ -31,6 +31,8 @@ from kernel.process import syscalls as _proc_syscalls  # noqa: F401  (registers 
 from kernel.llm import syscalls as _llm_syscalls  # noqa: F401  (registers llm.*)
 from kernel.memory import syscalls as _mem_syscalls  # noqa: F401  (registers mem.*)
 from kernel.storage import syscalls as _fs_syscalls  # noqa: F401  (registers fs.*)
+from kernel.tools import syscalls as _tool_syscalls  # noqa: F401  (registers tool.*)
+from kernel.access import syscalls as _access_syscalls  # noqa: F401  (registers access.*)
 
 log = logging.getLogger("aios.kernel")
 ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
@@ -60,6 +62,12 @@ class Kernel:
         # Kernel services (memory, storage, tools, access...): objects with optional
         # start(kernel), on_exit(pcb) (release what the ended process held) and stop().
         self.services: list = []
+        from kernel.access.manager import AccessManager
+        from kernel.tools.manager import ToolManager
+        self.access = AccessManager(config)  # first: the other services ask it
+        self.add_service(self.access)
+        self.tools = ToolManager(config)
+        self.add_service(self.tools)
         from kernel.memory import MemoryManager
         from kernel.storage import StorageManager
         self.storage = StorageManager(config)
@@ -209,6 +217,7 @@ class Kernel:
                 pcb.first_syscall_at = time.time()
             self.table.set_state(pcb, ProcState.RUNNING)
         try:
+            self.access.admit_syscall(pcb, msg.name)  # syscall rate quota: EAGAIN, never a wait
             spec = validate(msg)
             with self.table.lock:
                 pcb.syscalls[msg.name] += 1
@@ -246,7 +255,7 @@ class Kernel:
         if app is None:
             known = ", ".join(sorted(registry.discover())) or "none"
             raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known})")
-        pcb = self.table.new(app.name, task, priority)
+        pcb = self.table.new(app.name, task, priority, group=self.access.group_of(app.name))
         if self.config.agent_log_mode == "file":
             pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),

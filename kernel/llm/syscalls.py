@@ -24,10 +24,11 @@ from kernel.syscall import CHAT_MESSAGES, DEFERRED, register
 def llm_chat(kernel, ap, call):
     pcb = ap.pcb
     a = call.args
+    allowance = kernel.access.llm_allowance(pcb)  # token quota: EDQUOT when spent
     timing = LLMCallTiming(created=time.time())
     with kernel.table.lock:
         pcb.llm_calls.append(timing)
-    max_new = min(a.get("max_new_tokens", kernel.config.max_new_tokens), kernel.config.max_new_tokens)
+    max_new = min(a.get("max_new_tokens", kernel.config.max_new_tokens), kernel.config.max_new_tokens, allowance)
 
     def on_state(req, s):
         kernel.table.set_state(pcb, ProcState.READY if s == "ready" else ProcState.WAITING_LLM)

@@ -1,0 +1,269 @@
+"""AccessManager: privilege groups, ownership, confirmations, quotas, audit.
+
+Principals and groups. The principal that owns memory, storage and a tool
+workspace is the agent app (its name, e.g. MathAgent), like a Unix user:
+what a run stores is there for the next run of the same app. Every app has
+one privilege group, by default its own name; the user (control op
+``setgroup``) or the agent itself (syscall ``access.setgroup``, after a
+confirmation) can move it into a shared group. Assignments persist in
+``<data_dir>/access/groups.json``. A process's ``pcb.group`` is its app's
+group, set at spawn and updated live.
+
+  Why not one group per run ("<name>:<pid>")? Ownership is per app, so a
+  per-run group would make two runs of one app strangers while they own the
+  same data, and a grant would vanish at the end of the run it was made for.
+
+Rule (``check``): the owner may do anything to its resources (for
+per-process objects, working memory, the owner is that process); another
+agent may only read them (read, list, search, get, versions; dotted names
+like fs.read count by their last part), and only when both apps are in
+the same group now. Everything else is EPERM plus an audit line. The
+storage and memory managers call ``check`` through kernel/storage/guard.py.
+
+Confirmations (``confirm``): irreversible actions (delete, overwrite, the
+shell tool, changing privileges) are put to the user when the front runs
+the interactive shell (``interactive_confirm``: event ``confirm`` -> control
+op ``confirm``, a timeout denies); otherwise ``confirm_policy`` decides
+(deny by default). The decision reaches ``done(allowed, reason)`` later on the
+loop thread; nothing blocks. Every decision is an audit line.
+
+Threads: ``confirm``, ``decide``, ``set_group`` and the pending table belong
+to the loop thread. ``check`` may run on any thread (reads a dict, writes
+the audit log under its own lock).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from kernel import messages
+from kernel.access.audit import AuditLog
+from kernel.access.quota import Quotas
+from kernel.syscall import SyscallFailure
+
+log = logging.getLogger("aios.access")
+READ_ACTIONS = frozenset({"read", "list", "search", "get", "versions", "info"})
+GROUP_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass
+class Pending:
+    cid: int
+    pcb: object
+    action: str
+    resource: str
+    detail: str
+    done: Callable[[bool, str], None]
+
+
+class AccessManager:
+    def __init__(self, config):
+        from kernel.logs import _stamp
+
+        self.interactive = bool(config.interactive_confirm)
+        self.policy = config.confirm_policy
+        self.confirm_timeout_s = float(config.confirm_timeout_s)
+        self.groups_path = os.path.join(os.path.abspath(config.data_dir), "access", "groups.json")
+        self.audit = AuditLog(os.path.join(config.log_dir, f"audit-{_stamp()}.log"))
+        self.quotas = Quotas(config)
+        self.kernel = None
+        self._groups: dict[str, str] = self._load_groups()  # agent app -> group (absent: its own name)
+        self._pending: dict[int, Pending] = {}
+        self._cids = itertools.count(1)
+        self._tools_of: dict[int, frozenset | None] = {}  # pid -> tools its profile lists (None: any)
+
+    # -- service hooks ---------------------------------------------------------------
+    def start(self, kernel) -> None:
+        self.kernel = kernel
+        mode = "ask the user" if self.interactive else f"policy {self.policy}"
+        log.info("access: confirmations: %s; quotas %s; audit log %s", mode, self.quotas.describe(), self.audit.path)
+
+    def on_exit(self, pcb) -> None:
+        for p in [p for p in self._pending.values() if p.pcb.pid == pcb.pid]:
+            self.decide(p.cid, False, "agent-ended")
+        self._tools_of.pop(pcb.pid, None)
+        self.quotas.forget(pcb.pid)
+
+    def stop(self) -> None:
+        for cid in list(self._pending):
+            self.decide(cid, False, "kernel-stopping")
+        self.audit.close()
+
+    # -- groups -------------------------------------------------------------------------
+    def _load_groups(self) -> dict[str, str]:
+        try:
+            with open(self.groups_path, encoding="utf-8") as f:
+                data = json.load(f)
+            return {str(k): str(v) for k, v in data.get("agents", {}).items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError) as e:
+            log.warning("access: cannot read %s (%s); every agent is in its own group", self.groups_path, e)
+            return {}
+
+    def _save_groups(self) -> None:
+        os.makedirs(os.path.dirname(self.groups_path), exist_ok=True)
+        tmp = self.groups_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"agents": self._groups}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.groups_path)
+
+    def group_of(self, agent: str) -> str:
+        return self._groups.get(agent, agent)
+
+    def members(self, group: str) -> list[str]:
+        named = {a for a, g in self._groups.items() if g == group}
+        if group not in self._groups:
+            named.add(group)  # the app named like the group is in it unless it was moved elsewhere
+        return sorted(named)
+
+    def set_group(self, agent: str, group: str, by: str, pcb=None) -> None:
+        """Loop thread: move an agent app (and its live processes) into ``group``."""
+        if not GROUP_RE.match(group):
+            raise SyscallFailure(messages.EINVAL, f"bad group name {group!r} (letters, digits, _ . : -, at most 64)")
+        old = self.group_of(agent)
+        if group == agent:
+            self._groups.pop(agent, None)
+        else:
+            self._groups[agent] = group
+        self._save_groups()
+        if self.kernel is not None:
+            for p in self.kernel.table.live():
+                if p.name == agent:
+                    with self.kernel.table.lock:
+                        p.group = group
+        self.audit.write("group", pcb, target=agent, old_group=old, new_group=group, by=by)
+        log.info("access: %s moved from group %s to %s (by %s)", agent, old, group, by)
+
+    # -- checks -------------------------------------------------------------------------
+    @staticmethod
+    def is_read(action: str) -> bool:
+        """read, list, search, get, versions, info; also dotted: fs.read, mem.read, fs.list, fs.versions."""
+        return action.rsplit(".", 1)[-1] in READ_ACTIONS
+
+    def may(self, pcb, action: str, owner: str, owner_pid: int | None = None) -> bool:
+        if (pcb.pid == owner_pid) if owner_pid is not None else (owner == pcb.name):
+            return True
+        return self.is_read(action) and self.group_of(owner) == self.group_of(pcb.name)
+
+    def check(self, pcb, action: str, owner: str | None = None, resource: str | None = None, *,
+              group: str | None = None, owner_pid: int | None = None, nbytes: int = 0) -> None:
+        """Raise EPERM (and write an audit line) unless ``pcb`` may ``action`` ``owner``'s ``resource``.
+
+        ``owner``: the agent app that owns the object; ``owner_pid``: set for per-process objects
+        (working memory), which only that process may change. ``group`` (the group recorded on the
+        object) is accepted but not used: the owner's *current* group decides, so moving an app out
+        of a group revokes access to everything it stored. ``nbytes`` > 0 (a write) is also checked
+        against the owner's storage quota (EDQUOT).
+        """
+        owner = owner or pcb.name
+        resource = resource or f"data of {owner}"
+        if not self.may(pcb, action, owner, owner_pid):
+            if not self.is_read(action):
+                why = f"it belongs to {owner}" + (f" (pid {owner_pid})" if owner_pid is not None else "")
+            else:
+                why = (f"{owner} is in group {self.group_of(owner)!r} and {pcb.name} in "
+                       f"{self.group_of(pcb.name)!r}; only agents of one group read each other's data")
+            self.deny(pcb, action, resource, why, owner=owner)
+        if nbytes > 0 and action.startswith("fs."):
+            self.check_storage(pcb, owner, nbytes)
+
+    def deny(self, pcb, action: str, resource: str, why: str, **extra) -> None:
+        """Audit and raise EPERM: '<agent> (pid N) may not <action> <resource>: <why>'."""
+        self.audit.write("deny", pcb, action=action, resource=resource, reason=why, **extra)
+        raise SyscallFailure(messages.EPERM, f"{pcb.name} (pid {pcb.pid}) may not {action} {resource}: {why}")
+
+    def allowed_tools(self, pcb) -> frozenset | None:
+        """Tools the agent's profile lists (config.json "tools"); None means any ("*")."""
+        if pcb.pid not in self._tools_of:
+            from agent_apps import registry
+
+            app = registry.find(pcb.name)
+            listed = list(app.tools) if app is not None else []
+            self._tools_of[pcb.pid] = None if "*" in listed else frozenset(str(t) for t in listed)
+        return self._tools_of[pcb.pid]
+
+    def check_tool(self, pcb, name: str) -> None:
+        allowed = self.allowed_tools(pcb)
+        if allowed is not None and name not in allowed:
+            self.deny(pcb, "call", f"tool {name}", f"its profile (config.json \"tools\") lists "
+                                                   f"{', '.join(sorted(allowed)) or 'no tools'}")
+
+    # -- confirmations (loop thread) ------------------------------------------------------
+    def confirm(self, pcb, action: str, resource: str, detail: str, done: Callable[[bool, str], None]) -> None:
+        """Ask for an irreversible action; ``done(allowed, reason)`` is called once, later, on the loop thread."""
+        if not self.interactive:
+            allow = self.policy == "allow"
+            self.audit.write("confirm", pcb, action=action, resource=resource, detail=detail, allow=allow, by="policy")
+            reason = f"--confirm_policy {self.policy}"
+            self.kernel.post(lambda: done(allow, reason))
+            return
+        cid = next(self._cids)
+        self._pending[cid] = Pending(cid, pcb, action, resource, detail, done)
+        self.kernel.event(event="confirm", cid=cid, pid=pcb.pid, agent=pcb.name, action=f"{action} {resource}",
+                          detail=detail, timeout_s=self.confirm_timeout_s)
+        self.kernel.call_later(self.confirm_timeout_s, lambda: self.decide(cid, False, "timeout"))
+
+    def decide(self, cid: int, allow: bool, by: str) -> bool:
+        """Settle a pending confirmation; False if there is none with this cid (already decided)."""
+        p = self._pending.pop(cid, None)
+        if p is None:
+            return False
+        self.audit.write("confirm", p.pcb, action=p.action, resource=p.resource, detail=p.detail,
+                         allow=bool(allow), by=by, cid=cid)
+        self.kernel.event(event="confirm_done", cid=cid, pid=p.pcb.pid, allow=bool(allow), by=by)
+        reason = {"user": "the user " + ("allowed it" if allow else "said no"),
+                  "timeout": f"no answer within {self.confirm_timeout_s:g}s"}.get(by, by)
+        try:
+            p.done(bool(allow), reason)
+        except Exception:
+            log.exception("access: confirmation %d callback failed", cid)
+        return True
+
+    def pending(self) -> list[dict]:
+        return [{"cid": p.cid, "pid": p.pcb.pid, "agent": p.pcb.name, "action": p.action, "resource": p.resource,
+                 "detail": p.detail}
+                for p in self._pending.values()]
+
+    # -- quotas --------------------------------------------------------------------------
+    def llm_allowance(self, pcb) -> int:
+        """Tokens pcb may still generate; raises EDQUOT (audited) when its quota is spent."""
+        try:
+            return self.quotas.llm_allowance(pcb, self.kernel.table.lock)
+        except SyscallFailure as e:
+            self.audit.write("quota", pcb, quota="llm_tokens", reason=e.message)
+            raise
+
+    def admit_syscall(self, pcb, name: str) -> None:
+        """Kernel dispatch hook: raises EAGAIN when pcb is over its syscall rate."""
+        if self.quotas.admit_syscall(pcb, name):
+            return
+        if self.quotas.throttled[pcb.pid] == 1:  # one audit line when throttling starts, not one per call
+            self.audit.write("quota", pcb, quota="syscalls_per_s", syscall=name)
+        raise self.quotas.rate_error(pcb)
+
+    def check_storage(self, pcb, owner: str, add_bytes: int) -> None:
+        """For the storage manager before a write: EDQUOT if ``owner`` would exceed its quota."""
+        if not self.quotas.storage_bytes:
+            return
+        storage = getattr(self.kernel, "storage", None)
+        used = storage.usage_bytes(owner) if storage is not None else 0
+        try:
+            self.quotas.check_storage(owner, used, add_bytes)
+        except SyscallFailure as e:
+            self.audit.write("quota", pcb, quota="storage_bytes", owner=owner, reason=e.message)
+            raise
+
+    def describe(self) -> dict:
+        return {"interactive_confirm": self.interactive, "confirm_policy": self.policy,
+                "confirm_timeout_s": self.confirm_timeout_s, "audit_log": self.audit.path,
+                "groups": dict(sorted(self._groups.items())), "pending": self.pending(),
+                "quotas": self.quotas.describe()}

@@ -1,0 +1,56 @@
+"""tool.* syscalls: list the installed tools, call one.
+
+tool.call path (loop thread, never blocks): look up + validate the arguments
+(ToolManager.prepare) -> the agent's profile must list the tool
+(AccessManager.check_tool) -> an irreversible call waits for confirmation
+(AccessManager.confirm: the user, or the policy) -> ToolManager.submit runs
+or queues it. The process is WAITING_TOOL until the reply.
+"""
+
+from __future__ import annotations
+
+from kernel import messages
+from kernel.process.table import ProcState
+from kernel.syscall import DEFERRED, SyscallFailure, register
+from tools.base import IRREVERSIBLE
+
+
+@register("tool.list", {}, "the installed tools: name, description, side_effect, parallel, schema, allowed")
+def tool_list(kernel, ap, call):
+    allowed = kernel.access.allowed_tools(ap.pcb)
+    return [{k: d[k] for k in ("name", "description", "side_effect", "parallel", "timeout_s", "schema")}
+            | {"allowed": allowed is None or d["name"] in allowed} for d in kernel.tools.describe()]
+
+
+@register("tool.call", {
+    "required": ["name"],
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64},
+                   "args": {"type": "object"},
+                   "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}},
+}, "run a tool with JSON arguments (validated against its schema); returns its result")
+def tool_call(kernel, ap, call):
+    pcb = ap.pcb
+    name = call.args["name"]
+    job = kernel.tools.prepare(pcb, name, call.args.get("args", {}), call.args.get("timeout"))
+    kernel.access.check_tool(pcb, name)
+
+    def on_done(result, error):
+        kernel.table.set_state(pcb, ProcState.RUNNING)
+        if error is not None:
+            kernel.reply_later(pcb.pid, messages.error(call.id, error.code, error.message))
+        else:
+            kernel.reply_later(pcb.pid, messages.ok(call.id, result))
+
+    kernel.table.set_state(pcb, ProcState.WAITING_TOOL)
+    if job.effect != IRREVERSIBLE:
+        kernel.tools.submit(job, on_done)
+        return DEFERRED
+
+    def decided(allow: bool, reason: str) -> None:
+        if allow:
+            kernel.tools.submit(job, on_done)
+        else:
+            on_done(None, SyscallFailure(messages.EPERM, f"tool {name}: irreversible action not confirmed ({reason})"))
+
+    kernel.access.confirm(pcb, "tool.call", f"tool {name}", job.tool.summary(job.args), decided)
+    return DEFERRED
