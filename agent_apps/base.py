@@ -2,13 +2,26 @@
 
 An agent app is a folder with ``config.json`` (name, description, steps,
 tools) and ``agent.py`` defining a class named like the agent. ``run(task)``
-walks the profile's steps, one LLM call per step, carrying the conversation
-forward, and returns the last step's answer.
+walks the profile's steps, one LLM call per step, and returns the last
+step's answer. The conversation lives in the kernel's working memory
+(``mem.chat``): the memory manager keeps it, evicts old turns under its
+budget and brings them back when the next step needs them.
+
+A step is a string, or ``{"message": ..., "tool_use": ["calculator"]}`` as in
+the original AIOS workflows: on such a step the model writes the input of
+the first listed tool (that its profile's "tools" also lists; the kernel
+enforces the same list), the agent calls it through the kernel, and the
+model states the step's result from the tool's answer. A one-string-argument
+tool (calculator, search) is fed from free text, which a small model
+manages far more often than JSON (agent_apps.toolcall.extract_arg).
 """
 
 from __future__ import annotations
 
-from agent_apps.sdk import llm, log
+import json
+
+from agent_apps import toolcall
+from agent_apps.sdk import SyscallError, log, mem, tools
 
 
 class BaseAgent:
@@ -27,12 +40,43 @@ class BaseAgent:
         return f"Step {i + 1} of {len(self.steps)}: {step}"
 
     def run(self, task: str) -> str:
-        messages = [{"role": "system", "content": self.system_prompt()},
-                    {"role": "user", "content": f"Task: {task}"}]
+        mem.add(self.system_prompt(), role="system")
+        mem.add(f"Task: {task}", role="user")
         answer = ""
         for i, step in enumerate(self.steps):
-            messages.append({"role": "user", "content": self.step_prompt(i, step)})
-            answer = llm.chat(messages, max_new_tokens=self.max_new_tokens).strip()
-            log(f"step {i + 1}/{len(self.steps)}: {answer}")
-            messages.append({"role": "assistant", "content": answer})
+            message = step["message"] if isinstance(step, dict) else str(step)
+            wanted = step.get("tool_use", []) if isinstance(step, dict) else []
+            usable = [t for t in wanted if t in self.app.tools]
+            if usable:
+                answer = self.tool_step(i, message, usable)
+            else:
+                answer = mem.chat(self.step_prompt(i, message), max_new_tokens=self.max_new_tokens).strip()
+            log(f"[{self.name}] step {i + 1}/{len(self.steps)}: {answer}")
         return answer
+
+    def tool_step(self, i: int, message: str, names: list[str]) -> str:
+        """A workflow step backed by a tool: the model writes the tool's input, the agent calls
+        the tool (via the kernel), and the model states the step's answer from the result."""
+        specs = {t["name"]: t for t in tools.list() if t["name"] in names and t["allowed"]}
+        if not specs:
+            return mem.chat(self.step_prompt(i, message), max_new_tokens=self.max_new_tokens).strip()
+        name, spec = next(iter(specs.items()))
+        arg = toolcall.single_string_arg(spec["schema"])
+        ask = (f"Reply with only the {arg} for the {name} tool ({spec['description']})." if arg else
+               f"Reply only with the JSON arguments for the {name} tool ({spec['description']}).")
+        reply = mem.chat(f"{self.step_prompt(i, message)}\n{ask}", max_new_tokens=self.max_new_tokens)
+        step = toolcall.parse(reply, list(specs))
+        if step.kind == "tool" and step.tool in specs:
+            name, args = step.tool, toolcall.repair_args(step.args, specs[step.tool]["schema"])
+        elif arg:
+            args = {arg: toolcall.extract_arg(reply, name)}
+        else:
+            obj = next((toolcall._loads(b) for b in toolcall._objects(reply)), None)
+            args = toolcall.repair_args(obj if isinstance(obj, dict) else {}, spec["schema"])
+        try:
+            obs = json.dumps(tools.call(name, **args), ensure_ascii=False)[:1500]
+        except SyscallError as e:
+            obs = f"Error {e.code}: {e.message}"
+        log(f"[{self.name}] {name}({json.dumps(args)}) -> {obs[:300]}")
+        return mem.chat(f"The {name} tool returned: {obs}\nState the result of step {i + 1} in one or two sentences.",
+                        max_new_tokens=self.max_new_tokens).strip()
