@@ -145,14 +145,19 @@ class KernelClient:
         return msg.get("result")
 
     # -- the calls the front uses ---------------------------------------------------
-    def spawn(self, agent: str, task: str, priority: int = 0) -> int:
-        return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority)
+    def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
+        """Start an agent; restart_max > 0 lets the kernel restart it after a crash (see supervisor.py)."""
+        return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority, restart_max=restart_max)
 
     def kill(self, pid: int) -> None:
         self.request("kill", timeout=10, pid=pid)
 
-    def wait(self, pid: int, timeout: float | None = None) -> dict:
-        return self.request("wait", timeout=timeout, pid=pid)
+    def wait(self, pid: int, timeout: float | None = None, follow_restarts: bool = True) -> dict:
+        """Block until pid ends; with follow_restarts, until the last process of its restart chain ends."""
+        snap = self.request("wait", timeout=timeout, pid=pid)
+        while follow_restarts and snap.get("restarted_as"):
+            snap = self.request("wait", timeout=timeout, pid=snap["restarted_as"])
+        return snap
 
     def ps(self, all: bool = True) -> list[dict]:
         return self.request("ps", timeout=10, all=all)

@@ -52,6 +52,10 @@ class KernelConfig:
     mem_agent_max_blocks: int = 20_000  # blocks per process
     mem_block_max_bytes: int = 32 * 1024  # one block
     mem_search: str = "hybrid"  # hybrid: BM25 + all-MiniLM-L6-v2 embeddings; bm25: keywords only
+    # Supervision (OTP-style restart intensity): restart an agent that crashed or was
+    # killed by a signal it did not ask for, at most restart_max times per restart_period_s.
+    restart_max: int = 0  # 0 = off (default)
+    restart_period_s: float = 60.0
     # Tools (kernel/tools) and access control (kernel/access).
     tool_timeout_s: float = 60.0  # ceiling of one tool call's run time (a tool's own default is lower)
     tool_scheduling: str = "per_tool"  # per_tool limits and queues; global_lock = the original one-at-a-time baseline
@@ -78,6 +82,8 @@ class KernelConfig:
             raise ValueError("--max_new_tokens must be at least 1")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, not {self.scheduler!r}")
+        if self.restart_max < 0 or self.restart_period_s <= 0:
+            raise ValueError("--restart_max must be >= 0 and --restart_period_s > 0")
         if self.max_batch < 1:
             raise ValueError("--max_batch must be at least 1")
         if self.rr_quantum < 1:
@@ -136,6 +142,8 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--scheduler_log_mode", choices=LOG_MODES, help="kernel/scheduler logs: console or files under logs/")
     g.add_argument("--agent_log_mode", choices=LOG_MODES, help="agent output: console or one file per agent run")
     g.add_argument("--log_dir", help="where file logs go (default logs/)")
+    g.add_argument("--restart_max", type=int, help="restart a crashed agent at most N times per period (default 0: off)")
+    g.add_argument("--restart_period_s", type=float, help="the period of --restart_max in seconds (default 60)")
     g.add_argument("--data_dir", help="persistent agent storage (default ~/.local/state/aios/data)")
     g.add_argument("--storage_sync", choices=("full", "normal"),
                    help="full: fsync every storage commit (default); normal: faster, survives a killed kernel")

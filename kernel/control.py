@@ -37,7 +37,9 @@ def op_spawn(kernel, req):
     task = req.get("task")
     if not isinstance(task, str) or not task.strip():
         raise SyscallFailure(messages.EINVAL, "a task is required")
-    return kernel.spawn(str(req.get("agent", "")), task, int(req.get("priority", 0)))
+    restart = req.get("restart_max")
+    return kernel.spawn(str(req.get("agent", "")), task, int(req.get("priority", 0)),
+                        restart_max=None if restart is None else int(restart))
 
 
 def op_kill(kernel, req):

@@ -25,6 +25,7 @@ from typing import Any, Callable
 from kernel import messages
 from kernel.channel import Oversize
 from kernel.process.agentproc import AgentProc
+from kernel.process.supervisor import Supervisor
 from kernel.process.table import ProcessTable, ProcState
 from kernel.syscall import DEFERRED, SyscallFailure, validate
 from kernel.process import syscalls as _proc_syscalls  # noqa: F401  (registers proc.*)
@@ -74,6 +75,7 @@ class Kernel:
         self.add_service(self.storage)
         self.memory = MemoryManager(config)
         self.add_service(self.memory)
+        self.supervisor = Supervisor(config.restart_period_s)
 
     def add_service(self, service) -> None:
         self.services.append(service)
@@ -108,7 +110,7 @@ class Kernel:
         """Loop thread: queue a reply frame and try to write it now."""
         if not ap.queue_reply(data):
             return  # the agent is gone or stopped reading: drop (DESIGN: never wait on an agent)
-        if ap.flush() and not self._registered(ap.tx_fd):
+        if ap.flush() and not self._registered(ap.tx_fd, ap):
             self.sel.register(ap.tx_fd, selectors.EVENT_WRITE, ("tx", ap))  # finish when the pipe drains
 
     def reply_later(self, pid: int, data: bytes) -> None:
@@ -119,12 +121,14 @@ class Kernel:
                 self.reply(ap, data)
         self.post(send)
 
-    def _registered(self, fd: int) -> bool:
+    def _registered(self, fd: int, owner=None) -> bool:
+        """Is ``fd`` in the selector (for ``owner``)? fd numbers are reused as soon as a
+        reaped agent's pipes close, so a check for an agent must match the agent too."""
         try:
-            self.sel.get_key(fd)
-            return True
+            key = self.sel.get_key(fd)
         except KeyError:
             return False
+        return owner is None or key.data[1] is owner
 
     # -- the loop -------------------------------------------------------------------
     def serve(self) -> None:
@@ -145,6 +149,8 @@ class Kernel:
                 timeout = max(0.0, self._timers[0][0] - time.monotonic())
             for key, mask in self.sel.select(timeout):
                 kind, ap = key.data
+                if ap is not None and self.agents.get(ap.pcb.pid) is not ap:
+                    continue  # reaped earlier in this batch; its fd number may belong to a new agent
                 if kind == "wake":
                     try:
                         os.read(self.wake_r, 4096)
@@ -155,7 +161,7 @@ class Kernel:
                 elif kind == "rx":
                     self._on_rx(ap)
                 elif kind == "tx":
-                    if not ap.flush() and self._registered(ap.tx_fd):
+                    if not ap.flush() and self._registered(ap.tx_fd, ap):
                         self.sel.unregister(ap.tx_fd)
                 elif kind == "sentinel":
                     self._reap(ap)
@@ -188,7 +194,7 @@ class Kernel:
     def _on_rx(self, ap: AgentProc) -> None:
         for frame in ap.read_available():
             self._on_frame(ap, frame)
-        if not ap.rx_open and self._registered(ap.rx_fd):
+        if not ap.rx_open and self._registered(ap.rx_fd, ap):
             self.sel.unregister(ap.rx_fd)  # EOF: the sentinel will reap it
 
     def _on_frame(self, ap: AgentProc, frame) -> None:
@@ -244,7 +250,8 @@ class Kernel:
         self.event(event="output", pid=ap.pcb.pid, agent=ap.pcb.name, level=level, text=text)
 
     # -- process management --------------------------------------------------------
-    def spawn(self, name: str, task: str, priority: int = 0, parent: int | None = None) -> int:
+    def spawn(self, name: str, task: str, priority: int = 0, parent: int | None = None,
+              restart_max: int | None = None, lineage: int = 0) -> int:
         """Loop thread: start an agent process; returns its AIOS pid."""
         from agent_apps import registry
         from kernel.logs import agent_log_path
@@ -256,6 +263,8 @@ class Kernel:
             known = ", ".join(sorted(registry.discover())) or "none"
             raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known})")
         pcb = self.table.new(app.name, task, priority, group=self.access.group_of(app.name))
+        pcb.restart_max = self.config.restart_max if restart_max is None else restart_max
+        pcb.lineage = lineage or pcb.pid
         if self.config.agent_log_mode == "file":
             pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
@@ -293,7 +302,7 @@ class Kernel:
         for frame in ap.read_available():  # a last proc.exit may still sit in the pipe
             self._on_frame(ap, frame)
         for fd in (ap.rx_fd, ap.tx_fd, ap.sentinel):
-            if self._registered(fd):
+            if self._registered(fd, ap):
                 self.sel.unregister(fd)
         ap.close()
         code = ap.process.exitcode
@@ -320,8 +329,21 @@ class Kernel:
                 if pcb.state != ProcState.FAILED:
                     pcb.error = pcb.error or f"exited with code {code} without a result"
                 pcb.state = ProcState.FAILED
+            restart, why = self.supervisor.decide(pcb)
+            if why and not restart:
+                pcb.error = f"{pcb.error}; {why}"
+        log.info("pid %d (%s) ended: %s, exit code %s", pcb.pid, pcb.name, pcb.state.value, code)
+        if restart and not self.stopping:
+            try:
+                new = self.spawn(pcb.name, pcb.task, pcb.priority, restart_max=pcb.restart_max, lineage=pcb.lineage)
+                with self.table.lock:
+                    pcb.restarted_as = new
+                log.warning("supervisor: pid %d (%s) %s; restarted as pid %d (%s)",
+                            pcb.pid, pcb.name, pcb.state.value, new, why)
+            except SyscallFailure as e:
+                log.error("supervisor: could not restart pid %d: %s", pcb.pid, e.message)
+        with self.table.lock:
             snap = pcb.snapshot()
-        log.info("pid %d (%s) ended: %s, exit code %s", pcb.pid, pcb.name, snap["state"], code)
         self.event(event="exit", pid=pcb.pid, snapshot=snap)
         for notify in self.waiters.pop(pcb.pid, []):
             notify(snap)

@@ -89,6 +89,9 @@ class PCB:
     llm_time: float = 0.0  # seconds of engine time attributed to this agent
     log_path: str | None = None
     first_syscall_at: float | None = None  # spawn -> first syscall is the agent's start-up time
+    restart_max: int = 0  # supervision: restarts allowed per period (0: off)
+    lineage: int = 0  # pid of the first process of a restarted chain (itself if never restarted)
+    restarted_as: int | None = None  # pid of the process that replaced this one
 
     def snapshot(self) -> dict:
         """Plain dict of built-in types for ps/top/reports (call under the lock)."""
@@ -109,6 +112,7 @@ class PCB:
             "waiting_s": sum(waits) / len(waits) if waits else None,
             "turnaround_s": sum(turns) / len(turns) if turns else None,
             "llm_time_s": self.llm_time, "log_path": self.log_path,
+            "restart_max": self.restart_max, "lineage": self.lineage or self.pid, "restarted_as": self.restarted_as,
             "startup_s": None if self.first_syscall_at is None else self.first_syscall_at - self.start_time,
         }
 
