@@ -27,6 +27,7 @@ DEMO_AGENTS = ["MathAgent", "NarrativeAgent", "RecAgent"]
 
 def main(argv=None) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agent_apps import registry
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--agents", nargs="+", default=DEMO_AGENTS, help="agent apps to run on their demo tasks")
     add_kernel_args(parser)
     args = parser.parse_args(argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     try:
         config = KernelConfig.from_args(args)
     except ValueError as e:
@@ -55,11 +56,11 @@ def main(argv=None) -> int:
         kind = ev.get("event")
         if kind == "output":
             color = colors[ev["pid"] % len(colors)]
-            console.print(f"[{color}]{ev['agent']}[{ev['pid']}][/{color}] {ev['text']}", markup=True, soft_wrap=True)
+            console.print(f"[{color}]{ev['agent']}\\[{ev['pid']}][/{color}] {escape(ev['text'])}", soft_wrap=True)
         elif kind == "log" and ev.get("level") in ("WARNING", "ERROR", "CRITICAL"):
-            console.print(f"[dim]kernel: {ev['text']}[/dim]")
+            console.print(f"[dim]kernel: {escape(ev['text'])}[/dim]")
         elif kind == "ready" and ev.get("stats", {}).get("load_error"):
-            console.print(f"[red]error:[/red] {ev['stats']['load_error']}")
+            console.print(f"[red]error:[/red] {escape(ev['stats']['load_error'])}")
 
     console.print(f"[bold]AIOS[/bold] booting kernel with model {config.llm_name} (scheduler {config.scheduler})...")
     kernel = KernelClient(config, on_event=on_event)
@@ -76,14 +77,14 @@ def main(argv=None) -> int:
             app = registry.find(name)
             task = app.config.get("demo_task") or "Introduce yourself."
             pid = kernel.spawn(app.name, task)
-            console.print(f"[bold]run[/bold] {app.name} (pid {pid}): {task}")
+            console.print(f"[bold]run[/bold] {app.name} (pid {pid}): {escape(task)}")
             pids.append(pid)
         snaps = [kernel.wait(pid) for pid in pids]
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping the kernel and all agents[/yellow]")
         return 130
     except KernelError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         return 1
     finally:
         kernel.stop()
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     console.print(table)
     for s in snaps:
         if s["state"] != "done":
-            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {s.get('error')}")
+            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {escape(str(s.get('error')))}")
     return 0 if snaps and all(s["state"] == "done" for s in snaps) else 1
 
 

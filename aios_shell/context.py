@@ -162,7 +162,7 @@ class ShellContext:
             with self._lock:
                 self.stats.update(stats)
             if stats.get("load_error"):
-                self.error(f"model {stats.get('model', self.llm_name)} failed to load: {stats['load_error']}")
+                self.error(stats['load_error'])  # one line that already names the model
             elif self.interactive and not self.leaving:
                 self.echo(f"model {stats.get('model', self.llm_name)} ready"
                           + (f" (loaded in {stats['load_time_s']:.1f}s)" if stats.get("load_time_s") else ""))
