@@ -3,10 +3,12 @@
 Default: every CPU this process may use but one, at least one. The kernel
 shares the machine with its own event loop, the agent processes and the
 shell; torch's OpenMP threads spin at every barrier, and when one of them
-is descheduled the whole forward pass waits for it. Measured on a 2-core
-machine with other load: two threads decoded 2.5-14 tok/s, one thread
-24-79 tok/s (batch 1-16). On an idle machine two threads are faster
-(about 1.4x at batch 16): pass ``--llm_threads 2`` on a dedicated box.
+is descheduled the whole forward pass waits for it. Measured with
+bench/throughput.py (16 agents x 2 calls x 64 tokens) on a 2-core machine
+shared with other work: 2 threads gave serial 5.7 tok/s and fifo 147 tok/s;
+1 thread gave serial 22-25 tok/s and fifo 118-130 tok/s. Small forward
+passes (one sequence) suffer most. On a dedicated machine more threads pay
+off for large batches: pass ``--llm_threads N`` there.
 """
 
 from __future__ import annotations
