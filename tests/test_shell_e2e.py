@@ -66,10 +66,14 @@ def spawn_shell(tmp: Path, *args: str) -> tuple[pexpect.spawn, Transcript]:
     return child, log, kernel_pid
 
 
-def run_agent(child, line: str) -> int:
+def start_agent(child, line: str) -> int:
     child.sendline(line)
     child.expect(r"as pid (\d+)")
-    pid = int(child.match.group(1))
+    return int(child.match.group(1))
+
+
+def run_agent(child, line: str) -> int:
+    pid = start_agent(child, line)
     child.expect(PROMPT)
     return pid
 
@@ -111,14 +115,14 @@ def test_interactive_session_two_agents_kill_wait_confirm_exit(tmp_path):
     child.expect(PROMPT)
     # an irreversible action: the question appears in the terminal, y allows it, Enter (default No) denies
     ask = 'run ToolAgent: [{"sys": "access.setgroup", "args": {"group": "%s"}}]'
-    p3 = run_agent(child, ask % "shelltest")
+    p3 = start_agent(child, ask % "shelltest")  # the question may come before the prompt is redrawn
     child.expect(rf"confirm: pid {p3} \(ToolAgent\) wants to access.setgroup group shelltest \(.*members could read")
     child.expect(rf"allow pid {p3} to access.setgroup group shelltest\? \[y/N\]")
     child.sendline("y")
     child.expect(rf"allowed: pid {p3} \(ToolAgent\)")
     child.sendline(f"wait {p3}")
     child.expect(r'"changed": true')
-    p4 = run_agent(child, ask % "othergroup")
+    p4 = start_agent(child, ask % "othergroup")
     child.expect(rf"allow pid {p4} to access.setgroup group othergroup\? \[y/N\]")
     child.sendline("")
     child.expect(rf"denied: pid {p4} \(ToolAgent\)")

@@ -120,7 +120,7 @@ class Engine:
         try:
             self._load()
         except Exception as e:  # reported to every caller; the kernel keeps serving other syscalls
-            self.load_error = f"{type(e).__name__}: {e}"
+            self.load_error = f"model {self.llm_name}: {type(e).__name__}: {e}"
             log.error("model load failed: %s", self.load_error)
         finally:
             self.ready.set()
