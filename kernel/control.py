@@ -148,6 +148,11 @@ def kernel_stats(kernel) -> dict:
         me = {"kernel_pid": os.getpid(), "kernel_cpu_percent": _kernel_ps.cpu_percent(None),
               "kernel_rss": _kernel_ps.memory_info().rss}
     live = kernel.table.live()
+    tools = kernel.tools.describe()
+    mem = kernel.memory.stats()
     return {**kernel.engine.stats(), **me, "uptime_s": time.time() - kernel.boot_time,
             "scheduler": kernel.config.scheduler, "agents_live": len(live),
-            "agents_total": len(kernel.table.all())}
+            "agents_total": len(kernel.table.all()),
+            "mem_processes": mem["processes"], "mem_resident_bytes": mem["resident_bytes"],
+            "mem_evicted_bytes": mem["evicted_bytes"],
+            "tools_running": sum(t["running"] for t in tools), "tools_queued": sum(t["queued"] for t in tools)}

@@ -28,6 +28,11 @@ def _spec(prompt: str) -> str:
     return json.dumps({"prompt": prompt, "max_new_tokens": 16, "calls": 2})
 
 
+# A victim that holds working memory and a tool slot (a child process) when it dies.
+HOLDER = json.dumps([{"sys": "mem.add", "args": {"content": "n" * 4000, "kind": "note"}, "quiet": True}] * 3
+                    + [{"tool": "sleep_proc", "args": {"seconds": 6}}])
+
+
 def _state(kernel, pid):
     return kernel.info(pid)["state"]
 
@@ -41,9 +46,12 @@ def test_random_sigkills_leave_survivors_identical(kernel):
     # Undisturbed reference: the survivors' workload alone.
     ref_pids = {kernel.spawn("ChatAgent", _spec(p)): p for p in PROMPTS}
     ref = {p: kernel.wait(pid, timeout=300)["result"] for pid, p in ref_pids.items()}
+    before = kernel.stats()
     # The same workload, plus victims of every kind killed at random moments.
-    victims = [kernel.spawn(rng.choice(["ChatAgent", "SleepyAgent", "FloodAgent", "ChatAgent"]),
-                            _spec(rng.choice(PROMPTS))) for _ in range(6)]
+    victims = []
+    for _ in range(8):
+        kind = rng.choice(["ChatAgent", "SleepyAgent", "FloodAgent", "ChatAgent", "ToolAgent"])
+        victims.append(kernel.spawn(kind, HOLDER if kind == "ToolAgent" else _spec(rng.choice(PROMPTS))))
     survivors = {kernel.spawn("ChatAgent", _spec(p)): p for p in PROMPTS}
     plan = sorted((rng.uniform(0.0, 3.0), v) for v in victims)
     t0 = time.time()
@@ -56,14 +64,21 @@ def test_random_sigkills_leave_survivors_identical(kernel):
             except ProcessLookupError:
                 pass
     msg = f"(replay with AIOS_FAULT_SEED={SEED})"
-    for pid, p in survivors.items():
-        s = kernel.wait(pid, timeout=300)
-        assert s["state"] == "done" and s["result"] == ref[p], f"{msg} {p!r}: {s['result']!r} != {ref[p]!r}"
     for v in victims:
         s = kernel.wait(v, timeout=60)
         assert s["state"] in ("killed", "done"), f"{msg} {s}"  # a victim may finish before its kill time
+    # Right after the victims are reaped (their tool calls would still be running): slots are free.
+    now = kernel.stats()
+    assert now["tools_running"] == 0 and now["tools_queued"] == 0, f"{msg} tool slots held: {now}"
+    for pid, p in survivors.items():
+        s = kernel.wait(pid, timeout=300)
+        assert s["state"] == "done" and s["result"] == ref[p], f"{msg} {p!r}: {s['result']!r} != {ref[p]!r}"
     stats = kernel.stats()
     assert stats["queue"] == 0 and stats["running"] == 0, f"{msg} engine still holds work: {stats}"
+    assert stats["kv_bytes"] == 0, f"{msg} KV cache still held: {stats['kv_bytes']}"
+    for key in ("mem_processes", "mem_resident_bytes", "mem_evicted_bytes"):
+        assert stats[key] == before[key], f"{msg} memory not released: {key} {before[key]} -> {stats[key]}"
+    assert stats["tools_running"] == 0 and stats["tools_queued"] == 0, f"{msg} tool slots held: {stats}"
     assert _zombies(kernel.pid) == []
     assert not [p for p in kernel.ps(all=False) if p["pid"] in victims]
 
