@@ -222,16 +222,20 @@ class Kernel:
             with self.table.lock:
                 pcb.first_syscall_at = time.time()
             self.table.set_state(pcb, ProcState.RUNNING)
+        counted = False  # every message is counted once: under its name once valid, else <refused>/<invalid>
         try:
+            bucket = "<refused>"
             self.access.admit_syscall(pcb, msg.name)  # syscall rate quota: EAGAIN, never a wait
+            bucket = "<invalid>"
             spec = validate(msg)
             with self.table.lock:
                 pcb.syscalls[msg.name] += 1
+            counted = True
             result = spec.handler(self, ap, msg)
         except SyscallFailure as e:
-            with self.table.lock:
-                if msg.name not in pcb.syscalls:
-                    pcb.syscalls["<invalid>"] += 1
+            if not counted:
+                with self.table.lock:
+                    pcb.syscalls[bucket] += 1
             self.reply(ap, messages.error(msg.id, e.code, e.message))
             return
         except Exception as e:  # a handler bug must not take the kernel down
