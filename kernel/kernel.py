@@ -23,7 +23,12 @@ import time
 from typing import Any, Callable
 
 from kernel import messages
+from kernel.access.manager import AccessManager
 from kernel.channel import Oversize
+from kernel.llm.factory import make_engine
+from kernel.memory import MemoryManager
+from kernel.storage import StorageManager
+from kernel.tools.manager import ToolManager
 from kernel.process.agentproc import AgentProc
 from kernel.process.supervisor import Supervisor
 from kernel.process.table import ProcessTable, ProcState
@@ -41,8 +46,6 @@ ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still sh
 
 class Kernel:
     def __init__(self, config, ctrl_conn):
-        from kernel.llm.factory import make_engine
-
         self.config = config
         self.ctrl = ctrl_conn
         self.ctrl_lock = threading.Lock()  # serialises sends to the front
@@ -63,22 +66,16 @@ class Kernel:
         # Kernel services (memory, storage, tools, access...): objects with optional
         # start(kernel), on_exit(pcb) (release what the ended process held) and stop().
         self.services: list = []
-        from kernel.access.manager import AccessManager
-        from kernel.tools.manager import ToolManager
-        self.access = AccessManager(config)  # first: the other services ask it
-        self.add_service(self.access)
-        self.tools = ToolManager(config)
-        self.add_service(self.tools)
-        from kernel.memory import MemoryManager
-        from kernel.storage import StorageManager
-        self.storage = StorageManager(config)
-        self.add_service(self.storage)
-        self.memory = MemoryManager(config)
-        self.add_service(self.memory)
+        self.access = self.add_service(AccessManager(config))  # first: the other services ask it
+        self.tools = self.add_service(ToolManager(config))
+        self.storage = self.add_service(StorageManager(config))
+        self.memory = self.add_service(MemoryManager(config))
         self.supervisor = Supervisor(config.restart_period_s)
 
-    def add_service(self, service) -> None:
+    def add_service(self, service):
+        """Register a service (started in order, stopped in reverse); returns it."""
         self.services.append(service)
+        return service
 
     # -- cross-thread entry points ------------------------------------------------
     def post(self, fn: Callable[[], None]) -> None:
