@@ -73,10 +73,17 @@ class BaseAgent:
         else:
             obj = next((toolcall._loads(b) for b in toolcall._objects(reply)), None)
             args = toolcall.repair_args(obj if isinstance(obj, dict) else {}, spec["schema"])
+        value = None
         try:
-            obs = json.dumps(tools.call(name, **args), ensure_ascii=False)[:1500]
+            out = tools.call(name, **args)
+            obs = json.dumps(out, ensure_ascii=False)[:1500]
+            value = out.get("value") if isinstance(out, dict) else None
         except SyscallError as e:
             obs = f"Error {e.code}: {e.message}"
         log(f"[{self.name}] {name}({json.dumps(args)}) -> {obs[:300]}")
-        return mem.chat(f"The {name} tool returned: {obs}\nState the result of step {i + 1} in one or two sentences.",
-                        max_new_tokens=self.max_new_tokens).strip()
+        answer = mem.chat(f"The {name} tool returned: {obs}\nState the result of step {i + 1} in one or two sentences.",
+                          max_new_tokens=self.max_new_tokens).strip()
+        if value is not None and str(value) not in answer:
+            # A small model may restate its own earlier guess; the tool's answer is the ground truth.
+            answer += f"\n({name}: {args.get(arg, '') if arg else json.dumps(args)} = {value})"
+        return answer

@@ -101,7 +101,9 @@ def evaluate(expr: str):
 
 class Calculator(Tool):
     name = "calculator"
-    description = "Evaluate an arithmetic expression, e.g. '2*16 + 2*8' or 'sqrt(2)^2'. Returns the number."
+    # No worked example here: a small model copies an example expression instead of writing its own.
+    description = ("Evaluate an arithmetic expression made of numbers, + - * / ^ %, parentheses and "
+                   "functions such as sqrt or abs. Returns the number.")
     schema = obj_schema(["expression"], expression={"type": "string", "minLength": 1, "maxLength": MAX_EXPR})
     side_effect = READ_ONLY
     parallel = 8
