@@ -51,7 +51,7 @@ class BaseAgent:
                 answer = self.tool_step(i, message, usable)
             else:
                 answer = mem.chat(self.step_prompt(i, message), max_new_tokens=self.max_new_tokens).strip()
-            log(f"[{self.name}] step {i + 1}/{len(self.steps)}: {answer}")
+            log(f"step {i + 1}/{len(self.steps)}: {answer}")
         return answer
 
     def tool_step(self, i: int, message: str, names: list[str]) -> str:
@@ -80,7 +80,7 @@ class BaseAgent:
             value = out.get("value") if isinstance(out, dict) else None
         except SyscallError as e:
             obs = f"Error {e.code}: {e.message}"
-        log(f"[{self.name}] {name}({json.dumps(args)}) -> {obs[:300]}")
+        log(f"{name}({json.dumps(args)}) -> {obs[:300]}")
         answer = mem.chat(f"The {name} tool returned: {obs}\nState the result of step {i + 1} in one or two sentences.",
                           max_new_tokens=self.max_new_tokens).strip()
         if value is not None and str(value) not in answer:

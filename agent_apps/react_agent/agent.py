@@ -85,7 +85,7 @@ class ReActAgent:
         for i in range(self.max_steps):
             reply = llm.chat(messages, max_new_tokens=self.max_new_tokens)
             step = toolcall.parse(reply, list(by_name))
-            log(f"[{self.name}] step {i + 1}: {reply.strip()}")
+            log(f"step {i + 1}: {reply.strip()}")
             if step.kind == "answer":
                 return {"answer": step.answer, "steps": steps, "stopped": "answer"}
             if step.kind == "text":
@@ -110,7 +110,7 @@ class ReActAgent:
             except SyscallError as e:
                 obs = f"Error {e.code}: {e.message}"
                 call["error"] = obs
-            log(f"[{self.name}] {step.tool}({json.dumps(args)}) -> {obs[:300]}")
+            log(f"{step.tool}({json.dumps(args)}) -> {obs[:300]}")
             steps.append(call)
             messages.append({"role": "user", "content": f"Observation: {obs}"})
         last = steps[-1].get("observation", steps[-1].get("error", "")) if steps else ""
