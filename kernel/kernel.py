@@ -294,7 +294,7 @@ class Kernel:
         with self.table.lock:
             ap.pcb.kill_requested = True
         self.engine.cancel_pid(pid)
-        ap.terminate(self.config.kill_grace_s)
+        ap.terminate()
         self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.signal_group(signal.SIGKILL))
         log.info("kill pid %d requested", pid)
 

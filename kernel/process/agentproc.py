@@ -12,7 +12,6 @@ import errno
 import multiprocessing as mp
 import os
 import signal
-import time
 
 import psutil
 
@@ -49,7 +48,6 @@ class AgentProc:
         self.ps = psutil.Process(self.process.pid)  # kept alive so cpu_percent() has a baseline
         self.ps.cpu_percent(None)
         self.output = collections.deque(maxlen=LOG_TAIL)  # console-mode lines
-        self.kill_deadline: float | None = None
 
     @property
     def sentinel(self) -> int:
@@ -116,9 +114,9 @@ class AgentProc:
         except ProcessLookupError:
             pass
 
-    def terminate(self, grace_s: float) -> None:
+    def terminate(self) -> None:
+        """The polite half of a kill: the kernel schedules the SIGKILL half (Kernel.kill)."""
         self.signal_group(signal.SIGTERM)
-        self.kill_deadline = time.monotonic() + grace_s
 
     def close(self) -> None:
         """Reap: kill what is left of the group (while the zombie still holds the pid), then join."""
