@@ -29,17 +29,18 @@ from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from aios_shell.commands import Dispatcher, ExitShell
+from aios_shell.commands import MAX_LINE, Dispatcher, ExitShell
 from aios_shell.completer import ShellCompleter
 from aios_shell.confirm import ConfirmBroker
 from aios_shell.handlers import TABLE, confirm_leave
+from aios_shell.inputcap import line_cap_bindings
 
 CONFIRM = object()  # what prompt() returns when a confirm question interrupted it
 
 
 class Repl:
     def __init__(self, ctx, table=TABLE, *, input=None, output=None, history_path=None,
-                 stats_interval: float = 1.0, patch: bool = True):
+                 stats_interval: float = 1.0, patch: bool = True, max_line: int = MAX_LINE):
         self.ctx = ctx
         self.dispatcher = Dispatcher(table, ctx)
         self.input, self.output = input, output
@@ -55,7 +56,7 @@ class Repl:
         self.session = PromptSession(
             history=history, auto_suggest=AutoSuggestFromHistory(), completer=ShellCompleter(table, ctx),
             complete_while_typing=False, bottom_toolbar=ctx.toolbar, refresh_interval=1.0,
-            input=input, output=output)
+            key_bindings=line_cap_bindings(max_line, ctx.error), input=input, output=output)
         self._saved = ""  # text typed before a confirm question interrupted the prompt
         self._stop = threading.Event()
         self.kernel_gone = False  # the kernel process died under us: leave with status 1

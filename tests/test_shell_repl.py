@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 from prompt_toolkit.document import Document
@@ -238,3 +239,38 @@ def test_top_refreshes_sorts_and_kills_the_selected_agent(kernel):
         th.join(TIMEOUT)
     assert top.sort == "M" and top.message == f"killing pid {pid}" and pid in ctx.killed
     assert kernel.info(pid)["state"] == "killed"
+
+
+def test_a_huge_unbracketed_paste_is_capped_with_one_error(kernel, tmp_path):
+    """A long line typed as keys (no bracketed paste) once grew the shell from 33 MB to 4 GB: prompt_toolkit
+    saved the whole text as an undo state before every key. Here the cap is lowered so the test is quick."""
+    import psutil
+
+    from aios_shell.inputcap import UNDO_MAX
+
+    limit, sent = 12_000, 30_000
+    out = Watch()
+    ctx = ShellContext(interactive=True, llm_name="testllm", out=out, err=out)
+    ctx.attach(kernel)
+    with create_pipe_input() as inp:
+        repl = Repl(ctx, input=inp, output=DummyOutput(), patch=False, max_line=limit)
+        t = threading.Thread(target=repl.run, daemon=True)
+        t.start()
+        buf = repl.session.default_buffer
+        rss0 = psutil.Process().memory_info().rss
+        inp.send_text("agents " + "x" * sent)
+        out.wait_for(rf"error: input dropped: the input line is limited to {limit} characters")
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline and len(buf.text) < limit:
+            time.sleep(0.05)
+        assert len(buf.text) == limit
+        undo_chars = sum(len(text) for text, _ in buf._undo_stack)
+        assert undo_chars <= UNDO_MAX * UNDO_MAX, undo_chars  # before the fix: ~limit**2 / 2
+        assert psutil.Process().memory_info().rss - rss0 < 64 * 2**20
+        inp.send_text("\x03")  # Ctrl-C clears the line; the shell goes on
+        inp.send_text("agents\r")
+        out.wait_for(r"EchoAgent")
+        assert out.text.count("input dropped") == 1
+        assert t.is_alive()
+        inp.send_text("exit\r")
+        t.join(TIMEOUT)

@@ -140,6 +140,12 @@ class Engine:
             self._finish_all(LLMError("EIO", "the LLM engine failed"))
 
     def _load(self) -> None:
+        from kernel.hf import loading
+
+        with loading():  # no other thread imports transformers or loads a model meanwhile
+            self._load_locked()
+
+    def _load_locked(self) -> None:
         import torch
 
         from kernel.llm import model as model_mod

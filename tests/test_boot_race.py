@@ -1,0 +1,33 @@
+"""Cold boots with agents started while the model loads: the LLM must be ready in every one.
+
+Regression: the LLM engine and the memory embedder imported transformers on
+two threads at once, and in about one cold boot in three the model failed to
+load with ``ImportError: cannot import name 'DynamicCache'`` (kernel/hf.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+from kernel.boot import KernelClient
+from kernel.config import KernelConfig
+
+BOOTS = 20
+# mem.add wakes the embedder (it loads MiniLM) while the engine thread loads the LLM.
+TASK = json.dumps({"ops": [{"mem_fill": {"n": 2, "size": 40}}, {"chat": {"content": "hi", "max_new_tokens": 2}}]})
+
+
+def test_cold_boots_with_agents_before_ready(tmp_path):
+    failures = []
+    for i in range(BOOTS):
+        cfg = KernelConfig(log_dir=str(tmp_path / f"logs{i}"), data_dir=str(tmp_path / f"data{i}"), max_new_tokens=4)
+        with KernelClient(cfg) as k:
+            pids = [k.spawn("MemFsAgent", TASK) for _ in range(2)]  # before the model is ready
+            assert k.ready.wait(180), f"boot {i}: model did not load"
+            if k.ready_info.get("load_error"):
+                failures.append((i, k.ready_info["load_error"]))
+                continue
+            for pid in pids:
+                snap = k.wait(pid, timeout=180)
+                assert snap["state"] == "done", (i, snap.get("error"))
+    assert not failures, failures
