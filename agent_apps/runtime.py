@@ -10,6 +10,12 @@ context; imports only light modules (never torch). It
    shows it above the shell prompt (console mode);
 3. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
    result with ``proc.exit``; a crash is reported with its traceback.
+
+Exit status (the kernel's one source of truth for how it ended): 0 after a
+reported result; 1 after a reported failure; killed by SIGTERM after a
+``kill``: the handler unwinds the agent's code (finally blocks run, logs are
+flushed) and the runtime then dies of the same signal, like any Unix program
+that cleans up on SIGTERM.
 """
 
 from __future__ import annotations
@@ -74,8 +80,20 @@ def _redirect_output(log_path: str | None) -> None:
         sys.stderr = _KernelWriter("ERROR")
 
 
+class _Terminated(BaseException):
+    """Raised in the agent's code by SIGTERM: unwinds its finally blocks (not an Exception: not caught)."""
+
+
 def _on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)  # a polite kill: unwinds finally blocks, flushes logs
+    raise _Terminated()
+
+
+def _die_of_sigterm() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.pause()  # SIGTERM is pending: never returns
 
 
 def agent_main(boot: dict, rx_conn, tx_conn) -> None:
@@ -98,11 +116,12 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
         result = cls(app).run(boot["task"])
     except sdk.KernelGone:
         os._exit(1)
-    except SystemExit as e:
-        status, result = "error", f"terminated (exit {e.code})"
+    except _Terminated:
+        _die_of_sigterm()  # killed: no report, the signal is the exit status
     except BaseException:
         status, result = "error", traceback.format_exc()
         print(result, file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a kill from here on ends the process at once
     try:
         json.dumps(result)
     except (TypeError, ValueError):
@@ -113,3 +132,5 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
         print(f"proc.exit failed: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    if status != "ok":
+        raise SystemExit(1)

@@ -11,8 +11,8 @@ every agent the script started and reports them in pid order:
              errors) to stderr, so stdout parses line by line
 
 Exit status: 0 if every command and every agent succeeded; 1 if a command
-failed or an agent failed (or was killed without the script asking);
-130 after Ctrl-C.
+failed, an agent failed (or was killed without the script asking), or the
+model could not be loaded; 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.handlers import TABLE
 from kernel.boot import KernelError
 
-REPORT_KEYS = ("pid", "agent", "task", "status", "result", "error", "exit_code", "priority", "waiting_s",
+REPORT_KEYS = ("pid", "agent", "task", "status", "result", "error", "exit_code", "exit_signal", "priority", "waiting_s",
                "turnaround_s", "elapsed_s", "tokens_in", "tokens_out", "llm_calls", "syscalls_total",
                "preemptions", "log_path")
 
 
 def report(snap: dict) -> dict:
-    """The JSON record of one finished agent (``status`` is its final state: done/failed/killed)."""
+    """The JSON record of one finished agent. ``status`` is its final state (done/failed/killed);
+    ``exit_code`` (a normal exit) or ``exit_signal`` (the signal number that ended it) is its OS exit
+    status; ``result`` is what it returned (null when there is none), ``error`` why it failed, once."""
     rec = {k: snap.get(k) for k in REPORT_KEYS if k != "status"}
     rec["status"] = snap.get("state")
     return {k: rec[k] for k in REPORT_KEYS}
@@ -71,12 +73,16 @@ def run_batch(ctx, lines: Iterable[str], name: str = "<stdin>", json_mode: bool 
             ctx.error(f"wait {pid}: {e.message}")
             lost += 1
     failed_agents = [s for s in snaps if agent_failed(s, ctx.killed)]
+    ctx.client.ready.wait()  # a batch succeeds only with a usable model (set too if the kernel dies)
+    load_error = ctx.client.ready_info.get("load_error")
+    if load_error:
+        ctx.error(f"the model could not be loaded: {load_error}")
     for s in snaps:
         if json_mode:
             emit(json.dumps(report(s), ensure_ascii=False, default=str))
         else:
             emit(views.result_block(s))
-    if failed_cmds or failed_agents or lost:
+    if failed_cmds or failed_agents or lost or load_error:
         ctx.note(f"{name}: {failed_cmds} command(s) failed, {len(failed_agents) + lost} of {len(ctx.spawned)} "
                  "agent(s) failed")
         return 1

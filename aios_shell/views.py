@@ -121,17 +121,24 @@ def result_text(snap: dict) -> str:
     return snap.get("error") or snap.get("state", "?")
 
 
+def ended_head(snap: dict) -> str:
+    """``[3] MathAgent done in 12.3s``; the OS exit status is added when it is not 0: ``(SIGTERM)``, ``(exit 1)``."""
+    how = snap.get("exit")
+    how = "" if how in (None, "0") else f" ({how})" if how.startswith("SIG") or how.startswith("signal") \
+        else f" (exit {how})"
+    return f"[{snap.get('pid')}] {snap.get('agent')} {snap.get('state')}{how} in {fmt_secs(snap.get('elapsed_s'))}"
+
+
 def exit_line(snap: dict, width: int | None = None) -> str:
     """One-line notice that a process ended: ``[3] MathAgent done in 12.3s: 42``."""
     width = width or term_width()
-    head = f"[{snap.get('pid')}] {snap.get('agent')} {snap.get('state')} in {fmt_secs(snap.get('elapsed_s'))}"
+    head = ended_head(snap)
     return f"{head}: {cut(result_text(snap), max(10, width - len(head) - 2))}"
 
 
 def result_block(snap: dict) -> str:
     """The full result of an ended process: a header line and the text indented."""
-    head = (f"[{snap.get('pid')}] {snap.get('agent')} {snap.get('state')} in {fmt_secs(snap.get('elapsed_s'))}"
-            f" (tokens {snap.get('tokens_in', 0)}/{snap.get('tokens_out', 0)})")
+    head = f"{ended_head(snap)} (tokens {snap.get('tokens_in', 0)}/{snap.get('tokens_out', 0)})"
     body = result_text(snap)
     return head + "\n" + "\n".join("    " + line for line in str(body).splitlines() or [""])
 

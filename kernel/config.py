@@ -69,6 +69,11 @@ class KernelConfig:
     quota_syscall_burst: int = 50  # bucket depth of quota_syscalls_per_s
     quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
+    # Process limits and the ended-process history (kernel/process/history.py).
+    max_agents: int = 64  # agent processes alive at once; spawn past it is EAGAIN
+    max_children: int = 16  # live children one agent may have (proc.spawn); past it EAGAIN
+    history_max_procs: int = 1000  # ended processes kept in the table (ps -a, info, wait)
+    history_max_bytes: int = 64 << 20  # bytes of tasks, results and errors those keep in kernel memory
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -112,6 +117,10 @@ class KernelConfig:
         if min(self.quota_llm_tokens, self.quota_syscalls_per_s, self.quota_storage_bytes, self.workspace_max_bytes) < 0 \
                 or self.quota_syscall_burst < 1:
             raise ValueError("quotas must be >= 0 (0 = unlimited) and quota_syscall_burst >= 1")
+        if self.max_agents < 1 or self.max_children < 0:
+            raise ValueError("--max_agents must be >= 1 and --max_children >= 0")
+        if self.history_max_procs < 0 or self.history_max_bytes < 0:
+            raise ValueError("--history_max_procs and --history_max_bytes must be >= 0")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -160,6 +169,14 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--tool_timeout_s", type=float, help="longest run time of one tool call (default 60)")
     g.add_argument("--tool_scheduling", choices=("per_tool", "global_lock"),
                    help="per_tool: each tool's own parallel limit and queue (default); global_lock: one call at a time")
-    g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent process (default 0: unlimited)")
-    g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent process (default 0: unlimited)")
+    g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent app (privilege group), "
+                   "all its processes together, for the kernel's life (default 0: unlimited)")
+    g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent app (privilege "
+                   "group), all its processes together (default 0: unlimited)")
     g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")
+    # Process limits and history (issue 9).
+    g.add_argument("--max_agents", type=int, help="agent processes alive at once; more spawns get EAGAIN (default 64)")
+    g.add_argument("--max_children", type=int, help="live children one agent may spawn (default 16)")
+    g.add_argument("--history_max_procs", type=int, help="ended processes kept for ps -a/info/wait (default 1000)")
+    g.add_argument("--history_max_bytes", type=int, help="bytes of ended processes' tasks, results and errors kept "
+                   "in kernel memory; larger results live whole under <log_dir>/results (default 64 MiB)")

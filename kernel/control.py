@@ -15,6 +15,7 @@ import time
 import psutil
 
 from kernel import messages
+from kernel.process.history import Results
 from kernel.syscall import SyscallFailure
 
 log = logging.getLogger("aios.kernel")
@@ -55,8 +56,14 @@ def op_info(kernel, req):
     pid = _pid(req)
     for snap in process_snapshots(kernel, True):
         if snap["pid"] == pid:
-            return snap
-    raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}")
+            return Results.whole(snap)
+    raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}{_pruned(kernel, pid)}")
+
+
+def _pruned(kernel, pid: int) -> str:
+    """Why an earlier pid is missing: its entry left the bounded history."""
+    return (f" (it ended and left the history of the last {kernel.config.history_max_procs} processes, "
+            "--history_max_procs)") if 0 < pid < kernel.table.next_pid else ""
 
 
 def op_stats(kernel, req):
@@ -123,12 +130,13 @@ def op_wait(kernel, req) -> None:
         return _reply(kernel, req_id, False, error=e.message, code=e.code)
     pcb = kernel.table.get(pid)
     if pcb is None:
-        return _reply(kernel, req_id, False, error=f"no process with pid {pid}", code=messages.ESRCH)
+        return _reply(kernel, req_id, False, error=f"no process with pid {pid}{_pruned(kernel, pid)}",
+                      code=messages.ESRCH)
     if pid not in kernel.agents:
         with kernel.table.lock:
             snap = pcb.snapshot()
-        return _reply(kernel, req_id, True, snap)
-    kernel.waiters[pid].append(lambda snap: _reply(kernel, req_id, True, snap))
+        return _reply(kernel, req_id, True, Results.whole(snap))
+    kernel.waiters[pid].append(lambda snap: _reply(kernel, req_id, True, Results.whole(snap)))
 
 
 # -- accounting: the one layer ps/top/reports read ----------------------------------

@@ -30,6 +30,7 @@ from kernel.memory import MemoryManager
 from kernel.storage import StorageManager
 from kernel.tools.manager import ToolManager
 from kernel.process.agentproc import AgentProc
+from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
 from kernel.process.table import ProcessTable, ProcState
 from kernel.syscall import DEFERRED, SyscallFailure, validate
@@ -42,6 +43,7 @@ from kernel.access import syscalls as _access_syscalls  # noqa: F401  (registers
 
 log = logging.getLogger("aios.kernel")
 ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
+OUTPUT_LINE_MAX = 8192  # characters of one console-mode output line kept for `logs`
 
 
 class Kernel:
@@ -71,6 +73,7 @@ class Kernel:
         self.storage = self.add_service(StorageManager(config))
         self.memory = self.add_service(MemoryManager(config))
         self.supervisor = Supervisor(config.restart_period_s)
+        self.results = Results(config.log_dir)  # large proc.exit results, kept whole on disk
 
     def add_service(self, service):
         """Register a service (started in order, stopped in reverse); returns it."""
@@ -215,6 +218,12 @@ class Kernel:
         if isinstance(msg, messages.LogRecord):
             self._on_agent_output(ap, msg.level, msg.text)
             return
+        if pcb.exit_reported is not None:  # proc.exit was its last call: it is on its way out
+            with self.table.lock:
+                pcb.syscalls["<refused>"] += 1
+            self.reply(ap, messages.error(msg.id, messages.ESRCH, f"pid {pcb.pid} has reported its exit "
+                                          "(proc.exit): no more system calls"))
+            return
         if pcb.first_syscall_at is None:
             with self.table.lock:
                 pcb.first_syscall_at = time.time()
@@ -247,7 +256,7 @@ class Kernel:
             self.reply(ap, data)
 
     def _on_agent_output(self, ap: AgentProc, level: str, text: str) -> None:
-        ap.output.append(text)
+        ap.output.append(text[:OUTPUT_LINE_MAX])
         self.event(event="output", pid=ap.pcb.pid, agent=ap.pcb.name, level=level, text=text)
 
     # -- process management --------------------------------------------------------
@@ -259,12 +268,19 @@ class Kernel:
 
         if self.stopping:
             raise SyscallFailure(messages.EAGAIN, "kernel is stopping")
+        if len(self.agents) >= self.config.max_agents:
+            raise SyscallFailure(messages.EAGAIN, f"{len(self.agents)} agents are running, the most the kernel "
+                                                  f"runs at once (--max_agents {self.config.max_agents}); try later")
+        if parent is not None and self.table.live_children(parent) >= self.config.max_children:
+            raise SyscallFailure(messages.EAGAIN, f"pid {parent} already has {self.config.max_children} live "
+                                                  f"children (--max_children); wait for one first")
         app = registry.find(name)
         if app is None:
             known = ", ".join(sorted(registry.discover())) or "none"
             raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known})")
         pcb = self.table.new(app.name, task, priority, group=self.access.group_of(app.name))
         pcb.restart_max = self.config.restart_max if restart_max is None else restart_max
+        pcb.parent = parent
         pcb.lineage = lineage or pcb.pid
         if self.config.agent_log_mode == "file":
             pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
@@ -306,7 +322,7 @@ class Kernel:
             if self._registered(fd, ap):
                 self.sel.unregister(fd)
         ap.close()
-        code = ap.process.exitcode
+        code = ap.process.exitcode  # < 0: ended by signal -code
         self.agents.pop(pcb.pid, None)
         self.engine.cancel_pid(pcb.pid)
         for svc in self.services:
@@ -319,17 +335,11 @@ class Kernel:
         while len(self.ended_output) > ENDED_OUTPUT_KEPT:
             self.ended_output.popitem(last=False)
         with self.table.lock:
-            pcb.exit_code = code
             pcb.end_time = time.time()
-            if pcb.kill_requested or (code is not None and code < 0 and pcb.state != ProcState.DONE):
-                pcb.state = ProcState.KILLED
-                pcb.error = pcb.error or ("killed" if pcb.kill_requested else f"killed by signal {-code}")
-            elif pcb.state == ProcState.DONE and code == 0:
-                pass
-            else:
-                if pcb.state != ProcState.FAILED:
-                    pcb.error = pcb.error or f"exited with code {code} without a result"
-                pcb.state = ProcState.FAILED
+            pcb.exit_code, pcb.exit_signal = (None, -code) if code is not None and code < 0 else (code, None)
+            pcb.state, why_failed = ended_state(pcb)
+            pcb.error = pcb.error if pcb.state == ProcState.FAILED and pcb.exit_reported == "error" else why_failed
+            pcb.kept_bytes = kept_bytes(pcb)
             restart, why = self.supervisor.decide(pcb)
             if why and not restart:
                 pcb.error = f"{pcb.error}; {why}"
@@ -348,6 +358,19 @@ class Kernel:
         self.event(event="exit", pid=pcb.pid, snapshot=snap)
         for notify in self.waiters.pop(pcb.pid, []):
             notify(snap)
+        for pid in self.table.prune(self.config.history_max_procs, self.config.history_max_bytes):
+            self.ended_output.pop(pid, None)
+
+    def expect_exit(self, ap: AgentProc) -> None:
+        """Loop thread: ``ap`` reported its exit; SIGKILL its group if it has not exited after the grace period."""
+        def overdue():
+            if self.agents.get(ap.pcb.pid) is ap:
+                log.warning("pid %d did not exit within %.1f s of proc.exit: killing it", ap.pcb.pid,
+                            self.config.kill_grace_s)
+                with self.table.lock:
+                    ap.pcb.exit_overdue = True
+                ap.signal_group(signal.SIGKILL)
+        self.call_later(self.config.kill_grace_s, overdue)
 
     def shutdown(self) -> None:
         """Loop thread: stop accepting work, terminate every agent; serve() returns when all are reaped."""
@@ -357,3 +380,29 @@ class Kernel:
         log.info("shutting down: %d agents to stop", len(self.agents))
         for pid in list(self.agents):
             self.kill(pid)
+
+
+def ended_state(pcb) -> tuple[ProcState, str | None]:
+    """(final state, error) of a reaped process from its report and its OS exit status (lock held).
+
+    done    it reported a result (proc.exit ok) and exited with status 0
+    killed  it ended by a signal (a kill request, or SIGKILL after overstaying proc.exit)
+    failed  anything else: a reported failure, a crash, an exit without a result, a non-zero status
+    """
+    if pcb.exit_signal is not None:
+        name = signal.Signals(pcb.exit_signal).name if pcb.exit_signal in signal.valid_signals() else \
+            f"signal {pcb.exit_signal}"
+        if pcb.kill_requested:
+            return ProcState.KILLED, f"killed on request ({name})"
+        if pcb.exit_overdue:
+            return ProcState.KILLED, f"killed ({name}): still running after proc.exit"
+        return ProcState.KILLED, f"killed by {name}"
+    if pcb.exit_reported == "ok" and pcb.exit_code == 0:
+        return ProcState.DONE, None  # finished (even if a kill request came too late to matter)
+    if pcb.kill_requested:
+        return ProcState.KILLED, f"killed on request (it exited with status {pcb.exit_code} first)"
+    if pcb.exit_reported == "error":
+        return ProcState.FAILED, pcb.error
+    if pcb.exit_reported == "ok":
+        return ProcState.FAILED, f"reported a result but exited with status {pcb.exit_code}"
+    return ProcState.FAILED, f"exited with status {pcb.exit_code} without a result"

@@ -234,10 +234,19 @@ class AccessManager:
                 for p in self._pending.values()]
 
     # -- quotas --------------------------------------------------------------------------
-    def llm_allowance(self, pcb) -> int:
-        """Tokens pcb may still generate; raises EDQUOT (audited) when its quota is spent."""
+    def llm_check(self, pcb) -> None:
+        """At llm.chat: EDQUOT (audited) when pcb's group has no LLM tokens left."""
         try:
-            return self.quotas.llm_allowance(pcb, self.kernel.table.lock)
+            self.quotas.llm_check(pcb.group, pcb.pid)
+        except SyscallFailure as e:
+            self.audit.write("quota", pcb, quota="llm_tokens", reason=e.message)
+            raise
+
+    def llm_admit(self, pcb, group: str, prompt_tokens: int, max_new: int) -> int:
+        """Engine thread, when it admits a call: reserve its tokens in ``group``'s quota; the granted
+        max_new, or EDQUOT (audited)."""
+        try:
+            return self.quotas.llm_admit(group, pcb.pid, prompt_tokens, max_new)
         except SyscallFailure as e:
             self.audit.write("quota", pcb, quota="llm_tokens", reason=e.message)
             raise

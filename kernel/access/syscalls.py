@@ -15,7 +15,7 @@ def access_info(kernel, ap, call):
     tools = acc.allowed_tools(pcb)
     return {"pid": pcb.pid, "agent": pcb.name, "group": group, "members": acc.members(group),
             "quotas": acc.quotas.describe(),
-            "usage": {"llm_tokens": acc.quotas.llm_used(pcb, kernel.table.lock),
+            "usage": {"llm_tokens": acc.quotas.llm_used(pcb.group),
                       "syscalls_throttled": acc.quotas.throttled.get(pcb.pid, 0)},
             "tools": None if tools is None else sorted(tools),
             "workspace": kernel.tools.workspace(pcb.name)}

@@ -201,6 +201,11 @@ class Engine:
             return self.finish(req, error=LLMError(
                 "E2BIG", f"prompt of {len(ids)} tokens exceeds the model's {self.max_positions} positions"))
         max_new = max(1, min(req.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
+        if req.admit is not None:
+            try:
+                max_new = req.admit(len(ids), max_new)  # the token quota reserves prompt + max_new
+            except LLMError as e:
+                return self.finish(req, error=e)
         seq = Sequence(req, ids, max_new, self.eos_ids, req.seed if req.seed is not None else self.seed)
         if req.timing is not None:
             req.timing.tokens_in = len(ids)

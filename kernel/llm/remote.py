@@ -44,7 +44,7 @@ import time
 
 from kernel.llm import models
 from kernel.llm.backends import BackendError, Call
-from kernel.llm.request import LLMError, LLMRequest, result
+from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
 
 log = logging.getLogger("aios.engine")
 AGING_S = 2.0  # seconds of waiting worth one priority level
@@ -104,10 +104,17 @@ class RemoteEngine:
         t.start()
 
     def submit(self, req: LLMRequest) -> None:
+        max_new = min(req.max_new_tokens, self.max_new_tokens)
+        if req.admit is not None:  # the token quota reserves a bound of the prompt (no tokenizer here) + max_new
+            try:
+                max_new = req.admit(prompt_token_bound(req.messages), max_new)
+            except LLMError as e:
+                req.finish(error=e)
+                return
         with self._cv:
             refuse = self._refusal()
             if refuse is None:
-                self._waiting.append(_Job(req, next(self._order), min(req.max_new_tokens, self.max_new_tokens)))
+                self._waiting.append(_Job(req, next(self._order), max_new))
                 self._cv.notify()
         if refuse is not None:
             req.finish(error=refuse)

@@ -27,6 +27,9 @@ class LLMRequest:
     on_done: Callable[["LLMRequest", dict | None, Exception | None], None] | None = None
     # on_state(request, "ready" | "running"): the engine queued or started decoding it.
     on_state: Callable[["LLMRequest", str], None] | None = None
+    # admit(prompt_tokens, max_new) -> granted max_new: called once by the engine when it admits the call
+    # (the token quota reserves them); raises LLMError (EDQUOT) to refuse it.
+    admit: Callable[[int, int], int] | None = None
     seq: int = field(default_factory=lambda: next(_seq))  # arrival order
     cancelled: bool = False
 
@@ -38,6 +41,12 @@ class LLMRequest:
     def state(self, s: str) -> None:
         if self.on_state is not None:
             self.on_state(self, s)
+
+
+def prompt_token_bound(messages: list[dict]) -> int:
+    """An upper bound of a chat's prompt tokens without its tokenizer (remote models): every token of a
+    byte-level BPE covers at least one UTF-8 byte; 8 tokens per message cover the chat template."""
+    return 8 + sum(8 + len(str(m.get("content", "")).encode()) for m in messages)
 
 
 class LLMError(Exception):

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from kernel import messages
+from kernel.process.history import Results
 from kernel.process.table import ProcState
 from kernel.syscall import DEFERRED, PID, SyscallFailure, register
+
+ERROR_KEPT = 4000  # characters of a reported failure (a traceback's end) kept in the table
+
+
+PUBLIC_FIELDS = ("pid", "agent", "state", "start_time", "end_time")
+
+
+def visible_snapshot(kernel, caller, pcb) -> dict:
+    """What ``caller`` may see of ``pcb``: everything for itself, its own children and its group;
+    for another group's process only its existence and state, never its task, result or error."""
+    with kernel.table.lock:
+        snap = pcb.snapshot()
+    if pcb.pid == caller.pid or pcb.parent == caller.pid or pcb.group == caller.group:
+        return Results.whole(snap)
+    return {k: snap[k] for k in PUBLIC_FIELDS}
+
+
+def _lookup(kernel, pid: int):
+    pcb = kernel.table.get(pid)
+    if pcb is None:
+        raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}")
+    return pcb
 
 
 @register("proc.info", {"properties": {"pid": PID}}, "table entry of this process (or of pid)")
 def proc_info(kernel, ap, call):
-    pid = call.args.get("pid", ap.pcb.pid)
-    pcb = kernel.table.get(pid)
-    if pcb is None:
-        raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}")
-    with kernel.table.lock:
-        snap = pcb.snapshot()
-    if pid != ap.pcb.pid and pcb.group != ap.pcb.group:
-        # Another group's process: its existence and state, not its task or result.
-        snap = {k: snap[k] for k in ("pid", "agent", "state", "start_time", "end_time")}
-    return snap
+    return visible_snapshot(kernel, ap.pcb, _lookup(kernel, call.args.get("pid", ap.pcb.pid)))
 
 
 @register("proc.spawn", {
@@ -40,12 +54,9 @@ def proc_wait(kernel, ap, call):
     pid = call.args["pid"]
     if pid == ap.pcb.pid:
         raise SyscallFailure(messages.EINVAL, "a process cannot wait for itself")
-    pcb = kernel.table.get(pid)
-    if pcb is None:
-        raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}")
+    pcb = _lookup(kernel, pid)
     if pid not in kernel.agents:
-        with kernel.table.lock:
-            return pcb.snapshot()
+        return visible_snapshot(kernel, ap.pcb, pcb)
     kernel.table.set_state(ap.pcb, ProcState.SLEEPING)
     answered = []
 
@@ -53,7 +64,7 @@ def proc_wait(kernel, ap, call):
         if not answered:
             answered.append(1)
             kernel.table.set_state(ap.pcb, ProcState.RUNNING)
-            kernel.reply(ap, messages.ok(call.id, snap))
+            kernel.reply(ap, messages.ok(call.id, visible_snapshot(kernel, ap.pcb, pcb)))
 
     def timeout():
         if not answered:
@@ -69,14 +80,20 @@ def proc_wait(kernel, ap, call):
 
 @register("proc.exit", {
     "properties": {"result": {}, "status": {"enum": ["ok", "error"]}},
-}, "record this process's result; the process should then return")
+}, "report this process's result (status ok) or failure (status error, result: the reason); "
+   "the process must then exit: later syscalls are refused, and it is killed after the kill grace period")
 def proc_exit(kernel, ap, call):
+    """Records the report only. The process has ended when its OS process has exited: the reaper sets
+    its state from the report and the OS exit status (kernel.Kernel._reap)."""
+    pcb = ap.pcb
+    value = call.args.get("result")
+    ok = call.args.get("status", "ok") == "ok"
+    stored, path = kernel.results.keep(pcb, value) if ok else (None, None)
     with kernel.table.lock:
-        pcb = ap.pcb
-        pcb.result = call.args.get("result")
-        if call.args.get("status", "ok") == "ok":
-            pcb.state = ProcState.DONE if not pcb.kill_requested else pcb.state
+        pcb.exit_reported = "ok" if ok else "error"
+        if ok:
+            pcb.result, pcb.result_path = stored, path
         else:
-            pcb.state = ProcState.FAILED
-            pcb.error = str(pcb.result)[-2000:]
+            pcb.error = str(value)[-ERROR_KEPT:]
+    kernel.expect_exit(ap)
     return True

@@ -10,6 +10,7 @@ methods.
 from __future__ import annotations
 
 import enum
+import signal
 import threading
 import time
 from collections import Counter
@@ -80,10 +81,18 @@ class PCB:
     # lock-guarded:
     state: ProcState = ProcState.NEW
     end_time: float | None = None
+    # The OS exit status, the one source of truth once the process is reaped: exit_code for a
+    # normal exit, exit_signal (a signal number) for a process ended by a signal; never both.
     exit_code: int | None = None
-    result: Any = None
-    error: str | None = None
+    exit_signal: int | None = None
+    exit_reported: str | None = None  # "ok" or "error" from proc.exit; later syscalls are refused
+    result: Any = None  # what proc.exit(ok) returned; None when there is none
+    result_path: str | None = None  # a large result kept whole in this file; ``result`` holds its start
+    error: str | None = None  # the traceback or the reason, once
+    parent: int | None = None  # pid of the agent that spawned it (None: the user)
+    kept_bytes: int = 0  # set when reaped: bytes of task, result and error it keeps (history.kept_bytes)
     kill_requested: bool = False
+    exit_overdue: bool = False  # still running kill_grace_s after proc.exit: SIGKILLed
     syscalls: Counter = field(default_factory=Counter)
     llm_calls: list[LLMCallTiming] = field(default_factory=list)
     llm_time: float = 0.0  # seconds of engine time attributed to this agent
@@ -103,7 +112,8 @@ class PCB:
             "pid": self.pid, "os_pid": self.os_pid, "agent": self.name, "task": self.task,
             "state": self.state.value, "priority": self.priority, "group": self.group,
             "start_time": self.start_time, "end_time": self.end_time, "elapsed_s": end - self.start_time,
-            "exit_code": self.exit_code, "result": self.result, "error": self.error,
+            "exit_code": self.exit_code, "exit_signal": self.exit_signal, "exit": exit_text(self),
+            "result": self.result, "result_path": self.result_path, "error": self.error, "parent": self.parent,
             "syscalls": dict(self.syscalls), "syscalls_total": sum(self.syscalls.values()),
             "llm_calls": len(self.llm_calls), "llm_calls_done": len(done),
             "tokens_in": sum(c.tokens_in for c in self.llm_calls),
@@ -115,6 +125,16 @@ class PCB:
             "restart_max": self.restart_max, "lineage": self.lineage or self.pid, "restarted_as": self.restarted_as,
             "startup_s": None if self.first_syscall_at is None else self.first_syscall_at - self.start_time,
         }
+
+
+def exit_text(pcb: PCB) -> str | None:
+    """How the OS process ended, as every view prints it: ``0``, ``1``, ``SIGTERM``; None while alive."""
+    if pcb.exit_signal is not None:
+        try:
+            return signal.Signals(pcb.exit_signal).name
+        except ValueError:
+            return f"signal {pcb.exit_signal}"
+    return None if pcb.exit_code is None else str(pcb.exit_code)
 
 
 class ProcessTable:
@@ -130,6 +150,10 @@ class ProcessTable:
             pcb = PCB(pid=pid, name=name, task=task, priority=priority, group=group or f"{name}:{pid}")
             self._procs[pid] = pcb
             return pcb
+
+    @property
+    def next_pid(self) -> int:
+        return self._next_pid
 
     def get(self, pid: int) -> PCB | None:
         with self.lock:
@@ -148,6 +172,24 @@ class ProcessTable:
         with self.lock:
             if not pcb.state.ended:
                 pcb.state = state
+
+    def prune(self, max_procs: int, max_bytes: int) -> list[int]:
+        """Drop the oldest ended processes beyond ``max_procs`` or ``max_bytes``; returns their pids."""
+        with self.lock:
+            ended = [p for p in self._procs.values() if p.state.ended]  # in pid (= spawn) order
+            total = sum(p.kept_bytes for p in ended)
+            dropped = []
+            for p in ended:
+                if len(ended) - len(dropped) <= max_procs and total <= max_bytes:
+                    break
+                total -= p.kept_bytes
+                del self._procs[p.pid]
+                dropped.append(p.pid)
+            return dropped
+
+    def live_children(self, parent: int) -> int:
+        with self.lock:
+            return sum(1 for p in self._procs.values() if p.parent == parent and not p.state.ended)
 
     def snapshots(self, include_ended: bool = True) -> list[dict]:
         with self.lock:

@@ -187,10 +187,16 @@ class StorageDB:
         info, freed = self._tx(lambda: self._append(owner, name, data, group, pid, "write", None, expect_head))
         return dict(info, freed=freed)
 
-    def rollback(self, owner: str, name: str, version: int, group: str, pid: int | None = None) -> dict:
-        """Make ``version``'s bytes the head again, as a new version (history is never rewritten)."""
+    def rollback(self, owner: str, name: str, version: int, group: str, pid: int | None = None,
+                 charge=None) -> dict:
+        """Make ``version``'s bytes the head again, as a new version (history is never rewritten).
+
+        The new version stores the old bytes again, so it counts against the storage quota:
+        ``charge(nbytes)`` raises (EDQUOT) to refuse it."""
         def tx():
             old = self.read(owner, name, version)  # ENOENT if gone; checksum verified
+            if charge is not None:
+                charge(len(old["data"]))
             info, freed = self._append(owner, name, old["data"], group, pid, "rollback", version, None)
             return dict(info, freed=freed)
         return self._tx(tx)

@@ -104,16 +104,22 @@ class StorageManager:
             self.kernel.post(lambda then=then, result=result, error=error: then(result, error))
 
     # -- jobs that keep the usage counters right (storage thread) -----------------------------
-    def write_job(self, owner: str, name: str, data: bytes, group: str, pid: int, expect_head: int | None):
+    # ``charge(nbytes)`` raises EDQUOT when the owner's quota cannot take nbytes more. It runs here, on the
+    # storage thread that runs every job in turn, so pipelined writes cannot all pass one stale check.
+    def write_job(self, owner: str, name: str, data: bytes, group: str, pid: int, expect_head: int | None,
+                  charge: Callable[[int], None] | None = None):
         def job(db: StorageDB):
+            if charge is not None:
+                charge(len(data))
             info = db.write(owner, name, data, group, pid, expect_head)
             self._account(owner, info["size"] - info["freed"])
             return info
         return job
 
-    def rollback_job(self, owner: str, name: str, version: int, group: str, pid: int):
+    def rollback_job(self, owner: str, name: str, version: int, group: str, pid: int,
+                     charge: Callable[[int], None] | None = None):
         def job(db: StorageDB):
-            info = db.rollback(owner, name, version, group, pid)
+            info = db.rollback(owner, name, version, group, pid, charge)
             self._account(owner, info["size"] - info["freed"])
             return info
         return job

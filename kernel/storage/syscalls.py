@@ -34,6 +34,12 @@ ENCODING = {"enum": ["utf-8", "base64"]}
 VERSION = {"type": "integer", "minimum": 1, "maximum": 2**53}
 
 
+def _charge(kernel, pcb):
+    """The storage-quota check a write job runs on the storage thread (None without an access manager)."""
+    access = getattr(kernel, "access", None)
+    return None if access is None else (lambda nbytes: access.check_storage(pcb, pcb.name, nbytes))
+
+
 def _resource(owner: str, name: str | None = None) -> str:
     return f"storage {owner}/{name}" if name is not None else f"storage of {owner}"
 
@@ -111,10 +117,10 @@ def fs_write(kernel, ap, call):
     def write_or_ask(db):
         cur = db.head(pcb.name, name)
         if cur is None:
-            return sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, 0)(db)
+            return sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, 0, _charge(kernel, pcb))(db)
         if sm.confirm_overwrite or (sm.keep_versions and cur["kept"] >= sm.keep_versions):
             return cur  # this overwrite needs a confirmation first
-        return sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, cur["head"])(db)
+        return sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, cur["head"], _charge(kernel, pcb))(db)
 
     def then(res):
         if "version" in res:
@@ -126,7 +132,7 @@ def fs_write(kernel, ap, call):
         def done(allowed, reason):
             if not allowed:
                 return sm.answer(pcb.pid, call.id, _denied(f"overwrite of {resource} was not confirmed: {reason}"))
-            sm.submit(sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, head),
+            sm.submit(sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, head, _charge(kernel, pcb)),
                       _then(sm, pcb.pid, call.id, _public))
         guard.confirm(kernel, pcb, "fs.overwrite", resource,
                       f"write {len(data)} bytes over version {head} ({what})", done)
@@ -215,7 +221,8 @@ def fs_rollback(kernel, ap, call):
     pcb, sm, a = ap.pcb, kernel.storage, call.args
     guard.authorize(kernel, pcb, "fs.rollback", owner=pcb.name, group=pcb.group,
                     resource=_resource(pcb.name, a["name"]))
-    return _defer(kernel, ap, call, sm.rollback_job(pcb.name, a["name"], a["version"], pcb.group, pcb.pid), _public)
+    return _defer(kernel, ap, call, sm.rollback_job(pcb.name, a["name"], a["version"], pcb.group, pcb.pid,
+                                                    _charge(kernel, pcb)), _public)
 
 
 @register("fs.delete", {
