@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     out: dict = {"rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = KernelConfig(log_dir=tmp, data_dir=tmp, scheduler=args.scheduler, scheduler_log_mode="file",
-                           agent_log_mode="file")
+                           agent_log_mode="file", max_agents=max(256, args.agents, args.idle))
         with KernelClient(cfg) as k:
             k.ready.wait()
             for r in range(args.rounds):

@@ -70,7 +70,7 @@ class KernelConfig:
     quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
     # Process limits and the ended-process history (kernel/process/history.py).
-    max_agents: int = 64  # agent processes alive at once; spawn past it is EAGAIN
+    max_agents: int = 256  # agent processes alive at once; spawn past it is EAGAIN
     max_children: int = 16  # live children one agent may have (proc.spawn); past it EAGAIN
     history_max_procs: int = 1000  # ended processes kept in the table (ps -a, info, wait)
     history_max_bytes: int = 64 << 20  # bytes of tasks, results and errors those keep in kernel memory
@@ -175,7 +175,7 @@ def add_kernel_args(parser) -> None:
                    "group), all its processes together (default 0: unlimited)")
     g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")
     # Process limits and history (issue 9).
-    g.add_argument("--max_agents", type=int, help="agent processes alive at once; more spawns get EAGAIN (default 64)")
+    g.add_argument("--max_agents", type=int, help="agent processes alive at once; more spawns get EAGAIN (default 256)")
     g.add_argument("--max_children", type=int, help="live children one agent may spawn (default 16)")
     g.add_argument("--history_max_procs", type=int, help="ended processes kept for ps -a/info/wait (default 1000)")
     g.add_argument("--history_max_bytes", type=int, help="bytes of ended processes' tasks, results and errors kept "

@@ -175,7 +175,7 @@ def test_llm_token_quota(policy):
     k, _ = policy
     pid = k.spawn("ChatAgent", json.dumps({"prompt": "Count to twenty.", "max_new_tokens": 40, "calls": 5}))
     snap = k.wait(pid, timeout=120)
-    assert snap["state"] == "failed" and "EDQUOT" in snap["error"] and "LLM token quota spent" in snap["error"]
+    assert snap["state"] == "failed" and "EDQUOT" in snap["error"] and "LLM token quota" in snap["error"] and "is spent" in snap["error"]
     assert 0 < snap["tokens_in"] + snap["tokens_out"] and snap["llm_calls_done"] < 5
 
 

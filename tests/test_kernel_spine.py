@@ -101,7 +101,7 @@ def test_sigkill_mid_llm_call_leaves_others_intact(kernel):
     snap = _wait_state(kernel, victim, {"ready", "waiting-llm"})
     os.kill(snap["os_pid"], signal.SIGKILL)
     dead = kernel.wait(victim, timeout=30)
-    assert dead["state"] == "killed" and "signal 9" in dead["error"]
+    assert dead["state"] == "killed" and "SIGKILL" in dead["error"] and dead["exit_signal"] == 9
     for pid, p in others.items():
         s = kernel.wait(pid, timeout=120)
         assert s["state"] == "done" and s["result"] == ref[p]
