@@ -69,6 +69,8 @@ class KernelConfig:
     quota_syscall_burst: int = 50  # bucket depth of quota_syscalls_per_s
     quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
+    # MCP servers hosted by the tool manager (kernel/tools/mcp): a Claude-Desktop-style JSON file.
+    mcp_config: str = ""  # "" = none
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -112,6 +114,14 @@ class KernelConfig:
         if min(self.quota_llm_tokens, self.quota_syscalls_per_s, self.quota_storage_bytes, self.workspace_max_bytes) < 0 \
                 or self.quota_syscall_burst < 1:
             raise ValueError("quotas must be >= 0 (0 = unlimited) and quota_syscall_burst >= 1")
+        if self.mcp_config:
+            from kernel.tools.mcp.config import load
+
+            self.mcp_config = os.path.abspath(self.mcp_config)
+            try:
+                load(self.mcp_config)
+            except ValueError as e:
+                raise ValueError(f"--mcp_config: {e}") from None
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -163,3 +173,5 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent process (default 0: unlimited)")
     g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent process (default 0: unlimited)")
     g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")
+    g.add_argument("--mcp_config", help='MCP servers whose tools agents may call (mcp__<server>__<tool>): a JSON '
+                   'file {"mcpServers": {"<server>": {"command": ..., "args": [...], "env": {...}}}}')
