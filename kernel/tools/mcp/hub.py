@@ -329,6 +329,9 @@ class McpHub:
         except ToolError as e:
             error = SyscallFailure(e.code, e.message)
         except MCPError as e:
+            if conn is not None and getattr(getattr(e, "error", None), "code", None) == mcp_types.CONNECTION_CLOSED:
+                with anyio.move_on_after(2.0):  # the transport learns the exit status a little later
+                    await conn.transport.ended.wait()
             error = _mcp_error(tool.name, server.name, e, conn)
         except ValidationError as e:
             error = SyscallFailure(messages.EIO, f"{tool.name}: malformed result from the server: "

@@ -36,8 +36,8 @@ async def sleep(seconds: float) -> str:
 
 
 @server.tool(description="Block the whole server (a hang).", annotations=READ_ONLY)
-def block(seconds: float) -> str:
-    time.sleep(seconds)
+async def block(seconds: float) -> str:
+    time.sleep(seconds)  # in the server's event loop: it answers nothing, pings included
     return "blocked"
 
 
