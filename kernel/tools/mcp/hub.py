@@ -81,8 +81,8 @@ class _Server:
 
     async def ready(self) -> _Conn:
         while True:
-            if self.state == "up" and self.conn is not None:
-                return self.conn
+            if self.state == "up" and self.conn is not None and not self.conn.transport.ended.is_set():
+                return self.conn  # (an ended connection is still "up" until supervise notices: wait)
             if self.state in ("failed", "stopped"):
                 raise _Down(f"MCP server {self.name} is {self.state}" + (f": {self.last_error}" if self.last_error else ""))
             await self._changed.wait()
