@@ -165,9 +165,12 @@ def test_timeouts_and_a_hung_server(mk):
     assert slow["err"] == "ETIMEDOUT" and slow["t1"] - slow["t0"] < 10
     assert add["ok"]["structured"] == {"result": 3.0}  # a slow call is not a hang: same server
     # block() stalls the whole server: the call times out, the server misses the ping and is restarted
-    hung, again = run_script(mk, [{"tool": "mcp__notes__block", "args": {"seconds": 120}, "timeout": 1},
-                                  {"tool": "mcp__notes__whoami", "timeout": 30}])
+    # (a call sent to the hung server meanwhile fails with the reason; the next one reaches the new server)
+    hung, stuck, again = run_script(mk, [{"tool": "mcp__notes__block", "args": {"seconds": 120}, "timeout": 1},
+                                         {"tool": "mcp__notes__whoami", "timeout": 30},
+                                         {"tool": "mcp__notes__whoami", "timeout": 30}])
     assert hung["err"] == "ETIMEDOUT"
+    assert stuck["err"] == "EIO" and "did not answer a ping within 5s" in stuck["msg"]
     assert again.get("ok"), again
     assert json.loads(again["ok"]["text"])["pid"] not in (pid0,)
     assert not gone_pid_alive(pid0)
