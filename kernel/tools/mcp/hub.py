@@ -138,6 +138,8 @@ class _Server:
                 await transport.ended.wait()
             if transport.ended.is_set() and transport.reason != "closed by the kernel":
                 return transport.reason
+            while isinstance(e, BaseExceptionGroup) and e.exceptions:
+                e = e.exceptions[0]
             return f"{type(e).__name__}: {clean_text(str(e), 300)}"
         finally:
             if self.conn is conn:

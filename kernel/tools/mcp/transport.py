@@ -45,6 +45,7 @@ class StdioTransport:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=8)
         self._proc = None
         self._tg = None
+        self._eof = False
 
     def end(self, reason: str) -> None:
         if not self.ended.is_set():
@@ -69,6 +70,8 @@ class StdioTransport:
         return self._read_r, self._write_w
 
     async def __aexit__(self, *exc) -> None:
+        if self._eof and not self.ended.is_set():
+            self.end(await self._exit_reason())
         self.end("closed by the kernel")
         with anyio.CancelScope(shield=True):
             await self._stop_process()
@@ -86,6 +89,7 @@ class StdioTransport:
                     try:
                         chunk = await self._proc.stdout.receive(65536)
                     except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                        self._eof = True  # before the session hears of it: __aexit__ then reports the exit
                         break
                     buf += chunk
                     while (nl := buf.find(b"\n")) >= 0:
