@@ -80,6 +80,8 @@ class _Server:
         ev.set()
 
     async def ready(self) -> _Conn:
+        if self._changed is None:
+            self._changed = anyio.Event()
         while True:
             if self.state == "up" and self.conn is not None and not self.conn.transport.ended.is_set():
                 return self.conn  # (an ended connection is still "up" until supervise notices: wait)
@@ -88,7 +90,8 @@ class _Server:
             await self._changed.wait()
 
     async def supervise(self) -> None:
-        self._changed = anyio.Event()
+        if self._changed is None:
+            self._changed = anyio.Event()
         while not self.hub.stopping:
             reason = await self._connect_once()
             if self.hub.stopping:
