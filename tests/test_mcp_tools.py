@@ -8,7 +8,7 @@ One kernel for this module (its own: the shared one has no MCP servers), with th
 from __future__ import annotations
 
 import json
-import os
+import time
 
 import psutil
 import pytest
@@ -150,12 +150,16 @@ def test_crash_mid_call_then_restart(mk):
                                            {"tool": "mcp__notes__whoami"}])
     assert crash["err"] == "EIO" and "ended during the call (exited with code 3)" in crash["msg"]
     old, new = json.loads(before["ok"]["text"])["pid"], json.loads(after["ok"]["text"])["pid"]
-    assert old != new and not gone_pid_alive(old)
+    assert old != new and not still_alive(old)
     assert run_script(mk, [{"tool": "mcp__time__get_current_time", "args": {"timezone": "UTC"}}])[0].get("ok")
 
 
-def gone_pid_alive(pid: int) -> bool:
-    return bool(gone([psutil.Process(pid)], within=10)) if psutil.pid_exists(pid) else False
+def still_alive(pid: int) -> bool:
+    """Is ``pid`` still running (not a zombie) 10 s from now?"""
+    try:
+        return bool(gone([psutil.Process(pid)], within=10))
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_timeouts_and_a_hung_server(mk):
@@ -173,13 +177,12 @@ def test_timeouts_and_a_hung_server(mk):
     assert stuck["err"] == "EIO" and "did not answer a ping within 5s" in stuck["msg"]
     assert again.get("ok"), again
     assert json.loads(again["ok"]["text"])["pid"] not in (pid0,)
-    assert not gone_pid_alive(pid0)
+    assert not still_alive(pid0)
 
 
 def test_crash_loop_is_bounded(mk):
     out = run_script(mk, [{"tool": "mcp__broken__add", "args": {"a": 1, "b": 1}}])[0]
     assert out["err"] == "EIO" and "MCP server broken is" in out["msg"]
-    import time
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         out = run_script(mk, [{"tool": "mcp__broken__add", "args": {"a": 1, "b": 1}}])[0]
@@ -202,4 +205,33 @@ def test_kernel_stop_leaves_no_server_process(tmp_path):
     finally:
         client.stop()
     assert gone(procs) == []
-    assert not os.path.exists(f"/proc/{procs[0].pid}") or procs[0].status() == psutil.STATUS_ZOMBIE or True
+
+
+def test_the_user_is_asked_before_a_destructive_mcp_tool(tmp_path):
+    """Interactive shell mode: the question reaches the user; yes runs the tool, no does not."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep").write_text("precious")
+    cfg = write_config(tmp_path / "mcp.json", {"notes": notes(tmp_path / "notes")})
+    client, events = start_kernel(tmp_path, mcp_config=cfg, interactive_confirm=True, confirm_timeout_s=60)
+    try:
+        pid = client.spawn("ToolAgent", json.dumps([
+            {"tool": "mcp__notes__write_note", "args": {"note": "new", "text": "hello"}},
+            {"tool": "mcp__notes__delete_note", "args": {"note": "keep"}}]))
+        asked = []
+        deadline = time.time() + 60
+        while len(asked) < 2 and time.time() < deadline:
+            for ev in list(events.events):
+                if ev.get("event") == "confirm" and ev["pid"] == pid and ev not in asked:
+                    asked.append(ev)
+                    client.request("confirm", timeout=5, cid=ev["cid"], allow=len(asked) == 1)
+            time.sleep(0.05)
+        snap = client.wait(pid, timeout=60)
+    finally:
+        client.stop()
+    assert [e["action"] for e in asked] == ["tool.call tool mcp__notes__write_note",
+                                            "tool.call tool mcp__notes__delete_note"]
+    assert "note='keep'" in asked[1]["detail"]
+    write, delete = snap["result"]
+    assert write["ok"]["text"] == "written" and (tmp_path / "notes" / "new").read_text() == "hello"
+    assert delete["err"] == "EPERM" and "the user said no" in delete["msg"]
+    assert (tmp_path / "notes" / "keep").read_text() == "precious"
