@@ -74,6 +74,8 @@ class KernelConfig:
     max_children: int = 16  # live children one agent may have (proc.spawn); past it EAGAIN
     history_max_procs: int = 1000  # ended processes kept in the table (ps -a, info, wait)
     history_max_bytes: int = 64 << 20  # bytes of tasks, results and errors those keep in kernel memory
+    # MCP servers hosted by the tool manager (kernel/tools/mcp): a Claude-Desktop-style JSON file.
+    mcp_config: str = ""  # "" = none
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -121,6 +123,14 @@ class KernelConfig:
             raise ValueError("--max_agents must be >= 1 and --max_children >= 0")
         if self.history_max_procs < 0 or self.history_max_bytes < 0:
             raise ValueError("--history_max_procs and --history_max_bytes must be >= 0")
+        if self.mcp_config:
+            from kernel.tools.mcp.config import load
+
+            self.mcp_config = os.path.abspath(self.mcp_config)
+            try:
+                load(self.mcp_config)
+            except ValueError as e:
+                raise ValueError(f"--mcp_config: {e}") from None
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -180,3 +190,5 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--history_max_procs", type=int, help="ended processes kept for ps -a/info/wait (default 1000)")
     g.add_argument("--history_max_bytes", type=int, help="bytes of ended processes' tasks, results and errors kept "
                    "in kernel memory; larger results live whole under <log_dir>/results (default 64 MiB)")
+    g.add_argument("--mcp_config", help='MCP servers whose tools agents may call (mcp__<server>__<tool>): a JSON '
+                   'file {"mcpServers": {"<server>": {"command": ..., "args": [...], "env": {...}}}}')

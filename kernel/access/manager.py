@@ -191,9 +191,17 @@ class AccessManager:
             self._tools_of[pcb.pid] = None if "*" in listed else frozenset(str(t) for t in listed)
         return self._tools_of[pcb.pid]
 
+    def tool_allowed(self, pcb, name: str) -> bool:
+        """Listed by name, or an MCP tool whose whole server is listed as ``mcp__<server>__*``."""
+        allowed = self.allowed_tools(pcb)
+        if allowed is None or name in allowed:
+            return True
+        server, sep, _ = name[5:].partition("__") if name.startswith("mcp__") else ("", "", "")
+        return bool(sep and server) and f"mcp__{server}__*" in allowed
+
     def check_tool(self, pcb, name: str) -> None:
         allowed = self.allowed_tools(pcb)
-        if allowed is not None and name not in allowed:
+        if not self.tool_allowed(pcb, name):
             self.deny(pcb, "call", f"tool {name}", f"its profile (config.json \"tools\") lists "
                                                    f"{', '.join(sorted(allowed)) or 'no tools'}")
 

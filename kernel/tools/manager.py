@@ -18,6 +18,10 @@ Isolation:
   process  ``python -m kernel.tools.child`` in its own session; at the
            deadline the worker SIGKILLs the whole process group, so a hung
            call frees its slot on time.
+  mcp      a tool of an MCP server (--mcp_config; kernel/tools/mcp/): the
+           call runs on the MCP client's own thread, which answers by the
+           deadline and cancels the request at the server; the loop timer
+           answers ETIMEDOUT as for thread tools.
 
 Threads: ``prepare``, ``submit``, ``on_exit``, ``describe`` run on the kernel's
 loop thread and own ``_slots`` (no lock). Workers touch only their Job and
@@ -111,15 +115,36 @@ class ToolManager:
             self.validators[name] = jsonschema.Draft202012Validator(tool.schema)
         self.scheduling = config.tool_scheduling
         if self.scheduling == "global_lock":  # the original system: every tool behind one lock (benchmark baseline)
-            one = _Slots(1)
-            self._slots = {name: one for name in self.tools}
+            self._one = _Slots(1)
+            self._slots = {name: self._one for name in self.tools}
         else:
             self._slots = {name: _Slots(tool.parallel) for name, (tool, _) in self.tools.items()}
+        self.mcp = None
+        if getattr(config, "mcp_config", ""):
+            from kernel.tools.mcp.service import McpService
+
+            self.mcp = McpService(config, self)
+
+    def register(self, tool: Tool, origin: str, validator) -> None:
+        """Loop thread: add a tool found at run time (an MCP server's). Its slots outlive it."""
+        self.tools[tool.name] = (tool, origin)
+        self.validators[tool.name] = validator
+        if tool.name not in self._slots:
+            self._slots[tool.name] = self._one if self.scheduling == "global_lock" else _Slots(tool.parallel)
+        else:
+            self._slots[tool.name].limit = 1 if self.scheduling == "global_lock" else tool.parallel
+
+    def unregister(self, name: str) -> None:
+        """Loop thread: withdraw a tool; calls already admitted finish, and its counters stay."""
+        self.tools.pop(name, None)
+        self.validators.pop(name, None)
 
     # -- service hooks ----------------------------------------------------------------
     def start(self, kernel) -> None:
         self.kernel = kernel
         log.info("tools: %d loaded (%s)", len(self.tools), ", ".join(sorted(self.tools)))
+        if self.mcp is not None:
+            self.mcp.start(kernel)
 
     def on_exit(self, pcb) -> None:
         """Drop the ended process's queued calls; kill its running child processes."""
@@ -136,6 +161,8 @@ class ToolManager:
             slots.queue.clear()
             for job in list(slots.running):
                 self._kill(job)
+        if self.mcp is not None:
+            self.mcp.stop()
 
     # -- queries ------------------------------------------------------------------------
     def describe(self) -> list[dict]:
@@ -156,10 +183,16 @@ class ToolManager:
     def prepare(self, pcb, name: str, args: dict, timeout: float | None = None) -> Job:
         """Look the tool up and validate ``args``; raises SyscallFailure (ENOENT, EINVAL)."""
         entry = self.tools.get(name)
+        if entry is None and self.mcp is not None and (down := self.mcp.down_error(name)) is not None:
+            raise down
         if entry is None:
             raise SyscallFailure(messages.ENOENT, f"no tool named {name!r} (installed: {', '.join(sorted(self.tools))})")
         tool, origin = entry
-        err = jsonschema.exceptions.best_match(self.validators[name].iter_errors(args))
+        try:
+            err = jsonschema.exceptions.best_match(self.validators[name].iter_errors(args))
+        except Exception as e:  # an MCP server's schema that cannot be applied ($ref cycles...)
+            raise SyscallFailure(messages.EINVAL, f"tool {name}: its schema cannot check arguments: "
+                                                  f"{type(e).__name__}") from None
         if err is not None:
             where = "/".join(str(p) for p in err.absolute_path)
             raise SyscallFailure(messages.EINVAL, f"tool {name}: bad arguments: {err.message}"
@@ -191,6 +224,10 @@ class ToolManager:
         job.ctx.deadline = job.started_at + job.timeout
         slots.running.add(job)
         slots.max_running = max(slots.max_running, len(slots.running))
+        if job.tool.isolation == "mcp":
+            self.mcp.submit(job, self._finished)
+            self.kernel.call_later(job.timeout, lambda: self._expire(job))
+            return
         target = self._work_process if job.tool.isolation == "process" else self._work_thread
         threading.Thread(target=target, args=(job,), name=f"tool-{job.tool.name}-{job.pid}", daemon=True).start()
         if job.tool.isolation == "thread":
@@ -277,6 +314,8 @@ class ToolManager:
         with job.lock:
             job.cancelled = True
             p = job.proc
+        if job.tool.isolation == "mcp" and self.mcp is not None:
+            self.mcp.cancel(job)
         if p is not None and p.returncode is None:
             try:
                 os.killpg(p.pid, signal.SIGKILL)

@@ -5,6 +5,11 @@ tool.call path (loop thread, never blocks): look up + validate the arguments
 (AccessManager.check_tool) -> an irreversible call waits for confirmation
 (AccessManager.confirm: the user, or the policy) -> ToolManager.submit runs
 or queues it. The process is WAITING_TOOL until the reply.
+
+MCP tools (``mcp__<server>__<tool>``) take the same path. While the MCP
+servers' first start is under way, tool.list and calls of MCP tools are held
+(ToolManager.mcp.when_started) so that an agent started with the kernel sees
+them; the hold is bounded by the servers' start timeout.
 """
 
 from __future__ import annotations
@@ -15,21 +20,49 @@ from kernel.syscall import DEFERRED, SyscallFailure, register
 from tools.base import IRREVERSIBLE
 
 
+def _listing(kernel, pcb) -> list[dict]:
+    keys = ("name", "description", "side_effect", "parallel", "timeout_s", "schema")
+    return [{k: d[k] for k in keys} | {"allowed": kernel.access.tool_allowed(pcb, d["name"])}
+            for d in kernel.tools.describe()]
+
+
 @register("tool.list", {}, "the installed tools: name, description, side_effect, parallel, schema, allowed")
 def tool_list(kernel, ap, call):
-    allowed = kernel.access.allowed_tools(ap.pcb)
-    return [{k: d[k] for k in ("name", "description", "side_effect", "parallel", "timeout_s", "schema")}
-            | {"allowed": allowed is None or d["name"] in allowed} for d in kernel.tools.describe()]
+    mcp = kernel.tools.mcp
+    if mcp is None or not mcp.unstarted:
+        return _listing(kernel, ap.pcb)
+    pcb = ap.pcb
+    mcp.when_started(lambda: kernel.reply_later(pcb.pid, messages.ok(call.id, _listing(kernel, pcb))))
+    return DEFERRED
 
 
 @register("tool.call", {
     "required": ["name"],
-    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64},
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 128},
                    "args": {"type": "object"},
                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}},
 }, "run a tool with JSON arguments (validated against its schema); returns its result")
 def tool_call(kernel, ap, call):
     pcb = ap.pcb
+    name = call.args["name"]
+    mcp = kernel.tools.mcp
+    if mcp is None or not mcp.unstarted or not name.startswith("mcp__"):
+        return _call(kernel, pcb, call)
+    kernel.table.set_state(pcb, ProcState.WAITING_TOOL)
+
+    def later():
+        if kernel.agents.get(pcb.pid) is not ap:
+            return  # ended while held
+        try:
+            _call(kernel, pcb, call)
+        except SyscallFailure as e:
+            kernel.table.set_state(pcb, ProcState.RUNNING)
+            kernel.reply_later(pcb.pid, messages.error(call.id, e.code, e.message))
+    mcp.when_started(later)
+    return DEFERRED
+
+
+def _call(kernel, pcb, call):
     name = call.args["name"]
     job = kernel.tools.prepare(pcb, name, call.args.get("args", {}), call.args.get("timeout"))
     kernel.access.check_tool(pcb, name)
