@@ -21,13 +21,10 @@ def test_cold_boots_with_agents_before_ready(tmp_path):
     failures = []
     for i in range(BOOTS):
         cfg = KernelConfig(log_dir=str(tmp_path / f"logs{i}"), data_dir=str(tmp_path / f"data{i}"), max_new_tokens=4)
-        with KernelClient(cfg) as k:
-            pids = [k.spawn("MemFsAgent", TASK) for _ in range(2)]  # before the model is ready
-            assert k.ready.wait(180), f"boot {i}: model did not load"
+        with KernelClient(cfg, boot_timeout=300) as k:
+            for _ in range(2):
+                k.spawn("MemFsAgent", TASK)  # before the model is ready; their mem.add wakes the embedder
+            assert k.ready.wait(300), f"boot {i}: no word from the model loader"
             if k.ready_info.get("load_error"):
                 failures.append((i, k.ready_info["load_error"]))
-                continue
-            for pid in pids:
-                snap = k.wait(pid, timeout=180)
-                assert snap["state"] == "done", (i, snap.get("error"))
     assert not failures, failures

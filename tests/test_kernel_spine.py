@@ -165,8 +165,10 @@ def test_front_death_stops_kernel_and_agents(tmp_path, sig):
     line = front.stdout.readline()
     kernel_pid, *agent_pids = map(int, line.split())
     front.send_signal(sig)
-    front.wait(10)
-    assert all(_gone(p, 10.0) for p in [kernel_pid, *agent_pids])
+    front.wait(30)
+    # The kernel stops cleanly (agents get SIGTERM, then SIGKILL after the grace period); on a loaded
+    # machine that takes a while, so the deadline is generous: the property is that nothing remains.
+    assert all(_gone(p, 60.0) for p in [kernel_pid, *agent_pids])
 
 
 def test_main_py_runs_demo_and_leaves_nothing(tmp_path):
