@@ -69,7 +69,10 @@ def run_batch(ctx, lines: Iterable[str], name: str = "<stdin>", json_mode: bool 
     for pid in list(ctx.spawned):
         try:
             snaps.append(ctx.client.wait(pid))
-        except KernelError as e:  # the kernel died: nothing more to wait for
+        except KernelError as e:  # the kernel died, or the pid left its bounded history
+            if e.code == "ESRCH" and pid in ctx.ended:
+                snaps.append(ctx.ended[pid])  # its exit event's snapshot (a large result's start only)
+                continue
             ctx.error(f"wait {pid}: {e.message}")
             lost += 1
     failed_agents = [s for s in snaps if agent_failed(s, ctx.killed)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kernel.boot import KernelClient
 from kernel.config import KernelConfig
 
@@ -17,6 +19,7 @@ BOOTS = 20
 TASK = json.dumps({"ops": [{"mem_fill": {"n": 2, "size": 40}}, {"chat": {"content": "hi", "max_new_tokens": 2}}]})
 
 
+@pytest.mark.timeout(1800)  # 20 boots: ~2 min on a quiet 2-core machine, far more on a loaded one
 def test_cold_boots_with_agents_before_ready(tmp_path):
     failures = []
     for i in range(BOOTS):

@@ -71,19 +71,25 @@ def small_history(tmp_path_factory):
 def test_large_results_live_on_disk_and_the_history_is_bounded(small_history):
     k = small_history
     big = "y" * 200_000
-    pids = [k.spawn("EchoAgent", big) for _ in range(3)] + [k.spawn("EchoAgent", f"small {i}") for i in range(4)]
-    snaps = [k.wait(pid, timeout=120) for pid in pids]
+    pids, snaps = [], []
+    for _ in range(3):
+        pids.append(k.spawn("EchoAgent", big))
+        snaps.append(k.wait(pids[-1], timeout=120))
+    pids += [k.spawn("EchoAgent", f"small {i}") for i in range(4)]  # no more at once than the history keeps
+    snaps += [k.wait(pid, timeout=120) for pid in pids[3:]]
     assert all(s["state"] == "done" for s in snaps)
     assert snaps[0]["result"] == big  # wait reads a large result back whole
     kept = {s["pid"]: s for s in k.ps(all=True)}
     assert sorted(kept) == pids[-4:]  # the oldest ended processes left the table
     with pytest.raises(Exception, match="history"):
         k.info(pids[0])
-    more = [k.spawn("EchoAgent", big) for _ in range(6)]
-    for pid in more:
-        snap = k.wait(pid, timeout=120)
+    more = []
+    for _ in range(6):  # one at a time: an ended process is pruned once 4 newer ones have ended
+        more.append(k.spawn("EchoAgent", big))
+        snap = k.wait(more[-1], timeout=120)
         assert snap["result"] == big and snap["result_path"]
         with open(snap["result_path"], encoding="utf-8") as f:
             assert json.load(f) == big
     listed = [s for s in k.ps(all=True) if s["pid"] in more]
+    assert len(listed) == 4
     assert all(len(s["result"]) < 5000 for s in listed)  # the table keeps a preview, not 200 KB each
