@@ -33,6 +33,7 @@ from pathlib import Path
 
 from aios_shell import Repl, ShellContext, run_batch
 from kernel.boot import KernelClient, KernelError
+from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
 from kernel.config import KernelConfig, add_kernel_args, state_dir
 
 
@@ -44,16 +45,20 @@ def _terminate(signum, frame):
     raise Terminated(128 + signum)
 
 
+SHELL_DEFAULTS = {"top_interval": 1.5, "history": "~/.local/state/aios/shell_history"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simulator.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 epilog="Shell commands: run help at the prompt.")
     add_kernel_args(p)
-    g = p.add_argument_group("shell")
+    g = FlagGroup(p.add_argument_group("shell"), lambda dest: SHELL_DEFAULTS.get(dest, HIDDEN_DEFAULT))
     g.add_argument("--script", metavar="FILE", help="run shell commands from FILE, then exit (batch mode)")
     g.add_argument("--json", action="store_true", help="batch mode: one JSON object per finished agent on stdout")
-    g.add_argument("--top_interval", type=float, default=1.5, help="seconds between top refreshes (default 1.5)")
-    g.add_argument("--history", help="history file (default ~/.local/state/aios/shell_history)")
+    g.add_argument("--top_interval", type=float, help="seconds between top refreshes")
+    g.add_argument("--history", help="history file")
+    add_verbosity(g)
     return p
 
 
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if not batch and hasattr(config, "interactive_confirm"):
         config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
     ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None)
-    ctx.top_interval = args.top_interval
+    ctx.top_interval = args.top_interval or SHELL_DEFAULTS["top_interval"]
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     client, status = None, 1
