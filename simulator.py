@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if not batch and hasattr(config, "interactive_confirm"):
         config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
-    ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None)
+    ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None,
+                       verbosity=args.verbosity or 0)
     ctx.top_interval = args.top_interval or SHELL_DEFAULTS["top_interval"]
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
