@@ -134,6 +134,7 @@ class Kernel:
         self.sel.register(self.ctrl.fileno(), selectors.EVENT_READ, ("ctrl", None))
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         self.engine.on_ready = lambda: self.event(event="ready", stats=self.engine.stats())
+        self.engine.on_progress = lambda **p: self.event(event="progress", **p)  # model conversion/load
         self.engine.start()
         for svc in self.services:
             if hasattr(svc, "start"):
