@@ -230,8 +230,8 @@ def _follow_file(ctx, pid: int, path: str, pos: int, q: queue.Queue) -> None:
 
 
 @TABLE.command("top", "top", "live full-screen view of the kernel and its processes (q quits)\n"
-               "Keys: q quit, arrows select, k kill the selected agent, P/M/T sort by\n"
-               "CPU/memory/time, N by pid, a show finished processes too.",
+               "Keys: q quit, arrows select, k kill the selected agent (asks y/N), P/M/T sort by\n"
+               "%CPU/memory/CPU time, N by pid, a show finished processes too.",
                interactive_only=True)
 def cmd_top(ctx, arg):
     from aios_shell.top import TopView
