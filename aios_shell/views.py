@@ -87,23 +87,43 @@ def fit_columns(width: int) -> list:
     return cols
 
 
+def table_lines(columns: list[tuple[str, int, bool]], rows: list[list[str]], width: int) -> list[str]:
+    """A borderless table through rich: a header line, then one line per row, each ``width`` cells.
+
+    columns: (title, width in terminal cells, right-aligned). Widths are fixed so columns
+    do not move between refreshes (top); rich measures cells, so CJK and emoji (two cells)
+    keep the columns aligned, and a long value is cut with an ellipsis, never wrapped.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False, header_style="", expand=False)
+    for title, w, right in columns:
+        table.add_column(title, justify="right" if right else "left", width=w, min_width=w, max_width=w,
+                         no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*(Text(" ".join(str(v).split())) for v in row))  # Text: no markup from agent strings
+    console = Console(file=io.StringIO(), width=max(width, 20), color_system=None, force_terminal=False,
+                      highlight=False, emoji=False, markup=False, legacy_windows=False)
+    with console.capture() as cap:
+        console.print(table)
+    return [line.rstrip() for line in cap.get().splitlines()]
+
+
 def ps_header_and_rows(snaps: list[dict], width: int | None = None) -> tuple[str, list[str]]:
-    """The ps table as a header line and one line per snapshot, each at most ``width`` wide.
+    """The ps table as a header line and one line per snapshot, each at most ``width`` cells.
 
     Narrow terminals drop columns in DROP_ORDER before TASK gets shorter than TASK_MIN.
     """
     width = width or term_width()
     cols = fit_columns(width)
-    fixed = " ".join(t.rjust(w) if right else t.ljust(w) for t, w, right, _ in cols)
-    task_w = max(TASK_MIN, width - len(fixed) - 1)
-    rows = []
-    for s in snaps:
-        parts = []
-        for _, w, right, fn in cols:
-            v = cut(fn(s), w)
-            parts.append(v.rjust(w) if right else v.ljust(w))
-        rows.append(f"{' '.join(parts)} {cut(s.get('task', ''), task_w)}"[:width])
-    return f"{fixed} TASK"[:width], rows
+    task_w = max(TASK_MIN, width - sum(w + 1 for _, w, _, _ in cols))
+    columns = [(t, w, right) for t, w, right, _ in cols] + [("TASK", task_w, False)]
+    lines = table_lines(columns, [[fn(s) for _, _, _, fn in cols] + [s.get("task", "")] for s in snaps], width)
+    return lines[0], lines[1:]
 
 
 def ps_table(snaps: list[dict], width: int | None = None) -> str:
@@ -197,13 +217,14 @@ def sched_text(stats: dict, snaps: list[dict], tok_s: float | None = None) -> st
     live = [s for s in snaps if s.get("state") not in ENDED]
     if live:
         lines.append("")
-        lines.append(f"{'PID':>5} {'AGENT':<14} {'STATE':<12} {'PRI':>3} {'CALLS':>5} {'PREEMPT':>7} "
-                     f"{'WAIT':>7} {'TURNAROUND':>10} {'LLM TIME':>8} {'SHARE':>6}")
-        for s in live:
-            lines.append(f"{s.get('pid', '?'):>5} {cut(s.get('agent', ''), 14):<14} {s.get('state', ''):<12} "
-                         f"{s.get('priority', 0):>3} {s.get('llm_calls', 0):>5} {s.get('preemptions', 0):>7} "
-                         f"{fmt_secs(s.get('waiting_s')):>7} {fmt_secs(s.get('turnaround_s')):>10} "
-                         f"{fmt_secs(s.get('llm_time_s')):>8} {100 * (s.get('llm_share') or 0):>5.1f}%")
+        cols = [("PID", 5, True), ("AGENT", 14, False), ("STATE", 12, False), ("PRI", 3, True), ("CALLS", 5, True),
+                ("PREEMPT", 7, True), ("WAIT", 7, True), ("TURNAROUND", 10, True), ("LLM TIME", 8, True),
+                ("SHARE", 6, True)]
+        rows = [[s.get("pid", "?"), s.get("agent", ""), s.get("state", ""), s.get("priority", 0),
+                 s.get("llm_calls", 0), s.get("preemptions", 0), fmt_secs(s.get("waiting_s")),
+                 fmt_secs(s.get("turnaround_s")), fmt_secs(s.get("llm_time_s")),
+                 f"{100 * (s.get('llm_share') or 0):.1f}%"] for s in live]
+        lines += table_lines(cols, rows, sum(w + 1 for _, w, _ in cols))
     return "\n".join(lines)
 
 
@@ -211,20 +232,26 @@ def agents_text(apps: dict, width: int | None = None) -> str:
     """`agents`: installed agent apps with their descriptions."""
     if not apps:
         return "no agent apps installed (agent_apps/<name>/config.json, or folders in AIOS_AGENT_PATH)"
+    from rich.cells import cell_len
+
     width = width or term_width()
-    nw = max(len(n) for n in apps) + 2
-    return "\n".join(f"{name:<{nw}}{cut(app.description, width - nw)}" for name, app in sorted(apps.items()))
+    nw = max(cell_len(n) for n in apps) + 1
+    rows = [[name, app.description] for name, app in sorted(apps.items())]
+    return "\n".join(table_lines([("NAME", nw, False), ("DESCRIPTION", max(10, width - nw - 1), False)],
+                                  rows, width)[1:])
 
 
 def tools_text(tools: list[dict], width: int | None = None) -> str:
     """`tools`: the kernel's tool registry (name, side effect, parallel limit, description)."""
     if not tools:
         return "no tools installed in the kernel"
+    from rich.cells import cell_len
+
     width = width or term_width()
-    nw = max(len(str(t.get("name", ""))) for t in tools) + 2
-    lines = [f"{'NAME':<{nw}}{'SIDE EFFECT':<14}{'PAR':>4}  DESCRIPTION"]
-    for t in tools:
-        par = t.get("parallel", t.get("parallel_limit", t.get("max_parallel", "-")))
-        lines.append(f"{str(t.get('name', '')):<{nw}}{str(t.get('side_effect', '-')):<14}{str(par):>4}  "
-                     f"{cut(t.get('description', ''), max(10, width - nw - 20))}")
-    return "\n".join(lines)
+    nw = max(cell_len(str(t.get("name", ""))) for t in tools) + 1
+    cols = [("NAME", nw, False), ("SIDE EFFECT", 13, False), ("PAR", 4, True),
+            ("DESCRIPTION", max(10, width - nw - 21), False)]
+    rows = [[t.get("name", ""), t.get("side_effect", "-"),
+             t.get("parallel", t.get("parallel_limit", t.get("max_parallel", "-"))), t.get("description", "")]
+            for t in tools]
+    return "\n".join(table_lines(cols, rows, width))

@@ -104,6 +104,7 @@ def setup_kernel_logging(config, send_event) -> dict:
     kinds = ("audit", "kernel", "scheduler") if config.scheduler_log_mode == "file" else ("audit",)
     for kind in kinds if keep >= 0 else ():  # (log_keep_runs 0: keep all)
         prune_runs(os.path.join(config.log_dir, f"{kind}-*.log"), keep)
+    if config.scheduler_log_mode == "file":
         paths["kernel"] = os.path.join(config.log_dir, f"kernel-{_stamp()}.log")
         paths["scheduler"] = os.path.join(config.log_dir, f"scheduler-{_stamp()}.log")
         root.addHandler(rotating_handler(paths["kernel"], config))
