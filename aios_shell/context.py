@@ -157,7 +157,7 @@ class ShellContext:
                 self.note(f"[{ev.get('agent')} {pid}] {ev.get('text', '')}", RED if ev.get("level") == "ERROR" else "")
         elif kind == "log":
             level = str(ev.get("level", ""))
-            if self.show_output and self.verbosity >= LOG_RANK.get(level, 0):
+            if self.show_output and self.verbosity >= LOG_RANK.get(level, -1):
                 if level in LOG_RANK:
                     self.note(f"kernel: {ev.get('text', '')}", DIM)
                 else:
