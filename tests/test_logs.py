@@ -123,3 +123,14 @@ def test_file_mode_logs_end_to_end(tmp_path):
     assert len(echo_runs) == 3 and not first.exists(), echo_runs  # --log-keep-runs 3
     last = every_line_timestamped(next(p for p in echo_runs if "again 3" in p.read_text()))
     assert last[-1].endswith('end: status=done exit=0 result="again 3"')
+
+
+def test_model_load_reports_progress_before_ready(kernel, kernel_events):
+    """The shared kernel loaded the cached model: a "progress" event (the shell's toolbar, main.py's
+    bar) came before "ready"."""
+    assert kernel.ready.wait(120)
+    kinds = [(e.get("event"), e.get("stage")) for e in list(kernel_events.events)
+             if e.get("event") in ("progress", "ready")]
+    assert ("progress", "load") in kinds and kinds.index(("progress", "load")) < kinds.index(("ready", None))
+    ev = next(e for e in kernel_events.events if e.get("event") == "progress")
+    assert "smollm2-135m-instruct" in ev["text"]
