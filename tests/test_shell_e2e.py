@@ -235,6 +235,8 @@ def test_deployment_mode_writes_log_files_and_keeps_the_terminal_clean_until_sig
     child.expect(r"task: 600")
     child.sendcontrol("c")
     child.expect(PROMPT)
+    if "instruct ready" not in log.text:  # the scheduler log's load line needs the load to have ended
+        child.expect(r"instruct ready")
     procs = descendants(child.pid)
     os.kill(child.pid, signal.SIGTERM)  # leaving by SIGTERM stops everything and flushes the logs
     child.expect(pexpect.EOF)
