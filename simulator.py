@@ -2,7 +2,8 @@
 
 Usage:
     python simulator.py                                   # interactive shell
-    python simulator.py --scheduler_log_mode file --agent_log_mode file
+    python simulator.py -q                                # results and errors only (-v: kernel INFO too)
+    python simulator.py --scheduler-log-mode file --agent-log-mode file
                                                           # deployment: logs go to logs/, the terminal shows the shell
     python simulator.py --script jobs.aios [--json]       # batch run of shell commands
     printf 'run MathAgent: What is 12*7?\\n' | python simulator.py --json

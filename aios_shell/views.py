@@ -87,30 +87,29 @@ def fit_columns(width: int) -> list:
     return cols
 
 
-def table_lines(columns: list[tuple[str, int, bool]], rows: list[list[str]], width: int) -> list[str]:
-    """A borderless table through rich: a header line, then one line per row, each ``width`` cells.
+def fit_cells(text, w: int, right: bool = False) -> str:
+    """``text`` on one line in exactly ``w`` terminal cells: cut with an ellipsis, padded left or right.
+
+    Cells, not characters (rich.cells): CJK and emoji take two, so columns stay aligned.
+    """
+    from rich.cells import cell_len, set_cell_size
+
+    text = " ".join(str(text).split())
+    n = cell_len(text)
+    if n > w:
+        return set_cell_size(text, w - 1) + "…" if w > 1 else set_cell_size(text, w)
+    return " " * (w - n) + text if right else text + " " * (w - n)
+
+
+def table_lines(columns: list[tuple[str, int, bool]], rows: list[list], width: int | None = None) -> list[str]:
+    """A borderless table: a header line, then one line per row, each at most ``width`` cells.
 
     columns: (title, width in terminal cells, right-aligned). Widths are fixed so columns
-    do not move between refreshes (top); rich measures cells, so CJK and emoji (two cells)
-    keep the columns aligned, and a long value is cut with an ellipsis, never wrapped.
+    do not move between refreshes (top); values are cut with an ellipsis, never wrapped.
     """
-    import io
-
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False, header_style="", expand=False)
-    for title, w, right in columns:
-        table.add_column(title, justify="right" if right else "left", width=w, min_width=w, max_width=w,
-                         no_wrap=True, overflow="ellipsis")
-    for row in rows:
-        table.add_row(*(Text(" ".join(str(v).split())) for v in row))  # Text: no markup from agent strings
-    console = Console(file=io.StringIO(), width=max(width, 20), color_system=None, force_terminal=False,
-                      highlight=False, emoji=False, markup=False, legacy_windows=False)
-    with console.capture() as cap:
-        console.print(table)
-    return [line.rstrip() for line in cap.get().splitlines()]
+    lines = [" ".join(fit_cells(t, w, right) for t, w, right in columns)]
+    lines += [" ".join(fit_cells(v, w, right) for v, (_, w, right) in zip(row, columns)) for row in rows]
+    return [line.rstrip() for line in lines]
 
 
 def ps_header_and_rows(snaps: list[dict], width: int | None = None) -> tuple[str, list[str]]:

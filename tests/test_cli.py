@@ -3,7 +3,7 @@
 Proves: every kernel flag takes both spellings into one dest; --help is grouped (model,
 scheduler, services, security, logs, shell) and shows each flag's default as KernelConfig
 has it; --version; -q/-v; the ps/tools/agents tables stay aligned with wide characters
-(CJK, emoji) and never take markup from agent strings.
+(CJK, emoji) and show agent strings as they are (no markup).
 """
 
 from __future__ import annotations
