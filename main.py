@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     from rich.table import Table
 
     from agent_apps import registry
+    from aios_shell import views
     from kernel.boot import KernelClient, KernelError
     from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
     from kernel.config import KernelConfig, add_kernel_args
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
         kind = ev.get("event")
         if kind == "output" and verbosity >= 0:
             color = colors[ev["pid"] % len(colors)]
-            console.print(f"[{color}]{ev['agent']}\\[{ev['pid']}][/{color}] {escape(ev['text'])}", soft_wrap=True)
+            text = escape(views.printable(ev["text"]))  # no terminal control from an agent
+            console.print(f"[{color}]{ev['agent']}\\[{ev['pid']}][/{color}] {text}", soft_wrap=True)
         elif kind == "log":
             level = ev.get("level")
             if level in ("WARNING", "ERROR", "CRITICAL"):
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
     console.print(table)
     for s in snaps:
         if s["state"] != "done":
-            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {escape(str(s.get('error')))}")
+            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {escape(views.printable(s.get('error')))}")
     return 0 if snaps and all(s["state"] == "done" for s in snaps) else 1
 
 

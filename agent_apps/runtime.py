@@ -92,16 +92,20 @@ def _file_sink(log_path: str, max_bytes: int, backups: int):
 
 def _redirect_output(boot: dict) -> None:
     """File mode: fd 1 and 2 point at the log file (C-level writes and children's output land there,
-    untimestamped); Python's sys.stdout/sys.stderr write timestamped lines. Console mode: lines to the kernel."""
+    untimestamped); Python's sys.stdout/sys.stderr write timestamped lines. Console mode: Python's
+    lines go to the kernel (the shell prints them, control characters made visible); fd 1 and 2
+    point at /dev/null, so nothing below Python reaches the user's terminal."""
     log_path = boot.get("log_path")
     sink = _to_kernel
     if log_path:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
         sink = _file_sink(log_path, boot.get("log_max_bytes", 10 << 20), boot.get("log_backups", 5))
+    else:  # never the user's terminal: raw bytes there would draw over the prompt, escape codes included
+        fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     sys.stdout = _LineWriter("INFO", sink)
     sys.stderr = _LineWriter("ERROR", sink)
 

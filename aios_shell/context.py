@@ -152,9 +152,10 @@ class ShellContext:
             with self._lock:
                 q = self.followers.get(pid)
             if q is not None:
-                q.put(ev.get("text", ""))
+                q.put(views.printable(ev.get("text", "")))
             elif self.show_output and self.verbosity >= 0:
-                self.note(f"[{ev.get('agent')} {pid}] {ev.get('text', '')}", RED if ev.get("level") == "ERROR" else "")
+                self.note(f"[{ev.get('agent')} {pid}] {views.printable(ev.get('text', ''))}",
+                          RED if ev.get("level") == "ERROR" else "")
         elif kind == "log":
             level = str(ev.get("level", ""))
             if self.show_output and self.verbosity >= LOG_RANK.get(level, -1):

@@ -180,7 +180,7 @@ def cmd_logs(ctx, arg):
                 _follow_file(ctx, pid, path, pos, q)
             return
         for line in info.get("lines", []):
-            ctx.echo(line)
+            ctx.echo(views.printable(line))
         if follow and not info.get("ended"):
             _follow_events(ctx, q)
     finally:
@@ -200,7 +200,7 @@ def _print_file(ctx, path: str, pos: int) -> int:
         return pos
     end = data.rfind(b"\n") + 1
     for line in data[:end].decode("utf-8", "replace").splitlines():
-        ctx.echo(line)
+        ctx.echo(views.printable(line))
     return pos + end
 
 

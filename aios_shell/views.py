@@ -9,6 +9,7 @@ Units: sizes in bytes in, "123M" out; times in seconds in, "1.2s"/"3m05s" out.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -35,9 +36,19 @@ def term_width(default: int = 120) -> int:
     return shutil.get_terminal_size((default, 24)).columns
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+
+
+def printable(text) -> str:
+    """Agent text made safe for a terminal: control characters (ESC, CR, BEL, ...) are shown as
+    ``\\x1b``, never sent, so an agent cannot move the cursor, retitle the window, recolour or
+    overwrite the line's ``[Agent pid]`` prefix."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def cut(text, n: int) -> str:
     """One line of at most ``n`` characters (newlines folded, an ellipsis when cut)."""
-    text = " ".join(str(text).split())
+    text = " ".join(printable(text).split())
     if n <= 0:
         return ""
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -94,7 +105,7 @@ def fit_cells(text, w: int, right: bool = False) -> str:
     """
     from rich.cells import cell_len, set_cell_size
 
-    text = " ".join(str(text).split())
+    text = " ".join(printable(text).split())
     n = cell_len(text)
     if n > w:
         return set_cell_size(text, w - 1) + "…" if w > 1 else set_cell_size(text, w)
@@ -136,14 +147,14 @@ def result_text(snap: dict) -> str:
     """The result (or error) of an ended process as text."""
     if snap.get("state") == "done":
         r = snap.get("result")
-        return r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)
-    return snap.get("error") or snap.get("state", "?")
+        return printable(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False))
+    return printable(snap.get("error") or snap.get("state", "?"))
 
 
 def exit_line(snap: dict, width: int | None = None) -> str:
     """One-line notice that a process ended: ``[3] MathAgent done in 12.3s: 42``."""
     width = width or term_width()
-    head = f"[{snap.get('pid')}] {snap.get('agent')} {snap.get('state')} in {fmt_secs(snap.get('elapsed_s'))}"
+    head = f"[{snap.get('pid')}] {printable(snap.get('agent'))} {snap.get('state')} in {fmt_secs(snap.get('elapsed_s'))}"
     return f"{head}: {cut(result_text(snap), max(10, width - len(head) - 2))}"
 
 
