@@ -4,9 +4,11 @@ Usage::
 
     python main.py                      # MathAgent, NarrativeAgent, RecAgent on their demo tasks
     python main.py --agents MathAgent TravelAgent --scheduler rr
-    python main.py --llm_name gpt-4     # any model from kernel/llm/models.json
+    python main.py --llm-name gpt-4     # any model from kernel/llm/models.json
+    python main.py -q                   # only the summary table (and errors/warnings)
 
-Prints each agent step as it arrives, then a summary table::
+Shows a progress bar while the model is converted (first run) and loaded,
+prints each agent step as it arrives, then a summary table::
 
     PID  AGENT           STATE  LLM CALLS  AVG WAIT  AVG TURNAROUND
     1    MathAgent       done   2          0.41s     3.02s
@@ -25,20 +27,68 @@ import sys
 DEMO_AGENTS = ["MathAgent", "NarrativeAgent", "RecAgent"]
 
 
+class ModelProgress:
+    """A rich progress bar fed by the kernel's "progress" events (model conversion and load).
+
+    Events arrive on the KernelClient reader thread; rich's Progress has its own lock.
+    Transient: it disappears once the model is ready.
+    """
+
+    def __init__(self, console):
+        self.console = console
+        self.progress = None
+        self.task = None
+        self.stage = None
+
+    def update(self, ev: dict) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        if self.progress is None:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+        text, done, total = str(ev.get("text") or ev.get("stage")), ev.get("done"), ev.get("total")
+        if ev.get("stage") != self.stage and not isinstance(done, int):  # a new stage without counts
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(text, total=None)
+        self.stage = ev.get("stage")
+        if self.task is None:
+            self.task = self.progress.add_task(text, total=None)
+        if isinstance(done, int):
+            self.progress.update(self.task, description=text, completed=done, total=total)
+        else:
+            self.progress.update(self.task, description=text)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
 def main(argv=None) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from agent_apps import registry
+    from aios_shell import views
     from kernel.boot import KernelClient, KernelError
+    from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
     from kernel.config import KernelConfig, add_kernel_args
 
-    parser = argparse.ArgumentParser(description="Run AIOS demo agents concurrently.")
-    parser.add_argument("--agents", nargs="+", default=DEMO_AGENTS, help="agent apps to run on their demo tasks")
+    parser = argparse.ArgumentParser(prog="main.py", description="Run AIOS demo agents concurrently.",
+                                     formatter_class=HelpFormatter)
     add_kernel_args(parser)
+    g = FlagGroup(parser.add_argument_group("shell"), lambda dest: HIDDEN_DEFAULT)
+    g.add_argument("--agents", nargs="+", default=DEMO_AGENTS, help=f"agent apps to run on their demo tasks "
+                   f"(default: {' '.join(DEMO_AGENTS)})")
+    add_verbosity(g)
     args = parser.parse_args(argv)
+    verbosity = args.verbosity or 0
     console = Console(highlight=False, emoji=False)
+    bar = ModelProgress(console)
     try:
         config = KernelConfig.from_args(args)
     except ValueError as e:
@@ -54,15 +104,26 @@ def main(argv=None) -> int:
 
     def on_event(ev: dict) -> None:
         kind = ev.get("event")
-        if kind == "output":
+        if kind == "output" and verbosity >= 0:
             color = colors[ev["pid"] % len(colors)]
-            console.print(f"[{color}]{ev['agent']}\\[{ev['pid']}][/{color}] {escape(ev['text'])}", soft_wrap=True)
-        elif kind == "log" and ev.get("level") in ("WARNING", "ERROR", "CRITICAL"):
-            console.print(f"[dim]kernel: {escape(ev['text'])}[/dim]")
-        elif kind == "ready" and ev.get("stats", {}).get("load_error"):
-            console.print(f"[red]error:[/red] {escape(ev['stats']['load_error'])}")
+            text = escape(views.printable(ev["text"]))  # no terminal control from an agent
+            console.print(f"[{color}]{ev['agent']}\\[{ev['pid']}][/{color}] {text}", soft_wrap=True)
+        elif kind == "log":
+            level = ev.get("level")
+            if level in ("WARNING", "ERROR", "CRITICAL"):
+                style = "yellow" if level == "WARNING" else "red"
+                console.print(f"[{style}]kernel {level.lower()}:[/{style}] {escape(ev['text'])}")
+            elif verbosity >= (2 if level == "DEBUG" else 1):
+                console.print(f"[dim]kernel: {escape(ev['text'])}[/dim]")
+        elif kind == "progress":
+            bar.update(ev)
+        elif kind == "ready":
+            bar.close()
+            if ev.get("stats", {}).get("load_error"):
+                console.print(f"[red]error:[/red] {escape(ev['stats']['load_error'])}")
 
-    console.print(f"[bold]AIOS[/bold] booting kernel with model {config.llm_name} (scheduler {config.scheduler})...")
+    if verbosity >= 0:
+        console.print(f"[bold]AIOS[/bold] booting kernel with model {config.llm_name} (scheduler {config.scheduler})...")
     kernel = KernelClient(config, on_event=on_event)
     # SIGTERM/SIGHUP end the demo like Ctrl-C does: the finally below stops everything.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -77,7 +138,8 @@ def main(argv=None) -> int:
             app = registry.find(name)
             task = app.config.get("demo_task") or "Introduce yourself."
             pid = kernel.spawn(app.name, task)
-            console.print(f"[bold]run[/bold] {app.name} (pid {pid}): {escape(task)}")
+            if verbosity >= 0:
+                console.print(f"[bold]run[/bold] {app.name} (pid {pid}): {escape(task)}")
             pids.append(pid)
         snaps = [kernel.wait(pid) for pid in pids]
     except KeyboardInterrupt:
@@ -87,6 +149,7 @@ def main(argv=None) -> int:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         return 1
     finally:
+        bar.close()
         kernel.stop()
 
     table = Table(title="AIOS run summary")
@@ -99,7 +162,7 @@ def main(argv=None) -> int:
     console.print(table)
     for s in snaps:
         if s["state"] != "done":
-            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {escape(str(s.get('error')))}")
+            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {escape(views.printable(s.get('error')))}")
     return 0 if snaps and all(s["state"] == "done" for s in snaps) else 1
 
 

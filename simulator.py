@@ -2,7 +2,8 @@
 
 Usage:
     python simulator.py                                   # interactive shell
-    python simulator.py --scheduler_log_mode file --agent_log_mode file
+    python simulator.py -q                                # results and errors only (-v: kernel INFO too)
+    python simulator.py --scheduler-log-mode file --agent-log-mode file
                                                           # deployment: logs go to logs/, the terminal shows the shell
     python simulator.py --script jobs.aios [--json]       # batch run of shell commands
     printf 'run MathAgent: What is 12*7?\\n' | python simulator.py --json
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from aios_shell import Repl, ShellContext, run_batch
 from kernel.boot import KernelClient, KernelError
+from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
 from kernel.config import KernelConfig, add_kernel_args, state_dir
 
 
@@ -44,16 +46,20 @@ def _terminate(signum, frame):
     raise Terminated(128 + signum)
 
 
+SHELL_DEFAULTS = {"top_interval": 1.5, "history": "~/.local/state/aios/shell_history"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simulator.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 epilog="Shell commands: run help at the prompt.")
     add_kernel_args(p)
-    g = p.add_argument_group("shell")
+    g = FlagGroup(p.add_argument_group("shell"), lambda dest: SHELL_DEFAULTS.get(dest, HIDDEN_DEFAULT))
     g.add_argument("--script", metavar="FILE", help="run shell commands from FILE, then exit (batch mode)")
     g.add_argument("--json", action="store_true", help="batch mode: one JSON object per finished agent on stdout")
-    g.add_argument("--top_interval", type=float, default=1.5, help="seconds between top refreshes (default 1.5)")
-    g.add_argument("--history", help="history file (default ~/.local/state/aios/shell_history)")
+    g.add_argument("--top_interval", type=float, help="seconds between top refreshes")
+    g.add_argument("--history", help="history file")
+    add_verbosity(g)
     return p
 
 
@@ -87,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if not batch and hasattr(config, "interactive_confirm"):
         config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
-    ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None)
-    ctx.top_interval = args.top_interval
+    ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None,
+                       verbosity=args.verbosity or 0)
+    ctx.top_interval = args.top_interval or SHELL_DEFAULTS["top_interval"]
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     client, status = None, 1

@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 
 PR_SET_PDEATHSIG = 1
@@ -41,43 +42,85 @@ def _die_with_parent(kernel_pid: int) -> None:
         os._exit(1)
 
 
-class _KernelWriter(io.TextIOBase):
-    """stdout/stderr of a console-mode agent: each line goes to the kernel as a log frame."""
+class _LineWriter(io.TextIOBase):
+    """stdout/stderr of an agent: each complete line goes to ``sink(level, line)``."""
 
-    def __init__(self, level: str):
+    def __init__(self, level: str, sink):
         self.level = level
+        self.sink = sink
         self._buf = ""
+        self._lock = threading.Lock()
 
     def writable(self) -> bool:
         return True
 
     def write(self, s: str) -> int:
-        from agent_apps import sdk
-
-        self._buf += s
-        while "\n" in self._buf:
-            line, self._buf = self._buf.split("\n", 1)
-            if sdk._conn is not None:
-                sdk._conn.send_log(self.level, line)
+        with self._lock:
+            self._buf += s
+            lines = self._buf.split("\n")
+            self._buf = lines.pop()
+        for line in lines:
+            self.sink(self.level, line)
         return len(s)
 
     def flush(self) -> None:
-        if self._buf:
-            self.write("\n")
+        with self._lock:
+            line, self._buf = self._buf, ""
+        if line:
+            self.sink(self.level, line)
 
 
-def _redirect_output(log_path: str | None) -> None:
+def _to_kernel(level: str, line: str) -> None:
+    from agent_apps import sdk
+
+    if sdk._conn is not None:
+        sdk._conn.send_log(level, line)
+
+
+def _file_sink(log_path: str, max_bytes: int, backups: int):
+    """Lines to the agent's own log file: ISO 8601 timestamp and level first, rotated by size."""
+    import logging
+    import logging.handlers
+    from datetime import datetime
+
+    class Iso(logging.Formatter):  # as kernel.logs.IsoFormatter (agents do not import the kernel)
+        def formatTime(self, record, datefmt=None) -> str:  # noqa: N802
+            return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+    handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=max_bytes, backupCount=backups,
+                                                   encoding="utf-8")
+    handler.setFormatter(Iso("%(asctime)s %(levelname)s %(message)s"))
+
+    def sink(level: str, line: str) -> None:
+        handler.handle(logging.LogRecord("agent", getattr(logging, level), "", 0, line, None, None))
+    return sink
+
+
+def _redirect_output(boot: dict) -> None:
+    """File mode: fd 1 and 2 point at the log file (C-level writes and children's output land there,
+    untimestamped); Python's sys.stdout/sys.stderr write timestamped lines. Console mode: Python's
+    lines go to the kernel (the shell prints them, control characters made visible); fd 1 and 2
+    point at /dev/null, so nothing below Python reaches the user's terminal."""
+    log_path = boot.get("log_path")
+    sink = _to_kernel
     if log_path:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)  # C-level writes and crash tracebacks land in the file too
-        os.dup2(fd, 2)
-        os.close(fd)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", buffering=1, closefd=False)
-    else:
-        sys.stdout = _KernelWriter("INFO")
-        sys.stderr = _KernelWriter("ERROR")
+        sink = _file_sink(log_path, boot.get("log_max_bytes", 10 << 20), boot.get("log_backups", 5))
+    else:  # never the user's terminal: raw bytes there would draw over the prompt, escape codes included
+        fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = _LineWriter("INFO", sink)
+    sys.stderr = _LineWriter("ERROR", sink)
+
+
+def _end_line(status: str, result, exit: str) -> str:
+    """The last line of a file-mode agent log: ``end: status=done exit=0 result="..."`` (the result as
+    JSON; status done, failed or killed; exit: how this process exits: 0, 1 or SIGTERM). An agent
+    SIGKILLed after the grace period writes no end line: the kernel log records its exit."""
+    return f"end: status={status} exit={exit} result={json.dumps(result, ensure_ascii=False, default=str)}"
 
 
 class _Terminated(BaseException):
@@ -105,8 +148,9 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
     from agent_apps import registry, sdk
 
     sdk.connect(boot["pid"], rx_conn.fileno(), tx_conn.fileno())
-    _redirect_output(boot.get("log_path"))
-    print(f"[{boot['name']} pid {boot['pid']}] task: {boot['task']}", flush=True)
+    _redirect_output(boot)
+    if boot.get("log_path"):  # the file's head; on the console the shell already said what started
+        print(f"start: {boot['name']} pid {boot['pid']} (os pid {os.getpid()}), task: {boot['task']}", flush=True)
     status, result = "ok", None
     try:
         app = registry.find(boot["name"])
@@ -115,8 +159,12 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
         cls = registry.load_class(app)
         result = cls(app).run(boot["task"])
     except sdk.KernelGone:
+        if boot.get("log_path"):
+            print("end: status=failed exit=1 result=null (the kernel is gone)", file=sys.stderr, flush=True)
         os._exit(1)
     except _Terminated:
+        if boot.get("log_path"):
+            print(_end_line("killed", None, "SIGTERM"), flush=True)
         _die_of_sigterm()  # killed: no report, the signal is the exit status
     except BaseException:
         status, result = "error", traceback.format_exc()
@@ -127,10 +175,12 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
     except (TypeError, ValueError):
         result = repr(result)  # results cross to the kernel as JSON
     try:
-        sdk.proc.exit(result=result, status=status)
+        sdk.proc.exit(result=result, status="ok" if status == "ok" else "error")
     except sdk.SyscallError as e:
         print(f"proc.exit failed: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    if boot.get("log_path"):
+        print(_end_line("done" if status == "ok" else "failed", result, "0" if status == "ok" else "1"), flush=True)
     if status != "ok":
         raise SystemExit(1)

@@ -14,10 +14,17 @@ Output streams: ``out`` for command output and results, ``err`` for errors,
 agent output and kernel logs in batch mode (so ``--json`` stdout stays
 parseable). ``None`` means sys.stdout/sys.stderr looked up at each write,
 which under prompt_toolkit's patch_stdout prints above the prompt.
+
+What is shown (one line per event, ``verbosity`` from -q/-v):
+  -q (-1)   results, command output, errors and warnings
+  default   also each agent line as ``[Agent pid] text``, the model's progress and readiness
+  -v (1)    also the kernel's INFO records; -vv (2) DEBUG
+Errors are red and warnings yellow when the stream is a terminal (NO_COLOR turns it off).
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -26,15 +33,20 @@ from typing import Any, Callable
 
 from aios_shell import views
 
+RED, YELLOW, DIM, RESET = "\x1b[1;31m", "\x1b[33m", "\x1b[2m", "\x1b[0m"
+LOG_RANK = {"DEBUG": 2, "INFO": 1}  # verbosity a kernel record needs; WARNING and above always show
+
 
 class ShellContext:
     def __init__(self, *, interactive: bool, llm_name: str = "", out=None, err=None,
-                 show_output: bool = True, notify_exit: bool | None = None):
+                 show_output: bool = True, notify_exit: bool | None = None, verbosity: int = 0):
         self.client = None  # KernelClient, set by attach()
         self.interactive = interactive
         self.llm_name = llm_name
         self._out, self._err = out, err
         self.show_output = show_output  # agent output / kernel log events go to the terminal
+        self.verbosity = verbosity  # -1 quiet (-q), 0 default, 1 kernel INFO (-v), 2 DEBUG (-vv)
+        self.progress: dict | None = None  # the model's last progress event (toolbar), None once ready
         self.notify_exit = interactive if notify_exit is None else notify_exit
         self.error_prefix = ""  # batch: "script:LINE: "
         self.leaving = False  # set by the front once it is stopping the kernel
@@ -61,13 +73,15 @@ class ShellContext:
         self.client = client
 
     # -- output ------------------------------------------------------------------
-    def _write(self, stream, default, text: str) -> None:
+    def _write(self, stream, default, text: str, color: str = "") -> None:
         with self._print_lock:
             if self._held is not None:  # a full-screen view owns the terminal: print after it
-                self._held.append((stream, default, text))
+                self._held.append((stream, default, text, color))
                 return
             s = stream or default()
             try:
+                if color and _colors(s):
+                    text = f"{color}{text}{RESET}"
                 s.write(text + "\n")
                 s.flush()
             except (OSError, ValueError):
@@ -82,26 +96,25 @@ class ShellContext:
     def release_output(self) -> None:
         with self._print_lock:
             held, self._held = self._held or [], None
-        for stream, default, text in held:
-            self._write(stream, default, text)
+        for stream, default, text, color in held:
+            self._write(stream, default, text, color)
 
     def echo(self, text: str) -> None:
         self._write(self._out, lambda: sys.stdout, text)
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, color: str = "") -> None:
         """Side information: stderr in batch mode, the terminal in the REPL."""
         if self.interactive:
-            self.echo(text)
+            self._write(self._out, lambda: sys.stdout, text, color)
         else:
-            self._write(self._err, lambda: sys.stderr, text)
+            self._write(self._err, lambda: sys.stderr, text, color)
 
     def error(self, text: str) -> None:
         self.errors += 1
-        line = f"{self.error_prefix}error: {text}"
-        if self.interactive:
-            self.echo(line)
-        else:
-            self._write(self._err, lambda: sys.stderr, line)
+        self.note(f"{self.error_prefix}error: {text}", RED)
+
+    def warning(self, text: str) -> None:
+        self.note(f"warning: {text}", YELLOW)
 
     # -- pids --------------------------------------------------------------------
     def note_spawn(self, pid: int, agent: str) -> None:
@@ -139,12 +152,20 @@ class ShellContext:
             with self._lock:
                 q = self.followers.get(pid)
             if q is not None:
-                q.put(ev.get("text", ""))
-            elif self.show_output:
-                self.note(f"[{ev.get('agent')} {pid}] {ev.get('text', '')}")
+                q.put(views.printable(ev.get("text", "")))
+            elif self.show_output and self.verbosity >= 0:
+                self.note(f"[{ev.get('agent')} {pid}] {views.printable(ev.get('text', ''))}",
+                          RED if ev.get("level") == "ERROR" else "")
         elif kind == "log":
-            if self.show_output:
-                self.note(f"[kernel {ev.get('level', '').lower()}] {ev.get('text', '')}")
+            level = str(ev.get("level", ""))
+            if self.show_output and self.verbosity >= LOG_RANK.get(level, -1):
+                if level in LOG_RANK:
+                    self.note(f"kernel: {ev.get('text', '')}", DIM)
+                else:
+                    self.note(f"kernel {level.lower()}: {ev.get('text', '')}", YELLOW if level == "WARNING" else RED)
+        elif kind == "progress":
+            with self._lock:
+                self.progress = ev
         elif kind == "exit":
             snap = ev.get("snapshot") or {}
             pid = ev.get("pid")
@@ -156,14 +177,16 @@ class ShellContext:
             if q is not None:
                 q.put(None)
             if self.notify_exit and pid not in self.waited:
-                self.echo(views.exit_line(snap))
+                self._write(self._out, lambda: sys.stdout, views.exit_line(snap),
+                            RED if snap.get("state") == "failed" else "")
         elif kind == "ready":
             stats = ev.get("stats") or {}
             with self._lock:
                 self.stats.update(stats)
+                self.progress = None
             if stats.get("load_error"):
                 self.error(stats['load_error'])  # one line that already names the model
-            elif self.interactive and not self.leaving:
+            elif self.interactive and not self.leaving and self.verbosity >= 0:
                 self.echo(f"model {stats.get('model', self.llm_name)} ready"
                           + (f" (loaded in {stats['load_time_s']:.1f}s)" if stats.get("load_time_s") else ""))
         elif kind in ("confirm", "confirm_done"):
@@ -208,7 +231,7 @@ class ShellContext:
         if s.get("load_error"):
             state = "LOAD FAILED"
         elif not s.get("loaded"):
-            state = "loading…"
+            state = progress_text(self.progress) if self.progress else "loading…"
         else:
             state = f"{tok_s:.1f} tok/s" if tok_s is not None else "- tok/s"
         return (f" {model} | policy {s.get('scheduler') or s.get('policy') or '-'} | "
@@ -255,3 +278,22 @@ class ShellContext:
             answer = self.ask(f"allow pid {req.pid} to {req.action}? [y/N] ({left:.0f}s) ", left, req.settled)
             if answer is not None:  # None: settled elsewhere or expired (the kernel denies it)
                 self.confirm.answer(req.cid, answer, "user")
+
+
+def _colors(stream) -> bool:
+    """Colour only a terminal, and never with NO_COLOR set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def progress_text(ev: dict) -> str:
+    """``converting model 45%`` / ``loading model…`` from a kernel progress event."""
+    what = str(ev.get("text") or ev.get("stage") or "loading")
+    done, total = ev.get("done"), ev.get("total")
+    if isinstance(done, int) and isinstance(total, int) and total > 0:
+        return f"{what} {100 * done // total}%"
+    return f"{what}…"

@@ -180,7 +180,7 @@ def cmd_logs(ctx, arg):
                 _follow_file(ctx, pid, path, pos, q)
             return
         for line in info.get("lines", []):
-            ctx.echo(line)
+            ctx.echo(views.printable(line))
         if follow and not info.get("ended"):
             _follow_events(ctx, q)
     finally:
@@ -200,7 +200,7 @@ def _print_file(ctx, path: str, pos: int) -> int:
         return pos
     end = data.rfind(b"\n") + 1
     for line in data[:end].decode("utf-8", "replace").splitlines():
-        ctx.echo(line)
+        ctx.echo(views.printable(line))
     return pos + end
 
 
@@ -230,8 +230,8 @@ def _follow_file(ctx, pid: int, path: str, pos: int, q: queue.Queue) -> None:
 
 
 @TABLE.command("top", "top", "live full-screen view of the kernel and its processes (q quits)\n"
-               "Keys: q quit, arrows select, k kill the selected agent, P/M/T sort by\n"
-               "CPU/memory/time, N by pid, a show finished processes too.",
+               "Keys: q quit, arrows select, k kill the selected agent (asks y/N), P/M/T sort by\n"
+               "%CPU/memory/CPU time, N by pid, a show finished processes too.",
                interactive_only=True)
 def cmd_top(ctx, arg):
     from aios_shell.top import TopView

@@ -3,8 +3,9 @@
 Kernel summary (model, policy, tokens/s, batch occupancy, queue, kernel
 CPU/RSS) over the process table, refreshed every ``interval`` seconds.
 Keys: q/Esc/Ctrl-C quit, Up/Down/PgUp/PgDn/Home/End select, k kill the
-selected agent, P/M/T/N sort by CPU/memory/time/pid, a toggle finished
-processes, y/n answer a pending confirm question.
+selected agent (after asking ``kill pid N (Agent)? [y/N]`` in the footer:
+y kills, any other key cancels), P/M/T/N sort by %CPU/memory/CPU time/pid,
+a toggle finished processes, y/n answer a pending confirm question.
 
 Data: ``ps`` and ``stats`` control ops, fetched off the UI loop (executor);
 the kernel keeps one psutil.Process per agent, so %CPU is the share since
@@ -18,14 +19,15 @@ import threading
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.data_structures import Point
-from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import ConditionalKeyBindings, KeyBindings, merge_key_bindings
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 
 from aios_shell import views
 from kernel.boot import KernelError
 
-SORTS = {"P": ("cpu_percent", True, "CPU"), "M": ("rss", True, "memory"), "T": ("elapsed_s", True, "time"),
+SORTS = {"P": ("cpu_percent", True, "CPU"), "M": ("rss", True, "memory"), "T": ("cpu_time_s", True, "CPU time"),
          "N": ("pid", False, "pid")}
 
 
@@ -38,6 +40,7 @@ class TopView:
         self.sort = "P"
         self.show_all = False
         self.selected_pid: int | None = None
+        self.asking_kill: tuple[int, str] | None = None  # (pid, agent) while "kill pid N (Agent)? [y/N]" shows
         self.message = ""
         self.refreshes = 0
         self.refreshed = threading.Event()  # set after each refresh (tests wait on it)
@@ -122,6 +125,9 @@ class TopView:
         return Point(0, pids.index(self.selected_pid) if self.selected_pid in pids else 0)
 
     def _footer(self):
+        if self.asking_kill is not None:
+            pid, agent = self.asking_kill
+            return [("reverse bold", f" kill pid {pid} ({agent})? [y/N] ")]
         if self.ctx.confirm is not None:
             pending = self.ctx.confirm.pending()
             if pending:
@@ -150,7 +156,7 @@ class TopView:
         i = to if to is not None else i + delta
         self.selected_pid = pids[max(0, min(len(pids) - 1, i))]
 
-    def _keys(self) -> KeyBindings:
+    def _keys(self):
         kb = KeyBindings()
 
         @kb.add("q")
@@ -183,7 +189,9 @@ class TopView:
             if pid is None:
                 self.message = "no process selected"
                 return
-            event.app.create_background_task(self._kill(pid))
+            agent = next((s.get("agent", "?") for s in self.rows if s["pid"] == pid), "?")
+            self.asking_kill = (pid, agent)
+            self.message = ""
 
         @kb.add("y")
         def _yes(event):
@@ -193,7 +201,26 @@ class TopView:
         def _no(event):
             self._answer(event, False)
 
-        return kb
+        # While the kill question shows, only these are active: y kills, any other key cancels.
+        ask = KeyBindings()
+
+        @ask.add("<any>")
+        @ask.add("escape", eager=True)
+        @ask.add("c-c")
+        def _cancel(event):
+            pid, _ = self.asking_kill
+            self.asking_kill = None
+            self.message = f"kill pid {pid} cancelled"
+
+        @ask.add("y")
+        @ask.add("Y")
+        def _confirm_kill(event):
+            pid, _ = self.asking_kill
+            self.asking_kill = None
+            event.app.create_background_task(self._kill(pid))
+
+        asking = Condition(lambda: self.asking_kill is not None)
+        return merge_key_bindings([ConditionalKeyBindings(kb, ~asking), ConditionalKeyBindings(ask, asking)])
 
     async def _kill(self, pid: int) -> None:
         loop = asyncio.get_running_loop()

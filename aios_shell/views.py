@@ -9,6 +9,7 @@ Units: sizes in bytes in, "123M" out; times in seconds in, "1.2s"/"3m05s" out.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -35,9 +36,19 @@ def term_width(default: int = 120) -> int:
     return shutil.get_terminal_size((default, 24)).columns
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+
+
+def printable(text) -> str:
+    """Agent text made safe for a terminal: control characters (ESC, CR, BEL, ...) are shown as
+    ``\\x1b``, never sent, so an agent cannot move the cursor, retitle the window, recolour or
+    overwrite the line's ``[Agent pid]`` prefix."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def cut(text, n: int) -> str:
     """One line of at most ``n`` characters (newlines folded, an ellipsis when cut)."""
-    text = " ".join(str(text).split())
+    text = " ".join(printable(text).split())
     if n <= 0:
         return ""
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -87,23 +98,42 @@ def fit_columns(width: int) -> list:
     return cols
 
 
+def fit_cells(text, w: int, right: bool = False) -> str:
+    """``text`` on one line in exactly ``w`` terminal cells: cut with an ellipsis, padded left or right.
+
+    Cells, not characters (rich.cells): CJK and emoji take two, so columns stay aligned.
+    """
+    from rich.cells import cell_len, set_cell_size
+
+    text = " ".join(printable(text).split())
+    n = cell_len(text)
+    if n > w:
+        return set_cell_size(text, w - 1) + "…" if w > 1 else set_cell_size(text, w)
+    return " " * (w - n) + text if right else text + " " * (w - n)
+
+
+def table_lines(columns: list[tuple[str, int, bool]], rows: list[list], width: int | None = None) -> list[str]:
+    """A borderless table: a header line, then one line per row, each at most ``width`` cells.
+
+    columns: (title, width in terminal cells, right-aligned). Widths are fixed so columns
+    do not move between refreshes (top); values are cut with an ellipsis, never wrapped.
+    """
+    lines = [" ".join(fit_cells(t, w, right) for t, w, right in columns)]
+    lines += [" ".join(fit_cells(v, w, right) for v, (_, w, right) in zip(row, columns)) for row in rows]
+    return [line.rstrip() for line in lines]
+
+
 def ps_header_and_rows(snaps: list[dict], width: int | None = None) -> tuple[str, list[str]]:
-    """The ps table as a header line and one line per snapshot, each at most ``width`` wide.
+    """The ps table as a header line and one line per snapshot, each at most ``width`` cells.
 
     Narrow terminals drop columns in DROP_ORDER before TASK gets shorter than TASK_MIN.
     """
     width = width or term_width()
     cols = fit_columns(width)
-    fixed = " ".join(t.rjust(w) if right else t.ljust(w) for t, w, right, _ in cols)
-    task_w = max(TASK_MIN, width - len(fixed) - 1)
-    rows = []
-    for s in snaps:
-        parts = []
-        for _, w, right, fn in cols:
-            v = cut(fn(s), w)
-            parts.append(v.rjust(w) if right else v.ljust(w))
-        rows.append(f"{' '.join(parts)} {cut(s.get('task', ''), task_w)}"[:width])
-    return f"{fixed} TASK"[:width], rows
+    task_w = max(TASK_MIN, width - sum(w + 1 for _, w, _, _ in cols))
+    columns = [(t, w, right) for t, w, right, _ in cols] + [("TASK", task_w, False)]
+    lines = table_lines(columns, [[fn(s) for _, _, _, fn in cols] + [s.get("task", "")] for s in snaps], width)
+    return lines[0], lines[1:]
 
 
 def ps_table(snaps: list[dict], width: int | None = None) -> str:
@@ -117,8 +147,8 @@ def result_text(snap: dict) -> str:
     """The result (or error) of an ended process as text."""
     if snap.get("state") == "done":
         r = snap.get("result")
-        return r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)
-    return snap.get("error") or snap.get("state", "?")
+        return printable(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False))
+    return printable(snap.get("error") or snap.get("state", "?"))
 
 
 def ended_head(snap: dict) -> str:
@@ -126,7 +156,8 @@ def ended_head(snap: dict) -> str:
     how = snap.get("exit")
     how = "" if how in (None, "0") else f" ({how})" if how.startswith("SIG") or how.startswith("signal") \
         else f" (exit {how})"
-    return f"[{snap.get('pid')}] {snap.get('agent')} {snap.get('state')}{how} in {fmt_secs(snap.get('elapsed_s'))}"
+    return (f"[{snap.get('pid')}] {printable(snap.get('agent'))} {snap.get('state')}{how} in "
+            f"{fmt_secs(snap.get('elapsed_s'))}")
 
 
 def exit_line(snap: dict, width: int | None = None) -> str:
@@ -204,13 +235,14 @@ def sched_text(stats: dict, snaps: list[dict], tok_s: float | None = None) -> st
     live = [s for s in snaps if s.get("state") not in ENDED]
     if live:
         lines.append("")
-        lines.append(f"{'PID':>5} {'AGENT':<14} {'STATE':<12} {'PRI':>3} {'CALLS':>5} {'PREEMPT':>7} "
-                     f"{'WAIT':>7} {'TURNAROUND':>10} {'LLM TIME':>8} {'SHARE':>6}")
-        for s in live:
-            lines.append(f"{s.get('pid', '?'):>5} {cut(s.get('agent', ''), 14):<14} {s.get('state', ''):<12} "
-                         f"{s.get('priority', 0):>3} {s.get('llm_calls', 0):>5} {s.get('preemptions', 0):>7} "
-                         f"{fmt_secs(s.get('waiting_s')):>7} {fmt_secs(s.get('turnaround_s')):>10} "
-                         f"{fmt_secs(s.get('llm_time_s')):>8} {100 * (s.get('llm_share') or 0):>5.1f}%")
+        cols = [("PID", 5, True), ("AGENT", 14, False), ("STATE", 12, False), ("PRI", 3, True), ("CALLS", 5, True),
+                ("PREEMPT", 7, True), ("WAIT", 7, True), ("TURNAROUND", 10, True), ("LLM TIME", 8, True),
+                ("SHARE", 6, True)]
+        rows = [[s.get("pid", "?"), s.get("agent", ""), s.get("state", ""), s.get("priority", 0),
+                 s.get("llm_calls", 0), s.get("preemptions", 0), fmt_secs(s.get("waiting_s")),
+                 fmt_secs(s.get("turnaround_s")), fmt_secs(s.get("llm_time_s")),
+                 f"{100 * (s.get('llm_share') or 0):.1f}%"] for s in live]
+        lines += table_lines(cols, rows, sum(w + 1 for _, w, _ in cols))
     return "\n".join(lines)
 
 
@@ -218,20 +250,26 @@ def agents_text(apps: dict, width: int | None = None) -> str:
     """`agents`: installed agent apps with their descriptions."""
     if not apps:
         return "no agent apps installed (agent_apps/<name>/config.json, or folders in AIOS_AGENT_PATH)"
+    from rich.cells import cell_len
+
     width = width or term_width()
-    nw = max(len(n) for n in apps) + 2
-    return "\n".join(f"{name:<{nw}}{cut(app.description, width - nw)}" for name, app in sorted(apps.items()))
+    nw = max(cell_len(n) for n in apps) + 1
+    rows = [[name, app.description] for name, app in sorted(apps.items())]
+    return "\n".join(table_lines([("NAME", nw, False), ("DESCRIPTION", max(10, width - nw - 1), False)],
+                                  rows, width)[1:])
 
 
 def tools_text(tools: list[dict], width: int | None = None) -> str:
     """`tools`: the kernel's tool registry (name, side effect, parallel limit, description)."""
     if not tools:
         return "no tools installed in the kernel"
+    from rich.cells import cell_len
+
     width = width or term_width()
-    nw = max(len(str(t.get("name", ""))) for t in tools) + 2
-    lines = [f"{'NAME':<{nw}}{'SIDE EFFECT':<14}{'PAR':>4}  DESCRIPTION"]
-    for t in tools:
-        par = t.get("parallel", t.get("parallel_limit", t.get("max_parallel", "-")))
-        lines.append(f"{str(t.get('name', '')):<{nw}}{str(t.get('side_effect', '-')):<14}{str(par):>4}  "
-                     f"{cut(t.get('description', ''), max(10, width - nw - 20))}")
-    return "\n".join(lines)
+    nw = max(cell_len(str(t.get("name", ""))) for t in tools) + 1
+    cols = [("NAME", nw, False), ("SIDE EFFECT", 13, False), ("PAR", 4, True),
+            ("DESCRIPTION", max(10, width - nw - 21), False)]
+    rows = [[t.get("name", ""), t.get("side_effect", "-"),
+             t.get("parallel", t.get("parallel_limit", t.get("max_parallel", "-"))), t.get("description", "")]
+            for t in tools]
+    return "\n".join(table_lines(cols, rows, width))

@@ -1,6 +1,8 @@
 """The AIOS kernel. Light on import: the front and agents import parts of it
 (messages, channel, config, boot) and must never pull in torch."""
 
-from kernel.config import KernelConfig
+__version__ = "0.1.0"
 
-__all__ = ["KernelConfig"]
+from kernel.config import KernelConfig  # noqa: E402
+
+__all__ = ["KernelConfig", "__version__"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 LOG_MODES = ("console", "file")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SCHEDULERS = ("serial", "fifo", "rr", "priority")
 
 
@@ -38,6 +39,10 @@ class KernelConfig:
     scheduler_log_mode: str = "console"
     agent_log_mode: str = "console"
     log_dir: str = "logs"
+    log_level: str = "INFO"  # least severe record the kernel logs (files, and the console's -v)
+    log_max_bytes: int = 10 * 1024 * 1024  # a log file rotates past this size (kernel, scheduler, audit, agent)
+    log_backups: int = 5  # rotated copies kept of one log file (<name>.log.1 .. .N)
+    log_keep_runs: int = 50  # run files kept per kind (kernel/scheduler/audit, and per agent app); 0: all
     data_dir: str = field(default_factory=lambda: str(state_dir() / "data"))
     kill_grace_s: float = 2.0  # SIGTERM -> SIGKILL delay when killing an agent
     # Storage manager (kernel/storage): <data_dir>/storage.sqlite3.
@@ -131,6 +136,11 @@ class KernelConfig:
                 load(self.mcp_config)
             except ValueError as e:
                 raise ValueError(f"--mcp_config: {e}") from None
+        self.log_level = str(self.log_level).upper()
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.log_max_bytes < 1024 or self.log_backups < 0 or self.log_keep_runs < 0:
+            raise ValueError("--log-max-bytes must be >= 1024, --log-backups and --log-keep-runs >= 0")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -142,53 +152,92 @@ class KernelConfig:
         return cls(**{k: v for k, v in vars(args).items() if k in names and v is not None})
 
 
+GROUPS = ("model", "scheduler", "services", "security", "logs")  # --help order; fronts add "shell"
+
+# The kernel's flags: (field, group, help[, argparse extras]). The type comes from the
+# field's annotation, the default shown in --help from KernelConfig; both spellings are
+# accepted (--llm-name, --llm_name). A new flag is a new line here (or g.add_argument below).
+FLAGS = [
+    ("llm_name", "model", "model name from kernel/llm/models.json, a HF id or path"),
+    ("llm_base_url", "model", "base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1; "
+     "unset: the model's entry in models.json, or $OPENAI_BASE_URL for openai:<model>"),
+    ("eval_device", "model", "torch device for a local model: cpu, cuda, cuda:0, auto"),
+    ("max_gpu_memory", "model", 'JSON map for accelerate, e.g. \'{"0": "24GiB", "cpu": "64GiB"}\''),
+    ("max_new_tokens", "model", "default and ceiling of tokens per LLM call"),
+    ("llm_threads", "model", "torch threads of the local engine (0: all CPUs but one)"),
+    ("scheduler", "scheduler", "LLM scheduling policy", {"choices": SCHEDULERS}),
+    ("max_batch", "scheduler", "most sequences decoded together"),
+    ("rr_quantum", "scheduler", "rr/priority: tokens a generation decodes before it may be preempted"),
+    ("kv_budget_mb", "scheduler", "MiB of KV cache kept for preempted generations; beyond it their KV is "
+     "dropped and recomputed on resume (0: always recompute)"),
+    ("data_dir", "services", "persistent agent storage, workspaces and groups"),
+    ("storage_sync", "services", "full: fsync every storage commit; normal: faster, survives a killed kernel",
+     {"choices": ("full", "normal")}),
+    ("storage_confirm_overwrite", "services", "ask for confirmation of every fs.write over an existing record "
+     "(off: only when it prunes the oldest kept version)"),
+    ("mem_budget_bytes", "services", "resident working memory per agent process, bytes"),
+    ("mem_global_budget_bytes", "services", "resident working memory of all agents, bytes"),
+    ("mem_search", "services", "memory search: hybrid = BM25 + MiniLM embeddings, bm25 = keywords only",
+     {"choices": ("hybrid", "bm25")}),
+    ("docs_dir", "services", "documents folder for the search_docs tool; unset: <data_dir>/docs"),
+    ("tool_timeout_s", "services", "longest run time of one tool call, seconds"),
+    ("tool_scheduling", "services", "per_tool: each tool's own parallel limit and queue; global_lock: one "
+     "call at a time", {"choices": ("per_tool", "global_lock")}),
+    ("restart_max", "services", "restart a crashed agent at most N times per period (0: off)"),
+    ("restart_period_s", "services", "the period of --restart-max, seconds"),
+    ("confirm_policy", "security", "irreversible actions (delete, overwrite, shell, setgroup) when no user "
+     "is asked", {"choices": ("deny", "allow")}),
+    ("quota_llm_tokens", "security", "LLM tokens (in + out) per agent app (privilege group), all its processes "
+     "together, for the kernel's life (0: unlimited)"),
+    ("quota_syscalls_per_s", "security", "syscalls per second per agent app (privilege group), all its "
+     "processes together (0: unlimited)"),
+    ("quota_storage_bytes", "security", "storage bytes per agent app, all versions (0: unlimited)"),
+    ("max_agents", "security", "agent processes alive at once; more spawns get EAGAIN"),
+    ("max_children", "security", "live children one agent may spawn; more get EAGAIN"),
+    ("history_max_procs", "services", "ended processes kept for ps -a, info and wait"),
+    ("history_max_bytes", "services", "bytes of ended processes' tasks, results and errors kept in kernel "
+     "memory; results over 64 KiB live whole under <log-dir>/results"),
+    ("mcp_config", "services", 'MCP servers whose tools agents may call (mcp__<server>__<tool>): a JSON file '
+     '{"mcpServers": {"<server>": {"command": ..., "args": [...], "env": {...}}}}'),
+    ("scheduler_log_mode", "logs", "kernel/scheduler/audit logs: console, or files under --log-dir",
+     {"choices": LOG_MODES}),
+    ("agent_log_mode", "logs", "agent output: console, or one file per agent run", {"choices": LOG_MODES}),
+    ("log_dir", "logs", "where file logs go"),
+    ("log_level", "logs", "least severe kernel record logged", {"choices": LOG_LEVELS, "type": str.upper}),
+    ("log_max_bytes", "logs", "a log file rotates when it passes this many bytes"),
+    ("log_backups", "logs", "rotated copies kept of each log file"),
+    ("log_keep_runs", "logs", "run files kept per kind and per agent app, oldest deleted first (0: all)"),
+]
+
+
+def field_default(name: str):
+    """KernelConfig's default for ``name`` (the cli.HIDDEN_DEFAULT marker for non-fields)."""
+    from kernel.cli import HIDDEN_DEFAULT
+
+    for f in fields(KernelConfig):
+        if f.name == name:
+            return f.default_factory() if f.default_factory is not MISSING else f.default
+    return HIDDEN_DEFAULT
+
+
+def _argparse_kind(name: str) -> dict:
+    """type= (or a store_const action for bools) from the field's annotation (a string here)."""
+    ann = next(f.type for f in fields(KernelConfig) if f.name == name)
+    if ann == "bool":
+        return {"action": "store_const", "const": True}
+    for word, typ in (("int", int), ("float", float)):
+        if ann.split(" | ")[0] == word:
+            return {"type": typ}
+    return {}
+
+
 def add_kernel_args(parser) -> None:
-    """The kernel's command-line flags, shared by main.py, simulator.py and bench/."""
-    g = parser.add_argument_group("kernel")
-    g.add_argument("--llm_name", help=f"model name from kernel/llm/models.json, a HF id or path (default {EMBEDDED_MODEL})")
-    g.add_argument("--llm_base_url", help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1 "
-                   "(default: the model's entry in models.json, or $OPENAI_BASE_URL for openai:<model>)")
-    g.add_argument("--eval_device", help="torch device for a local model: cpu, cuda, cuda:0, auto (default cpu)")
-    g.add_argument("--max_gpu_memory", help='JSON map for accelerate, e.g. \'{"0": "24GiB", "cpu": "64GiB"}\'')
-    g.add_argument("--max_new_tokens", type=int, help="default and ceiling of tokens per LLM call (default 256)")
-    g.add_argument("--scheduler", choices=SCHEDULERS, help="LLM scheduling policy (default fifo)")
-    g.add_argument("--max_batch", type=int, help="most sequences decoded together (default 16)")
-    g.add_argument("--rr_quantum", type=int, help="rr/priority: tokens a generation decodes before it may be "
-                   "preempted (default 16)")
-    g.add_argument("--kv_budget_mb", type=float, help="MiB of KV cache kept for preempted generations; "
-                   "beyond it their KV is dropped and recomputed on resume (default 1024; 0: always recompute)")
-    g.add_argument("--llm_threads", type=int, help="torch threads of the local engine (default 0: all CPUs but one)")
-    g.add_argument("--scheduler_log_mode", choices=LOG_MODES, help="kernel/scheduler logs: console or files under logs/")
-    g.add_argument("--agent_log_mode", choices=LOG_MODES, help="agent output: console or one file per agent run")
-    g.add_argument("--log_dir", help="where file logs go (default logs/)")
-    g.add_argument("--restart_max", type=int, help="restart a crashed agent at most N times per period (default 0: off)")
-    g.add_argument("--restart_period_s", type=float, help="the period of --restart_max in seconds (default 60)")
-    g.add_argument("--data_dir", help="persistent agent storage (default ~/.local/state/aios/data)")
-    g.add_argument("--storage_sync", choices=("full", "normal"),
-                   help="full: fsync every storage commit (default); normal: faster, survives a killed kernel")
-    g.add_argument("--storage_confirm_overwrite", action="store_const", const=True,
-                   help="ask for confirmation of every fs.write over an existing record (default: only when "
-                        "it prunes the oldest kept version)")
-    g.add_argument("--mem_budget_bytes", type=int, help="resident working memory per agent process (default 64 KiB)")
-    g.add_argument("--mem_global_budget_bytes", type=int, help="resident working memory of all agents (default 16 MiB)")
-    g.add_argument("--mem_search", choices=("hybrid", "bm25"),
-                   help="memory search: hybrid = BM25 + MiniLM embeddings (default), bm25 = keywords only")
-    g.add_argument("--confirm_policy", choices=("deny", "allow"),
-                   help="irreversible actions (delete, overwrite, shell, setgroup) when no user is asked (default deny)")
-    g.add_argument("--docs_dir", help="documents folder for the search_docs tool (default <data_dir>/docs)")
-    g.add_argument("--tool_timeout_s", type=float, help="longest run time of one tool call (default 60)")
-    g.add_argument("--tool_scheduling", choices=("per_tool", "global_lock"),
-                   help="per_tool: each tool's own parallel limit and queue (default); global_lock: one call at a time")
-    g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent app (privilege group), "
-                   "all its processes together, for the kernel's life (default 0: unlimited)")
-    g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent app (privilege "
-                   "group), all its processes together (default 0: unlimited)")
-    g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")
-    # Process limits and history (issue 9).
-    g.add_argument("--max_agents", type=int, help="agent processes alive at once; more spawns get EAGAIN (default 256)")
-    g.add_argument("--max_children", type=int, help="live children one agent may spawn (default 16)")
-    g.add_argument("--history_max_procs", type=int, help="ended processes kept for ps -a/info/wait (default 1000)")
-    g.add_argument("--history_max_bytes", type=int, help="bytes of ended processes' tasks, results and errors kept "
-                   "in kernel memory; larger results live whole under <log_dir>/results (default 64 MiB)")
-    g.add_argument("--mcp_config", help='MCP servers whose tools agents may call (mcp__<server>__<tool>): a JSON '
-                   'file {"mcpServers": {"<server>": {"command": ..., "args": [...], "env": {...}}}}')
+    """The kernel's command-line flags in GROUPS (fronts add their "shell" group after them)."""
+    from kernel.cli import FlagGroup, add_version
+
+    add_version(parser)
+    groups = {name: FlagGroup(parser.add_argument_group(name), field_default) for name in GROUPS}
+    for name, group, help_text, *extra in FLAGS:
+        kw = {**_argparse_kind(name), **(extra[0] if extra else {})}
+        groups[group].add_argument(f"--{name}", help=help_text, **kw)
+    g = groups["services"]  # noqa: F841  flags added below as g.add_argument("--x_y", ...) get both spellings and defaults

@@ -137,6 +137,7 @@ class Kernel:
         self.sel.register(self.ctrl.fileno(), selectors.EVENT_READ, ("ctrl", None))
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         self.engine.on_ready = lambda: self.event(event="ready", stats=self.engine.stats())
+        self.engine.on_progress = lambda **p: self.event(event="progress", **p)  # model conversion/load
         self.engine.start()
         for svc in self.services:
             if hasattr(svc, "start"):
@@ -264,7 +265,7 @@ class Kernel:
               restart_max: int | None = None, lineage: int = 0) -> int:
         """Loop thread: start an agent process; returns its AIOS pid."""
         from agent_apps import registry
-        from kernel.logs import agent_log_path
+        from kernel.logs import agent_log_path, prune_agent_runs
 
         if self.stopping:
             raise SyscallFailure(messages.EAGAIN, "kernel is stopping")
@@ -283,9 +284,12 @@ class Kernel:
         pcb.parent = parent
         pcb.lineage = lineage or pcb.pid
         if self.config.agent_log_mode == "file":
+            prune_agent_runs(self.config.log_dir, app.name, self.config.log_keep_runs,
+                             [a.pcb.log_path for a in self.agents.values() if a.pcb.log_path])
             pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
-                "log_path": pcb.log_path}
+                "log_path": pcb.log_path, "log_max_bytes": self.config.log_max_bytes,
+                "log_backups": self.config.log_backups}
         try:
             ap = AgentProc(pcb, boot)
         except OSError as e:

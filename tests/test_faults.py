@@ -109,6 +109,8 @@ def _run_main_and_signal(tmp_path, sig):
     deadline = time.time() + 60
     while not any(line.startswith("run RecAgent") for line in seen) and time.time() < deadline:
         time.sleep(0.05)
+    while len(list((logs / "agents").rglob("*.log"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)  # each agent opens its log file once it runs (slow on a loaded machine)
     time.sleep(1.0)  # let the agents get into their LLM calls
     proc.send_signal(sig)
     code = proc.wait(30)

@@ -246,6 +246,8 @@ def test_deployment_mode_writes_log_files_and_keeps_the_terminal_clean_until_sig
     child.expect(r"task: 600")
     child.sendcontrol("c")
     child.expect(PROMPT)
+    if "instruct ready" not in log.text:  # the scheduler log's load line needs the load to have ended
+        child.expect(r"instruct ready")
     procs = descendants(child.pid)
     sched_log = next((tmp_path / "logs").glob("scheduler-*.log"))
     assert eventually(lambda: "loaded" in sched_log.read_text())  # the model loads in the background

@@ -19,6 +19,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from aios_shell import views
 from aios_shell.completer import ShellCompleter
 from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE
@@ -206,7 +207,15 @@ def test_completer_from_the_table():
     assert texts("nonsense ") == []
 
 
-def test_top_refreshes_sorts_and_kills_the_selected_agent(kernel):
+def wait_for(cond, timeout: float = 30.0) -> None:
+    """Keys sent to a pipe input are handled on the UI thread: wait (on a short clock) until they were."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_top_refreshes_sorts_and_asks_before_killing_the_selected_agent(kernel):
     ctx = ShellContext(interactive=True, out=Watch())
     ctx.attach(kernel)
     pid = kernel.spawn("SleepyAgent", "600")
@@ -227,8 +236,21 @@ def test_top_refreshes_sorts_and_kills_the_selected_agent(kernel):
             assert top.selected_pid == pid, (top.selected_pid, [s["pid"] for s in top.rows])
             summary = "".join(t for _, t in top._summary())
             assert "policy" in summary and "tok/s" in summary and "kernel pid" in summary
+            inp.send_text("T")  # CPU time, most first
+            wait_for(lambda: top.sort == "T")
+            times = [s.get("cpu_time_s") or 0 for s in top.rows]
+            assert times == sorted(times, reverse=True)
             inp.send_text("M")
+            inp.send_text("k")  # asks first, like top and htop
+            wait_for(lambda: top.asking_kill is not None)
+            footer = "".join(t for _, t in top._footer())
+            assert f"kill pid {pid} (SleepyAgent)? [y/N]" in footer
+            inp.send_text("n")  # anything but y cancels
+            wait_for(lambda: top.asking_kill is None)
+            assert top.message == f"kill pid {pid} cancelled" and kernel.info(pid)["state"] not in views.ENDED
             inp.send_text("k")
+            wait_for(lambda: top.asking_kill is not None)
+            inp.send_text("y")
             snap = kernel.wait(pid, timeout=TIMEOUT)
             assert snap["state"] == "killed"
             inp.send_text("q")

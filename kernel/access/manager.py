@@ -70,7 +70,8 @@ class AccessManager:
         self.policy = config.confirm_policy
         self.confirm_timeout_s = float(config.confirm_timeout_s)
         self.groups_path = os.path.join(os.path.abspath(config.data_dir), "access", "groups.json")
-        self.audit = AuditLog(os.path.join(config.log_dir, f"audit-{_stamp()}.log"))
+        self.audit = AuditLog(os.path.join(config.log_dir, f"audit-{_stamp()}.log"),
+                              max_bytes=config.log_max_bytes, backups=config.log_backups)
         self.quotas = Quotas(config)
         self.kernel = None
         self._groups: dict[str, str] = self._load_groups()  # agent app -> group (absent: its own name)

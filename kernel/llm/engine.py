@@ -50,6 +50,7 @@ class Engine:
         self.load_error: str | None = None
         self.load_time_s: float | None = None
         self.on_ready = None  # called on the engine thread once the model is loaded (or failed)
+        self.on_progress = None  # on_progress(stage=, text=, done=, total=) while converting/loading
         self._cv = threading.Condition()  # guards _inbox, _live, _stopping
         self._inbox: list[LLMRequest] = []
         self._live: dict[int, LLMRequest] = {}  # id(req) -> req, submitted and not finished
@@ -156,7 +157,8 @@ class Engine:
         t0 = time.time()
         torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
-        self.model, self.tok = model_mod.load(self.llm_name, self.device, self.max_gpu_memory)
+        self.model, self.tok = model_mod.load(self.llm_name, self.device, self.max_gpu_memory,
+                                              progress=self.on_progress or model_mod.no_progress)
         if not batchable(self.model) and self.policy_name != "serial":
             log.warning("%s has a cache layout the batch cannot re-pad (sliding window or recurrent "
                         "layers): scheduling it serially", self.llm_name)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from kernel import messages
 from kernel.llm.request import LLMError, LLMRequest
 from kernel.process.table import LLMCallTiming, ProcState
 from kernel.syscall import CHAT_MESSAGES, DEFERRED, SyscallFailure, register
+
+sched_log = logging.getLogger("aios.scheduler")  # the scheduler log: one line per call event
 
 
 @register("llm.chat", {
@@ -43,6 +46,7 @@ def llm_chat(kernel, ap, call):
 
     def on_state(req, s):
         kernel.table.set_state(pcb, ProcState.READY if s == "ready" else ProcState.WAITING_LLM)
+        call_event(req, s, timing)
 
     def on_done(req, result, error):
         now = time.time()
@@ -63,9 +67,41 @@ def llm_chat(kernel, ap, call):
             data = messages.ok(call.id, result)
         kernel.table.set_state(pcb, ProcState.RUNNING)
         kernel.reply_later(pcb.pid, data)
+        call_event(req, "finish", timing, result, error)
 
     kernel.engine.submit(LLMRequest(
         pid=pcb.pid, req_id=call.id, messages=a["messages"], max_new_tokens=max_new,
         temperature=a.get("temperature", 0.0), top_p=a.get("top_p", 1.0), stop=a.get("stop", []),
         seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state, admit=admit))
     return DEFERRED
+
+
+def call_event(req, what: str, timing: LLMCallTiming, result: dict | None = None, error=None) -> None:
+    """One scheduler-log line per call event (times in seconds since the call was made):
+
+    submit   pid=3 call=7 prio=0 max_new=64                     (queued for the first time)
+    admit    pid=3 call=7 at=0.412 preemptions=0                (into the batch: decoding starts or resumes)
+    preempt  pid=3 call=7 preemptions=1 at=2.031                (out of the batch, back in the queue)
+    finish   pid=3 call=7 tokens_in=92 tokens_out=16 waiting=0.412 turnaround=3.020 preemptions=1 reason=stop
+    finish   pid=3 call=7 error=ECANCELED ...
+    """
+    if not sched_log.isEnabledFor(logging.INFO):
+        return
+    if what == "ready":  # queued: first time (not started yet), or again after a preemption
+        what = "submit" if timing.started is None else "preempt"
+    now = time.time()
+    if what == "submit":
+        sched_log.info("submit pid=%d call=%s prio=%d max_new=%d", req.pid, req.req_id, req.priority,
+                       req.max_new_tokens)
+    elif what == "running":
+        sched_log.info("admit pid=%d call=%s at=%.3f preemptions=%d", req.pid, req.req_id,
+                       now - timing.created, timing.preemptions)
+    elif what == "preempt":
+        sched_log.info("preempt pid=%d call=%s preemptions=%d at=%.3f", req.pid, req.req_id, timing.preemptions,
+                       now - timing.created)
+    else:
+        outcome = (f"error={getattr(error, 'code', 'EIO')}" if error is not None
+                   else f"reason={(result or {}).get('finish_reason', '?')}")
+        sched_log.info("finish pid=%d call=%s tokens_in=%d tokens_out=%d waiting=%.3f turnaround=%.3f "
+                       "preemptions=%d %s", req.pid, req.req_id, timing.tokens_in, timing.tokens_out,
+                       timing.waiting or 0.0, timing.turnaround or 0.0, timing.preemptions, outcome)

@@ -9,5 +9,6 @@ class SleepyAgent:
 
     def run(self, task):
         proc.info()  # be RUNNING in the table before blocking
+        print(f"sleeping {task}", flush=True)
         time.sleep(float(task) if task.replace(".", "", 1).isdigit() else 3600)
         return "woke"
