@@ -69,6 +69,13 @@ class KernelConfig:
     quota_syscall_burst: int = 50  # bucket depth of quota_syscalls_per_s
     quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
+    # Agent-aware LLM serving (kernel/llm/prefix.py, iteration.py): prefix reuse, chunked prefill, limits.
+    prefix_cache: str = "on"  # keep finished calls' KV and prefill only what is new: on | off
+    prefix_cache_mb: float = 256.0  # MiB of KV the prefix cache may hold (LRU beyond it)
+    prefill_chunk: int = 128  # prompt tokens prefilled per engine iteration, between decode steps (0: whole prompts)
+    max_prompt_tokens: int = 0  # prompt tokens per llm.chat call, E2BIG beyond (0: the model's context)
+    max_agent_kv_mb: float = 0.0  # MiB of KV one agent's calls in the engine may need, E2BIG beyond (0: unlimited)
+    program_aware: str = "off"  # on: admit the call of the least-served agent first (Autellix PLAS)
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -112,6 +119,11 @@ class KernelConfig:
         if min(self.quota_llm_tokens, self.quota_syscalls_per_s, self.quota_storage_bytes, self.workspace_max_bytes) < 0 \
                 or self.quota_syscall_burst < 1:
             raise ValueError("quotas must be >= 0 (0 = unlimited) and quota_syscall_burst >= 1")
+        if self.prefix_cache not in ("on", "off") or self.program_aware not in ("on", "off"):
+            raise ValueError("--prefix_cache and --program_aware must be on or off")
+        if self.prefix_cache_mb < 0 or self.prefill_chunk < 0 or self.max_prompt_tokens < 0 or self.max_agent_kv_mb < 0:
+            raise ValueError("--prefix_cache_mb, --prefill_chunk, --max_prompt_tokens and --max_agent_kv_mb "
+                             "must be >= 0")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -163,3 +175,15 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent process (default 0: unlimited)")
     g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent process (default 0: unlimited)")
     g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")
+    # Agent-aware LLM serving (issue 11).
+    g.add_argument("--prefix_cache", choices=("on", "off"), help="reuse the KV of tokens already computed "
+                   "(an agent's previous turn, a shared system prompt) and prefill only what is new (default on)")
+    g.add_argument("--prefix_cache_mb", type=float, help="MiB of KV the prefix cache may hold, LRU beyond (default 256)")
+    g.add_argument("--prefill_chunk", type=int, help="prompt tokens prefilled per engine iteration, between decode "
+                   "steps: bounds how long one long prompt stalls the others (default 128; 0: whole prompts)")
+    g.add_argument("--max_prompt_tokens", type=int, help="prompt tokens per LLM call, E2BIG beyond "
+                   "(default 0: the model's context)")
+    g.add_argument("--max_agent_kv_mb", type=float, help="MiB of KV one agent's calls in the engine may need, "
+                   "E2BIG beyond (default 0: unlimited)")
+    g.add_argument("--program_aware", choices=("on", "off"), help="admit the call of the agent served least so "
+                   "far first (Autellix PLAS), under fifo, rr and priority (default off)")

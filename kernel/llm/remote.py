@@ -114,6 +114,9 @@ class RemoteEngine:
             return
         req.state("ready")
 
+    def forget_pid(self, pid: int) -> None:
+        """``pid`` ended: nothing to drop here (the server keeps no per-agent state of ours)."""
+
     def cancel_pid(self, pid: int) -> int:
         """Cancel every request of ``pid``: queued ones now, running ones at their next chunk."""
         with self._cv:
