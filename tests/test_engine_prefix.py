@@ -104,6 +104,27 @@ def test_prefix_reuse_keeps_greedy_outputs_under_every_policy():
             assert st["preemptions"] > 0 and st["resumes_recompute"] > 0  # resumed from the prefix cache
 
 
+def test_one_wave_of_agents_prefills_a_shared_system_prompt_once():
+    """Six agents send one long system prompt at the same moment: one prefills it, the rest wait a
+    pass and reuse it (cache-aware scheduling); outputs equal the cache-off run's."""
+    system = SYSTEM + " " + " ".join(f"Rule {i}: be exact about item {i}." for i in range(12))
+
+    def reqs():
+        return [LLMRequest(pid=700 + i, req_id=i, max_new_tokens=3,
+                           messages=[{"role": "system", "content": system},
+                                     {"role": "user", "content": f"What is {i} + {i}?"}]) for i in range(6)]
+    outs = {}
+    for mode in ("off", "on"):
+        results, st = run(reqs(), prefix_cache=mode)
+        assert all(err is None for _, err in results)
+        outs[mode] = ([r["text"] for r, _ in results], st)
+    assert outs["on"][0] == outs["off"][0]
+    on, off = outs["on"][1], outs["off"][1]
+    shared = off["prefill_tokens"] // 6 - 20  # the system prompt: all but each call's short question
+    assert on["prefix_hit_tokens"] >= 5 * shared, (on, off)
+    assert on["prefill_tokens"] <= off["prefill_tokens"] - 5 * shared
+
+
 def test_ended_agent_entries_are_dropped_and_budget_holds():
     e = start(prefix_cache="on", prefix_cache_mb=4)  # ~90 tokens of this model's KV: LRU must evict
     try:

@@ -22,14 +22,11 @@ from __future__ import annotations
 import logging
 import time
 
-from kernel.llm import sampler
-from kernel.llm.kvcache import HEADROOM
+from kernel.llm import prefill, sampler
 from kernel.llm.request import LLMError
 from kernel.llm.sequence import SeqStatus
 
 log = logging.getLogger("aios.scheduler")
-PREFILL_PAD_WASTE = 1.25  # a prefill group's padded tokens stay <= this x its real tokens
-PREFILL_MAX_TOKENS = 8192  # padded tokens in one prefill pass (bounds its activation memory)
 
 
 def run(engine) -> None:
@@ -45,7 +42,7 @@ def run(engine) -> None:
             _admit(engine, admitting)
         admitting = []
         if engine.prefilling:
-            _prefill(engine, done)
+            prefill.run(engine, done)
         if engine.batch.seqs:
             _decode(engine, done)
     except Exception as e:
@@ -58,7 +55,7 @@ def run(engine) -> None:
         engine.batch.reset()
         engine.prefilling = []
     engine.counters.gauges(len(engine.batch) + len(engine.prefilling), len(engine.policy),
-                           engine.batch.kv_bytes() + sum(_own_bytes(s) for s in engine.prefilling))
+                           engine.batch.kv_bytes() + prefill.own_bytes(engine))
     for s in done:
         engine.finish_seq(s)
 
@@ -94,7 +91,7 @@ def _preempt(engine, victims: list) -> None:
     if engine.prefix is not None:  # a KV the store cannot keep goes to the prefix cache instead
         for row in rows:
             if row not in keep:
-                _remember(engine, batch.seqs[row], batch.row_kv(row))
+                prefill.remember(engine, batch.seqs[row], batch.row_kv(row))
     snaps = batch.remove(rows, keep)
     now = time.monotonic()
     for row, s in zip(rows, victims):
@@ -125,124 +122,8 @@ def _admit(engine, seqs: list) -> None:
         if snap is not None:
             batch.add(batch.part_from_snapshot(s, snap))  # no forward pass
         else:
-            s.kv_len = 0
-            _lookup(engine, s)
+            s.kv_len = 0  # prefill.run looks its ids up in the prefix cache first
             engine.prefilling.append(s)
-
-
-def _lookup(engine, s) -> None:
-    """Start ``s`` from the longest cached prefix of its ids (the last id is always fed: its
-    logits choose the next token)."""
-    if engine.prefix is None:
-        return
-    path = engine.prefix.match(s.ids, s.req.pid, limit=len(s.ids) - 1)
-    if not path:
-        return
-    s.cache = engine.batch.row_cache(len(s.ids) + HEADROOM)
-    hit = engine.prefix.copy_into(path, [(layer.buf_k, layer.buf_v) for layer in s.cache.layers])
-    for layer in s.cache.layers:
-        layer.set_length(hit)
-    s.kv_len = hit
-    s.prefix_hit += hit
-    engine.counters.add(prefix_hit_tokens=hit)
-
-
-def _remember(engine, s, layers) -> None:
-    """Offer ``s``'s computed K/V (ids[:kv_len]) to the prefix cache."""
-    if engine.prefix is not None and s.kv_len > 0 and not s.cancelled:
-        engine.prefix.insert(s.ids[:s.kv_len], layers, s.req.pid)
-
-
-def _own_bytes(s) -> int:
-    return sum(layer.nbytes() for layer in s.cache.layers) if s.cache is not None else 0
-
-
-def _prefill(engine, done: list) -> None:
-    """Feed admitted sequences' pending ids, at most ``engine.prefill_chunk`` tokens this
-    iteration (0: no limit), short work first; at least one unit of work is always done."""
-    chunk = engine.prefill_chunk or 1 << 62
-    spent = 0
-    grouped = [s for s in engine.prefilling if s.cache is None and len(s.pending) <= chunk]
-    for group in _groups(grouped):
-        n = sum(len(s.pending) for s in group)
-        if spent and spent + n > chunk:
-            break
-        _prefill_group(engine, group, done)
-        spent += n
-    taken = set(map(id, grouped))
-    for s in sorted((s for s in engine.prefilling if id(s) not in taken), key=lambda s: len(s.pending)):
-        left = chunk - spent
-        if left <= 0:
-            if spent:
-                break
-            left = chunk
-        n = min(len(s.pending), left)
-        _extend(engine, s, n, done)
-        spent += n
-
-
-def _groups(seqs: list) -> list[list]:
-    """Split sequences into prefill passes of similar length (little padding)."""
-    groups: list[list] = []
-    group: list = []
-    total = 0
-    for s in sorted(seqs, key=lambda s: len(s.pending)):
-        n = len(s.pending)
-        padded = (len(group) + 1) * n  # sorted: n is the group's widest
-        if group and (padded > PREFILL_PAD_WASTE * (total + n) or padded > PREFILL_MAX_TOKENS):
-            groups.append(group)
-            group, total = [], 0
-        group.append(s)
-        total += n
-    if group:
-        groups.append(group)
-    return groups
-
-
-def _prefill_group(engine, group: list, finished: list) -> None:
-    t0 = time.perf_counter()
-    lens = [len(s.pending) for s in group]
-    logits, part = engine.batch.prefill(group)
-    ids = sampler.choose(logits, group)
-    done = [i for i, (s, t) in enumerate(zip(group, ids)) if s.append(t, engine.tok)]
-    for i in done:
-        _remember(engine, group[i], [(k[i:i + 1, :, part.width - lens[i]:], v[i:i + 1, :, part.width - lens[i]:])
-                                     for k, v in part.layers])
-    engine.batch.add(part.select([i for i in range(len(group)) if i not in set(done)]))
-    gone = set(map(id, group))
-    engine.prefilling = [s for s in engine.prefilling if id(s) not in gone]
-    dt = time.perf_counter() - t0
-    total = sum(lens)
-    for s, n in zip(group, lens):
-        _charge(engine, s, dt * n / total)
-    engine.counters.prefill(total, len(group), dt, time.monotonic())
-    finished += [group[i] for i in done]
-
-
-def _extend(engine, s, n: int, finished: list) -> None:
-    """Feed ``n`` of ``s``'s pending ids into its own cache; once all are fed, it samples its
-    first token and joins the batch (or finishes)."""
-    t0 = time.perf_counter()
-    logits = engine.batch.extend(s, n)
-    first = 0
-    if not s.pending:
-        first = 1
-        engine.prefilling.remove(s)
-        if s.append(sampler.choose(logits, [s])[0], engine.tok):
-            _remember(engine, s, [(layer.keys, layer.values) for layer in s.cache.layers])
-            s.cache = None
-            finished.append(s)
-        else:
-            engine.batch.add(engine.batch.part_from_cache(s))
-    dt = time.perf_counter() - t0
-    _charge(engine, s, dt)
-    engine.counters.prefill(n, first, dt, time.monotonic())
-
-
-def _charge(engine, s, dt: float) -> None:
-    """Engine seconds spent on ``s``: its own accounting and its program's service (PLAS)."""
-    s.llm_time_s += dt
-    engine.policy.charge(s.req.pid, dt)
 
 
 def _decode(engine, finished: list) -> None:
@@ -253,10 +134,10 @@ def _decode(engine, finished: list) -> None:
     ids = sampler.choose(logits, seqs)
     done = [i for i, (s, t) in enumerate(zip(seqs, ids)) if s.append(t, engine.tok)]
     for i in done:
-        _remember(engine, seqs[i], batch.row_kv(i))
+        prefill.remember(engine, seqs[i], batch.row_kv(i))
     batch.remove(done)
     dt = time.perf_counter() - t0
     for s in seqs:
-        _charge(engine, s, dt / len(seqs))
+        prefill.charge(engine, s, dt / len(seqs))
     engine.counters.step(len(seqs), dt, time.monotonic())
     finished += [seqs[i] for i in done]
