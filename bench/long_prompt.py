@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/long_prompt.py [--prompt-tokens 7500] [--chunk 128] [--short-tokens 4] [--json]
+    python bench/long_prompt.py [--prompt-tokens 7500] [--chunk 64] [--short-tokens 4] [--json]
 
 For each setting, in this one invocation (a fresh kernel each, prefix cache
 off so both pay the whole prompt): ``--prefill_chunk 0`` (whole prompts, the
@@ -102,7 +102,7 @@ def run_setting(chunk: int, args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="a long prompt beside short calls: chunked prefill on vs off")
     p.add_argument("--prompt-tokens", type=int, default=7500)
-    p.add_argument("--chunk", type=int, default=128, help="--prefill_chunk of the 'on' run")
+    p.add_argument("--chunk", type=int, default=64, help="--prefill_chunk of the 'on' run")
     p.add_argument("--short-tokens", type=int, default=4)
     p.add_argument("--llm-threads", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -72,7 +72,7 @@ class KernelConfig:
     # Agent-aware LLM serving (kernel/llm/prefix.py, iteration.py): prefix reuse, chunked prefill, limits.
     prefix_cache: str = "on"  # keep finished calls' KV and prefill only what is new: on | off
     prefix_cache_mb: float = 256.0  # MiB of KV the prefix cache may hold (LRU beyond it)
-    prefill_chunk: int = 128  # prompt tokens prefilled per engine iteration, between decode steps (0: whole prompts)
+    prefill_chunk: int = 64  # prompt tokens prefilled per engine iteration, between decode steps (0: whole prompts)
     max_prompt_tokens: int = 0  # prompt tokens per llm.chat call, E2BIG beyond (0: the model's context)
     max_agent_kv_mb: float = 0.0  # MiB of KV one agent's calls in the engine may need, E2BIG beyond (0: unlimited)
     program_aware: str = "off"  # on: admit the call of the least-served agent first (Autellix PLAS)
@@ -180,7 +180,7 @@ def add_kernel_args(parser) -> None:
                    "(an agent's previous turn, a shared system prompt) and prefill only what is new (default on)")
     g.add_argument("--prefix_cache_mb", type=float, help="MiB of KV the prefix cache may hold, LRU beyond (default 256)")
     g.add_argument("--prefill_chunk", type=int, help="prompt tokens prefilled per engine iteration, between decode "
-                   "steps: bounds how long one long prompt stalls the others (default 128; 0: whole prompts)")
+                   "steps: bounds how long one long prompt stalls the others (default 64; 0: whole prompts)")
     g.add_argument("--max_prompt_tokens", type=int, help="prompt tokens per LLM call, E2BIG beyond "
                    "(default 0: the model's context)")
     g.add_argument("--max_agent_kv_mb", type=float, help="MiB of KV one agent's calls in the engine may need, "

@@ -155,7 +155,7 @@ class DecodeBatch:
 
     # -- membership -------------------------------------------------------------------
     def add(self, part: Part) -> None:
-        """Append ``part``'s rows, re-padding whichever side is narrower."""
+        """Append ``part``'s rows, re-padding whichever side is narrower (``part`` is used up)."""
         if not part.seqs:
             return
         if not self.seqs:
@@ -168,7 +168,10 @@ class DecodeBatch:
         B, G = len(self.seqs), len(part.seqs)
         W, t = self.width, part.width
         width = max(W, t)
-        for layer, (pk, pv) in zip(self.cache.layers, part.layers):
+        part.cache = None  # from here on only part.layers holds its K/V: each layer is freed once copied,
+        for i, layer in enumerate(self.cache.layers):  # so a long row joining costs one layer twice, not all
+            pk, pv = part.layers[i]
+            part.layers[i] = None
             bufs = empty_buffers(layer.keys, B + G, width + HEADROOM)
             for out, mine, theirs in zip(bufs, (layer.keys, layer.values), (pk, pv)):
                 out[:B, :, :width - W].zero_()
@@ -176,6 +179,7 @@ class DecodeBatch:
                 out[B:, :, :width - t].zero_()
                 out[B:, :, width - t:width] = theirs
             layer.adopt_buffers(*bufs, width)
+            del pk, pv
         self.width = width
         self.seqs += part.seqs
 

@@ -57,7 +57,7 @@ class Engine:
         self.threads = getattr(config, "llm_threads", 0) or default_threads()
         self.prefix_on = getattr(config, "prefix_cache", "on") == "on"
         self.prefix_budget_bytes = int(getattr(config, "prefix_cache_mb", 256) * 2**20)
-        self.prefill_chunk = int(getattr(config, "prefill_chunk", 128))  # tokens per iteration; 0 = whole prompts
+        self.prefill_chunk = int(getattr(config, "prefill_chunk", 64))  # tokens per iteration; 0 = whole prompts
         self.max_prompt_tokens = int(getattr(config, "max_prompt_tokens", 0))  # 0 = the model's positions
         self.max_agent_kv_bytes = int(getattr(config, "max_agent_kv_mb", 0) * 2**20)  # 0 = unlimited
         self.program_aware = getattr(config, "program_aware", "off") == "on"
