@@ -82,7 +82,7 @@ def _agents_run(engine, agents: int, turns: int, max_new: int = 10) -> list[list
 def test_prefix_reuse_keeps_greedy_outputs_under_every_policy():
     ref_engine = start(prefix_cache="off", scheduler="fifo")
     try:
-        ref = _agents_run(ref_engine, agents=5, turns=3, max_new=8)
+        ref = _agents_run(ref_engine, agents=4, turns=3, max_new=8)
         off = ref_engine.stats()
     finally:
         ref_engine.stop()
@@ -91,7 +91,7 @@ def test_prefix_reuse_keeps_greedy_outputs_under_every_policy():
                 dict(scheduler="priority", rr_quantum=3, max_batch=2), dict(scheduler="serial")):
         e = start(prefix_cache="on", **cfg)
         try:
-            got = _agents_run(e, agents=5, turns=3, max_new=8)
+            got = _agents_run(e, agents=4, turns=3, max_new=8)
             st = e.stats()
         finally:
             e.stop()
