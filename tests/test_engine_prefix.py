@@ -198,3 +198,15 @@ def test_limits_answer_e2big_with_the_numbers():
         assert err is None and res["tokens_out"] >= 1  # within both limits: served
     finally:
         e.stop()
+
+
+def test_sched_view_shows_the_serving_stats_first():
+    from aios_shell import views
+
+    stats = {"model": "m", "busy_s": 10.0, "prefill_s": 7.5, "decode_s": 2.5, "prefill_tokens": 1365,
+             "prefix_hit_tokens": 10375, "cache_bytes": 3 * 2**20, "zz_other": 1}
+    lines = views.sched_text(stats, []).splitlines()
+    keys = [line.split()[0] for line in lines]
+    assert keys[:7] == ["model", "busy_s", "prefill_s", "decode_s", "prefill_tokens", "prefix_hit_tokens",
+                        "cache_bytes"]
+    assert lines[2].endswith("7.50s") and lines[6].endswith("3.0M")

@@ -226,6 +226,7 @@ def test_top_refreshes_sorts_and_kills_the_selected_agent(kernel):
             assert top.selected_pid == pid, (top.selected_pid, [s["pid"] for s in top.rows])
             summary = "".join(t for _, t in top._summary())
             assert "policy" in summary and "tok/s" in summary and "kernel pid" in summary
+            assert "prefix hits" in summary and "prefill" in summary and "cache" in summary  # engine stats (issue 11)
             inp.send_text("M")
             inp.send_text("k")
             snap = kernel.wait(pid, timeout=TIMEOUT)

@@ -45,9 +45,9 @@ import time
 from kernel.llm import models
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, result
+from kernel.llm.scheduler import AGING_S  # one definition for both engines
 
 log = logging.getLogger("aios.engine")
-AGING_S = 2.0  # seconds of waiting worth one priority level
 MAX_BACKOFF_S = 30.0
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AGING_S = 2.0  # seconds of waiting worth one priority level (as kernel/llm/remote.py)
+AGING_S = 2.0  # seconds of waiting worth one priority level (the remote engine's too)
 
 
 @dataclass
