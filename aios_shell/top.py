@@ -103,6 +103,10 @@ class TopView:
         extra += [f"{k.replace('_bytes', '').replace('_', ' ')} {views.fmt_bytes(s[k])}"
                   for k in ("kv_bytes", "kv_budget_bytes") if isinstance(s.get(k), int)]
         extra += [f"{k} {s[k]}" for k in ("calls", "errors") if k in s]
+        if "prefix_hit_tokens" in s:  # agent-aware serving: what the prefix cache saved, and where time went
+            extra += [f"prefill {s['prefill_tokens']} tok / {views.fmt_secs(s.get('prefill_s'))}  "
+                      f"decode {views.fmt_secs(s.get('decode_s'))}  prefix hits {s['prefix_hit_tokens']} tok  "
+                      f"cache {views.fmt_bytes(s.get('cache_bytes'))}"]
         text = f"{line1}\n{line2}\n" + ("  ".join(extra) + "\n" if extra else "")
         return [("bold", text)]
 

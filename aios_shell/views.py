@@ -209,7 +209,7 @@ def batch_text(stats: dict) -> str:
 
 
 SCHED_FIRST = ("model", "policy", "scheduler", "loaded", "load_error", "load_time_s", "queue", "running",
-               "tokens_out", "busy_s")
+               "tokens_out", "busy_s", "prefill_s", "decode_s", "prefill_tokens", "prefix_hit_tokens", "cache_bytes")
 SCHED_SKIP = ("kernel_pid", "kernel_cpu_percent", "kernel_rss", "uptime_s", "agents_live", "agents_total")
 
 

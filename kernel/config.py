@@ -81,6 +81,13 @@ class KernelConfig:
     history_max_bytes: int = 64 << 20  # bytes of tasks, results and errors those keep in kernel memory
     # MCP servers hosted by the tool manager (kernel/tools/mcp): a Claude-Desktop-style JSON file.
     mcp_config: str = ""  # "" = none
+    # Agent-aware LLM serving (kernel/llm/prefix.py, iteration.py): prefix reuse, chunked prefill, limits.
+    prefix_cache: str = "on"  # keep finished calls' KV and prefill only what is new: on | off
+    prefix_cache_mb: float = 256.0  # MiB of KV the prefix cache may hold (LRU beyond it)
+    prefill_chunk: int = 64  # prompt tokens prefilled per engine iteration, between decode steps (0: whole prompts)
+    max_prompt_tokens: int = 0  # prompt tokens per llm.chat call, E2BIG beyond (0: the model's context)
+    max_agent_kv_mb: float = 0.0  # MiB of KV one agent's calls in the engine may need, E2BIG beyond (0: unlimited)
+    program_aware: str = "off"  # on: admit the call of the least-served agent first (Autellix PLAS)
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -141,6 +148,11 @@ class KernelConfig:
             raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.log_max_bytes < 1024 or self.log_backups < 0 or self.log_keep_runs < 0:
             raise ValueError("--log-max-bytes must be >= 1024, --log-backups and --log-keep-runs >= 0")
+        if self.prefix_cache not in ("on", "off") or self.program_aware not in ("on", "off"):
+            raise ValueError("--prefix_cache and --program_aware must be on or off")
+        if self.prefix_cache_mb < 0 or self.prefill_chunk < 0 or self.max_prompt_tokens < 0 or self.max_agent_kv_mb < 0:
+            raise ValueError("--prefix_cache_mb, --prefill_chunk, --max_prompt_tokens and --max_agent_kv_mb "
+                             "must be >= 0")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -170,6 +182,15 @@ FLAGS = [
     ("rr_quantum", "scheduler", "rr/priority: tokens a generation decodes before it may be preempted"),
     ("kv_budget_mb", "scheduler", "MiB of KV cache kept for preempted generations; beyond it their KV is "
      "dropped and recomputed on resume (0: always recompute)"),
+    ("prefix_cache", "scheduler", "reuse the KV of tokens already computed (an agent's previous turn, a shared "
+     "system prompt) and prefill only what is new", {"choices": ("on", "off")}),
+    ("prefix_cache_mb", "scheduler", "MiB of KV the prefix cache may hold, LRU beyond"),
+    ("prefill_chunk", "scheduler", "prompt tokens prefilled per engine iteration, between decode steps: bounds "
+     "how long one long prompt stalls the others (0: whole prompts)"),
+    ("max_prompt_tokens", "scheduler", "prompt tokens per LLM call, E2BIG beyond (0: the model's context)"),
+    ("max_agent_kv_mb", "scheduler", "MiB of KV one agent's calls in the engine may need, E2BIG beyond (0: unlimited)"),
+    ("program_aware", "scheduler", "admit the call of the agent served least so far first (Autellix PLAS), under "
+     "fifo, rr and priority", {"choices": ("on", "off")}),
     ("data_dir", "services", "persistent agent storage, workspaces and groups"),
     ("storage_sync", "services", "full: fsync every storage commit; normal: faster, survives a killed kernel",
      {"choices": ("full", "normal")}),

@@ -329,6 +329,7 @@ class Kernel:
         code = ap.process.exitcode  # < 0: ended by signal -code
         self.agents.pop(pcb.pid, None)
         self.engine.cancel_pid(pcb.pid)
+        self.engine.forget_pid(pcb.pid)  # its prefix-cache entries and scheduling record go
         for svc in self.services:
             if hasattr(svc, "on_exit"):
                 try:

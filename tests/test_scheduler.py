@@ -141,3 +141,34 @@ def test_drop_cancelled():
     p.add(b, 0)
     a.cancelled = True
     assert names(p.drop_cancelled()) == ["a"] and names(p.waiting) == ["b"]
+
+
+def test_program_aware_admits_the_least_served_agent_first():
+    """PLAS (--program_aware on): admission by the agent's service so far; ties keep arrival order;
+    off, arrival order alone; priority levels still come first."""
+    def pseq(name, pid, priority=0):
+        s = seq(name, priority)
+        s.req = SimpleNamespace(pid=pid)
+        return s
+
+    for name in ("fifo", "rr", "priority"):
+        p = make_policy(name, 1, 2, program_aware=True)
+        p.charge(1, 5.0)  # agent 1 has had 5 s of the engine, agent 2 none, agent 3 0.5 s
+        p.charge(3, 0.5)
+        xs = [pseq("a1", 1), pseq("b1", 1), pseq("c2", 2), pseq("d3", 3)]
+        for s in xs:
+            p.add(s, 0)
+        order = [names(p.plan([], 0).admit)[0] for _ in xs]
+        assert order == ["c2", "d3", "a1", "b1"], (name, order)
+        p.forget(1)
+        assert 1 not in p.served
+    plain = make_policy("fifo", 1, 2)
+    plain.charge(1, 5.0)
+    for s in (pseq("a1", 1), pseq("c2", 2)):
+        plain.add(s, 0)
+    assert names(plain.plan([], 0).admit) == ["a1"]
+    prio = make_policy("priority", 1, 2, program_aware=True)
+    prio.charge(1, 5.0)
+    for s in (pseq("low2", 2, priority=0), pseq("high1", 1, priority=3)):
+        prio.add(s, 0)
+    assert names(prio.plan([], 0).admit) == ["high1"]  # a higher priority level outranks less service

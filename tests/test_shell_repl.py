@@ -240,6 +240,7 @@ def test_top_refreshes_sorts_and_asks_before_killing_the_selected_agent(kernel):
             wait_for(lambda: top.sort == "T")
             times = [s.get("cpu_time_s") or 0 for s in top.rows]
             assert times == sorted(times, reverse=True)
+            assert "prefix hits" in summary and "prefill" in summary and "cache" in summary  # engine stats (issue 11)
             inp.send_text("M")
             inp.send_text("k")  # asks first, like top and htop
             wait_for(lambda: top.asking_kill is not None)

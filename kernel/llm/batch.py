@@ -13,6 +13,10 @@ hides the padding, and the cache grows by one column. New sequences (and
 resumed ones whose KV was dropped) are prefilled together in a separate
 forward pass over their pending tokens, then merged in as extra rows; a
 resumed sequence with a KVSnapshot is merged without any forward pass.
+A sequence that starts from cached K/V (a prefix-cache hit) or whose prompt
+is prefilled in chunks has a one-row cache of its own (``seq.cache``, room
+reserved for all its ids) that ``extend`` feeds chunk by chunk; it joins the
+batch like a snapshot once its last prompt token is fed.
 Finished or preempted rows are cut out between steps, and leading columns
 that no remaining row uses are trimmed, so W stays the longest live row.
 
@@ -27,7 +31,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from kernel.llm.context import KVSnapshot, snapshot_nbytes
-from kernel.llm.kvcache import HEADROOM, empty_buffers, growing_cache
+from kernel.llm.kvcache import HEADROOM, empty_buffers, growing_cache, reserved_cache
 
 
 def batchable(model) -> bool:
@@ -112,6 +116,28 @@ class DecodeBatch:
             s.kv_len = n
         return out.logits[:, -1, :], Part(seqs, layers, cache, width)
 
+    def extend(self, seq, n: int) -> torch.Tensor:
+        """Feed ``seq.pending[:n]`` on top of the ``seq.kv_len`` tokens in ``seq.cache`` (one row).
+
+        Returns the logits after the last fed token (1, V); the chunk's K/V is
+        written in place into the cache's reserved room.
+        """
+        if seq.cache is None:
+            seq.cache = self.row_cache(len(seq.ids) + HEADROOM)
+        p = seq.kv_len
+        ids = torch.tensor([seq.ids[p:p + n]], dtype=torch.long)
+        pos = torch.arange(p, p + n, dtype=torch.long)[None, :]
+        mask = torch.ones((1, p + n), dtype=torch.long)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=pos.to(self.device), past_key_values=seq.cache, use_cache=True,
+                         logits_to_keep=1)
+        seq.kv_len = p + n
+        return out.logits[:, -1, :]
+
+    def row_cache(self, capacity: int):
+        """An empty one-row cache with room for ``capacity`` tokens (see kvcache.reserved_cache)."""
+        return reserved_cache(self.model.config, capacity, self.model.dtype, self.device)
+
     def step(self) -> torch.Tensor:
         """One decode step: feed every row's last token; returns logits (B, V)."""
         B, W = len(self.seqs), self.width
@@ -129,7 +155,7 @@ class DecodeBatch:
 
     # -- membership -------------------------------------------------------------------
     def add(self, part: Part) -> None:
-        """Append ``part``'s rows, re-padding whichever side is narrower."""
+        """Append ``part``'s rows, re-padding whichever side is narrower (``part`` is used up)."""
         if not part.seqs:
             return
         if not self.seqs:
@@ -142,7 +168,10 @@ class DecodeBatch:
         B, G = len(self.seqs), len(part.seqs)
         W, t = self.width, part.width
         width = max(W, t)
-        for layer, (pk, pv) in zip(self.cache.layers, part.layers):
+        part.cache = None  # from here on only part.layers holds its K/V: each layer is freed once copied,
+        for i, layer in enumerate(self.cache.layers):  # so a long row joining costs one layer twice, not all
+            pk, pv = part.layers[i]
+            part.layers[i] = None
             bufs = empty_buffers(layer.keys, B + G, width + HEADROOM)
             for out, mine, theirs in zip(bufs, (layer.keys, layer.values), (pk, pv)):
                 out[:B, :, :width - W].zero_()
@@ -150,6 +179,7 @@ class DecodeBatch:
                 out[B:, :, :width - t].zero_()
                 out[B:, :, width - t:width] = theirs
             layer.adopt_buffers(*bufs, width)
+            del pk, pv
         self.width = width
         self.seqs += part.seqs
 
@@ -192,6 +222,17 @@ class DecodeBatch:
     def part_from_snapshot(seq, snap: KVSnapshot) -> Part:
         seq.kv_len = snap.length
         return Part([seq], snap.layers)
+
+    @staticmethod
+    def part_from_cache(seq) -> Part:
+        """``seq``'s own one-row cache as a Part (an empty batch adopts the cache without a copy)."""
+        cache, seq.cache = seq.cache, None
+        return Part([seq], [(layer.keys, layer.values) for layer in cache.layers], cache, seq.kv_len)
+
+    def row_kv(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Row i's K/V as views, per layer (k, v), each (1, kv_heads, kv_len, head_dim)."""
+        W, n = self.width, self.seqs[i].kv_len
+        return [(layer.keys[i:i + 1, :, W - n:], layer.values[i:i + 1, :, W - n:]) for layer in self.cache.layers]
 
     def bytes_per_token(self) -> int:
         """K/V bytes one token of one sequence takes (0 before the first forward)."""

@@ -7,12 +7,21 @@ decodes one token for every running sequence together; finished sequences
 leave between steps. Preemption is a context switch (context.py): ids and
 sampler state always, the KV cache while ``--kv_budget_mb`` allows.
 
+Agent-aware serving: finished calls' K/V stay in a budgeted prefix cache
+(prefix.py, ``--prefix_cache``, ``--prefix_cache_mb``), so a call that starts
+with tokens the engine already computed (the agent's previous turn, a shared
+system prompt) prefills only the rest; the kernel calls ``forget_pid`` when an
+agent ends and its entries go. Prompts are prefilled at most
+``--prefill_chunk`` tokens per iteration, between decode steps, so one long
+prompt never stalls the batch. Limits: ``--max_prompt_tokens`` per call and
+``--max_agent_kv_mb`` of KV per agent, refused with E2BIG.
+
 Threads and locks:
   llm-engine   owns the model, the batch, the policy, every Sequence and
                the ContextStore; loads the model, then serves forever.
-  callers      ``submit``/``cancel_pid``/``stats``/``stop`` from any thread
-               touch only ``_cv``-guarded fields (_inbox, _live, _stopping)
-               and EngineStats (its own lock).
+  callers      ``submit``/``cancel_pid``/``forget_pid``/``stats``/``stop`` from
+               any thread touch only ``_cv``-guarded fields (_inbox, _live,
+               _ended, _stopping) and EngineStats (its own lock).
 
 Request callbacks: ``req.state("ready")`` when queued or preempted,
 ``req.state("running")`` when admitted to the batch, ``req.finish`` exactly
@@ -46,14 +55,23 @@ class Engine:
         self.quantum = config.rr_quantum
         self.kv_budget_bytes = int(getattr(config, "kv_budget_mb", 1024) * 2**20)
         self.threads = getattr(config, "llm_threads", 0) or default_threads()
+        self.prefix_on = getattr(config, "prefix_cache", "on") == "on"
+        self.prefix_budget_bytes = int(getattr(config, "prefix_cache_mb", 256) * 2**20)
+        self.prefill_chunk = int(getattr(config, "prefill_chunk", 64))  # tokens per iteration; 0 = whole prompts
+        self.max_prompt_tokens = int(getattr(config, "max_prompt_tokens", 0))  # 0 = the model's positions
+        self.max_agent_kv_bytes = int(getattr(config, "max_agent_kv_mb", 0) * 2**20)  # 0 = unlimited
+        self.program_aware = getattr(config, "program_aware", "off") == "on"
+        self.prefix = None  # PrefixCache once loaded (None: off)
+        self.prefilling: list[Sequence] = []  # admitted, prompt not all fed yet (engine thread)
         self.ready = threading.Event()  # set once the model is loaded (or failed)
         self.load_error: str | None = None
         self.load_time_s: float | None = None
         self.on_ready = None  # called on the engine thread once the model is loaded (or failed)
         self.on_progress = None  # on_progress(stage=, text=, done=, total=) while converting/loading
-        self._cv = threading.Condition()  # guards _inbox, _live, _stopping
+        self._cv = threading.Condition()  # guards _inbox, _live, _ended, _stopping
         self._inbox: list[LLMRequest] = []
         self._live: dict[int, LLMRequest] = {}  # id(req) -> req, submitted and not finished
+        self._ended: list[int] = []  # pids the kernel reaped, not yet forgotten by the engine thread
         self._stopping = False
         self.counters = EngineStats()
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
@@ -90,6 +108,12 @@ class Engine:
                 self._cv.notify()
         return len(hit)
 
+    def forget_pid(self, pid: int) -> None:
+        """``pid`` ended: its prefix-cache entries and scheduling record go (on the engine thread)."""
+        with self._cv:
+            self._ended.append(pid)
+            self._cv.notify()
+
     def stats(self) -> dict:
         snap = self.counters.snapshot(self.max_batch)
         store = getattr(self, "contexts", None)
@@ -100,6 +124,9 @@ class Engine:
             "threads": self.threads, "kv_budget_bytes": self.kv_budget_bytes,
             "kv_saved_bytes": store.held_bytes if store else 0,
             "resumes_kv": store.restored if store else 0, "resumes_recompute": store.recomputed if store else 0,
+            "prefix_cache": "on" if self.prefix_on else "off", "prefix_cache_budget_bytes": self.prefix_budget_bytes,
+            "cache_bytes": self.prefix.nbytes if self.prefix is not None else 0,
+            "prefill_chunk": self.prefill_chunk, "program_aware": "on" if self.program_aware else "off",
         })
         snap["kv_bytes"] = snap["kv_batch_bytes"] + snap["kv_saved_bytes"]
         return snap
@@ -152,6 +179,7 @@ class Engine:
         from kernel.llm import model as model_mod
         from kernel.llm.batch import DecodeBatch, batchable
         from kernel.llm.context import ContextStore
+        from kernel.llm.prefix import PrefixCache, kv_bytes_per_token
         from kernel.llm.scheduler import make_policy
 
         t0 = time.time()
@@ -168,8 +196,17 @@ class Engine:
         self.eos_ids = frozenset(i for i in [*eos, self.tok.eos_token_id] if i is not None)
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None) or 1 << 30
         self.batch = DecodeBatch(self.model, self.tok.pad_token_id)
-        self.policy = make_policy(self.policy_name, self.max_batch, self.quantum)
+        self.policy = make_policy(self.policy_name, self.max_batch, self.quantum, self.program_aware)
         self.contexts = ContextStore(self.kv_budget_bytes)
+        if self.batch.repad:
+            self.kv_per_token = kv_bytes_per_token(self.model.config, self.model.dtype)
+            self.prefix = PrefixCache(self.prefix_budget_bytes) if self.prefix_on else None
+        else:  # one-row caches of their own need full-attention layers
+            self.kv_per_token = 0
+            if self.prefix_on or self.prefill_chunk:
+                log.warning("%s: no prefix cache and no chunked prefill (its cache layers cannot be "
+                            "re-padded)", self.llm_name)
+            self.prefix_on, self.prefill_chunk = False, 0
         self.load_time_s = time.time() - t0
         log.info("model %s loaded in %.2fs: policy %s, max_batch %d, %d torch threads", self.llm_name,
                  self.load_time_s, self.policy_name, self.max_batch, self.threads)
@@ -180,11 +217,16 @@ class Engine:
         while True:
             with self._cv:
                 while not (self._inbox or self._stopping or self.batch.seqs or self.policy.waiting
-                           or any(r.cancelled for r in self._live.values())):
+                           or self.prefilling or self._ended or any(r.cancelled for r in self._live.values())):
                     self._cv.wait()
                 inbox, self._inbox = self._inbox, []
+                ended, self._ended = self._ended, []
                 if self._stopping:
                     break
+            for pid in ended:
+                self.policy.forget(pid)
+                if self.prefix is not None:
+                    self.prefix.release_pid(pid)
             for req in inbox:
                 self._intake(req)
             iteration.run(self)
@@ -202,7 +244,19 @@ class Engine:
         if len(ids) >= self.max_positions:
             return self.finish(req, error=LLMError(
                 "E2BIG", f"prompt of {len(ids)} tokens exceeds the model's {self.max_positions} positions"))
+        if self.max_prompt_tokens and len(ids) > self.max_prompt_tokens:
+            return self.finish(req, error=LLMError(
+                "E2BIG", f"prompt of {len(ids)} tokens exceeds --max_prompt_tokens {self.max_prompt_tokens}"))
         max_new = max(1, min(req.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
+        if self.max_agent_kv_bytes and self.kv_per_token:
+            need = (len(ids) + max_new) * self.kv_per_token
+            held = self._agent_kv_bytes(req.pid)
+            if held + need > self.max_agent_kv_bytes:
+                mib = 2**20
+                return self.finish(req, error=LLMError("E2BIG", (
+                    f"this call needs {need / mib:.1f} MiB of KV ({len(ids)} prompt + {max_new} new tokens x "
+                    f"{self.kv_per_token} bytes), pid {req.pid} already holds {held / mib:.1f} MiB in other calls, "
+                    f"and --max_agent_kv_mb is {self.max_agent_kv_bytes / mib:g}")))
         if req.admit is not None:
             try:
                 max_new = req.admit(len(ids), max_new)  # the token quota reserves prompt + max_new
@@ -212,6 +266,11 @@ class Engine:
         if req.timing is not None:
             req.timing.tokens_in = len(ids)
         self.policy.add(seq, time.monotonic())
+
+    def _agent_kv_bytes(self, pid: int) -> int:
+        """KV bytes ``pid``'s calls in the engine may reach (prompt + max_new tokens each)."""
+        seqs = [*self.batch.seqs, *self.prefilling, *self.policy.waiting]
+        return sum((s.prompt_len + s.max_new) * self.kv_per_token for s in seqs if s.req.pid == pid)
 
     # -- finishing (engine thread) -----------------------------------------------------
     def finish(self, req: LLMRequest, res: dict | None = None, error: Exception | None = None) -> None:
@@ -226,10 +285,11 @@ class Engine:
         seq.status = SeqStatus.FINISHED
         self.finish(seq.req, res=result(seq.final_text(self.tok), seq.prompt_len, seq.n_generated,
                                         seq.finish_reason or "stop", llm_time_s=seq.llm_time_s,
-                                        preemptions=seq.preemptions))
+                                        preemptions=seq.preemptions, prefix_hit_tokens=seq.prefix_hit))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:
         seq.status = SeqStatus.FINISHED
+        seq.cache = None
         self.contexts.release(seq)
         self.finish(seq.req, error=error)
 
@@ -243,8 +303,9 @@ class Engine:
     def _finish_all(self, error: LLMError) -> None:
         seqs = []
         if hasattr(self, "policy"):  # the model loaded
-            seqs = self.batch.seqs + self.policy.take_all()
+            seqs = self.batch.seqs + self.prefilling + self.policy.take_all()
             self.batch.reset()
+            self.prefilling = []
         for s in seqs:
             self.fail_seq(s, error)
         with self._cv:

@@ -2,9 +2,15 @@
 
     1. reap      cancelled sequences leave the queue and the batch (ECANCELED)
     2. schedule  the policy's Plan: preempt (context switch out: snapshot the
-                 KV within the budget), then admit (context switch in: restore
-                 a snapshot, or prefill new and KV-less sequences)
-    3. decode    one token for every running sequence; finished ones leave
+                 KV within the budget, else hand it to the prefix cache), then
+                 admit (context switch in: restore a snapshot, or look the ids
+                 up in the prefix cache and queue the rest for prefill)
+    3. prefill   at most ``prefill_chunk`` tokens of admitted sequences' pending
+                 ids (short prompts grouped, long ones and prefix hits one row
+                 at a time, chunk by chunk); a sequence whose prompt is all fed
+                 samples its first token and joins the batch
+    4. decode    one token for every running sequence; finished ones leave,
+                 their K/V inserted into the prefix cache
 
 Runs on the engine thread with the engine's objects (Engine owns them; this
 module only holds the steps). A failure in a forward pass fails the
@@ -16,38 +22,40 @@ from __future__ import annotations
 import logging
 import time
 
-from kernel.llm import sampler
+from kernel.llm import prefill, sampler
 from kernel.llm.request import LLMError
 from kernel.llm.sequence import SeqStatus
 
 log = logging.getLogger("aios.scheduler")
-PREFILL_PAD_WASTE = 1.25  # a prefill group's padded tokens stay <= this x its real tokens
-PREFILL_MAX_TOKENS = 8192  # padded tokens in one prefill pass (bounds its activation memory)
 
 
 def run(engine) -> None:
-    admitting: list = []  # sequences out of the queue and not yet in the batch
+    admitting: list = []  # sequences out of the queue and not yet in engine.prefilling or the batch
     done: list = []  # finished sequences, answered once the gauges are up to date
     try:
         _reap(engine)
-        plan = engine.policy.plan(engine.batch.seqs, time.monotonic())
+        plan = engine.policy.plan(engine.batch.seqs + engine.prefilling, time.monotonic())
         admitting = list(plan.admit)
         if plan.preempt:
             _preempt(engine, plan.preempt)
         if admitting:
-            _admit(engine, admitting, done)
+            _admit(engine, admitting)
         admitting = []
+        if engine.prefilling:
+            prefill.run(engine, done)
         if engine.batch.seqs:
             _decode(engine, done)
     except Exception as e:
         log.exception("engine iteration failed")
         err = LLMError("EIO", f"generation failed: {type(e).__name__}: {e}")
         answered = set(map(id, done))  # finished before the failure: they keep their result
-        for s in {id(s): s for s in [*engine.batch.seqs, *admitting]}.values():
+        for s in {id(s): s for s in [*engine.batch.seqs, *engine.prefilling, *admitting]}.values():
             if s.status != SeqStatus.FINISHED and id(s) not in answered:
                 engine.fail_seq(s, err)
         engine.batch.reset()
-    engine.counters.gauges(len(engine.batch), len(engine.policy), engine.batch.kv_bytes())
+        engine.prefilling = []
+    engine.counters.gauges(len(engine.batch) + len(engine.prefilling), len(engine.policy),
+                           engine.batch.kv_bytes() + prefill.own_bytes(engine))
     for s in done:
         engine.finish_seq(s)
 
@@ -56,6 +64,11 @@ def _reap(engine) -> None:
     cancelled = LLMError("ECANCELED", "request cancelled")
     for s in engine.policy.drop_cancelled():
         engine.fail_seq(s, cancelled)
+    gone = [s for s in engine.prefilling if s.cancelled]
+    if gone:
+        engine.prefilling = [s for s in engine.prefilling if not s.cancelled]
+        for s in gone:
+            engine.fail_seq(s, cancelled)
     rows = [i for i, s in enumerate(engine.batch.seqs) if s.cancelled]
     if rows:
         gone = [engine.batch.seqs[i] for i in rows]
@@ -75,6 +88,10 @@ def _preempt(engine, victims: list) -> None:
         if need <= room:
             keep.add(row)
             room -= need
+    if engine.prefix is not None:  # a KV the store cannot keep goes to the prefix cache instead
+        for row in rows:
+            if row not in keep:
+                prefill.remember(engine, batch.seqs[row], batch.row_kv(row))
     snaps = batch.remove(rows, keep)
     now = time.monotonic()
     for row, s in zip(rows, victims):
@@ -90,9 +107,8 @@ def _preempt(engine, victims: list) -> None:
               len(engine.policy))
 
 
-def _admit(engine, seqs: list, done: list) -> None:
+def _admit(engine, seqs: list) -> None:
     batch, store = engine.batch, engine.contexts
-    fresh = []
     for s in seqs:
         s.slice_tokens = 0
         resumed = s.status == SeqStatus.PREEMPTED
@@ -106,43 +122,8 @@ def _admit(engine, seqs: list, done: list) -> None:
         if snap is not None:
             batch.add(batch.part_from_snapshot(s, snap))  # no forward pass
         else:
-            s.kv_len = 0
-            fresh.append(s)
-    for group in _groups(fresh):
-        _prefill(engine, group, done)
-
-
-def _groups(seqs: list) -> list[list]:
-    """Split sequences into prefill passes of similar length (little padding)."""
-    groups: list[list] = []
-    group: list = []
-    total = 0
-    for s in sorted(seqs, key=lambda s: len(s.pending)):
-        n = len(s.pending)
-        padded = (len(group) + 1) * n  # sorted: n is the group's widest
-        if group and (padded > PREFILL_PAD_WASTE * (total + n) or padded > PREFILL_MAX_TOKENS):
-            groups.append(group)
-            group, total = [], 0
-        group.append(s)
-        total += n
-    if group:
-        groups.append(group)
-    return groups
-
-
-def _prefill(engine, group: list, finished: list) -> None:
-    t0 = time.perf_counter()
-    lens = [len(s.pending) for s in group]
-    logits, part = engine.batch.prefill(group)
-    ids = sampler.choose(logits, group)
-    done = [i for i, (s, t) in enumerate(zip(group, ids)) if s.append(t, engine.tok)]
-    engine.batch.add(part.select([i for i in range(len(group)) if i not in set(done)]))
-    dt = time.perf_counter() - t0
-    total = sum(lens)
-    for s, n in zip(group, lens):
-        s.llm_time_s += dt * n / total
-    engine.counters.prefill(total, len(group), dt, time.monotonic())
-    finished += [group[i] for i in done]
+            s.kv_len = 0  # prefill.run looks its ids up in the prefix cache first
+            engine.prefilling.append(s)
 
 
 def _decode(engine, finished: list) -> None:
@@ -152,9 +133,11 @@ def _decode(engine, finished: list) -> None:
     logits = batch.step()
     ids = sampler.choose(logits, seqs)
     done = [i for i, (s, t) in enumerate(zip(seqs, ids)) if s.append(t, engine.tok)]
+    for i in done:
+        prefill.remember(engine, seqs[i], batch.row_kv(i))
     batch.remove(done)
     dt = time.perf_counter() - t0
     for s in seqs:
-        s.llm_time_s += dt / len(seqs)
+        prefill.charge(engine, s, dt / len(seqs))
     engine.counters.step(len(seqs), dt, time.monotonic())
     finished += [seqs[i] for i in done]

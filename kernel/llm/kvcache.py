@@ -56,6 +56,11 @@ class GrowingLayer(DynamicLayer):
         self._views()
         return self.keys, self.values
 
+    def set_length(self, length: int) -> None:
+        """Columns [0, length) of the buffers now hold K/V (written there directly)."""
+        self.length = length
+        self._views()
+
     def _views(self) -> None:
         self.keys = self.buf_k[:, :, :self.length]
         self.values = self.buf_v[:, :, :self.length]
@@ -81,4 +86,26 @@ def growing_cache(config) -> DynamicCache:
     """A DynamicCache for ``config`` whose layers are GrowingLayers (full-attention models only)."""
     cache = DynamicCache(config=config)
     cache.layers = [GrowingLayer() for _ in cache.layers]
+    return cache
+
+
+def kv_shape(config) -> tuple[int, int]:
+    """(kv_heads, head_dim) of every layer of a full-attention model with ``config``."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return heads, head_dim
+
+
+def reserved_cache(config, capacity: int, dtype: torch.dtype, device) -> DynamicCache:
+    """An empty one-row growing cache with room for ``capacity`` tokens in every layer.
+
+    A chunked prefill writes each chunk's K/V in place, so a long prompt never
+    holds two copies of its cache (concatenation would, every chunk).
+    """
+    cache = growing_cache(config)
+    heads, head_dim = kv_shape(config)
+    for layer in cache.layers:
+        shape = (1, heads, capacity, head_dim)
+        layer.adopt_buffers(torch.empty(shape, dtype=dtype, device=device),
+                            torch.empty(shape, dtype=dtype, device=device), 0)
     return cache

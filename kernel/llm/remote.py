@@ -45,9 +45,9 @@ import time
 from kernel.llm import models
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
+from kernel.llm.scheduler import AGING_S  # one definition for both engines
 
 log = logging.getLogger("aios.engine")
-AGING_S = 2.0  # seconds of waiting worth one priority level
 MAX_BACKOFF_S = 30.0
 
 
@@ -120,6 +120,9 @@ class RemoteEngine:
             req.finish(error=refuse)
             return
         req.state("ready")
+
+    def forget_pid(self, pid: int) -> None:
+        """``pid`` ended: nothing to drop here (the server keeps no per-agent state of ours)."""
 
     def cancel_pid(self, pid: int) -> int:
         """Cancel every request of ``pid``: queued ones now, running ones at their next chunk."""

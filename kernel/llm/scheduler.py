@@ -18,13 +18,22 @@ priority  the highest effective priority first, where effective priority
           it was admitted with; it is preempted for a waiting one that
           outranks it once it has decoded ``quantum`` tokens, so every
           admission makes progress and two sequences cannot ping-pong.
+
+Program-aware admission (``--program_aware on``, Autellix's PLAS: least
+attained service first): an agent is a program of many calls, and what it
+has been served so far (engine seconds charged to its pid, ``served``) says
+how far along it is. With the flag, fifo, rr and priority admit the waiting
+sequence whose agent has been served least first (priority: within one
+effective priority level), so short programs are not stuck behind long ones
+and mean agent completion time drops. Ties keep arrival order. An agent's
+record is dropped when the kernel says its pid ended.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AGING_S = 2.0  # seconds of waiting worth one priority level (as kernel/llm/remote.py)
+AGING_S = 2.0  # seconds of waiting worth one priority level (the remote engine's too)
 
 
 @dataclass
@@ -38,13 +47,26 @@ class Policy:
 
     name = "fifo"
 
-    def __init__(self, max_batch: int, quantum: int):
+    def __init__(self, max_batch: int, quantum: int, program_aware: bool = False):
         self.max_batch = max(1, max_batch)
         self.quantum = max(1, quantum)
+        self.program_aware = program_aware
         self.waiting: list = []  # Sequences, in the order add() saw them
+        self.served: dict[int, float] = {}  # pid -> engine seconds charged to its calls so far
 
     def __len__(self) -> int:
         return len(self.waiting)
+
+    def charge(self, pid: int, seconds: float) -> None:
+        self.served[pid] = self.served.get(pid, 0.0) + seconds
+
+    def forget(self, pid: int) -> None:
+        self.served.pop(pid, None)
+
+    def _by_program(self) -> None:
+        """PLAS: least attained service first; sort is stable, so ties keep queue order."""
+        if self.program_aware and len(self.waiting) > 1:
+            self.waiting.sort(key=lambda s: self.served.get(s.req.pid, 0.0))
 
     def add(self, seq, now: float) -> None:
         """A new or preempted sequence joins the back of the queue."""
@@ -68,6 +90,7 @@ class Policy:
     def _pop(self, n: int, now: float) -> list:
         if n <= 0 or not self.waiting:
             return []
+        self._by_program()
         out = self.waiting[:n]
         del self.waiting[:n]
         return out
@@ -76,8 +99,8 @@ class Policy:
 class Serial(Policy):
     name = "serial"
 
-    def __init__(self, max_batch: int, quantum: int):
-        super().__init__(1, quantum)
+    def __init__(self, max_batch: int, quantum: int, program_aware: bool = False):
+        super().__init__(1, quantum)  # the baseline: arrival order only
 
 
 class RoundRobin(Policy):
@@ -105,7 +128,11 @@ class Priority(Policy):
     def plan(self, running: list, now: float) -> Plan:
         if not self.waiting:
             return Plan()
-        self.waiting.sort(key=lambda s: (-self.rank(s, now), s.arrival))
+        if self.program_aware:  # PLAS within one effective priority level
+            self.waiting.sort(key=lambda s: (-int(self.rank(s, now) // 1), self.served.get(s.req.pid, 0.0),
+                                             s.arrival))
+        else:
+            self.waiting.sort(key=lambda s: (-self.rank(s, now), s.arrival))
         free = self.max_batch - len(running)
         admit = self.waiting[:max(0, free)]
         rest = self.waiting[len(admit):]
@@ -127,8 +154,8 @@ class Priority(Policy):
 POLICIES = {p.name: p for p in (Serial, Policy, RoundRobin, Priority)}
 
 
-def make_policy(name: str, max_batch: int, quantum: int) -> Policy:
+def make_policy(name: str, max_batch: int, quantum: int, program_aware: bool = False) -> Policy:
     try:
-        return POLICIES[name](max_batch, quantum)
+        return POLICIES[name](max_batch, quantum, program_aware)
     except KeyError:
         raise ValueError(f"unknown scheduler {name!r} (choose from {', '.join(POLICIES)})") from None

@@ -46,6 +46,10 @@ class Sequence:
         self.status = SeqStatus.WAITING
         self.kv_len = 0
         self.kv = None  # saved K/V while preempted: kernel.llm.context.KVSnapshot or None
+        # Own one-row cache while admitted but not yet in the batch (a prefix-cache hit, or a
+        # prompt prefilled in chunks): a DynamicCache whose columns [0, kv_len) are filled.
+        self.cache = None
+        self.prefix_hit = 0  # prompt tokens taken from the prefix cache instead of prefilled
         # Sampler state: a per-request generator, created on the first sampled
         # token; it travels with the sequence, so preemption never perturbs it.
         self.seed = seed

@@ -21,7 +21,10 @@ class EngineStats:
         self.errors = 0         # requests finished with an error (cancellations included)
         self.tokens_in = 0      # prompt tokens of admitted requests
         self.tokens_out = 0     # generated tokens (EOS included)
-        self.prefill_tokens = 0  # tokens fed by prefills (prompts and recomputes)
+        self.prefill_tokens = 0  # tokens fed by prefills (prompts and recomputes; prefix hits excluded)
+        self.prefix_hit_tokens = 0  # tokens whose K/V came from the prefix cache instead of a prefill
+        self.prefill_s = 0.0    # seconds in prefill passes (part of busy_s)
+        self.decode_s = 0.0     # seconds in decode steps (part of busy_s)
         self.steps = 0          # decode steps
         self.rows = 0           # sum over decode steps of the batch size
         self.busy_s = 0.0       # seconds in forward passes and batch bookkeeping
@@ -37,6 +40,7 @@ class EngineStats:
             self.rows += rows
             self.tokens_out += rows
             self.busy_s += dt
+            self.decode_s += dt
             self._recent.append((now, rows))
             while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
                 self._recent.popleft()
@@ -47,6 +51,7 @@ class EngineStats:
             self.prefill_tokens += tokens
             self.tokens_out += first_tokens
             self.busy_s += dt
+            self.prefill_s += dt
             self._recent.append((now, first_tokens))
 
     def add(self, **deltas) -> None:
@@ -65,7 +70,9 @@ class EngineStats:
             occupancy = self.rows / self.steps if self.steps else 0.0
             return {
                 "calls": self.calls, "errors": self.errors, "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "prefill_tokens": self.prefill_tokens, "steps": self.steps,
+                "tokens_out": self.tokens_out, "prefill_tokens": self.prefill_tokens,
+                "prefix_hit_tokens": self.prefix_hit_tokens, "prefill_s": self.prefill_s, "decode_s": self.decode_s,
+                "steps": self.steps,
                 "busy_s": self.busy_s, "preemptions": self.preemptions, "running": self.running,
                 "queue": self.queue, "kv_batch_bytes": self.kv_batch_bytes,
                 "tokens_per_s": sum(recent) / RATE_WINDOW_S,  # over the last RATE_WINDOW_S seconds
