@@ -1,14 +1,16 @@
-"""Entry point of every agent process (the kernel's spawn target).
+"""Entry point of every agent process: ``python -m agent_apps.runtime RX_FD TX_FD``.
 
-Runs in a fresh interpreter started by the kernel with the ``spawn``
-context; imports only light modules (never torch). It
+Exec'd by the kernel (kernel/confine/sandbox.py), usually inside bubblewrap;
+imports only light modules (never torch). It
 
-1. puts itself in its own process group (the kernel kills the group, so
-   anything the agent starts dies with it) and asks Linux to SIGKILL it if
-   the kernel dies (PR_SET_PDEATHSIG), so no agent outlives its kernel;
-2. sends its output to its own log file (file mode) or to the kernel, which
-   shows it above the shell prompt (console mode);
-3. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
+1. reads the boot record, the first frame the kernel wrote on RX;
+2. confines itself before any agent code is imported (kernel/confine/inside.py:
+   rlimits, PR_SET_NO_NEW_PRIVS, Landlock, as the kernel planned);
+3. outside bwrap, asks Linux to SIGKILL it if the kernel dies
+   (PR_SET_PDEATHSIG; under bwrap, --die-with-parent does this);
+4. sends its output to its log file (file mode: stdout is that file, opened
+   by the kernel) or to the kernel, which shows it above the shell prompt;
+5. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
    result with ``proc.exit``; a crash is reported with its traceback.
 """
 
@@ -62,11 +64,7 @@ class _KernelWriter(io.TextIOBase):
 
 def _redirect_output(log_path: str | None) -> None:
     if log_path:
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)  # C-level writes and crash tracebacks land in the file too
-        os.dup2(fd, 2)
-        os.close(fd)
+        os.dup2(1, 2)  # the kernel opened the log file as our stdout: C-level writes and tracebacks too
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
     else:
@@ -78,22 +76,32 @@ def _on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # a polite kill: unwinds finally blocks, flushes logs
 
 
-def agent_main(boot: dict, rx_conn, tx_conn) -> None:
-    """boot: {pid, name, task, module, kernel_pid, log_path} (built by the kernel)."""
-    os.setpgrp()
-    _die_with_parent(boot["kernel_pid"])
+def agent_main(rx_fd: int, tx_fd: int) -> None:
+    """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
+    kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
+    from kernel.channel import read_frame
+    from kernel.confine import inside
+
+    boot = json.loads(read_frame(rx_fd))
+    plan = boot["confine"]
+    if plan["sandbox"] != "bwrap":
+        _die_with_parent(boot["kernel_pid"])  # under bwrap: --die-with-parent, and we are pid 1 (ppid 0)
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the shell, not to agents
     from agent_apps import registry, sdk
 
-    sdk.connect(boot["pid"], rx_conn.fileno(), tx_conn.fileno())
+    sdk.connect(boot["pid"], rx_fd, tx_fd)
+    if plan["sandbox"] != "none":
+        try:
+            inside.apply(plan)  # no agent code has run yet, and none runs if a layer fails
+        except OSError as e:
+            sdk.proc.exit(result=f"confinement failed, agent not started: {e}", status="error")
+            os._exit(1)
     _redirect_output(boot.get("log_path"))
     print(f"[{boot['name']} pid {boot['pid']}] task: {boot['task']}", flush=True)
     status, result = "ok", None
     try:
-        app = registry.find(boot["name"])
-        if app is None:
-            raise LookupError(f"agent app {boot['name']!r} is not installed")
+        app = registry.AgentApp(name=boot["name"], **boot["app"])
         cls = registry.load_class(app)
         result = cls(app).run(boot["task"])
     except sdk.KernelGone:
@@ -113,3 +121,7 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
         print(f"proc.exit failed: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    agent_main(int(sys.argv[1]), int(sys.argv[2]))

@@ -10,6 +10,7 @@ from pathlib import Path
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 LOG_MODES = ("console", "file")
 SCHEDULERS = ("serial", "fifo", "rr", "priority")
+CONFINE_MODES = ("auto", "strict", "off")
 
 
 def state_dir() -> Path:
@@ -69,6 +70,13 @@ class KernelConfig:
     quota_syscall_burst: int = 50  # bucket depth of quota_syscalls_per_s
     quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
+    # Confinement of agent processes (kernel/confine): auto = every layer the machine has.
+    confine: str = "auto"  # auto | strict (refuse to start agents when a layer is missing) | off
+    confine_allow_network: bool = False  # let apps whose profile says "network": true reach the network
+    confine_memory_mb: int = 2048  # address space per agent process (profile "limits": {"memory_mb": N})
+    confine_processes: int = 64  # processes per agent, itself and descendants ("processes")
+    confine_files: int = 1024  # open files per agent process ("files")
+    confine_cpu_s: int = 3600  # CPU seconds per agent process ("cpu_s")
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -112,6 +120,11 @@ class KernelConfig:
         if min(self.quota_llm_tokens, self.quota_syscalls_per_s, self.quota_storage_bytes, self.workspace_max_bytes) < 0 \
                 or self.quota_syscall_burst < 1:
             raise ValueError("quotas must be >= 0 (0 = unlimited) and quota_syscall_burst >= 1")
+        if self.confine not in CONFINE_MODES:
+            raise ValueError(f"--confine must be one of {', '.join(CONFINE_MODES)}, not {self.confine!r}")
+        if min(self.confine_memory_mb, self.confine_processes, self.confine_files, self.confine_cpu_s) < 1:
+            raise ValueError("--confine_memory_mb, --confine_processes, --confine_files and --confine_cpu_s "
+                             "must be at least 1")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -163,3 +176,12 @@ def add_kernel_args(parser) -> None:
     g.add_argument("--quota_llm_tokens", type=int, help="LLM tokens (in + out) per agent process (default 0: unlimited)")
     g.add_argument("--quota_syscalls_per_s", type=float, help="syscalls per second per agent process (default 0: unlimited)")
     g.add_argument("--quota_storage_bytes", type=int, help="storage bytes per agent app, all versions (default 0: unlimited)")
+    c = parser.add_argument_group("confinement of agents (README: Security model)")
+    c.add_argument("--confine", choices=CONFINE_MODES, help="auto: every layer this machine supports, missing ones "
+                   "named at boot (default); strict: refuse to start agents when a layer is missing; off: unconfined")
+    c.add_argument("--confine_allow_network", action="store_const", const=True,
+                   help='let agents whose config.json says "network": true use the network (default: no agent may)')
+    c.add_argument("--confine_memory_mb", type=int, help="address space limit per agent process (default 2048)")
+    c.add_argument("--confine_processes", type=int, help="processes per agent, descendants included (default 64)")
+    c.add_argument("--confine_files", type=int, help="open files per agent process (default 1024)")
+    c.add_argument("--confine_cpu_s", type=int, help="CPU seconds per agent process (default 3600)")
