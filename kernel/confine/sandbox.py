@@ -73,10 +73,22 @@ def python_paths() -> list[str]:
     return out
 
 
+def precompile(paths) -> None:
+    """Write the .pyc of files the agent imports (the kernel can; the sandbox is read-only), so an
+    agent loads bytecode instead of compiling its SDK at every start. Best effort: a read-only
+    install just compiles in memory."""
+    import compileall
+
+    for p in paths:
+        if str(p).endswith(".py"):
+            compileall.compile_file(str(p), quiet=2)  # skips a file whose .pyc is up to date
+
+
 def sdk_paths() -> list[str]:
     out = []
     for rel in SDK_FILES:
         src = ROOT / rel
+        precompile([src])
         out.append(str(src))
         out += glob.glob(str(src.parent / "__pycache__" / f"{src.stem}.*.pyc"))
     return out
@@ -86,6 +98,7 @@ def app_paths(app) -> list[str]:
     """The app's folder, plus the profile's ``read_paths`` (relative, inside the folder of apps)."""
     folder = Path(app.path).resolve().parent
     out = [str(folder)]
+    precompile(glob.glob(str(folder / "*.py")))  # cheap when up to date (a stat per file)
     extra = app.config.get("read_paths") or []
     if not isinstance(extra, list):
         raise ConfineError("profile 'read_paths' must be a list of folders relative to the app")
@@ -156,7 +169,7 @@ def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple
                "PYTHONPATH": str(ROOT)}
         ll = None
         if layers.landlock_abi >= 1:
-            ll = {"ro": ro + (["/proc"] if layers.bwrap else []),  # bwrap's /proc shows the agent's own only
+            ll = {"ro": ro + (["/proc"] if layers.bwrap else ["/proc/self"]),  # only the agent's own processes
                   "rw": [inner_ws, inner_tmp, *DEVICES], "block_tcp": not wants_net}
         plan = {"sandbox": "bwrap" if layers.bwrap else "session", "limits": limits, "landlock": ll,
                 "tmp": tmp}
