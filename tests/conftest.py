@@ -1,7 +1,7 @@
 """Shared fixtures: one kernel (and one loaded model) for every test that can share it.
 
 Tests that must kill or restart a kernel start their own with ``start_kernel``.
-The test agents in tests/agents/ (and the hostile ones in tests/security/agents/) are visible through AIOS_AGENT_PATH, the
+The test agents in tests/agents/ are visible through AIOS_AGENT_PATH, the
 test tools in tests/tools/ through AIOS_TOOL_PATH.
 """
 
@@ -15,8 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([str(ROOT / "tests" / "agents"),
-                                                 str(ROOT / "tests" / "security" / "agents")])  # hostile apps
+os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")  # test tools (sleep, hang) beside tools/
 
 from kernel.boot import KernelClient  # noqa: E402

@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT, start_kernel
 
 SECRET = "sk-aios-test-secret-0123456789"
+HOSTILE = ROOT / "tests" / "security" / "agents"  # visible to this kernel only
 VICTIM_SECRET = "the victim's private notes"
 
 
@@ -70,15 +71,17 @@ def running(client, pid: int, timeout: float = 30) -> dict:
 @pytest.fixture(scope="session")
 def target(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secure")
-    old = os.environ.get("AIOS_TEST_SECRET_KEY")
+    saved = {k: os.environ.get(k) for k in ("AIOS_TEST_SECRET_KEY", "AIOS_AGENT_PATH")}
     os.environ["AIOS_TEST_SECRET_KEY"] = SECRET  # the kernel inherits it; no agent may see it
+    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved["AIOS_AGENT_PATH"] or "", str(HOSTILE)])
     try:
         client, events = start_kernel(tmp, confine="strict")
     finally:
-        if old is None:
-            os.environ.pop("AIOS_TEST_SECRET_KEY")
-        else:
-            os.environ["AIOS_TEST_SECRET_KEY"] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     data_dir, log_dir = str(tmp / "data"), str(tmp / "logs")
     ws = Path(data_dir, "workspaces", "VictimAgent")
     ws.mkdir(parents=True, exist_ok=True)
