@@ -9,7 +9,7 @@ frame, before it imports the agent's code.
 The sandbox's filesystem (bwrap): /usr and the /bin, /lib... links, the
 Python install and virtualenv, the SDK's own files (agent_apps/*.py and the
 few kernel modules it imports, one by one), the app's folder (plus the
-``read_paths`` its profile lists, inside its apps folder), all read-only; a
+``read_paths`` its profile lists), all read-only; a
 private /proc, /dev and size-capped /tmp; the app's workspace, opened
 O_NOFOLLOW by the kernel and bound by fd at /workspace (the cwd, read-write).
 Nothing else: not $HOME, the kernel's data or log folders, other apps or
@@ -95,17 +95,21 @@ def sdk_paths() -> list[str]:
 
 
 def app_paths(app) -> list[str]:
-    """The app's folder, plus the profile's ``read_paths`` (relative, inside the folder of apps)."""
+    """The app's folder, plus the profile's ``read_paths``: folders relative to the app, inside its
+    folder of apps, or ``agent_apps/<app>`` (a bundled app's code, e.g. to subclass it)."""
     folder = Path(app.path).resolve().parent
     out = [str(folder)]
     precompile(glob.glob(str(folder / "*.py")))  # cheap when up to date (a stat per file)
     extra = app.config.get("read_paths") or []
     if not isinstance(extra, list):
         raise ConfineError("profile 'read_paths' must be a list of folders relative to the app")
+    bundled = ROOT / "agent_apps"
     for rel in extra:
-        p = (folder / str(rel)).resolve()
-        if folder.parent not in p.parents:
-            raise ConfineError(f"read_paths entry {rel!r} leaves the folder of apps {folder.parent}")
+        rel = str(rel)
+        p = (ROOT / rel if rel.startswith("agent_apps/") else folder / rel).resolve()
+        if folder.parent not in p.parents and bundled not in p.parents:
+            raise ConfineError(f"read_paths entry {rel!r} leaves the folder of apps {folder.parent} "
+                               f"(and is not a bundled app under {bundled})")
         out.append(str(p))
     return out
 

@@ -30,6 +30,7 @@ class Target:
     events: object
     data_dir: str
     log_dir: str
+    layers: tuple = ("namespaces", "landlock", "rlimits")  # what every agent of this kernel must run under
 
     def task(self, **extra) -> str:
         audit = sorted(glob.glob(os.path.join(self.log_dir, "audit-*.log")))
@@ -40,7 +41,7 @@ class Target:
     def attack(self, agent: str, timeout: float = 60, **extra) -> list[dict]:
         snap = self.client.wait(self.client.spawn(agent, self.task(**extra)), timeout=timeout)
         assert snap["state"] == "done", snap
-        assert "namespaces" in snap["confinement"] and "landlock" in snap["confinement"], snap["confinement"]
+        assert snap["confinement"] == "+".join(self.layers), snap["confinement"]
         return snap["result"]
 
 

@@ -75,7 +75,7 @@ def test_kernel_memory_cannot_be_read_or_traced(target):
 def test_signals_cannot_reach_kernel_front_or_other_agents(target):
     other = target.client.spawn("SleepyAgent", "forever")
     other_pid = running(target.client, other)["os_pid"]
-    tried = target.attack("SignalAgent", other_pid=other_pid)
+    tried = target.attack("SignalAgent", other_pid=other_pid, kill_all=True)
     failed_clearly(tried, allow=("SIGKILL every process I can see",))
     time.sleep(0.5)
     for pid in (target.client.pid, other_pid):
