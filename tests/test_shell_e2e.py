@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -235,6 +236,10 @@ def test_deployment_mode_writes_log_files_and_keeps_the_terminal_clean_until_sig
     child.expect(r"task: 600")
     child.sendcontrol("c")
     child.expect(PROMPT)
+    deadline = time.time() + 120  # confined agents start before the model has loaded: let it finish,
+    while time.time() < deadline and not any("loaded" in f.read_text()  # so its record reaches the log
+                                             for f in (tmp_path / "logs").glob("scheduler-*.log")):
+        time.sleep(0.2)
     procs = descendants(child.pid)
     os.kill(child.pid, signal.SIGTERM)  # leaving by SIGTERM stops everything and flushes the logs
     child.expect(pexpect.EOF)
