@@ -1,14 +1,16 @@
-"""Entry point of every agent process (the kernel's spawn target).
+"""Entry point of every agent process: ``python -m agent_apps.runtime RX_FD TX_FD``.
 
-Runs in a fresh interpreter started by the kernel with the ``spawn``
-context; imports only light modules (never torch). It
+Exec'd by the kernel (kernel/confine/sandbox.py), usually inside bubblewrap;
+imports only light modules (never torch). It
 
-1. puts itself in its own process group (the kernel kills the group, so
-   anything the agent starts dies with it) and asks Linux to SIGKILL it if
-   the kernel dies (PR_SET_PDEATHSIG), so no agent outlives its kernel;
-2. sends its output to its own log file (file mode) or to the kernel, which
-   shows it above the shell prompt (console mode);
-3. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
+1. reads the boot record, the first frame the kernel wrote on RX;
+2. confines itself before any agent code is imported (kernel/confine/inside.py:
+   rlimits, PR_SET_NO_NEW_PRIVS, Landlock, as the kernel planned);
+3. outside bwrap, asks Linux to SIGKILL it if the kernel dies
+   (PR_SET_PDEATHSIG; under bwrap, --die-with-parent does this);
+4. sends its output to its log file (file mode: stdout is that file, opened
+   by the kernel) or to the kernel, which shows it above the shell prompt;
+5. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
    result with ``proc.exit``; a crash is reported with its traceback.
 
 Exit status (the kernel's one source of truth for how it ended): 0 after a
@@ -78,7 +80,11 @@ def _to_kernel(level: str, line: str) -> None:
 
 
 def _file_sink(log_path: str, max_bytes: int, backups: int):
-    """Lines to the agent's own log file: ISO 8601 timestamp and level first, rotated by size."""
+    """Lines to the agent's own log file: ISO 8601 timestamp and level first.
+
+    The kernel opened the file as our fd 1. Where the log folder is visible (``--confine off``) the
+    file rotates by size (``<file>.1`` ... ``.N``); a confined agent cannot see the folder, so it
+    writes to fd 1 up to ``max_bytes * (backups + 1)`` bytes, then one truncation line and no more."""
     import logging
     import logging.handlers
     from datetime import datetime
@@ -87,13 +93,34 @@ def _file_sink(log_path: str, max_bytes: int, backups: int):
         def formatTime(self, record, datefmt=None) -> str:  # noqa: N802
             return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
-    handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=max_bytes, backupCount=backups,
-                                                   encoding="utf-8")
+    if os.path.isdir(os.path.dirname(log_path)) and os.access(os.path.dirname(log_path), os.W_OK):
+        handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=max_bytes, backupCount=backups,
+                                                       encoding="utf-8")
+    else:
+        handler = _CappedStream(open(1, "w", encoding="utf-8", closefd=False), max_bytes * (backups + 1))
     handler.setFormatter(Iso("%(asctime)s %(levelname)s %(message)s"))
 
     def sink(level: str, line: str) -> None:
         handler.handle(logging.LogRecord("agent", getattr(logging, level), "", 0, line, None, None))
     return sink
+
+
+def _CappedStream(stream, cap: int):
+    import logging
+
+    class Capped(logging.StreamHandler):
+        written = 0
+
+        def emit(self, record):
+            if self.written >= cap:
+                return
+            msg = self.format(record) + "\n"
+            self.written += len(msg.encode("utf-8", "replace"))
+            if self.written >= cap:
+                msg = f"log truncated: it reached {cap} bytes (--log-max-bytes x (--log-backups + 1))\n"
+            self.stream.write(msg)
+            self.stream.flush()
+    return Capped(stream)
 
 
 def _redirect_output(boot: dict) -> None:
@@ -104,14 +131,14 @@ def _redirect_output(boot: dict) -> None:
     log_path = boot.get("log_path")
     sink = _to_kernel
     if log_path:
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # The kernel opened the log file as our fd 1 (a confined agent cannot see the log folder).
         sink = _file_sink(log_path, boot.get("log_max_bytes", 10 << 20), boot.get("log_backups", 5))
+        os.dup2(1, 2)
     else:  # never the user's terminal: raw bytes there would draw over the prompt, escape codes included
         fd = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     sys.stdout = _LineWriter("INFO", sink)
     sys.stderr = _LineWriter("ERROR", sink)
 
@@ -134,28 +161,40 @@ def _on_sigterm(signum, frame):
 def _die_of_sigterm() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
+    if os.getpid() == 1:  # pid 1 of the sandbox's namespace ignores its own SIGTERM: exit as bwrap reports
+        os._exit(128 + signal.SIGTERM)  # a signal death, which the kernel reads back as SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
     signal.pause()  # SIGTERM is pending: never returns
 
 
-def agent_main(boot: dict, rx_conn, tx_conn) -> None:
-    """boot: {pid, name, task, module, kernel_pid, log_path} (built by the kernel)."""
-    os.setpgrp()
-    _die_with_parent(boot["kernel_pid"])
+def agent_main(rx_fd: int, tx_fd: int) -> None:
+    """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
+    kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
+    from kernel.channel import read_frame
+    from kernel.confine import inside
+
+    boot = json.loads(read_frame(rx_fd))
+    plan = boot["confine"]
+    if plan["sandbox"] != "bwrap":
+        _die_with_parent(boot["kernel_pid"])  # under bwrap: --die-with-parent, and we are pid 1 (ppid 0)
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the shell, not to agents
     from agent_apps import registry, sdk
 
-    sdk.connect(boot["pid"], rx_conn.fileno(), tx_conn.fileno())
+    sdk.connect(boot["pid"], rx_fd, tx_fd)
+    if plan["sandbox"] != "none":
+        try:
+            inside.apply(plan)  # no agent code has run yet, and none runs if a layer fails
+        except OSError as e:
+            sdk.proc.exit(result=f"confinement failed, agent not started: {e}", status="error")
+            os._exit(1)
     _redirect_output(boot)
     if boot.get("log_path"):  # the file's head; on the console the shell already said what started
         print(f"start: {boot['name']} pid {boot['pid']} (os pid {os.getpid()}), task: {boot['task']}", flush=True)
     status, result = "ok", None
     try:
-        app = registry.find(boot["name"])
-        if app is None:
-            raise LookupError(f"agent app {boot['name']!r} is not installed")
+        app = registry.AgentApp(name=boot["name"], **boot["app"])
         cls = registry.load_class(app)
         result = cls(app).run(boot["task"])
     except sdk.KernelGone:
@@ -184,3 +223,7 @@ def agent_main(boot: dict, rx_conn, tx_conn) -> None:
         print(_end_line("done" if status == "ok" else "failed", result, "0" if status == "ok" else "1"), flush=True)
     if status != "ok":
         raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    agent_main(int(sys.argv[1]), int(sys.argv[2]))

@@ -42,6 +42,7 @@ def kernel_main(config, conn) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: front died -> clean stop
     except (OSError, AttributeError):
         pass
+    _private(config)
     import logging
 
     from kernel.kernel import Kernel
@@ -54,6 +55,22 @@ def kernel_main(config, conn) -> None:
     finally:
         logging.shutdown()  # flush file handlers
         conn.close()
+
+
+def _private(config) -> None:
+    """The kernel's files are its own: umask 077, data and log folders 0700, and the process is not
+    dumpable (no ptrace or /proc/<pid>/mem by processes of the same user, agents included)."""
+    os.umask(0o077)
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    except (OSError, AttributeError):
+        pass
+    for path in (config.data_dir, config.log_dir):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(path, 0o700)
 
 
 class KernelClient:

@@ -11,6 +11,7 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 LOG_MODES = ("console", "file")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SCHEDULERS = ("serial", "fifo", "rr", "priority")
+CONFINE_MODES = ("auto", "strict", "off")
 
 
 def state_dir() -> Path:
@@ -88,6 +89,13 @@ class KernelConfig:
     max_prompt_tokens: int = 0  # prompt tokens per llm.chat call, E2BIG beyond (0: the model's context)
     max_agent_kv_mb: float = 0.0  # MiB of KV one agent's calls in the engine may need, E2BIG beyond (0: unlimited)
     program_aware: str = "off"  # on: admit the call of the least-served agent first (Autellix PLAS)
+    # Confinement of agent processes (kernel/confine): auto = every layer the machine has.
+    confine: str = "auto"  # auto | strict (refuse to start agents when a layer is missing) | off
+    confine_allow_network: bool = False  # let apps whose profile says "network": true reach the network
+    confine_memory_mb: int = 2048  # address space per agent process (profile "limits": {"memory_mb": N})
+    confine_processes: int = 64  # processes per agent, itself and descendants ("processes")
+    confine_files: int = 1024  # open files per agent process ("files")
+    confine_cpu_s: int = 3600  # CPU seconds per agent process ("cpu_s")
 
     def __post_init__(self):
         if isinstance(self.max_gpu_memory, str):
@@ -153,6 +161,11 @@ class KernelConfig:
         if self.prefix_cache_mb < 0 or self.prefill_chunk < 0 or self.max_prompt_tokens < 0 or self.max_agent_kv_mb < 0:
             raise ValueError("--prefix_cache_mb, --prefill_chunk, --max_prompt_tokens and --max_agent_kv_mb "
                              "must be >= 0")
+        if self.confine not in CONFINE_MODES:
+            raise ValueError(f"--confine must be one of {', '.join(CONFINE_MODES)}, not {self.confine!r}")
+        if min(self.confine_memory_mb, self.confine_processes, self.confine_files, self.confine_cpu_s) < 1:
+            raise ValueError("--confine_memory_mb, --confine_processes, --confine_files and --confine_cpu_s "
+                             "must be at least 1")
         for name in ("scheduler_log_mode", "agent_log_mode"):
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
@@ -220,6 +233,14 @@ FLAGS = [
      "memory; results over 64 KiB live whole under <log-dir>/results"),
     ("mcp_config", "services", 'MCP servers whose tools agents may call (mcp__<server>__<tool>): a JSON file '
      '{"mcpServers": {"<server>": {"command": ..., "args": [...], "env": {...}}}}'),
+    ("confine", "security", "confinement of agent processes: auto = every layer this machine supports, missing "
+     "ones named at boot; strict = refuse to start agents when a layer is missing; off = unconfined",
+     {"choices": CONFINE_MODES}),
+    ("confine_allow_network", "security", 'let agents whose config.json says "network": true use the network'),
+    ("confine_memory_mb", "security", "address space limit per agent process, MiB"),
+    ("confine_processes", "security", "processes per agent, descendants included"),
+    ("confine_files", "security", "open files per agent process"),
+    ("confine_cpu_s", "security", "CPU seconds per agent process"),
     ("scheduler_log_mode", "logs", "kernel/scheduler/audit logs: console, or files under --log-dir",
      {"choices": LOG_MODES}),
     ("agent_log_mode", "logs", "agent output: console, or one file per agent run", {"choices": LOG_MODES}),

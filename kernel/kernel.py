@@ -29,6 +29,8 @@ from kernel.llm.factory import make_engine
 from kernel.memory import MemoryManager
 from kernel.storage import StorageManager
 from kernel.tools.manager import ToolManager
+from kernel.confine.probe import boot_report, probe
+from kernel.confine.sandbox import ConfineError
 from kernel.process.agentproc import AgentProc
 from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
@@ -74,6 +76,7 @@ class Kernel:
         self.memory = self.add_service(MemoryManager(config))
         self.supervisor = Supervisor(config.restart_period_s)
         self.results = Results(config.log_dir)  # large proc.exit results, kept whole on disk
+        self.confine_layers = probe()  # once per kernel: what confinement this machine supports
 
     def add_service(self, service):
         """Register a service (started in order, stopped in reverse); returns it."""
@@ -126,7 +129,7 @@ class Kernel:
         reaped agent's pipes close, so a check for an agent must match the agent too."""
         try:
             key = self.sel.get_key(fd)
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: fd -1, a channel closed at kill
             return False
         return owner is None or key.data[1] is owner
 
@@ -144,6 +147,8 @@ class Kernel:
                 svc.start(self)
         self.event(event="booted", kernel_pid=os.getpid())
         log.info("kernel up (pid %d), model %s, scheduler %s", os.getpid(), self.config.llm_name, self.config.scheduler)
+        for level, line in boot_report(self.config.confine, self.confine_layers):
+            getattr(log, level)(line)
         while not (self.stopping and not self.agents):
             timeout = None
             if self._timers:
@@ -193,6 +198,10 @@ class Kernel:
 
     # -- agent messages -----------------------------------------------------------
     def _on_rx(self, ap: AgentProc) -> None:
+        if ap.pcb.os_pid == ap.process.pid and ap.bwrap:  # the agent speaks, so bwrap's child exists now
+            pid = ap.agent_pid()
+            with self.table.lock:
+                ap.pcb.os_pid = pid or ap.pcb.os_pid
         for frame in ap.read_available():
             self._on_frame(ap, frame)
         if not ap.rx_open and self._registered(ap.rx_fd, ap):
@@ -289,18 +298,23 @@ class Kernel:
             pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
                 "log_path": pcb.log_path, "log_max_bytes": self.config.log_max_bytes,
-                "log_backups": self.config.log_backups}
+                "log_backups": self.config.log_backups,
+                "app": {"module": app.module, "path": app.path, "description": app.description,
+                        "steps": app.steps, "tools": app.tools, "config": app.config}}
         try:
-            ap = AgentProc(pcb, boot)
-        except OSError as e:
+            ap = AgentProc(pcb, boot, self.config, self.confine_layers, app, self.tools.workspace(app.name))
+        except (OSError, ConfineError) as e:
             with self.table.lock:
                 pcb.state, pcb.error, pcb.end_time = ProcState.FAILED, f"spawn failed: {e}", time.time()
-            raise SyscallFailure(messages.EAGAIN, f"cannot start {app.name}: {e}") from None
+            code = messages.EPERM if isinstance(e, ConfineError) else messages.EAGAIN
+            raise SyscallFailure(code, f"cannot start {app.name}: {e}") from None
+        with self.table.lock:
+            pcb.confinement = ap.confinement
         self.agents[pcb.pid] = ap
         self.sel.register(ap.rx_fd, selectors.EVENT_READ, ("rx", ap))
         self.sel.register(ap.sentinel, selectors.EVENT_READ, ("sentinel", ap))
-        log.info("spawned %s pid %d (os pid %d)%s", app.name, pcb.pid, ap.process.pid,
-                 f" from pid {parent}" if parent else "")
+        log.info("spawned %s pid %d (os pid %d, confinement %s)%s", app.name, pcb.pid, ap.process.pid,
+                 ap.confinement, f" from pid {parent}" if parent else "")
         return pcb.pid
 
     def kill(self, pid: int) -> None:
@@ -314,8 +328,12 @@ class Kernel:
         with self.table.lock:
             ap.pcb.kill_requested = True
         self.engine.cancel_pid(pid)
+        for fd in (ap.rx_fd, ap.tx_fd):
+            if self._registered(fd, ap):
+                self.sel.unregister(fd)
+        ap.close_channel()  # from now on nothing speaks in this agent's name
         ap.terminate()
-        self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.signal_group(signal.SIGKILL))
+        self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.kill())
         log.info("kill pid %d requested", pid)
 
     def _reap(self, ap: AgentProc) -> None:
@@ -326,7 +344,7 @@ class Kernel:
             if self._registered(fd, ap):
                 self.sel.unregister(fd)
         ap.close()
-        code = ap.process.exitcode  # < 0: ended by signal -code
+        code = ap.exitcode  # < 0: ended by signal -code (agentproc decodes bwrap's 128 + signal)
         self.agents.pop(pcb.pid, None)
         self.engine.cancel_pid(pcb.pid)
         self.engine.forget_pid(pcb.pid)  # its prefix-cache entries and scheduling record go

@@ -49,14 +49,16 @@ def envelope(draw, secret_pid):
 
 
 @pytest.fixture(scope="module")
-def relay(kernel, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fuzz")
-    fin, fout = str(tmp / "in"), str(tmp / "out")
+def relay(kernel):
+    ws = os.path.join(kernel.config.data_dir, "workspaces", "RelayAgent")  # a confined agent sees only this
+    os.makedirs(ws, exist_ok=True)
+    names = {"in": f"in-{uuid.uuid4().hex}", "out": f"out-{uuid.uuid4().hex}"}
+    fin, fout = os.path.join(ws, names["in"]), os.path.join(ws, names["out"])
     os.mkfifo(fin)
     os.mkfifo(fout)
     secret = f"SECRET-{uuid.uuid4().hex}"
     secret_pid = kernel.spawn("SleepyAgent", secret)  # another agent, in its own group
-    pid = kernel.spawn("RelayAgent", json.dumps({"in": fin, "out": fout}))
+    pid = kernel.spawn("RelayAgent", json.dumps(names))  # paths relative to its workspace (its cwd)
     w = open(fin, "wb", buffering=0)
     r = open(fout, "rb", buffering=0)
     yield {"w": w, "r": r, "pid": pid, "secret": secret, "secret_pid": secret_pid}

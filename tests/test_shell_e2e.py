@@ -19,6 +19,7 @@ import signal
 import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pexpect

@@ -22,7 +22,7 @@ ACKS_BEFORE_KILL = 300
 
 
 def test_storage_survives_kernel_sigkill_mid_write(tmp_path):
-    acks_path = tmp_path / "acks.txt"
+    acks_path = tmp_path / "data" / "workspaces" / "MemFsAgent" / "acks.txt"  # the agent writes only its workspace
     client, events = start_kernel(tmp_path)
     enough = threading.Event()
 
@@ -34,13 +34,13 @@ def test_storage_survives_kernel_sigkill_mid_write(tmp_path):
     client.on_event = on_event
     try:
         pid = client.spawn("MemFsAgent", json.dumps({"ops": [{"writeloop": {
-            "ack_path": str(acks_path), "n": 1_000_000, "size": SIZE, "names": NAMES}}]}))
+            "ack_path": "acks.txt", "n": 1_000_000, "size": SIZE, "names": NAMES}}]}))
         assert enough.wait(120), "the writer did not get going"
         agent_os_pid = client.info(pid)["os_pid"]
         os.kill(client.pid, signal.SIGKILL)  # the writer is in the middle of its loop
         client.process.join(10)
         assert client.process.exitcode == -signal.SIGKILL
-        try:  # the agent dies with its kernel (PR_SET_PDEATHSIG)
+        try:  # the agent dies with its kernel (bwrap --die-with-parent)
             psutil.Process(agent_os_pid).wait(10)
         except psutil.NoSuchProcess:
             pass

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import uuid
 import time
 
 
@@ -31,8 +32,9 @@ def test_restart_intensity_limits_restarts(kernel):
     assert kernel.wait(first, timeout=30)["pid"] == chain[-1]["pid"]  # wait follows the chain
 
 
-def test_restart_recovers_a_flaky_agent(kernel, tmp_path):
-    snap = kernel.wait(kernel.spawn("EchoAgent", f"crash-once:{tmp_path / 'marker'}", restart_max=1), timeout=60)
+def test_restart_recovers_a_flaky_agent(kernel):
+    marker = f"marker-{uuid.uuid4().hex}"  # in EchoAgent's workspace (its cwd): all a confined agent may write
+    snap = kernel.wait(kernel.spawn("EchoAgent", f"crash-once:{marker}", restart_max=1), timeout=60)
     assert snap["state"] == "done" and snap["result"] == "recovered" and snap["lineage"] != snap["pid"]
 
 

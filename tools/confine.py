@@ -3,7 +3,8 @@
 An agent names files relative to its workspace. A name is refused before any
 I/O if it is absolute, contains a NUL byte or has a ``..`` component. It is
 then opened one component at a time from the workspace's directory fd with
-O_NOFOLLOW, so no symlink is ever followed, wherever it points (a symlink
+O_NOFOLLOW, so no symlink is ever followed, wherever it points (the
+workspace folder itself included) (a symlink
 inside the workspace is refused too: simpler than deciding where it leads,
 and nothing legitimate needs one). Files are opened O_NONBLOCK and must be
 regular files, so a FIFO or device cannot hang a kernel thread.
@@ -49,8 +50,15 @@ def _why(e: OSError, name: str, dir_fd: int) -> ToolError:
 
 
 def open_root(root: str) -> int:
+    """fd of the workspace itself, never through a link: a workspace replaced by a symlink (to / or
+    another app's workspace) is refused, not followed."""
     os.makedirs(root, exist_ok=True)
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return os.open(root, DIR_FLAGS)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ToolError("EPERM", "the workspace folder is a symbolic link; refused") from None
+        raise ToolError("EIO", f"workspace: {e.strerror}") from None
 
 
 @contextmanager

@@ -29,15 +29,18 @@ import resource
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import time
 
+from tools import confine
 from tools.base import IRREVERSIBLE, Tool, ToolError, obj_schema
 
 MAX_OUTPUT = 64 * 1024  # bytes of stdout+stderr returned
 MEM_LIMIT = 1 << 30  # RLIMIT_AS, bytes
 DEFAULT_FSIZE = 64 << 20  # RLIMIT_FSIZE when the workspace has no cap
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+MAX_PROCS = 16  # processes one command may run at once (RLIMIT_NPROC inside the sandbox)
 
 
 def _works(argv: list[str]) -> bool:
@@ -59,7 +62,8 @@ def backend() -> str | None:
     return None
 
 
-def bwrap_argv(workspace: str, command: str) -> list[str]:
+def bwrap_argv(workspace: str | int, command: str) -> list[str]:
+    """workspace: a path, or (preferred) an fd opened O_NOFOLLOW by the caller, bound by fd."""
     argv = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
             "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", SANDBOX_PATH, "--setenv", "HOME", "/workspace", "--setenv", "TMPDIR", "/tmp",
@@ -72,8 +76,33 @@ def bwrap_argv(workspace: str, command: str) -> list[str]:
     argv += ["--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
              "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
              "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--bind", workspace, "/workspace", "--chdir", "/workspace", "--", "/bin/sh", "-c", command]
+             *(["--bind-fd", str(workspace)] if isinstance(workspace, int) else ["--bind", workspace]),
+             "/workspace", "--chdir", "/workspace", "--", *_nproc(), "/bin/sh", "-c", command]
     return argv
+
+
+def _nproc() -> list[str]:
+    """RLIMIT_NPROC set inside the sandbox's user namespace, so it counts the command's processes
+    only (set outside, it would count every process of the user). uid 0 is exempt (README)."""
+    prlimit = "/usr/bin/prlimit"
+    return [prlimit, f"--nproc={MAX_PROCS}", "--"] if os.path.exists(prlimit) else []
+
+
+def clear_setid(workspace: str) -> int:
+    """Drop setuid/setgid bits a command left on workspace files (links not followed); returns how many."""
+    n = 0
+    fd = confine.open_root(workspace)
+    try:
+        for _, _, files, dfd in os.fwalk(dir_fd=fd):
+            for f in files:
+                st = confine.lstat(dfd, f)
+                if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                    os.chmod(f, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID), dir_fd=dfd,
+                             follow_symlinks=False)
+                    n += 1
+    finally:
+        os.close(fd)
+    return n
 
 
 def unshare_argv(command: str) -> list[str]:
@@ -100,12 +129,16 @@ def run_sandboxed(command: str, workspace: str, seconds: float, fsize: int = DEF
     sandbox = sandbox or backend()
     if sandbox is None:
         raise ToolError("ENOSYS", "shell: no sandbox available (install bubblewrap: apt-get install bubblewrap)")
-    argv = bwrap_argv(workspace, command) if sandbox == "bwrap" else unshare_argv(command)
-    env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": workspace}
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         cwd=workspace, env=env, close_fds=True,
-                         preexec_fn=_limits(max(1, int(seconds) + 1), fsize))
+    ws_fd = confine.open_root(workspace)  # O_NOFOLLOW: a workspace swapped for a symlink is refused
+    try:
+        argv = bwrap_argv(ws_fd, command) if sandbox == "bwrap" else unshare_argv(command)
+        env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": "/workspace"}
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             cwd=f"/proc/self/fd/{ws_fd}", env=env, pass_fds=[ws_fd],
+                             preexec_fn=_limits(max(1, int(seconds) + 1), fsize))
+    finally:
+        os.close(ws_fd)
     out, truncated, timed_out = bytearray(), False, False
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ)
@@ -130,7 +163,8 @@ def run_sandboxed(command: str, workspace: str, seconds: float, fsize: int = DEF
             p.kill()  # bwrap/unshare: the namespace's processes die with it (pid namespace, PDEATHSIG)
         code = p.wait()
         p.stdout.close()
-    return {"exit_code": None if timed_out else code, "timed_out": timed_out, "truncated": truncated,
+    cleared = clear_setid(workspace)  # bwrap binds are nosuid, but the files outlive the sandbox
+    return {"setid_cleared": cleared, "exit_code": None if timed_out else code, "timed_out": timed_out, "truncated": truncated,
             "output": bytes(out[:MAX_OUTPUT]).decode("utf-8", errors="replace"), "sandbox": sandbox,
             "elapsed_s": round(time.monotonic() - t0, 3)}
 
@@ -150,7 +184,10 @@ class Shell(Tool):
 
     def run(self, args, ctx):
         seconds = max(0.1, min(ctx.remaining(), self.timeout_s * 30) - 0.5)  # report before the manager kills us
-        return run_sandboxed(args["command"], ctx.workspace, seconds, ctx.workspace_max_bytes or DEFAULT_FSIZE)
+        fsize = DEFAULT_FSIZE
+        if ctx.workspace_max_bytes:  # no one file may outgrow the room left (README: the cap's limits)
+            fsize = max(1, ctx.workspace_max_bytes - confine.tree_bytes(ctx.workspace))
+        return run_sandboxed(args["command"], ctx.workspace, seconds, fsize)
 
 
 TOOLS = [Shell()]

@@ -3,55 +3,88 @@
 Owned by the kernel's loop thread: only that thread reads its channel,
 writes its output buffer and reaps it. Other threads hand replies to the
 loop with ``Kernel.post``.
+
+The process is started confined by kernel/confine/sandbox.py. Under
+bubblewrap the kernel's child is bwrap, whose only child is the agent
+(pid 1 of its own pid namespace): when either dies, the namespace and every
+process in it (setsid and double-forks included) die too. The kernel learns
+of the end through a pidfd of its child (``sentinel``), never through an fd
+the agent or its descendants could inherit and hold open. The channel is two
+pipes created here, close-on-exec, passed to the agent alone; the first frame
+on kernel -> agent is the boot record.
 """
 
 from __future__ import annotations
 
 import collections
 import errno
-import multiprocessing as mp
+import json
 import os
+import shutil
 import signal
+import subprocess
 
 import psutil
 
 from kernel.channel import HEADER, FrameDecoder
+from kernel.confine import sandbox
 from kernel.process.table import PCB
 
-SPAWN = mp.get_context("spawn")
 LOG_TAIL = 2000  # lines of console-mode output kept per agent for `logs`
 MAX_OUTBUF = 64 << 20  # bytes of unread replies before the kernel stops buffering for an agent
 
 
 class AgentProc:
-    def __init__(self, pcb: PCB, boot: dict):
+    def __init__(self, pcb: PCB, boot: dict, config, layers, app, workspace: str):
         self.pcb = pcb
-        k_rx, a_tx = SPAWN.Pipe(duplex=False)  # agent -> kernel
-        a_rx, k_tx = SPAWN.Pipe(duplex=False)  # kernel -> agent
-        from agent_apps.runtime import agent_main
-
-        self.process = SPAWN.Process(target=agent_main, args=(boot, a_rx, a_tx),
-                                     name=f"aios-agent-{pcb.pid}-{pcb.name}", daemon=True)
-        self.process.start()
-        a_rx.close()  # the kernel keeps only its own ends: EOF/EPIPE when the agent dies
-        a_tx.close()
-        self._conns = (k_rx, k_tx)  # keep the Connection objects alive: they own the fds
-        self.rx_fd = k_rx.fileno()
-        self.tx_fd = k_tx.fileno()
+        k_rx, a_tx = os.pipe2(os.O_CLOEXEC)  # agent -> kernel
+        a_rx, k_tx = os.pipe2(os.O_CLOEXEC)  # kernel -> agent
+        out = subprocess.DEVNULL
+        try:
+            if boot.get("log_path"):
+                os.makedirs(os.path.dirname(boot["log_path"]), mode=0o700, exist_ok=True)
+                out = open(boot["log_path"], "ab", buffering=0)  # the agent writes its log without seeing logs/
+            self.process, plan, self.confinement = sandbox.launch(config, layers, app, workspace, [a_rx, a_tx], out)
+        except BaseException:
+            for fd in (k_rx, a_tx, a_rx, k_tx):
+                os.close(fd)
+            raise
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        os.close(a_rx)  # the kernel keeps only its own ends: EOF/EPIPE when the agent dies
+        os.close(a_tx)
+        self.tmp = plan.get("tmp")
+        self.bwrap = plan["sandbox"] == "bwrap"
+        self.rx_fd, self.tx_fd = k_rx, k_tx
         os.set_blocking(self.rx_fd, False)
         os.set_blocking(self.tx_fd, False)
+        self.pidfd = os.pidfd_open(self.process.pid)  # readable when our child ends; nothing can inherit it
         self.decoder = FrameDecoder()
         self.outbuf = bytearray()
         self.rx_open = True
         self.tx_open = True
-        self.pcb.os_pid = self.process.pid
-        self.ps = psutil.Process(self.process.pid)  # kept alive so cpu_percent() has a baseline
-        self.ps.cpu_percent(None)
+        self.pcb.os_pid = self.process.pid  # bwrap's pid until the agent's own is known (agent_pid())
+        self.ps = psutil.Process(self.process.pid)
+        self._tree: dict[int, psutil.Process] = {}  # descendants, kept so cpu_percent() has a baseline
+        self.exitcode: int | None = None
         self.output = collections.deque(maxlen=LOG_TAIL)  # console-mode lines
+        self.queue_reply(json.dumps({**boot, "confine": plan}).encode())
+        self.flush()
 
     @property
     def sentinel(self) -> int:
-        return self.process.sentinel
+        return self.pidfd
+
+    def agent_pid(self) -> int | None:
+        """Host pid of the agent's interpreter: bwrap's one child (None until it exists)."""
+        if not self.bwrap:
+            return self.process.pid
+        try:
+            kids = self.ps.children()
+        except psutil.Error:
+            return None
+        return kids[0].pid if kids else None
 
     # -- channel I/O (loop thread) ---------------------------------------------
     def read_available(self) -> list:
@@ -97,43 +130,82 @@ class AgentProc:
             del self.outbuf[:n]
         return False
 
+    def close_channel(self) -> None:
+        """Close the kernel's ends now: after a kill nothing can make syscalls in this agent's name."""
+        for attr, flag in (("rx_fd", "rx_open"), ("tx_fd", "tx_open")):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
+            setattr(self, flag, False)
+        self.outbuf.clear()
+
     # -- signals -----------------------------------------------------------------
-    def signal_group(self, sig: int) -> None:
-        """Signal the agent's process group (it calls setpgrp at start), falling back to the pid."""
-        pid = self.process.pid
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, sig)
-                return
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            pass
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
     def terminate(self) -> None:
-        """The polite half of a kill: the kernel schedules the SIGKILL half (Kernel.kill)."""
-        self.signal_group(signal.SIGTERM)
+        """The polite half of a kill: SIGTERM the agent (it unwinds); the kernel schedules kill()."""
+        pid = self.agent_pid()
+        if pid is None:
+            self.kill()
+            return
+        self._signal(pid, signal.SIGTERM)
 
-    def close(self) -> None:
-        """Reap: kill what is left of the group (while the zombie still holds the pid), then join."""
+    def kill(self) -> None:
+        """SIGKILL the sandbox: under bwrap its pid namespace, whatever ran setsid, dies with it."""
+        if self.bwrap:
+            self._signal(self.agent_pid(), signal.SIGKILL)
+            self._signal(self.process.pid, signal.SIGKILL)
+            return
+        victims = []
+        try:
+            victims = self.ps.children(recursive=True)  # the ones still linked to the agent
+        except psutil.Error:
+            pass
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.process.join(timeout=1)
-        for c in self._conns:
-            c.close()
-        self.rx_open = self.tx_open = False
+        for v in victims:
+            self._signal(v.pid, signal.SIGKILL)
+
+    def _signal(self, pid: int | None, sig: int) -> None:
+        if self.exitcode is not None or pid is None:
+            return  # reaped: the pid may belong to someone else now
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close(self) -> None:
+        """Reap: kill what is left, collect the exit status, release fds and the private tmp."""
+        self.kill()
+        code = self.process.wait()
+        if self.bwrap and code > 128:
+            code = -(code - 128)  # bwrap reports a signal death of the agent as 128 + signal
+        self.exitcode = code
+        os.close(self.pidfd)
+        self.close_channel()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def resources(self) -> dict:
-        """CPU% since the last call and RSS, read inside one oneshot()."""
+        """CPU% since the last call, RSS and CPU time of the agent and all its descendants."""
+        cpu = rss = cpu_t = 0.0
         try:
-            with self.ps.oneshot():
-                return {"cpu_percent": self.ps.cpu_percent(None), "rss": self.ps.memory_info().rss,
-                        "cpu_time_s": sum(self.ps.cpu_times()[:2])}
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return {"cpu_percent": 0.0, "rss": 0, "cpu_time_s": 0.0}
+            tree = [self.ps, *self.ps.children(recursive=True)]
+        except psutil.Error:
+            tree = [self.ps]
+        alive = {}
+        for p in tree:
+            p = self._tree.get(p.pid, p)
+            try:
+                with p.oneshot():
+                    c = p.cpu_percent(None)
+                    rss += p.memory_info().rss
+                    cpu_t += sum(p.cpu_times()[:2])
+                if p.pid in self._tree or p is self.ps:
+                    cpu += c  # a first reading has no baseline yet
+                alive[p.pid] = p
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+        self._tree = alive
+        return {"cpu_percent": cpu, "rss": int(rss), "cpu_time_s": cpu_t}

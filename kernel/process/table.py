@@ -77,6 +77,7 @@ class PCB:
     priority: int = 0
     group: str = ""  # privilege group; defaults to the agent's own
     os_pid: int | None = None
+    confinement: str = ""  # layers the agent runs under (kernel/confine), e.g. namespaces+landlock+rlimits; "off"
     start_time: float = field(default_factory=time.time)
     # lock-guarded:
     state: ProcState = ProcState.NEW
@@ -124,6 +125,7 @@ class PCB:
             "llm_time_s": self.llm_time, "log_path": self.log_path,
             "restart_max": self.restart_max, "lineage": self.lineage or self.pid, "restarted_as": self.restarted_as,
             "startup_s": None if self.first_syscall_at is None else self.first_syscall_at - self.start_time,
+            "confinement": self.confinement,
         }
 
 

@@ -15,6 +15,10 @@ class RttAgent:
             proc.info()
             times.append(time.perf_counter() - t0)
         # Current RSS (ru_maxrss would count the kernel's pages from before exec).
-        with open("/proc/self/status") as f:
-            rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        try:
+            with open("/proc/self/status") as f:
+                rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except OSError:  # confined without a private /proc: Landlock hides the host's
+            import resource
+            rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"rtt_s": times, "rss_kib": rss_kib}

@@ -1,0 +1,194 @@
+"""Start one agent process, confined (kernel side).
+
+``launch()`` execs ``python -m agent_apps.runtime RX TX`` under bubblewrap
+when the probe found it working, else as a plain child in its own session;
+either way the runtime applies rlimits, PR_SET_NO_NEW_PRIVS and Landlock
+itself (kernel/confine/inside.py) from the plan the kernel sends in the boot
+frame, before it imports the agent's code.
+
+The sandbox's filesystem (bwrap): /usr and the /bin, /lib... links, the
+Python install and virtualenv, the SDK's own files (agent_apps/*.py and the
+few kernel modules it imports, one by one), the app's folder (plus the
+``read_paths`` its profile lists), all read-only; a
+private /proc, /dev and size-capped /tmp; the app's workspace, opened
+O_NOFOLLOW by the kernel and bound by fd at /workspace (the cwd, read-write).
+Nothing else: not $HOME, the kernel's data or log folders, other apps or
+other workspaces. The environment is cleared except PATH, LANG, HOME,
+TMPDIR and PYTHONPATH. Extra channels (e.g. a per-agent endpoint socket)
+travel like RX/TX: as fds listed in ``pass_fds``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kernel/ live here
+SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/toolcall.py",
+             "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py", "kernel/config.py",
+             "kernel/messages.py", "kernel/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
+             "kernel/confine/landlock.py")
+SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/localtime")
+TOP_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+NET_RO = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/services",
+          "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/etc/pki")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+WORKSPACE = "/workspace"  # where the app's workspace appears inside bwrap
+TMP_BYTES = 64 << 20  # size of the agent's private /tmp (tmpfs; counts against host memory)
+LIMIT_KEYS = {"memory_mb": "memory_bytes", "processes": "processes", "files": "files", "cpu_s": "cpu_s"}
+
+
+class ConfineError(Exception):
+    """The agent cannot be started confined as asked (the message says why)."""
+
+
+def limits_for(config, profile: dict) -> dict:
+    """Kernel defaults (flags), replaced by the app profile's ``"limits"`` where it names one."""
+    lim = {"memory_bytes": config.confine_memory_mb << 20, "processes": config.confine_processes,
+           "files": config.confine_files, "cpu_s": config.confine_cpu_s,
+           "file_bytes": config.workspace_max_bytes or None}
+    asked = profile.get("limits") or {}
+    if not isinstance(asked, dict):
+        raise ConfineError("profile 'limits' must be an object like {\"memory_mb\": 4096}")
+    for key, value in asked.items():
+        if key not in LIMIT_KEYS or not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfineError(f"profile limit {key!r}={value!r}: use positive integers for "
+                               f"{', '.join(LIMIT_KEYS)}")
+        lim[LIMIT_KEYS[key]] = value << 20 if key == "memory_mb" else value
+    return lim
+
+
+def python_paths() -> list[str]:
+    """The interpreter's install and the virtualenv (sys.prefix may be a link: kept as the path Python uses)."""
+    out = []
+    for p in (sys.base_prefix, os.path.realpath(sys.base_prefix), sys.prefix,
+              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+        if p and p not in out and p != "/usr":
+            out.append(p)
+    return out
+
+
+def precompile(paths) -> None:
+    """Write the .pyc of files the agent imports (the kernel can; the sandbox is read-only), so an
+    agent loads bytecode instead of compiling its SDK at every start. Best effort: a read-only
+    install just compiles in memory."""
+    import compileall
+
+    for p in paths:
+        if str(p).endswith(".py"):
+            compileall.compile_file(str(p), quiet=2)  # skips a file whose .pyc is up to date
+
+
+def sdk_paths() -> list[str]:
+    out = []
+    for rel in SDK_FILES:
+        src = ROOT / rel
+        precompile([src])
+        out.append(str(src))
+        out += glob.glob(str(src.parent / "__pycache__" / f"{src.stem}.*.pyc"))
+    return out
+
+
+def app_paths(app) -> list[str]:
+    """The app's folder, plus the profile's ``read_paths``: folders relative to the app, inside its
+    folder of apps, or ``agent_apps/<app>`` (a bundled app's code, e.g. to subclass it)."""
+    folder = Path(app.path).resolve().parent
+    out = [str(folder)]
+    precompile(glob.glob(str(folder / "*.py")))  # cheap when up to date (a stat per file)
+    extra = app.config.get("read_paths") or []
+    if not isinstance(extra, list):
+        raise ConfineError("profile 'read_paths' must be a list of folders relative to the app")
+    bundled = ROOT / "agent_apps"
+    for rel in extra:
+        rel = str(rel)
+        p = (ROOT / rel if rel.startswith("agent_apps/") else folder / rel).resolve()
+        if folder.parent not in p.parents and bundled not in p.parents:
+            raise ConfineError(f"read_paths entry {rel!r} leaves the folder of apps {folder.parent} "
+                               f"(and is not a bundled app under {bundled})")
+        out.append(str(p))
+    return out
+
+
+def open_workspace(path: str) -> int:
+    """O_PATH fd of the workspace directory; refuses a symlink in its place (never follows one)."""
+    try:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConfineError(f"workspace {path}: {e.strerror} (a symlink is refused)") from None
+
+
+def bwrap_argv(bwrap: str, ro: list[str], ws_fd: int, network: bool, env: dict) -> list[str]:
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
+            "--die-with-parent", "--new-session", "--as-pid-1", "--cap-drop", "ALL", "--clearenv"]
+    if network:
+        argv.append("--share-net")
+    for k, v in env.items():
+        argv += ["--setenv", k, v]
+    for top in TOP_LINKS:
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    for p in ro:
+        argv += ["--ro-bind-try", p, p]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+             "--bind-fd", str(ws_fd), WORKSPACE, "--chdir", WORKSPACE]
+    return argv
+
+
+def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple[subprocess.Popen, dict, str]:
+    """Start the agent; returns (process, the plan for boot["confine"], a one-line summary for ps/info).
+
+    fds: the agent's channel ends (passed through, numbers unchanged). stdout: a file object or DEVNULL.
+    """
+    argv_tail = [sys.executable, "-s", "-B", "-m", "agent_apps.runtime", *map(str, fds)]
+    if config.confine == "off":
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        p = subprocess.Popen(argv_tail, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=stdout,
+                             start_new_session=True, env=env)
+        return p, {"sandbox": "none"}, "off"
+    missing = layers.missing()
+    if config.confine == "strict" and missing:
+        raise ConfineError("--confine strict: missing " + "; ".join(f"{k} ({v})" for k, v in missing.items()))
+    wants_net = app.config.get("network") is True
+    if wants_net and not config.confine_allow_network:
+        raise ConfineError(f"{app.name} asks for network access (\"network\": true) but the kernel does not "
+                           "allow it (start it with --confine_allow_network)")
+    limits = limits_for(config, app.config)
+    ro = [*SYSTEM_RO, *python_paths(), *sdk_paths(), *app_paths(app), *(NET_RO if wants_net else ())]
+    ws_fd = open_workspace(workspace)
+    tmp = None
+    try:
+        if layers.bwrap:
+            inner_ws, inner_tmp = WORKSPACE, "/tmp"
+        else:
+            tmp = tempfile.mkdtemp(prefix=f"aios-{app.name[:32]}-")
+            inner_ws, inner_tmp = workspace, tmp
+        env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": inner_ws, "TMPDIR": inner_tmp,
+               "PYTHONPATH": str(ROOT)}
+        ll = None
+        if layers.landlock_abi >= 1:
+            ll = {"ro": ro + (["/proc"] if layers.bwrap else ["/proc/self"]),  # only the agent's own processes
+                  "rw": [inner_ws, inner_tmp, *DEVICES], "block_tcp": not wants_net}
+        plan = {"sandbox": "bwrap" if layers.bwrap else "session", "limits": limits, "landlock": ll,
+                "tmp": tmp}
+        if layers.bwrap:
+            argv = bwrap_argv(layers.bwrap, ro, ws_fd, wants_net, env) + ["--", *argv_tail]
+            p = subprocess.Popen(argv, pass_fds=[*fds, ws_fd], stdin=subprocess.DEVNULL, stdout=stdout,
+                                 env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"})
+        else:
+            p = subprocess.Popen(argv_tail, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=stdout, cwd=workspace,
+                                 start_new_session=True, env=env)
+    except BaseException:
+        if tmp:
+            os.rmdir(tmp)
+        raise
+    finally:
+        os.close(ws_fd)
+    summary = "+".join(layers.names()) + ("+net" if wants_net else "")
+    return p, plan, summary

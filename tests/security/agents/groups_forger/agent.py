@@ -1,0 +1,12 @@
+"""GroupsForgerAgent: edits the privilege groups file (tests/security)."""
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("hostile", Path(__file__).resolve().parent.parent / "_lib" / "hostile.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
+
+
+class GroupsForgerAgent(hostile.Hostile):
+    attack = "groups"

@@ -1,0 +1,12 @@
+"""MemoryHogAgent: allocates 2 GiB (tests/security)."""
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("hostile", Path(__file__).resolve().parent.parent / "_lib" / "hostile.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
+
+
+class MemoryHogAgent(hostile.Hostile):
+    attack = "memory_hog"

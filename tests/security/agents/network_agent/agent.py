@@ -1,0 +1,12 @@
+"""NetworkAgent: connects to localhost services over TCP and UDP, v4 and v6 (tests/security)."""
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("hostile", Path(__file__).resolve().parent.parent / "_lib" / "hostile.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
+
+
+class NetworkAgent(hostile.Hostile):
+    attack = "network"

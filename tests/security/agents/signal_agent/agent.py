@@ -1,0 +1,12 @@
+"""SignalAgent: SIGKILLs and SIGSTOPs the kernel, the front and other agents (tests/security)."""
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("hostile", Path(__file__).resolve().parent.parent / "_lib" / "hostile.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
+
+
+class SignalAgent(hostile.Hostile):
+    attack = "signals"

@@ -1,0 +1,70 @@
+"""The fallback of a machine without user namespaces (or bubblewrap): ``--confine auto`` then runs
+agents under Landlock and rlimits alone (simulated with AIOS_CONFINE_NO_BWRAP=1). The agent sees
+the host's directory tree, so these attacks name real host paths; Landlock must still refuse them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import start_kernel
+from secure_kernel import HOSTILE, VICTIM_SECRET, Target, digest, failed_clearly
+from pathlib import Path
+
+
+@pytest.fixture(scope="module")
+def fallback(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("landlock")
+    saved = {k: os.environ.get(k) for k in ("AIOS_CONFINE_NO_BWRAP", "AIOS_AGENT_PATH")}
+    os.environ["AIOS_CONFINE_NO_BWRAP"] = "1"
+    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved["AIOS_AGENT_PATH"] or "", str(HOSTILE)])
+    try:
+        client, events = start_kernel(tmp)  # auto
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    ws = Path(tmp, "data", "workspaces", "VictimAgent")
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "secret.txt").write_text(VICTIM_SECRET)
+    yield Target(client, events, str(tmp / "data"), str(tmp / "logs"), layers=("landlock", "rlimits"))
+    client.stop()
+
+
+def test_boot_says_what_is_missing(fallback):
+    texts = " ".join(e.get("text", "") for e in fallback.events.events)
+    assert "confinement layer namespaces missing" in texts and "UDP" in texts
+
+
+@pytest.mark.parametrize("agent", ["StorageThiefAgent", "SwapReaderAgent", "WorkspaceSnoopAgent",
+                                   "GroupsForgerAgent", "AuditForgerAgent", "SourceRewriterAgent",
+                                   "KernelMemoryAgent", "MemoryHogAgent", "FileHogAgent"])
+def test_files_memory_and_limits_hold_without_namespaces(fallback, agent):
+    db = os.path.join(fallback.data_dir, "storage.sqlite3")
+    before = digest(db)
+    tried = fallback.attack(agent)
+    failed_clearly(tried)
+    assert not any(VICTIM_SECRET in t.get("got", "") for t in tried)
+    assert digest(db) == before
+
+
+def test_signals_are_scoped_without_a_pid_namespace(fallback):
+    from kernel.confine.probe import probe
+    assert probe().landlock_abi >= 6, "without Landlock signal scoping this attack would stop the kernel"
+    other = fallback.client.spawn("SleepyAgent", "forever")
+    from secure_kernel import running
+    other_pid = running(fallback.client, other)["os_pid"]
+    tried = fallback.attack("SignalAgent", other_pid=other_pid)
+    failed_clearly(tried)
+    assert "Operation not permitted" in tried[0]["error"]  # Landlock ABI 6 signal scoping
+    assert fallback.client.info(other)["end_time"] is None
+    fallback.client.kill(other)
+
+
+def test_environment_is_cleared_without_namespaces(fallback):
+    tried = fallback.attack("EnvThiefAgent")
+    failed_clearly(tried, allow=("environment names",))
+    assert "AIOS_CONFINE_NO_BWRAP" not in tried[-1]["got"]
