@@ -39,7 +39,8 @@ from kernel.daemon import frames
 
 log = logging.getLogger("aios.daemon")
 MAX_CLIENTS = 64  # connections at once; more are refused with an error frame
-MAX_INFLIGHT = 1024  # unanswered requests per client (mostly `wait`s)
+MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a flood queues little in the kernel
+MAX_WAITS = 1024  # unanswered `wait`s per client (each costs the kernel one callback)
 OUT_QUEUE = 4096  # frames queued for one client before it counts as stuck and is dropped
 MAX_ID = 2 ** 53  # request ids: positive integers JSON carries exactly
 _INT, _STR, _BOOL = "int", "str", "bool"
@@ -90,7 +91,7 @@ class ClientConn:
         self.name = f"client {number} (pid {peer_pid})"
         self.interactive = False
         self.out: queue.Queue = queue.Queue(OUT_QUEUE)
-        self.inflight = 0  # guarded by _lock
+        self.inflight = {"wait": 0, "other": 0}  # unanswered requests, guarded by _lock
         self._lock = threading.Lock()
         self.closed = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name=f"daemon-{number}-in", daemon=True)
@@ -169,22 +170,23 @@ class ClientConn:
             if op not in OP_ARGS:
                 raise RequestError(f"unknown op {op[:40]!r}", "ENOSYS")
             args = check_args(op, frame)
+            kind, cap = ("wait", MAX_WAITS) if op == "wait" else ("other", MAX_INFLIGHT)
             with self._lock:
-                if self.inflight >= MAX_INFLIGHT:
-                    raise RequestError(f"{MAX_INFLIGHT} requests already unanswered", "EAGAIN")
-                self.inflight += 1
+                if self.inflight[kind] >= cap:
+                    raise RequestError(f"{cap} requests already unanswered", "EAGAIN")
+                self.inflight[kind] += 1
             try:
                 _, fut = self.server.kernel.submit(op, **args)
             except KernelError as e:
-                self._done(req_id, None, e)
+                self._done(req_id, kind, None, e)
                 return
-            fut.add_done_callback(lambda f: self._done(req_id, f, None))
+            fut.add_done_callback(lambda f: self._done(req_id, kind, f, None))
         except RequestError as e:
             self.reply(req_id, False, error=e.message, code=e.code)
 
-    def _done(self, req_id: int, fut: Future | None, err: KernelError | None) -> None:
+    def _done(self, req_id: int, kind: str, fut: Future | None, err: KernelError | None) -> None:
         with self._lock:
-            self.inflight -= 1
+            self.inflight[kind] -= 1
         if err is not None:
             self.reply(req_id, False, error=err.message, code=err.code)
             return
