@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx.attach(client)
         if batch:
             status = run_batch(ctx, lines, name, json_mode=args.json)
-            if status == 0 and (client.ready_info.get("load_error") or ctx.stats.get("load_error")):
-                status = 1  # the model failed to load: the run did not do what it was asked
+            client.ready.wait()  # a model that fails to load fails the run, even one without agents
+            if status == 0 and client.ready_info.get("load_error"):
+                status = 1
         else:
             logs = (f"; logs in {config.log_dir}/" if "file" in (config.scheduler_log_mode, config.agent_log_mode)
                     else "")

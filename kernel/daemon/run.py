@@ -139,6 +139,13 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
         elif not msg.get("ok"):
             print(f"simulator.py: error: {msg.get('error')}", file=sys.stderr)
 
+    from kernel.llm.preflight import PreflightError, preflight
+
+    try:
+        preflight(config.llm_name, config.llm_base_url)  # one line, before any socket or log file
+    except PreflightError as e:
+        report(ok=False, error=str(e))
+        return 1
     pidfile, listener = None, None
     try:
         sock_path = paths.check_socket_path(sock_path)
@@ -190,8 +197,9 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
         return server.shutdown()
     except (KernelError, Interrupted) as e:
         msg = e.message if isinstance(e, KernelError) else f"stopped by {e} while starting"
-        log.error("%s", msg)
-        report(ok=False, error=msg)
+        log.error("not serving: %s", msg)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         try:
             os.unlink(sock_path)
         except FileNotFoundError:
@@ -199,6 +207,8 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
         listener.close()
         if kernel is not None:
             kernel.stop()
+        pidfile.release()
+        report(ok=False, error=msg)  # last: when the starter returns, nothing of ours is left
         return 1
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

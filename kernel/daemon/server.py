@@ -276,7 +276,10 @@ class Server:
                      str(snap.get("result") if snap.get("error") is None else snap.get("error"))[:500])
         elif kind == "ready":
             err = (ev.get("stats") or {}).get("load_error")
-            (log.error if err else log.info)("model %s", err or "ready")
+            if err:
+                log.error("model load failed: %s", err)
+            else:
+                log.info("model ready")
         elif kind == "log":
             log.info("kernel: %s", ev.get("text"))
         if kind == "confirm":
