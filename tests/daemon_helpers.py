@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import socket
 import struct
 import subprocess
@@ -118,3 +120,31 @@ def recv_until(s: socket.socket, pred) -> dict:
 
 def reply_to(s: socket.socket, req_id: int) -> dict:
     return recv_until(s, lambda m: m.get("reply") == req_id)
+
+
+# -- another user (tests run as root here; most users are not) --------------------------
+def other_user(name: str = "aiosdaemontest") -> pwd.struct_passwd:
+    """An ordinary user, created once with useradd (root only)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True, capture_output=True)
+        return pwd.getpwnam(name)
+
+
+def as_user(user: pwd.struct_passwd):
+    """preexec_fn that drops to ``user`` (no supplementary groups)."""
+    def drop():
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    return drop
+
+
+def python_for_others() -> str:
+    """An interpreter another user can run (ours may sit under a 0700 home); stdlib-only scripts."""
+    for cand in (sys.executable, shutil.which("python3") or "", "/usr/bin/python3"):
+        path = Path(os.path.realpath(cand)) if cand else None
+        if path and path.is_file() and all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents]):
+            return str(path)
+    raise AssertionError("no Python interpreter that another user may execute")

@@ -88,3 +88,50 @@ def test_frames_round_trip_and_reject_bad_input():
     finally:
         a.close()
         b.close()
+
+
+USER_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from kernel.daemon import paths
+os.environ.pop("XDG_RUNTIME_DIR", None)
+sock = paths.default_socket()
+try:
+    paths.ensure_private_dir(os.path.dirname(sock))
+    pid = paths.PidFile(paths.pidfile_for(sock))
+    pid.acquire()
+    st = os.stat(os.path.dirname(sock))
+    print(json.dumps({"sock": sock, "mode": st.st_mode & 0o777, "uid": st.st_uid,
+                      "pidfile_mode": os.stat(pid.path).st_mode & 0o777}))
+    pid.release()
+except paths.PathError as e:
+    print(json.dumps({"error": str(e)}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a second user (useradd) and switch to it")
+def test_an_ordinary_user_gets_a_private_fallback_folder_and_refuses_a_squatted_one():
+    import json
+    import shutil
+
+    from daemon_helpers import ROOT, as_user, other_user, python_for_others
+
+    user = other_user()
+    folder = f"/tmp/aios-{user.pw_uid}"
+    shutil.rmtree(folder, ignore_errors=True)
+
+    def run() -> dict:
+        r = subprocess.run([python_for_others(), "-I", "-c", USER_SCRIPT, str(ROOT)], preexec_fn=as_user(user),
+                           capture_output=True, text=True, timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    try:
+        got = run()
+        assert got == {"sock": f"{folder}/aios.sock", "mode": 0o700, "uid": user.pw_uid, "pidfile_mode": 0o600}
+        shutil.rmtree(folder)
+        os.mkdir(folder, 0o777)  # someone else (root here) made the folder first: /tmp squatting
+        assert run() == {"error": f"{folder} belongs to uid 0, not to you (uid {user.pw_uid}): refusing to put "
+                                  "the socket there"}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import socket
 import struct
@@ -26,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon_helpers import (SIM, env_for, raw_connect, recv_obj, recv_until, reply_to, send_obj, send_raw,
-                            start_daemon, stop_daemon)
+from daemon_helpers import (SIM, as_user, env_for, other_user, python_for_others, raw_connect, recv_obj,
+                            recv_until, reply_to, send_obj, send_raw, start_daemon, stop_daemon)
 
 
 @pytest.fixture(scope="module")
@@ -121,24 +120,6 @@ def test_a_client_that_floods_and_never_reads_is_dropped(daemon):
     still_serves(daemon)
 
 
-def _other_user() -> str:
-    name = "aiosdaemontest"
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True, capture_output=True)
-    return name
-
-
-def _python_for_others() -> str:
-    """An interpreter another user can run (ours may sit under a 0700 home); the attacker needs only the stdlib."""
-    for cand in (sys.executable, shutil.which("python3") or "", "/usr/bin/python3"):
-        path = Path(os.path.realpath(cand)) if cand else None
-        if path and path.is_file() and all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents]):
-            return str(path)
-    pytest.fail("no Python interpreter that another user may execute")
-
-
 ATTACKER = """
 import json, socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -166,15 +147,10 @@ except OSError as e:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a second user (useradd) and switch to it")
 def test_a_client_of_another_uid_is_refused(daemon):
-    user = pwd.getpwnam(_other_user())
-
-    def as_other():
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
+    user = other_user()
 
     def attack() -> dict:
-        r = subprocess.run([_python_for_others(), "-I", "-c", ATTACKER, str(daemon.sock)], preexec_fn=as_other,
+        r = subprocess.run([python_for_others(), "-I", "-c", ATTACKER, str(daemon.sock)], preexec_fn=as_user(user),
                            capture_output=True, text=True, timeout=60, cwd="/")
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
