@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import struct
@@ -34,6 +35,7 @@ class Daemon:
         self.pidfile = sock.with_suffix(".pid")
         self.pid = int(self.pidfile.read_text())
         self.proc = psutil.Process(self.pid)
+        self.kernel_pid = int(re.search(r"kernel pid (\d+)", start.stdout).group(1))
         self.log_dir = tmp / "logs"
 
     def tree(self) -> list[psutil.Process]:

@@ -183,3 +183,27 @@ def test_bad_service_flags_are_one_line_and_status_2(tmp_path):
         r = subprocess.run([sys.executable, SIM, *args], cwd=str(tmp_path), env=env_for(tmp_path),
                                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "error:" in r.stderr, (args, r.stderr)
+
+
+def test_a_dead_kernel_stops_the_daemon_cleanly(tmp_path):
+    d = start_daemon(tmp_path)
+    try:
+        assert d.client("-c", "run SleepyAgent: 600").returncode == 0
+        tree = d.tree()
+        kernel = psutil.Process(d.kernel_pid)
+        assert kernel.ppid() == d.pid
+        shell = pexpect.spawn(sys.executable, [SIM, "--connect", "--socket", str(d.sock)], cwd=str(d.tmp),
+                              env=env_for(d.tmp), encoding="utf-8", timeout=90, dimensions=(50, 200))
+        shell.expect(PROMPT)
+        kernel.kill()
+        shell.expect(r"error: the daemon is shutting down \(the kernel process exited \(exit code -9\)\); "
+                     r"leaving the shell")
+        shell.expect(pexpect.EOF)
+        shell.close()
+        assert shell.exitstatus == 1
+        _, alive = psutil.wait_procs(tree, timeout=60)
+        assert alive == [], f"left behind: {alive}"
+        assert not d.sock.exists() and not d.pidfile.exists()
+        assert "shutting down: the kernel process exited (exit code -9)" in d.daemon_log()
+    finally:
+        stop_daemon(d)

@@ -165,7 +165,9 @@ class Server:
 
     def _watch_kernel(self) -> None:
         self.kernel.dead.wait()
-        self.request_stop(f"{self.kernel.lost_reason}", exit_code=1)
+        if self.stop_reason is None:
+            self.kernel.process.join(5)  # reaped, so the reason can name its exit code
+        self.request_stop(self.kernel.lost_reason, exit_code=1)
 
     def _accept(self) -> None:
         try:
