@@ -11,6 +11,12 @@ Light module: the front never imports torch. Usage::
 Events the kernel sends (dicts with an "event" key): booted, ready (model
 loaded or failed), output (a line an agent printed, console mode), log (a
 kernel record, console mode), exit (a process ended, with its snapshot).
+
+Before it starts the kernel, KernelClient checks the model name
+(kernel/llm/preflight.py) and raises KernelError at once for one that cannot
+be found. ``submit`` sends a request without waiting (the daemon's socket
+server multiplexes its clients with it); KernelCalls holds the calls the
+shell uses, shared with the daemon's RemoteKernelClient.
 """
 
 from __future__ import annotations

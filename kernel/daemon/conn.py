@@ -15,6 +15,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from concurrent.futures import Future
 
 from kernel.boot import KernelError
@@ -68,7 +69,7 @@ class ClientConn:
         self.interactive = False
         self.out: queue.Queue = queue.Queue(OUT_QUEUE)
         self.inflight = {"wait": 0, "other": 0}  # unanswered requests, guarded by _lock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards inflight and the closing of the connection
         self.closed = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name=f"daemon-{number}-in", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name=f"daemon-{number}-out", daemon=True)
@@ -113,7 +114,7 @@ class ClientConn:
                     log.warning("%s: bad frame: %s", self.name, e)
                     self.send({"event": "error", "error": f"bad frame: {e}", "code": "EPROTO"})
                     if isinstance(e, frames.FrameTooLarge):
-                        self.close(flush=True)
+                        self.drain(time.monotonic() + 2)  # the error first, then the close
                         return
                     continue
                 if frame is None:
@@ -169,17 +170,26 @@ class ClientConn:
         msg = fut.result()
         self.reply(req_id, bool(msg.get("ok")), msg.get("result"), msg.get("error"), msg.get("code"))
 
-    def close(self, flush: bool = False) -> None:
-        """Idempotent, any thread. ``flush``: let the writer send what is queued first (briefly)."""
-        if self.closed.is_set():
-            return
-        self.closed.set()
-        if flush and threading.current_thread() is not self._writer:
-            try:
-                self.out.put(None, timeout=1)
-            except queue.Full:
-                pass
-            self._writer.join(timeout=2)
+    def end_of_stream(self) -> None:
+        """The writer stops after what is queued now."""
+        try:
+            self.out.put_nowait(None)
+        except queue.Full:
+            pass
+
+    def drain(self, deadline: float) -> None:
+        """Let the writer send what is queued until ``deadline`` (time.monotonic()), then close."""
+        self.end_of_stream()
+        if threading.current_thread() is not self._writer:
+            self._writer.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.close()
+
+    def close(self) -> None:
+        """Idempotent, any thread, never blocks."""
+        with self._lock:
+            if self.closed.is_set():
+                return
+            self.closed.set()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv and the writer's sendall
         except OSError:

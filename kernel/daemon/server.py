@@ -25,6 +25,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 
 from kernel.boot import KernelError
 from kernel.daemon import frames
@@ -219,7 +220,11 @@ class Server:
         for c in self._targets():
             c.send({"event": "shutdown", "reason": self.stop_reason})
         code = self.kernel.stop()  # stops every agent; their exit events still reach the clients
-        for c in self._targets():
-            c.close(flush=True)
+        deadline = time.monotonic() + 2  # for all clients together: a stuck one cannot hold the exit
+        clients = self._targets()
+        for c in clients:
+            c.end_of_stream()
+        for c in clients:
+            c.drain(deadline)
         log.info("kernel stopped (exit code %s); daemon exits", code)
         return self.exit_code
