@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
             res[f"local_{op}_ms"] = (pct(ms, 0.5), pct(ms, 0.95))
     res["bad_model_s"] = wall([sys.executable, SIM, "--llm_name", "no-org/no-model", *common],
                               dict(env, HF_HUB_OFFLINE="1"), "ps\n")
+    shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(res))
         return 0
