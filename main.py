@@ -124,7 +124,11 @@ def main(argv=None) -> int:
 
     if verbosity >= 0:
         console.print(f"[bold]AIOS[/bold] booting kernel with model {config.llm_name} (scheduler {config.scheduler})...")
-    kernel = KernelClient(config, on_event=on_event)
+    try:
+        kernel = KernelClient(config, on_event=on_event)
+    except KernelError as e:  # the model cannot be found, or the kernel did not start: one line
+        console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True)
+        return 1
     # SIGTERM/SIGHUP end the demo like Ctrl-C does: the finally below stops everything.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))

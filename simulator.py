@@ -7,6 +7,8 @@ Usage:
                                                           # deployment: logs go to logs/, the terminal shows the shell
     python simulator.py --script jobs.aios [--json]       # batch run of shell commands
     printf 'run MathAgent: What is 12*7?\\n' | python simulator.py --json
+    python simulator.py --daemon [--foreground] [--socket PATH]   # the kernel as a service
+    python simulator.py --connect [--socket PATH] [-c 'COMMAND' | --script FILE]
 
 Interactive: a banner, then the prompt ``[smollm2-135m-instruct]> ``;
 ``help`` lists the commands (run, ps, top, kill, wait, result, info, logs,
@@ -23,11 +25,18 @@ arguments or script file, 130 interrupted.
 
 Leaving (exit, Ctrl-D, end of script, SIGTERM or SIGHUP; SIGINT in batch
 mode) stops every agent and the kernel, which flushes its logs.
+
+Service (kernel/daemon): ``--daemon`` prints ``AIOS daemon pid N serving on
+SOCKET ...`` and returns once the daemon serves (exit 0), or one ``error:``
+line (exit 1). ``--connect`` attaches this shell to it: ``exit`` only
+detaches, ``shutdown`` stops the daemon, its kernel and every agent;
+``-c 'ps'`` runs one command and exits 0 if it succeeded, 1 if not.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +45,7 @@ from aios_shell import Repl, ShellContext, run_batch
 from kernel.boot import KernelClient, KernelError
 from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
 from kernel.config import KernelConfig, add_kernel_args, state_dir
+from kernel.daemon import paths
 
 
 class Terminated(SystemExit):
@@ -60,7 +70,35 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top_interval", type=float, help="seconds between top refreshes")
     g.add_argument("--history", help="history file")
     add_verbosity(g)
+    g = p.add_argument_group("service (a kernel that runs as a daemon; shells attach to it)")
+    g.add_argument("--daemon", action="store_true", help="start the kernel as a detached service on a unix socket "
+                   "and return once it serves")
+    g.add_argument("--foreground", action="store_true", help="with --daemon: serve in the foreground, logging to "
+                   "stderr too (for systemd Type=simple)")
+    g.add_argument("--connect", action="store_true", help="attach the shell to a running daemon")
+    g.add_argument("--socket", metavar="PATH", help=f"the daemon's socket (default {paths.default_socket()}; "
+                   "$XDG_RUNTIME_DIR/aios/aios.sock, or /tmp/aios-UID/aios.sock without XDG_RUNTIME_DIR)")
+    g.add_argument("-c", "--command", metavar="COMMAND", help="with --connect: run one shell command and exit with "
+                   "its status (0 ok, 1 failed)")
+    g.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # set by --daemon for its detached child
     return p
+
+
+def check_modes(args) -> str | None:
+    """An error message if the service flags are combined wrongly."""
+    if args.daemon and args.connect:
+        return "--daemon and --connect exclude each other"
+    if args.daemon and (args.script is not None or args.command is not None or args.json):
+        return "--daemon takes no --script, -c or --json (attach with --connect to run commands)"
+    if args.foreground and not args.daemon:
+        return "--foreground goes with --daemon"
+    if args.command is not None and not args.connect:
+        return "-c COMMAND goes with --connect (a foreground shell: use --script or a pipe)"
+    if args.command is not None and args.script is not None:
+        return "give -c or --script, not both"
+    if args.socket is not None and not (args.daemon or args.connect):
+        return "--socket goes with --daemon or --connect"
+    return None
 
 
 def read_script(path: str) -> list[str]:
@@ -70,13 +108,25 @@ def read_script(path: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         config = KernelConfig.from_args(args)
     except ValueError as e:
         print(f"simulator.py: error: {e}", file=sys.stderr)
         return 2
-    batch = args.script is not None or not sys.stdin.isatty()
+    problem = check_modes(args)
+    if problem:
+        print(f"simulator.py: error: {problem}", file=sys.stderr)
+        return 2
+    sock_path = args.socket or paths.default_socket()
+    if args.daemon:
+        from kernel.daemon import run
+
+        if args.foreground:
+            return run.serve(config, sock_path, ready_fd=args.ready_fd)
+        return run.start_detached(os.path.abspath(__file__), argv, config, sock_path)
+    batch = args.script is not None or args.command is not None or not sys.stdin.isatty()
     if args.json and not batch:
         print("simulator.py: error: --json is for batch runs (--script FILE, or commands on a pipe)", file=sys.stderr)
         return 2
@@ -91,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, UnicodeDecodeError) as e:
             print(f"simulator.py: error: cannot read script {args.script!r}: {e}", file=sys.stderr)
             return 2
+    if args.connect:
+        from aios_shell.connect import run_connected
+
+        return run_connected(args, sock_path, batch, name, lines)
     if not batch and hasattr(config, "interactive_confirm"):
         config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
     ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None,
@@ -107,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         ctx.attach(client)
         if batch:
-            status = run_batch(ctx, lines, name, json_mode=args.json)
+            status = run_batch(ctx, lines, name, json_mode=args.json)  # 1 too when the model failed to load
         else:
             logs = (f"; logs in {config.log_dir}/" if "file" in (config.scheduler_log_mode, config.agent_log_mode)
                     else "")

@@ -273,7 +273,8 @@ def cmd_help(ctx, arg):
     ctx.echo("\n".join(lines) + "\nhelp <command> for details; Tab completes; Ctrl-D or exit leaves.")
 
 
-@TABLE.command("exit", "exit", "leave: stops every agent and the kernel (asks first if agents run)",
+@TABLE.command("exit", "exit", "leave: stops every agent and the kernel (asks first if agents run);\n"
+               "attached to a daemon (--connect), only detaches: the agents go on",
                aliases=("quit",))
 def cmd_exit(ctx, arg):
     if ctx.interactive and not confirm_leave(ctx):
@@ -281,8 +282,23 @@ def cmd_exit(ctx, arg):
     raise ExitShell()
 
 
-def confirm_leave(ctx) -> bool:
-    """REPL: True if no agent runs or the user agrees to stop them."""
+@TABLE.command("shutdown", "shutdown", "stop every agent and the kernel; attached to a daemon (--connect),\n"
+               "the daemon too (asks first if agents run)")
+def cmd_shutdown(ctx, arg):
+    if arg.strip():
+        raise CommandError("usage: shutdown")
+    if ctx.interactive and not confirm_leave(ctx, stopping=True):
+        return
+    if getattr(ctx, "remote", False):
+        ctx.client.shutdown()
+        ctx.note("the daemon is stopping its agents and kernel")
+    raise ExitShell()
+
+
+def confirm_leave(ctx, stopping: bool = False) -> bool:
+    """REPL: True if no agent runs or the user agrees to stop them (detaching from a daemon stops none)."""
+    if getattr(ctx, "remote", False) and not stopping:
+        return True
     try:
         live = ctx.client.ps(all=False)
     except Exception:

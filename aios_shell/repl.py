@@ -81,7 +81,7 @@ class Repl:
                 self._loop()
         finally:
             self._stop.set()
-            if not self.kernel_gone:
+            if not self.kernel_gone and not getattr(self.ctx, "remote", False):  # attached: others may answer
                 self.ctx.confirm.deny_all("the shell is leaving")
         return 1 if self.kernel_gone else 0
 
@@ -174,10 +174,8 @@ class Repl:
         client = self.ctx.client
         while not self._stop.is_set():
             if client.dead.is_set():
-                code = client.process.exitcode
                 self.kernel_gone = True
-                self.ctx.error(f"the kernel process exited{'' if code is None else f' (exit code {code})'}; "
-                               "leaving the shell")
+                self.ctx.error(f"{client.lost_reason}; leaving the shell")
                 self.ctx.wake()
                 return
             try:

@@ -11,6 +11,12 @@ Light module: the front never imports torch. Usage::
 Events the kernel sends (dicts with an "event" key): booted, ready (model
 loaded or failed), output (a line an agent printed, console mode), log (a
 kernel record, console mode), exit (a process ended, with its snapshot).
+
+Before it starts the kernel, KernelClient checks the model name
+(kernel/llm/preflight.py) and raises KernelError at once for one that cannot
+be found. ``submit`` sends a request without waiting (the daemon's socket
+server multiplexes its clients with it); KernelCalls holds the calls the
+shell uses, shared with the daemon's RemoteKernelClient.
 """
 
 from __future__ import annotations
@@ -34,8 +40,16 @@ class KernelError(Exception):
         self.message = message
 
 
-def kernel_main(config, conn) -> None:
-    """Entry point of the kernel process."""
+def unwrap(msg: dict) -> Any:
+    """A reply dict's result, or KernelError with its message and code."""
+    if not msg.get("ok"):
+        raise KernelError(msg.get("error") or "failed", msg.get("code"))
+    return msg.get("result")
+
+
+def kernel_main(config, conn, env: dict | None = None) -> None:
+    """Entry point of the kernel process; ``env`` (from the model preflight) is set before any import."""
+    os.environ.update(env or {})
     os.setpgrp()  # out of the terminal's foreground group: Ctrl-C in the shell is the shell's
     try:
         import ctypes
@@ -73,10 +87,51 @@ def _private(config) -> None:
             os.chmod(path, 0o700)
 
 
-class KernelClient:
+class KernelCalls:
+    """The calls the front uses, over ``request``; shared by KernelClient and the daemon's
+    RemoteKernelClient (kernel/daemon/remote.py), so the shell takes either."""
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        raise NotImplementedError
+
+    def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
+        """Start an agent; restart_max > 0 lets the kernel restart it after a crash (see supervisor.py)."""
+        return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority, restart_max=restart_max)
+
+    def kill(self, pid: int) -> None:
+        self.request("kill", timeout=10, pid=pid)
+
+    def wait(self, pid: int, timeout: float | None = None, follow_restarts: bool = True) -> dict:
+        """Block until pid ends; with follow_restarts, until the last process of its restart chain ends."""
+        snap = self.request("wait", timeout=timeout, pid=pid)
+        while follow_restarts and snap.get("restarted_as"):
+            snap = self.request("wait", timeout=timeout, pid=snap["restarted_as"])
+        return snap
+
+    def ps(self, all: bool = True) -> list[dict]:
+        return self.request("ps", timeout=10, all=all)
+
+    def info(self, pid: int) -> dict:
+        return self.request("info", timeout=10, pid=pid)
+
+    def stats(self) -> dict:
+        return self.request("stats", timeout=10)
+
+    def logs(self, pid: int) -> dict:
+        return self.request("logs", timeout=10, pid=pid)
+
+
+class KernelClient(KernelCalls):
     """Front-side handle on a running kernel process."""
 
     def __init__(self, config, on_event: Callable[[dict], None] | None = None, boot_timeout: float = 60.0):
+        """Raises KernelError (code ENOENT, one line) at once when the model cannot be found."""
+        from kernel.llm.preflight import PreflightError, preflight
+
+        try:
+            env = preflight(config.llm_name, getattr(config, "llm_base_url", None))
+        except PreflightError as e:
+            raise KernelError(str(e), "ENOENT") from None
         self.config = config
         self.on_event = on_event
         self._ids = itertools.count(1)
@@ -87,7 +142,7 @@ class KernelClient:
         self.ready_info: dict = {}
         self.dead = threading.Event()
         self._conn, child = SPAWN.Pipe(duplex=True)
-        self.process = SPAWN.Process(target=kernel_main, args=(config, child), name="aios-kernel", daemon=False)
+        self.process = SPAWN.Process(target=kernel_main, args=(config, child, env), name="aios-kernel", daemon=False)
         self.process.start()
         child.close()
         self._reader = threading.Thread(target=self._read_loop, name="kernel-events", daemon=True)
@@ -139,7 +194,15 @@ class KernelClient:
             for fut in pending.values():
                 fut.set_result({"ok": False, "error": "the kernel exited", "code": "ECONNRESET"})
 
-    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+    @property
+    def lost_reason(self) -> str:
+        """Why the kernel is gone (for the shell's last line)."""
+        code = self.process.exitcode
+        return f"the kernel process exited{'' if code is None else f' (exit code {code})'}"
+
+    def submit(self, op: str, **args: Any) -> tuple[int, Future]:
+        """Send a request without waiting; the Future gets the raw reply dict
+        (``{"ok", "result", "error", "code"}``), set on the reader thread."""
         if self.dead.is_set():
             raise KernelError("the kernel is not running", "ECONNRESET")
         fut: Future = Future()
@@ -151,42 +214,17 @@ class KernelClient:
             except (OSError, BrokenPipeError):
                 self._pending.pop(req_id, None)
                 raise KernelError("the kernel is not running", "ECONNRESET") from None
+        return req_id, fut
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        req_id, fut = self.submit(op, **args)
         try:
             msg = fut.result(timeout)
         except TimeoutError:
             with self._lock:
                 self._pending.pop(req_id, None)
             raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
-        if not msg.get("ok"):
-            raise KernelError(msg.get("error") or "failed", msg.get("code"))
-        return msg.get("result")
-
-    # -- the calls the front uses ---------------------------------------------------
-    def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
-        """Start an agent; restart_max > 0 lets the kernel restart it after a crash (see supervisor.py)."""
-        return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority, restart_max=restart_max)
-
-    def kill(self, pid: int) -> None:
-        self.request("kill", timeout=10, pid=pid)
-
-    def wait(self, pid: int, timeout: float | None = None, follow_restarts: bool = True) -> dict:
-        """Block until pid ends; with follow_restarts, until the last process of its restart chain ends."""
-        snap = self.request("wait", timeout=timeout, pid=pid)
-        while follow_restarts and snap.get("restarted_as"):
-            snap = self.request("wait", timeout=timeout, pid=snap["restarted_as"])
-        return snap
-
-    def ps(self, all: bool = True) -> list[dict]:
-        return self.request("ps", timeout=10, all=all)
-
-    def info(self, pid: int) -> dict:
-        return self.request("info", timeout=10, pid=pid)
-
-    def stats(self) -> dict:
-        return self.request("stats", timeout=10)
-
-    def logs(self, pid: int) -> dict:
-        return self.request("logs", timeout=10, pid=pid)
+        return unwrap(msg)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Stop the kernel and every agent; returns the kernel's exit code. Idempotent."""

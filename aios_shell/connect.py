@@ -1,0 +1,92 @@
+"""``simulator.py --connect``: the shell, its batch runner and ``-c`` on a daemon's kernel.
+
+    python simulator.py --connect                 # the REPL; exit detaches, shutdown stops the daemon
+    python simulator.py --connect -c 'ps'         # one command; exit status 0 ok, 1 failed
+    python simulator.py --connect --script jobs.aios [--json]   # a batch run, as without --connect
+
+The commands are the same table and dispatcher as the foreground shell; the
+client is a RemoteKernelClient (kernel/daemon/remote.py). Leaving (exit,
+Ctrl-D, end of script, SIGTERM/SIGHUP) detaches: the daemon, its kernel and
+agents go on. Kernel flags (--llm_name ...) are the daemon's, not ours.
+Exit status: as the batch runner's; 1 when the daemon cannot be reached or
+goes away; 128+N on signal N.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from aios_shell.batch import run_batch
+from aios_shell.commands import Dispatcher, ExitShell
+from aios_shell.confirm import ConfirmBroker
+from aios_shell.context import ShellContext
+from aios_shell.handlers import TABLE
+from aios_shell.repl import Repl
+from kernel.boot import KernelError
+from kernel.config import state_dir
+
+
+class Terminated(SystemExit):
+    """SIGTERM/SIGHUP: leave (detach) with 128+N."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def run_command(ctx, line: str) -> int:
+    """``-c``: one line through the dispatcher; 0 if it succeeded."""
+    try:
+        return 0 if Dispatcher(TABLE, ctx).onecmd(line) else 1
+    except ExitShell:
+        return 0
+
+
+def run_connected(args, sock_path: str, batch: bool, name: str, lines) -> int:
+    from kernel.daemon.remote import RemoteKernelClient
+
+    one = args.command is not None
+    ctx = ShellContext(interactive=not batch, out=sys.stderr if args.json else None,
+                       show_output=not one, notify_exit=not batch)
+    ctx.remote = True  # exit detaches (no question), shutdown stops the daemon
+    ctx.top_interval = args.top_interval
+    if not batch:  # before connecting: questions pending in the daemon arrive right after hello
+        ctx.confirm = ConfirmBroker(send=lambda cid, allow: ctx.client.request("confirm", timeout=10, cid=cid,
+                                                                                allow=allow),
+                                    wake=ctx.wake, echo=ctx.echo)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    client, status = None, 1
+    try:
+        try:
+            client = RemoteKernelClient(sock_path, on_event=ctx.on_event, interactive=not batch)
+        except KernelError as e:
+            print(f"simulator.py: error: {e.message}", file=sys.stderr)
+            return 1
+        ctx.llm_name = client.hello.get("model") or ""
+        ctx.attach(client)
+        if one:
+            status = run_command(ctx, args.command)
+        elif batch:
+            status = run_batch(ctx, lines, name, json_mode=args.json)
+        else:
+            h = client.hello
+            ctx.echo(f"AIOS shell: connected to the daemon at {sock_path} (pid {h.get('daemon_pid')}, kernel pid "
+                     f"{client.pid}, model {ctx.llm_name}, scheduler {h.get('scheduler')}; logs in "
+                     f"{h.get('log_dir')}/).\nType help for commands, Tab to complete; exit or Ctrl-D detaches "
+                     "(agents go on), shutdown stops the daemon.")
+            history = args.history or str(state_dir() / "shell_history")
+            status = Repl(ctx, history_path=Path(history)).run()
+    except KeyboardInterrupt:
+        status = 130
+    except Terminated as t:
+        status = t.code
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        ctx.leaving = True
+        if client is not None:
+            client.stop()
+    return status

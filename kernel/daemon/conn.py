@@ -1,0 +1,202 @@
+"""One client of the daemon: its reader (frames in, validated), its writer (bounded queue out).
+
+What a client may send: the ops in OP_ARGS (the shell's calls; never the
+kernel's ``stop``) with exactly the listed argument types, plus ``hello``
+(``{"interactive": bool}``; interactive clients get confirm questions) and
+``shutdown``. A frame that is not valid JSON gets an ``error`` event and the
+connection goes on; an oversized one closes it (its body was not read).
+A client that stops reading fills its queue (OUT_QUEUE) and is dropped: it
+cannot slow the kernel or the other clients. ``_lock`` guards ``inflight``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from concurrent.futures import Future
+
+from kernel.boot import KernelError
+from kernel.daemon import frames
+
+log = logging.getLogger("aios.daemon")
+MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a flood queues little in the kernel
+MAX_WAITS = 1024  # unanswered `wait`s per client (each costs the kernel one callback)
+OUT_QUEUE = 4096  # frames queued for one client before it counts as stuck and is dropped
+MAX_ID = 2 ** 53  # request ids: positive integers JSON carries exactly
+_INT, _STR, _BOOL = "int", "str", "bool"
+OP_ARGS: dict[str, dict[str, str]] = {  # op -> {argument: type}; all arguments optional at this layer
+    "spawn": {"agent": _STR, "task": _STR, "priority": _INT, "restart_max": _INT},
+    "kill": {"pid": _INT}, "wait": {"pid": _INT}, "info": {"pid": _INT}, "logs": {"pid": _INT},
+    "ps": {"all": _BOOL}, "stats": {}, "tools": {}, "access": {},
+    "confirm": {"cid": _INT, "allow": _BOOL}, "setgroup": {"agent": _STR, "group": _STR},
+}
+INT_RANGE = 2 ** 31  # pids, cids, priorities
+
+
+class RequestError(Exception):
+    def __init__(self, message: str, code: str = "EINVAL"):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def check_args(op: str, frame: dict) -> dict:
+    """The request's arguments, checked against OP_ARGS; raises RequestError."""
+    spec = OP_ARGS[op]
+    args = {}
+    for key, value in frame.items():
+        if key in ("op", "id"):
+            continue
+        kind = spec.get(key)
+        if kind is None:
+            raise RequestError(f"{op}: unknown argument {key[:40]!r}")
+        if value is None:
+            continue
+        ok = {_INT: isinstance(value, int) and not isinstance(value, bool) and -INT_RANGE < value < INT_RANGE,
+              _STR: isinstance(value, str), _BOOL: isinstance(value, bool)}[kind]
+        if not ok:
+            raise RequestError(f"{op}: {key} must be {'an integer' if kind == _INT else 'a ' + kind}")
+        args[key] = value
+    return args
+
+
+class ClientConn:
+    def __init__(self, server, sock: socket.socket, peer_pid: int, number: int):  # server: kernel.daemon.server.Server
+        self.server, self.sock = server, sock
+        self.name = f"client {number} (pid {peer_pid})"
+        self.interactive = False
+        self.out: queue.Queue = queue.Queue(OUT_QUEUE)
+        self.inflight = {"wait": 0, "other": 0}  # unanswered requests, guarded by _lock
+        self._lock = threading.Lock()  # guards inflight and the closing of the connection
+        self.closed = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name=f"daemon-{number}-in", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name=f"daemon-{number}-out", daemon=True)
+
+    def start(self) -> None:
+        self._writer.start()
+        self._reader.start()
+
+    # -- out ------------------------------------------------------------------------
+    def send(self, obj: dict) -> None:
+        """Any thread, never blocks: queue a frame; a client that does not read is dropped."""
+        if self.closed.is_set():
+            return
+        try:
+            self.out.put_nowait(frames.encode(obj))
+        except queue.Full:
+            log.warning("%s: %d frames unread: dropping it", self.name, OUT_QUEUE)
+            self.close()
+
+    def reply(self, req_id: int, ok: bool, result=None, error: str | None = None, code: str | None = None) -> None:
+        self.send({"reply": req_id, "ok": ok, "result": result, "error": error, "code": code})
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                data = self.out.get()
+                if data is None:
+                    return
+                self.sock.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self.close()
+
+    # -- in -------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        try:
+            while not self.closed.is_set():
+                try:
+                    frame = frames.read_frame(self.sock, frames.MAX_CLIENT_FRAME)
+                except frames.FrameError as e:
+                    log.warning("%s: bad frame: %s", self.name, e)
+                    self.send({"event": "error", "error": f"bad frame: {e}", "code": "EPROTO"})
+                    if isinstance(e, frames.FrameTooLarge):
+                        self.drain(time.monotonic() + 2)  # the error first, then the close
+                        return
+                    continue
+                if frame is None:
+                    return
+                self._on_frame(frame)
+        except (OSError, EOFError):
+            pass
+        finally:
+            self.close()
+
+    def _on_frame(self, frame: dict) -> None:
+        req_id, op = frame.get("id"), frame.get("op")
+        if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 < req_id < MAX_ID:
+            self.send({"event": "error", "error": "a request needs an integer id > 0", "code": "EINVAL"})
+            return
+        try:
+            if not isinstance(op, str):
+                raise RequestError("a request needs an op (a string)")
+            if op == "hello":
+                self.interactive = bool(frame.get("interactive"))
+                self.reply(req_id, True, self.server.hello())
+                if self.interactive:
+                    for ev in self.server.confirms_pending():
+                        self.send(ev)
+                return
+            if op == "shutdown":
+                self.reply(req_id, True, True)
+                self.server.request_stop(f"shutdown asked by {self.name}")
+                return
+            if op not in OP_ARGS:
+                raise RequestError(f"unknown op {op[:40]!r}", "ENOSYS")
+            args = check_args(op, frame)
+            kind, cap = ("wait", MAX_WAITS) if op == "wait" else ("other", MAX_INFLIGHT)
+            with self._lock:
+                if self.inflight[kind] >= cap:
+                    raise RequestError(f"{cap} requests already unanswered", "EAGAIN")
+                self.inflight[kind] += 1
+            try:
+                _, fut = self.server.kernel.submit(op, **args)
+            except KernelError as e:
+                self._done(req_id, kind, None, e)
+                return
+            fut.add_done_callback(lambda f: self._done(req_id, kind, f, None))
+        except RequestError as e:
+            self.reply(req_id, False, error=e.message, code=e.code)
+
+    def _done(self, req_id: int, kind: str, fut: Future | None, err: KernelError | None) -> None:
+        with self._lock:
+            self.inflight[kind] -= 1
+        if err is not None:
+            self.reply(req_id, False, error=err.message, code=err.code)
+            return
+        msg = fut.result()
+        self.reply(req_id, bool(msg.get("ok")), msg.get("result"), msg.get("error"), msg.get("code"))
+
+    def end_of_stream(self) -> None:
+        """The writer stops after what is queued now."""
+        try:
+            self.out.put_nowait(None)
+        except queue.Full:
+            pass
+
+    def drain(self, deadline: float) -> None:
+        """Let the writer send what is queued until ``deadline`` (time.monotonic()), then close."""
+        self.end_of_stream()
+        if threading.current_thread() is not self._writer:
+            self._writer.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.close()
+
+    def close(self) -> None:
+        """Idempotent, any thread, never blocks."""
+        with self._lock:
+            if self.closed.is_set():
+                return
+            self.closed.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv and the writer's sendall
+        except OSError:
+            pass
+        try:
+            self.out.put_nowait(None)
+        except queue.Full:
+            pass
+        self.sock.close()
+        self.server.forget(self)

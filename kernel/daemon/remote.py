@@ -1,0 +1,145 @@
+"""RemoteKernelClient: the shell's handle on a daemon's kernel, over its unix socket.
+
+Same calls as KernelClient (kernel.boot.KernelCalls: spawn, kill, wait, ps,
+info, stats, logs, request) and the same attributes the shell reads
+(``pid``, ``ready``, ``ready_info``, ``dead``, ``lost_reason``), so the
+REPL, the batch runner and top take either. Differences: ``stop()`` only
+detaches (the daemon, its kernel and agents go on); ``shutdown()`` stops
+them all.
+
+    with RemoteKernelClient("/run/user/1000/aios/aios.sock", on_event=print) as k:
+        print(k.ps())
+
+Threads: a reader thread completes reply futures and calls ``on_event``;
+``_lock`` guards ``_pending`` and socket writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from kernel.boot import KernelCalls, KernelError, unwrap
+from kernel.daemon import frames
+
+
+class RemoteKernelClient(KernelCalls):
+    def __init__(self, sock_path: str, on_event: Callable[[dict], None] | None = None, *,
+                 interactive: bool = False, timeout: float = 10.0):
+        """Connect and say hello; KernelError (one line) when no daemon answers or it refuses us."""
+        self.sock_path = sock_path
+        self.on_event = on_event
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self.ready = threading.Event()
+        self.ready_info: dict = {}
+        self.dead = threading.Event()
+        self.closing = False  # we detached ourselves: not an error
+        self._lost = "the daemon closed the connection"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(sock_path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self.sock.close()
+            raise KernelError(f"no AIOS daemon at {sock_path} (start one: python simulator.py --daemon)",
+                              "ECONNREFUSED") from None
+        except OSError as e:
+            self.sock.close()
+            raise KernelError(f"cannot connect to {sock_path}: {e.strerror or e}", "ECONNREFUSED") from None
+        self._reader = threading.Thread(target=self._read_loop, name="daemon-events", daemon=True)
+        self._reader.start()
+        try:
+            self.hello = self.request("hello", timeout=timeout, interactive=interactive)
+        except KernelError:
+            self.close()
+            raise
+        self.pid = self.hello.get("kernel_pid")
+        self.ready_info = self.hello.get("ready_info") or {}
+        if self.hello.get("ready"):
+            self.ready.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def lost_reason(self) -> str:
+        return self._lost
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = frames.read_frame(self.sock, frames.MAX_SERVER_FRAME)
+                if msg is None:
+                    break
+                if "reply" in msg:
+                    with self._lock:
+                        fut = self._pending.pop(msg.get("reply"), None)
+                    if fut is not None:
+                        fut.set_result(msg)
+                    continue
+                ev = msg.get("event")
+                if ev == "refused":
+                    self._lost = f"the daemon refused the connection: {msg.get('error')}"
+                    break
+                if ev == "shutdown":
+                    self._lost = f"the daemon is shutting down ({msg.get('reason')})"
+                elif ev == "ready":
+                    self.ready_info = msg.get("stats") or {}
+                    self.ready.set()
+                if self.on_event is not None:
+                    try:
+                        self.on_event(msg)
+                    except Exception:
+                        pass  # a view's bug must not stop replies from arriving
+        except (OSError, EOFError, frames.FrameError):
+            pass
+        finally:
+            self.dead.set()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for fut in pending.values():
+                fut.set_result({"ok": False, "error": self._lost, "code": "ECONNRESET"})
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        if self.dead.is_set():
+            raise KernelError(self._lost, "ECONNRESET")
+        fut: Future = Future()
+        with self._lock:
+            req_id = next(self._ids)
+            self._pending[req_id] = fut
+            try:
+                self.sock.sendall(frames.encode({"op": op, "id": req_id, **args}))
+            except OSError:
+                self._pending.pop(req_id, None)
+                raise KernelError(self._lost, "ECONNRESET") from None
+        try:
+            msg = fut.result(timeout)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
+        return unwrap(msg)
+
+    def shutdown(self) -> None:
+        """Stop the daemon: every agent, the kernel, then the daemon itself."""
+        self.request("shutdown", timeout=10)
+
+    def close(self) -> None:
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Detach: the daemon and its agents go on. Idempotent."""
+        self.close()
+        self._reader.join(timeout)
