@@ -14,6 +14,12 @@ Threads and locks:
                touch only ``_cv``-guarded fields (_inbox, _live, _stopping)
                and EngineStats (its own lock).
 
+Constrained requests (``response_format``/``tools``) go first to the
+``llm-grammar`` thread (kernel.llm.constrain.Compiler), which compiles their
+grammar once the model is loaded and then queues them like any other; a bad
+or too costly grammar is answered EINVAL there. The engine masks their rows'
+logits before sampling (kernel.llm.logitmask).
+
 Request callbacks: ``req.state("ready")`` when queued or preempted,
 ``req.state("running")`` when admitted to the batch, ``req.finish`` exactly
 once. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
@@ -55,6 +61,9 @@ class Engine:
         self._live: dict[int, LLMRequest] = {}  # id(req) -> req, submitted and not finished
         self._stopping = False
         self.counters = EngineStats()
+        from kernel.llm.constrain import Compiler
+
+        self.grammars = Compiler(self._lltokenizer)
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
 
     # -- public, thread-safe -----------------------------------------------------------
@@ -63,6 +72,7 @@ class Engine:
 
     def submit(self, req: LLMRequest) -> None:
         req.state("ready")  # before the engine thread can see it (and call state("running"))
+        compile_first = req.constrained and req.matcher is None
         with self._cv:
             refusal = None
             if self._stopping:
@@ -70,11 +80,48 @@ class Engine:
             elif self.ready.is_set() and self.load_error:
                 refusal = LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
             else:
-                self._inbox.append(req)
                 self._live[id(req)] = req
-                self._cv.notify()
+                if not compile_first:
+                    self._inbox.append(req)
+                    self._cv.notify()
         if refusal is not None:
             req.finish(error=refusal)
+        elif compile_first:
+            self.grammars.submit(lambda: self._compile(req))
+
+    def _lltokenizer(self):
+        import llguidance.hf
+
+        self.ready.wait()
+        if self.load_error:
+            raise RuntimeError(self.load_error)
+        return llguidance.hf.from_tokenizer(self.tok, n_vocab=len(self.tok))
+
+    def _compile(self, req: LLMRequest) -> None:
+        """On the llm-grammar thread: attach a Matcher to ``req`` and queue it, or answer EINVAL."""
+        from kernel.llm import constrain
+        from kernel.llm.logitmask import Matcher
+
+        if req.cancelled or self._stopping:
+            return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+        try:
+            text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice)
+            req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
+        except constrain.ConstraintError as e:
+            return self.finish(req, error=LLMError("EINVAL", str(e)))
+        except ValueError as e:  # llguidance: the schema is not valid JSON for it
+            return self.finish(req, error=LLMError("EINVAL", f"cannot compile the schema: {e}"))
+        except RuntimeError as e:  # the model did not load
+            return self.finish(req, error=LLMError("EIO", f"model {self.llm_name} is not available: {e}"))
+        with self._cv:
+            if self._stopping:
+                refusal = True
+            else:
+                refusal = False
+                self._inbox.append(req)
+                self._cv.notify()
+        if refusal:
+            self.finish(req, error=LLMError("ECANCELED", "kernel is stopping"))
 
     def cancel_pid(self, pid: int) -> int:
         """Cancel every request of ``pid`` (queued, preempted or running); returns how many.
@@ -107,6 +154,7 @@ class Engine:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
+        self.grammars.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         with self._cv:  # never started, or stuck in a long forward pass: answer for it
@@ -186,8 +234,13 @@ class Engine:
         """Tokenize a new request and queue it (or answer it with an error)."""
         if req.cancelled:
             return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+        messages = req.messages
+        if req.tools:
+            from kernel.llm.constrain import with_tools
+
+            messages = with_tools(messages, req.tools, req.tool_choice)  # the model's own tool format
         try:
-            enc = self.tok.apply_chat_template(req.messages, add_generation_prompt=True)
+            enc = self.tok.apply_chat_template(messages, add_generation_prompt=True)
             ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
         except Exception as e:
             return self.finish(req, error=LLMError("EINVAL", f"cannot format the messages: {e}"))
@@ -196,6 +249,7 @@ class Engine:
                 "E2BIG", f"prompt of {len(ids)} tokens exceeds the model's {self.max_positions} positions"))
         max_new = max(1, min(req.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
         seq = Sequence(req, ids, max_new, self.eos_ids, req.seed if req.seed is not None else self.seed)
+        seq.matcher = req.matcher
         if req.timing is not None:
             req.timing.tokens_in = len(ids)
         self.policy.add(seq, time.monotonic())
@@ -211,9 +265,18 @@ class Engine:
 
     def finish_seq(self, seq: Sequence) -> None:
         seq.status = SeqStatus.FINISHED
-        self.finish(seq.req, res=result(seq.final_text(self.tok), seq.prompt_len, seq.n_generated,
-                                        seq.finish_reason or "stop", llm_time_s=seq.llm_time_s,
-                                        preemptions=seq.preemptions))
+        if seq.finish_reason == "error":
+            return self.finish(seq.req, error=LLMError("EINVAL", f"the grammar failed: {seq.matcher.error}"))
+        text, extra, reason = seq.final_text(self.tok), {}, seq.finish_reason or "stop"
+        if seq.matcher is not None and seq.matcher.tools:
+            from kernel.llm.constrain import parse_reply
+
+            extra = parse_reply(text)
+            text = extra.pop("text")
+            if extra["tool_calls"] and reason == "stop":
+                reason = "tool_calls"
+        self.finish(seq.req, res=result(text, seq.prompt_len, seq.n_generated, reason, llm_time_s=seq.llm_time_s,
+                                        preemptions=seq.preemptions, **extra))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:
         seq.status = SeqStatus.FINISHED

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from kernel.llm import sampler
+from kernel.llm import logitmask, sampler
 from kernel.llm.request import LLMError
 from kernel.llm.sequence import SeqStatus
 
@@ -134,6 +134,7 @@ def _prefill(engine, group: list, finished: list) -> None:
     t0 = time.perf_counter()
     lens = [len(s.pending) for s in group]
     logits, part = engine.batch.prefill(group)
+    logitmask.apply(logits, group)
     ids = sampler.choose(logits, group)
     done = [i for i, (s, t) in enumerate(zip(group, ids)) if s.append(t, engine.tok)]
     engine.batch.add(part.select([i for i in range(len(group)) if i not in set(done)]))
@@ -150,6 +151,7 @@ def _decode(engine, finished: list) -> None:
     t0 = time.perf_counter()
     seqs = list(batch.seqs)
     logits = batch.step()
+    logitmask.apply(logits, seqs)
     ids = sampler.choose(logits, seqs)
     done = [i for i, (s, t) in enumerate(zip(seqs, ids)) if s.append(t, engine.tok)]
     batch.remove(done)

@@ -5,9 +5,38 @@ from __future__ import annotations
 import time
 
 from kernel import messages
+from kernel.llm import constrain
 from kernel.llm.request import LLMRequest
 from kernel.process.table import LLMCallTiming, ProcState
-from kernel.syscall import CHAT_MESSAGES, DEFERRED, register
+from kernel.syscall import CHAT_MESSAGES, DEFERRED, SyscallFailure, register
+
+# Shapes only: the schemas inside are checked by constrain.check_schemas (EINVAL with the reason).
+RESPONSE_FORMAT = {
+    "type": "object", "required": ["type"], "additionalProperties": False,
+    "properties": {"type": {"enum": ["text", "json_object", "json_schema"]},
+                   "json_schema": {"type": "object", "required": ["schema"],
+                                   "properties": {"name": {"type": "string", "maxLength": 64},
+                                                  "description": {"type": "string", "maxLength": 4096},
+                                                  "schema": {"type": "object"}, "strict": {"type": "boolean"}}}},
+}
+TOOLS = {
+    "type": "array", "minItems": 1, "maxItems": constrain.MAX_TOOLS,
+    "items": {"type": "object", "required": ["type", "function"], "additionalProperties": False,
+              "properties": {"type": {"const": "function"},
+                             "function": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                          "properties": {"name": {"type": "string",
+                                                                  "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                                                         "description": {"type": "string", "maxLength": 4096},
+                                                         "parameters": {"type": "object"},
+                                                         "strict": {"type": "boolean"}}}}},
+}
+TOOL_CHOICE = {"oneOf": [
+    {"enum": ["auto", "required", "none"]},
+    {"type": "object", "required": ["type", "function"], "additionalProperties": False,
+     "properties": {"type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                 "properties": {"name": {"type": "string", "maxLength": 64}}}}},
+]}
 
 
 @register("llm.chat", {
@@ -19,11 +48,19 @@ from kernel.syscall import CHAT_MESSAGES, DEFERRED, register
         "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "stop": {"type": "array", "maxItems": 16, "items": {"type": "string", "minLength": 1, "maxLength": 256}},
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "response_format": RESPONSE_FORMAT,
+        "tools": TOOLS,
+        "tool_choice": TOOL_CHOICE,
     },
-}, "chat completion with the kernel's model; returns text, tokens_in/out, finish_reason")
+}, "chat completion with the kernel's model; returns text, tokens_in/out, finish_reason "
+   "(and tool_calls when tools are given); response_format/tools constrain the output")
 def llm_chat(kernel, ap, call):
     pcb = ap.pcb
     a = call.args
+    try:  # before anything is accounted: a bad schema costs the kernel nothing more
+        constrain.check_schemas(a.get("response_format"), a.get("tools"), a.get("tool_choice"))
+    except constrain.ConstraintError as e:
+        raise SyscallFailure(messages.EINVAL, f"llm.chat: {e}") from None
     allowance = kernel.access.llm_allowance(pcb)  # token quota: EDQUOT when spent
     timing = LLMCallTiming(created=time.time())
     with kernel.table.lock:
@@ -54,5 +91,6 @@ def llm_chat(kernel, ap, call):
     kernel.engine.submit(LLMRequest(
         pid=pcb.pid, req_id=call.id, messages=a["messages"], max_new_tokens=max_new,
         temperature=a.get("temperature", 0.0), top_p=a.get("top_p", 1.0), stop=a.get("stop", []),
-        seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state))
+        seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state,
+        response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice")))
     return DEFERRED
