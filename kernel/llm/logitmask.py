@@ -14,7 +14,6 @@ Runs on the engine thread only.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -57,19 +56,20 @@ def apply(logits: torch.Tensor, seqs: list) -> None:
         return
     V = logits.shape[1]
     width = max([(V + 31) // 32] + [seqs[i].matcher.words for i in rows])
-    words = np.zeros((len(rows), width), dtype=np.int32)  # tokens past the tokenizer's vocab: never
+    words = torch.zeros((len(rows), width), dtype=torch.int32)  # tokens past the tokenizer's vocab: never
     for j, i in enumerate(rows):
         mt = seqs[i].matcher
         mt.sync(seqs[i].generated)
         if mt.error is None:
-            mt.m.unsafe_compute_mask_ptr(words[j].ctypes.data, 4 * mt.words)
+            mt.m.unsafe_compute_mask_ptr(words[j].data_ptr(), 4 * mt.words)
             if mt.m.is_error():
                 mt.error = mt.m.get_error()
         if mt.error is not None:
             words[j] = -1  # the row is failed after this step; any token will do
-    # bit k of word w allows token 32*w + k (llguidance's layout, little-endian words)
-    allowed = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :V]
+    # bit k of word w allows token 32*w + k (llguidance's layout)
+    bits = (words.unsqueeze(-1) >> torch.arange(32, dtype=torch.int32)) & 1  # (R, width, 32)
+    allowed = bits.reshape(len(rows), -1)[:, :V].bool()  # (R, V)
     idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
     block = logits.index_select(0, idx)
-    block.masked_fill_(torch.from_numpy(allowed == 0).to(logits.device), float("-inf"))
+    block.masked_fill_(~allowed.to(logits.device), float("-inf"))
     logits.index_copy_(0, idx, block)
