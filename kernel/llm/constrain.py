@@ -190,15 +190,25 @@ def grammar(response_format=None, tools=None, tool_choice=None) -> tuple[str | N
 
 
 # -- prompt and reply in the model's tool format -----------------------------------------------
+def signature(f: dict) -> str:
+    """``name(arg: type, opt?: type): description``, one line: the grammar enforces the schema,
+    so the prompt only has to tell the model what exists (full JSON schemas cost ~100 tokens a
+    tool, and a 1,500-token prompt is most of a CPU call)."""
+    props = f["parameters"].get("properties", {}) if isinstance(f["parameters"], dict) else {}
+    req = set(f["parameters"].get("required", [])) if isinstance(f["parameters"], dict) else set()
+    args = ", ".join(f"{k}{'' if k in req else '?'}: {p.get('type', 'value') if isinstance(p, dict) else 'value'}"
+                     for k, p in props.items())
+    return f"- {f['name']}({args}): {' '.join(f['description'].split())[:200]}"
+
+
 def tools_prompt(tools: list | None, tool_choice=None) -> str:
-    """The system block that shows a local model its tools (SmolLM2's function-calling format)."""
+    """The system block that shows a local model its tools, and SmolLM2's call format."""
     functions, mode = _chosen(_functions(tools), tool_choice)
     if mode == "none":
         return ""
-    listed = json.dumps([{"name": f["name"], "description": f["description"], "parameters": f["parameters"]}
-                         for f in functions], ensure_ascii=False)
+    listed = "\n".join(signature(f) for f in functions)
     also = "" if mode == "required" else " If no tool is needed, answer in plain text."
-    return (f"You have access to the following tools:\n<tools>{listed}</tools>\n"
+    return (f"You have access to the following tools:\n<tools>\n{listed}\n</tools>\n"
             f"To call a tool, reply with {CALL_OPEN}{{\"name\": \"<tool>\", \"arguments\": {{...}}}}{CALL_CLOSE}."
             f"{also}")
 
@@ -227,6 +237,19 @@ def parse_reply(text: str) -> dict:
         return {"tool_calls": [{"name": c.get("name"), "arguments": c.get("arguments", {})}
                                for c in calls if isinstance(c, dict)], "text": ""}
     return {"tool_calls": [], "text": text}
+
+
+def lltokenizer(hf_tokenizer):
+    """The llguidance tokenizer of a fast Hugging Face tokenizer (as llguidance.hf does, without
+    importing transformers' lazy attributes from this thread)."""
+    import copy
+
+    import llguidance
+
+    backend = copy.copy(hf_tokenizer.backend_tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
+    return llguidance.LLTokenizer(backend.to_str(), n_vocab=len(hf_tokenizer), eos_token=hf_tokenizer.eos_token_id)
 
 
 # -- compilation off the engine thread -----------------------------------------------------------

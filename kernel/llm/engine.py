@@ -90,12 +90,12 @@ class Engine:
             self.grammars.submit(lambda: self._compile(req))
 
     def _lltokenizer(self):
-        import llguidance.hf
+        from kernel.llm.constrain import lltokenizer
 
         self.ready.wait()
         if self.load_error:
             raise RuntimeError(self.load_error)
-        return llguidance.hf.from_tokenizer(self.tok, n_vocab=len(self.tok))
+        return lltokenizer(self.tok)
 
     def _compile(self, req: LLMRequest) -> None:
         """On the llm-grammar thread: attach a Matcher to ``req`` and queue it, or answer EINVAL."""
@@ -113,6 +113,9 @@ class Engine:
             return self.finish(req, error=LLMError("EINVAL", f"cannot compile the schema: {e}"))
         except RuntimeError as e:  # the model did not load
             return self.finish(req, error=LLMError("EIO", f"model {self.llm_name} is not available: {e}"))
+        except Exception as e:  # never leave the caller without an answer
+            log.exception("grammar compilation failed")
+            return self.finish(req, error=LLMError("EIO", f"grammar compilation failed: {type(e).__name__}: {e}"))
         with self._cv:
             if self._stopping:
                 refusal = True

@@ -47,9 +47,7 @@ class Generator:
         if text is None:
             return None
         if self._grammars is None:
-            import llguidance.hf
-
-            self._grammars = constrain.Compiler(lambda: llguidance.hf.from_tokenizer(self.tok, n_vocab=len(self.tok)))
+            self._grammars = constrain.Compiler(lambda: constrain.lltokenizer(self.tok))
         return Matcher(self._grammars.matcher(text), bool(names), self._grammars.vocab)
 
     def encode(self, messages: list[dict], continue_final: bool = False) -> list[int]:
