@@ -21,8 +21,9 @@ schemas); llguidance computes masks lazily with an Earley parser, with fuel limi
 every step, which is also what keeps a hostile schema from stalling the engine.
 
 Limits (a hostile agent sends the schema): ``MAX_SCHEMA_BYTES`` of JSON per request,
-``LIMITS`` on grammar size, lexer states and per-step work; compilation runs on the
-``llm-grammar`` thread (``Compiler``), never on the engine or the event loop. A
+``_limits`` on grammar size, lexer states and per-step work; schema checks and
+compilation run on the ``llm-grammar`` thread (``Compiler``), never on the engine or
+the kernel's event loop (which only checks the size). A
 grammar that runs out of fuel mid-generation fails its own sequence with EINVAL.
 """
 
@@ -301,6 +302,8 @@ class Compiler:
                 self._cache.move_to_end(grammar_text)
                 return hit.deep_copy()
         m = llguidance.LLMatcher(lltok, grammar_text, log_level=0, limits=_limits())
+        if not m.is_error():
+            m.compute_bitmask()  # builds the lexer here, not in the engine's first mask
         if m.is_error():
             raise ConstraintError(f"cannot compile the schema: {m.get_error()}")
         with self._lock:

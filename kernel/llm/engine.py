@@ -105,6 +105,7 @@ class Engine:
         if req.cancelled or self._stopping:
             return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
         try:
+            constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
             text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
         except constrain.ConstraintError as e:

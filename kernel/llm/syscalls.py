@@ -6,7 +6,7 @@ import time
 
 from kernel import messages
 from kernel.llm import constrain
-from kernel.llm.request import LLMRequest
+from kernel.llm.request import LLMError, LLMRequest
 from kernel.process.table import LLMCallTiming, ProcState
 from kernel.syscall import CHAT_MESSAGES, DEFERRED, SyscallFailure, register
 
@@ -57,10 +57,10 @@ TOOL_CHOICE = {"oneOf": [
 def llm_chat(kernel, ap, call):
     pcb = ap.pcb
     a = call.args
-    try:  # before anything is accounted: a bad schema costs the kernel nothing more
-        constrain.check_schemas(a.get("response_format"), a.get("tools"), a.get("tool_choice"))
-    except constrain.ConstraintError as e:
-        raise SyscallFailure(messages.EINVAL, f"llm.chat: {e}") from None
+    try:  # only the size here: the schemas are checked on the llm-grammar thread, off this loop
+        constrain.check_size(a.get("response_format"), a.get("tools"))
+    except (constrain.ConstraintError, RecursionError) as e:
+        raise SyscallFailure(messages.EINVAL, f"llm.chat: {e or 'schema nested too deeply'}") from None
     allowance = kernel.access.llm_allowance(pcb)  # token quota: EDQUOT when spent
     timing = LLMCallTiming(created=time.time())
     with kernel.table.lock:
@@ -88,9 +88,24 @@ def llm_chat(kernel, ap, call):
         kernel.table.set_state(pcb, ProcState.RUNNING)
         kernel.reply_later(pcb.pid, data)
 
-    kernel.engine.submit(LLMRequest(
+    req = LLMRequest(
         pid=pcb.pid, req_id=call.id, messages=a["messages"], max_new_tokens=max_new,
         temperature=a.get("temperature", 0.0), top_p=a.get("top_p", 1.0), stop=a.get("stop", []),
         seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state,
-        response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice")))
+        response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice"))
+    if req.constrained and not hasattr(kernel.engine, "grammars"):
+        _checks.submit(lambda: _check_then_submit(kernel.engine, req))  # a remote engine: check, then pass on
+    else:
+        kernel.engine.submit(req)  # the local engine checks and compiles on its llm-grammar thread
     return DEFERRED
+
+
+_checks = constrain.Compiler(None)  # a worker thread for remote engines' schema checks (no tokenizer)
+
+
+def _check_then_submit(engine, req: LLMRequest) -> None:
+    try:
+        constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
+    except constrain.ConstraintError as e:
+        return req.finish(error=LLMError(messages.EINVAL, f"llm.chat: {e}"))
+    engine.submit(req)
