@@ -3,7 +3,7 @@
 Usage::
 
     python bench/agent_tasks.py [--agents ReActAgent ReActFreeAgent MathAgent] [--kinds arith words ...]
-                                [--json] [--show-failures] [--mask-bench]
+                                [--per-kind N] [--json] [--show-failures] [--mask-bench]
 
 36 tasks with checkable answers, in six kinds: arithmetic in symbols (arith) and in
 words (words), unit conversions (unit), currency conversions (currency, the bundled
@@ -150,6 +150,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="AIOS agent task suite")
     p.add_argument("--agents", nargs="+", default=["ReActAgent", "ReActFreeAgent", "MathAgent"])
     p.add_argument("--kinds", nargs="+", default=None, help="only these kinds of task")
+    p.add_argument("--per-kind", type=int, default=0, help="only the first N tasks of each kind (0: all)")
     p.add_argument("--scheduler", default="fifo")
     p.add_argument("--json", action="store_true", help="one JSON line per (agent, task) too")
     p.add_argument("--show-failures", action="store_true")
@@ -162,6 +163,8 @@ def main(argv=None) -> int:
     from kernel.config import KernelConfig
 
     tasks = [t for t in TASKS if args.kinds is None or t[0] in args.kinds]
+    if args.per_kind:
+        tasks = [t for t in tasks if [u for u in tasks if u[0] == t[0]].index(t) < args.per_kind]
     with tempfile.TemporaryDirectory() as tmp:
         for agent in args.agents:
             ws = Path(tmp, "workspaces", agent)
