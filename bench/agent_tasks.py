@@ -19,7 +19,7 @@ expected one. Prints solved/total per agent and per kind, the share solved of th
 tasks whose numbers are stated in the question (all but file), the mean steps and
 tokens (in + out) per task, and the calls to unknown tools and with schema-invalid
 arguments (the kernel refuses those with ENOENT / EINVAL "bad arguments").
-``--mask-bench`` first prints the grammar's per-token cost next to a decode step.
+``--mask-bench`` prints instead the grammar's per-token cost next to a decode step.
 """
 
 from __future__ import annotations
@@ -154,11 +154,12 @@ def main(argv=None) -> int:
     p.add_argument("--scheduler", default="fifo")
     p.add_argument("--json", action="store_true", help="one JSON line per (agent, task) too")
     p.add_argument("--show-failures", action="store_true")
-    p.add_argument("--mask-bench", action="store_true")
+    p.add_argument("--mask-bench", action="store_true", help="only print the grammar mask's per-token cost")
     p.add_argument("--log-dir", help="keep the kernel's and agents' logs here (default: a temporary folder)")
     args = p.parse_args(argv)
     if args.mask_bench:
         mask_bench()
+        return 0
     from kernel.boot import KernelClient
     from kernel.config import KernelConfig
 
