@@ -49,8 +49,8 @@ def test_json_schema_output_validates_and_tools_name_a_real_tool_in_one_mixed_ba
     assert [out[1][0]["text"], out[3][0]["text"]] == [r["text"] for r, _ in alone]
     assert "tool_calls" not in out[1][0]
     calc, conv = check_call(out[2][0]), check_call(out[4][0])
-    assert calc["name"] == "calculator" and "17" in calc["arguments"]["expression"]
-    assert "5" in json.dumps(conv["arguments"])  # which tool the small model picks is its own business
+    # Which tool the small model picks is its own business; the grammar's part is a valid call.
+    assert "17" in json.dumps(calc["arguments"]) and "5" in json.dumps(conv["arguments"])
 
 
 def test_named_tool_choice_and_auto():
