@@ -8,12 +8,15 @@ step's answer. The conversation lives in the kernel's working memory
 budget and brings them back when the next step needs them.
 
 A step is a string, or ``{"message": ..., "tool_use": ["calculator"]}`` as in
-the original AIOS workflows: on such a step the model writes the input of
-the first listed tool (that its profile's "tools" also lists; the kernel
-enforces the same list), the agent calls it through the kernel, and the
-model states the step's result from the tool's answer. A one-string-argument
-tool (calculator, search) is fed from free text, which a small model
-manages far more often than JSON (agent_apps.toolcall.extract_arg).
+the original AIOS workflows: on such a step the model calls one of the listed
+tools (those its profile's "tools" also lists; the kernel enforces the same
+list) through a constrained llm.chat (``tools`` with ``tool_choice="required"``:
+the kernel's grammar makes the reply name one of them, with arguments that
+follow its schema), the agent runs the call through the kernel, and the model
+states the step's result from the tool's answer, told that the result may
+already be the answer. ``"constrained": false`` in the profile brings back the
+free-text path (a one-string-argument tool fed from the reply's text,
+agent_apps.toolcall.extract_arg).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 
 from agent_apps import toolcall
-from agent_apps.sdk import SyscallError, log, mem, tools
+from agent_apps.sdk import SyscallError, function_tools, llm, log, mem, tools
 
 
 class BaseAgent:
@@ -32,6 +35,7 @@ class BaseAgent:
         self.name = app.name
         self.steps = app.steps or ["Answer the task."]
         self.max_new_tokens = app.config.get("max_new_tokens", self.max_new_tokens)
+        self.constrained = bool(app.config.get("constrained", True))
 
     def system_prompt(self) -> str:
         return f"You are {self.name}. {self.app.description}".strip()
@@ -55,11 +59,48 @@ class BaseAgent:
         return answer
 
     def tool_step(self, i: int, message: str, names: list[str]) -> str:
-        """A workflow step backed by a tool: the model writes the tool's input, the agent calls
-        the tool (via the kernel), and the model states the step's answer from the result."""
+        """A workflow step backed by a tool: the model calls the tool (constrained), the agent runs
+        the call (via the kernel), and the model states the step's answer from the result."""
         specs = {t["name"]: t for t in tools.list() if t["name"] in names and t["allowed"]}
         if not specs:
             return mem.chat(self.step_prompt(i, message), max_new_tokens=self.max_new_tokens).strip()
+        if self.constrained:
+            name, args = self.constrained_call(i, message, specs)
+            arg = None
+        else:
+            name, args, arg = self.free_call(i, message, specs)
+        value = None
+        try:
+            out = tools.call(name, **args)
+            obs = json.dumps(out, ensure_ascii=False)[:1500]
+            value = next((out[k] for k in ("value", "amount") if k in out), None) if isinstance(out, dict) else None
+        except SyscallError as e:
+            obs = f"Error {e.code}: {e.message}"
+        log(f"{name}({json.dumps(args)}) -> {obs[:300]}")
+        answer = mem.chat(f"The {name} tool returned: {obs}\nThis result may already answer step {i + 1}: state "
+                          f"the result of step {i + 1} in one or two sentences, with its value.",
+                          max_new_tokens=self.max_new_tokens).strip()
+        if value is not None and str(value) not in answer:
+            # A small model may restate its own earlier guess; the tool's answer is the ground truth.
+            answer += f"\n({name}: {args.get(arg, '') if arg else json.dumps(args)} = {value})"
+        return answer
+
+    def constrained_call(self, i: int, message: str, specs: dict) -> tuple[str, dict]:
+        """The model's call of one of ``specs``, decoded under the kernel's grammar; kept in memory."""
+        prompt = f"{self.step_prompt(i, message)}\nCall the tool with the numbers and names from the task."
+        mem.add(prompt, role="user")
+        rec = llm.call_tool(mem.history(), function_tools(list(specs.values())), tool_choice="required",
+                            max_new_tokens=self.max_new_tokens)
+        calls = rec.get("tool_calls") or []
+        if calls and calls[0]["name"] in specs and isinstance(calls[0].get("arguments"), dict):
+            name, args = calls[0]["name"], calls[0]["arguments"]
+        else:  # cut off by max_new_tokens: the kernel's EINVAL will say what is missing
+            name, args = next(iter(specs)), {}
+        mem.add(f"<tool_call>[{json.dumps({'name': name, 'arguments': args})}]</tool_call>", role="assistant")
+        return name, args
+
+    def free_call(self, i: int, message: str, specs: dict) -> tuple[str, dict, str | None]:
+        """The original path: the model writes the tool's input as free text (no grammar)."""
         name, spec = next(iter(specs.items()))
         arg = toolcall.single_string_arg(spec["schema"])
         ask = (f"Reply with only the {arg} for the {name} tool ({spec['description']})." if arg else
@@ -73,17 +114,4 @@ class BaseAgent:
         else:
             obj = next((toolcall._loads(b) for b in toolcall._objects(reply)), None)
             args = toolcall.repair_args(obj if isinstance(obj, dict) else {}, spec["schema"])
-        value = None
-        try:
-            out = tools.call(name, **args)
-            obs = json.dumps(out, ensure_ascii=False)[:1500]
-            value = out.get("value") if isinstance(out, dict) else None
-        except SyscallError as e:
-            obs = f"Error {e.code}: {e.message}"
-        log(f"{name}({json.dumps(args)}) -> {obs[:300]}")
-        answer = mem.chat(f"The {name} tool returned: {obs}\nState the result of step {i + 1} in one or two sentences.",
-                          max_new_tokens=self.max_new_tokens).strip()
-        if value is not None and str(value) not in answer:
-            # A small model may restate its own earlier guess; the tool's answer is the ground truth.
-            answer += f"\n({name}: {args.get(arg, '') if arg else json.dumps(args)} = {value})"
-        return answer
+        return name, args, arg

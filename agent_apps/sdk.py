@@ -98,15 +98,31 @@ def getpid() -> int:
     return _conn.pid
 
 
+def function_tools(specs: list[dict]) -> list[dict]:
+    """``tools.list()`` entries -> llm.chat ``tools`` (OpenAI function definitions)."""
+    return [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""),
+                                              "parameters": t.get("schema", {"type": "object"})}}
+            for t in specs]
+
+
 class _LLM:
     def chat(self, messages_: list[dict], max_new_tokens: int | None = None, temperature: float = 0.0,
-             top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> str:
-        """Ask the kernel's LLM; returns the reply text (greedy unless temperature > 0)."""
-        return self.chat_full(messages_, max_new_tokens, temperature, top_p, stop, seed)["text"]
+             top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
+             response_format: dict | None = None) -> str:
+        """Ask the kernel's LLM; returns the reply text (greedy unless temperature > 0).
+
+        ``response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {...}}}``
+        makes the reply JSON that follows the schema (``{"type": "json_object"}``: any object).
+        """
+        return self.chat_full(messages_, max_new_tokens, temperature, top_p, stop, seed,
+                              response_format=response_format)["text"]
 
     def chat_full(self, messages_: list[dict], max_new_tokens: int | None = None, temperature: float = 0.0,
-                  top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> dict:
-        """Like chat, but returns the whole record: text, tokens_in/out, finish_reason, timing."""
+                  top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
+                  response_format: dict | None = None, tools: list[dict] | None = None,
+                  tool_choice: str | dict | None = None) -> dict:
+        """Like chat, but returns the whole record: text, tokens_in/out, finish_reason, timing,
+        and ``tool_calls`` ([{"name", "arguments"}]) when ``tools`` were given."""
         args: dict[str, Any] = {"messages": messages_, "temperature": temperature, "top_p": top_p}
         if max_new_tokens is not None:
             args["max_new_tokens"] = max_new_tokens
@@ -114,7 +130,30 @@ class _LLM:
             args["stop"] = list(stop)
         if seed is not None:
             args["seed"] = seed
+        if response_format is not None:
+            args["response_format"] = response_format
+        if tools:
+            args["tools"] = tools
+        if tool_choice is not None:
+            args["tool_choice"] = tool_choice
         return syscall("llm.chat", **args)
+
+    def json(self, messages_: list[dict], schema: dict, max_new_tokens: int | None = None, **kw: Any) -> Any:
+        """A reply constrained to ``schema``, parsed (json.loads); raises ValueError if cut short."""
+        import json
+
+        fmt = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+        return json.loads(self.chat(messages_, max_new_tokens, response_format=fmt, **kw))
+
+    def call_tool(self, messages_: list[dict], tools: list[dict], tool_choice: str | dict = "required",
+                  max_new_tokens: int | None = None, **kw: Any) -> dict:
+        """Ask for a tool call: returns the llm.chat record; ``record["tool_calls"]`` holds the calls.
+
+        ``tools`` are OpenAI function definitions (``function_tools(tools.list())`` builds them);
+        with ``tool_choice="required"`` the kernel makes the reply name one of them, with
+        arguments that follow its schema.
+        """
+        return self.chat_full(messages_, max_new_tokens, tools=tools, tool_choice=tool_choice, **kw)
 
 
 class _Proc:

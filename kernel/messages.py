@@ -109,6 +109,8 @@ def decode_request(data: bytes) -> Syscall | LogRecord:
         obj = json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
         raise ProtocolError(EINVAL, f"message is not valid JSON: {e}") from None
+    except RecursionError:  # [[[[... deeper than the decoder's stack: it must not end the event loop
+        raise ProtocolError(EINVAL, "message is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError(EINVAL, f"message must be a JSON object, got {type(obj).__name__}")
     req_id = obj.get("id")

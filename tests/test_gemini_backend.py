@@ -34,6 +34,18 @@ def test_request_mapping():
     assert to_config(Call(messages=msgs, max_tokens=1), None).stop_sequences is None
 
 
+def test_structured_output_mapping():
+    from toolspecs import CALC, FMT, PERSON
+
+    cfg = to_config(Call(messages=[], max_tokens=8, response_format=FMT, tools=[CALC],
+                         tool_choice={"type": "function", "function": {"name": "calculator"}}), None)
+    assert cfg.response_mime_type == "application/json" and cfg.response_json_schema == PERSON
+    decl = cfg.tools[0].function_declarations[0]
+    assert decl.name == "calculator" and decl.parameters_json_schema == CALC["function"]["parameters"]
+    fcc = cfg.tool_config.function_calling_config
+    assert fcc.mode == "ANY" and fcc.allowed_function_names == ["calculator"]
+
+
 def test_finish_reason_mapping():
     assert finish_reason(types.FinishReason.STOP) == "stop"
     assert finish_reason(types.FinishReason.MAX_TOKENS) == "length"
@@ -43,7 +55,8 @@ def test_finish_reason_mapping():
 
 def test_gemini_kernel_end_to_end(llm_server, hooks, kernel, tmp_path):
     """Through the kernel and agent processes: greedy text equals the local engine's; stop, length, retry."""
-    client, _ = remote_kernel(tmp_path, "test-gemini", entry(llm_server), env={"GEMINI_API_KEY": "k"})
+    # A reply with tools comes in one piece at the end (the server buffers it): room for a busy CPU.
+    client, _ = remote_kernel(tmp_path, "test-gemini", entry(llm_server, timeout_s=120), env={"GEMINI_API_KEY": "k"})
     try:
         assert not client.ready_info.get("load_error"), client.ready_info
         assert client.stats()["backend"] == "gemini" and not client.stats()["preemptible"]
@@ -55,6 +68,12 @@ def test_gemini_kernel_end_to_end(llm_server, hooks, kernel, tmp_path):
         assert (cut["text"], cut["finish_reason"]) == ("The capital", "stop")
         short = call(client, PROMPT, 3)
         assert (short["text"], short["tokens_out"], short["finish_reason"]) == ("The capital of", 3, "length")
+        from toolspecs import CALC, CONVERT
+        ask = dict(tools=[CALC, CONVERT], tool_choice="required")
+        tool = call(client, "What is 17 * 23?", 48, timeout=300, **ask)
+        assert "error" not in tool, tool
+        assert tool["tool_calls"] == call(kernel, "What is 17 * 23?", 48, **ask)["tool_calls"], tool
+        assert tool["tool_calls"][0]["name"] in ("calculator", "unit_converter") and tool["finish_reason"] == "tool_calls"
         hooks.admin("inject", fail=[429])  # RESOURCE_EXHAUSTED once, then served
         again = call(client, PROMPT, 3)
         assert again["text"] == "The capital of" and again["retries"] == 1

@@ -51,6 +51,25 @@ def test_greedy_output_equals_local_engine(remote, kernel, hooks):
     assert far["finish_reason"] == local["finish_reason"]
 
 
+def test_constrained_calls_pass_through(remote, kernel, hooks):
+    """response_format and tools reach the server in OpenAI's form; greedy, the server's constrained
+    reply (its message.tool_calls, streamed) is exactly what the kernel's own engine returns."""
+    from toolspecs import CALC, CONVERT, FMT, PERSON
+    import jsonschema
+
+    ask = dict(tools=[CALC, CONVERT], tool_choice="required")
+    local, far = call(kernel, "What is 17 * 23?", 48, **ask), call(remote, "What is 17 * 23?", 48, **ask)
+    assert "error" not in far, far
+    assert far["tool_calls"] == local["tool_calls"] and far["tool_calls"][0]["name"] in ("calculator", "unit_converter")
+    assert far["finish_reason"] == local["finish_reason"] == "tool_calls"
+    prompt = "Describe a person who lives in a European city, as JSON."
+    local, far = call(kernel, prompt, 64, response_format=FMT), call(remote, prompt, 64, response_format=FMT)
+    assert far["text"] == local["text"]
+    jsonschema.validate(json.loads(far["text"]), PERSON)
+    bad = call(remote, "Hi", 8, response_format={"type": "json_schema", "json_schema": {"schema": {"type": "nope"}}})
+    assert bad["error"]["code"] == "EINVAL"  # refused by the kernel before any request is sent
+
+
 def test_stop_string_and_max_tokens(remote, hooks):
     cut = call(remote, PROMPTS[0], 12, stop=[" of"])
     assert cut["text"] == "The capital", cut  # greedy: "The capital of France is Paris."

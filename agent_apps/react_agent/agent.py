@@ -1,19 +1,25 @@
 """ReActAgent: reason + act with the kernel's tools (Yao et al., ReAct, 2022).
 
-Loop, at most ``max_steps`` times: the model (greedy) replies with one JSON
-object, either ``{"tool": name, "args": {...}}`` or ``{"answer": ...}``; a tool
-call goes to the kernel (``tool.call``: validated, access-checked, confirmed
-if irreversible, run on a worker) and its result or error comes back as the
-next user turn, ``Observation: ...``. Replies are parsed robustly
-(agent_apps.toolcall); a repeated identical call ends the loop, since a small
-greedy model that repeats itself will not stop on its own.
+Loop, at most ``max_steps`` times: the model (greedy) either calls one tool or
+answers. Each call is a *constrained* llm.chat (``tools`` + ``tool_choice``): the
+kernel's grammar lets the model write only ``<tool_call>[{"name": N, "arguments":
+{...}}]</tool_call>`` with N one of this profile's tools and arguments that follow
+N's schema, so it cannot invent a tool or leave out an argument. The first turn
+must call a tool (``tool_choice="required"``); after an observation the model may
+call another or answer in plain text (``"auto"``), and the observation turn tells
+it that a result that already answers the task should simply be stated. A
+repeated identical call ends the loop (a greedy model that repeats itself will
+not stop on its own).
 
-The model sees only the tools its profile (config.json "tools") lists, and
-the kernel enforces the same list. An observation is data, not an
-instruction: whatever it tells the model, an irreversible call still goes
-through the access manager's confirmation.
+The model sees only the tools its profile (config.json "tools") lists, and the
+kernel enforces the same list. An observation is data, not an instruction: an
+irreversible call still goes through the access manager's confirmation.
 
-Returns {"answer": str, "steps": [{"tool", "args", "observation" | "error"}], "stopped": why}.
+``"constrained": false`` in the profile falls back to free text parsed by
+agent_apps.toolcall (the original protocol; bench/agent_tasks.py compares both).
+
+Returns {"answer": str, "steps": [{"tool", "args", "observation" | "error"}],
+"stopped": why, "tokens": tokens in+out of its LLM calls}.
 """
 
 from __future__ import annotations
@@ -21,23 +27,34 @@ from __future__ import annotations
 import json
 
 from agent_apps import toolcall
-from agent_apps.sdk import SyscallError, llm, log, tools
+from agent_apps.sdk import SyscallError, function_tools, llm, log, tools
 
-PROTOCOL = """Reply with exactly one JSON object per turn, nothing else.
+PROTOCOL = ("Solve the task with the tools, one call per turn. Put the numbers of the task into the call. "
+            "After an Observation, if it answers the task, reply with the answer in one short sentence "
+            "that states the result; if a step remains, call the next tool.")
+FREE_PROTOCOL = """Reply with exactly one JSON object per turn, nothing else.
 To call a tool: {"tool": "<name>", "args": {...}}
 To finish: {"answer": "<final answer>"}
 Always call a tool first; answer only after an Observation."""
+NEXT = "If this answers the task, state the answer. Otherwise call the next tool."
 
 # Worked examples shown before the task (those whose tools the agent has): the small
 # model copies their shape. Each is (task, [(tool, args, observation), ...], answer).
 EXAMPLES = [
     ("Add up the numbers in numbers.txt.",
      [("read_file", {"path": "numbers.txt"}, {"path": "numbers.txt", "content": "12 30"}),
-      ("calculator", {"expression": "12 + 30"}, {"value": 42})], "The numbers add up to 42."),
+      ("calculator", {"expression": "12 + 30"}, {"expression": "12 + 30", "value": 42})],
+     "The numbers add up to 42."),
     ("How many feet are in 3 meters?",
      [("unit_converter", {"value": 3, "from_unit": "m", "to_unit": "ft"}, {"value": 9.84252, "unit": "ft"})],
-     "3 meters is about 9.84 feet."),
-    ("What is 12 * (3 + 4)?", [("calculator", {"expression": "12 * (3 + 4)"}, {"value": 84})], "84"),
+     "3 meters is 9.84252 feet."),
+    ("What is twelve times the sum of three and four?",
+     [("calculator", {"expression": "12 * (3 + 4)"}, {"expression": "12 * (3 + 4)", "value": 84})],
+     "Twelve times the sum of three and four is 84."),
+    ("Convert 20 GBP to JPY.",
+     [("currency_converter", {"amount": 20, "from_currency": "GBP", "to_currency": "JPY"},
+       {"amount": 4062.95, "currency": "JPY"})],
+     "20 GBP is 4062.95 JPY."),
 ]
 MAX_OBSERVATION = 1500  # characters of a tool result shown to the model
 
@@ -50,18 +67,28 @@ def observation(result) -> str:
     return json.dumps(result, ensure_ascii=False)
 
 
+def call_text(tool: str, args: dict) -> str:
+    """An assistant turn holding a call, in the local model's tool format (kernel.llm.constrain)."""
+    return f"<tool_call>[{json.dumps({'name': tool, 'arguments': args})}]</tool_call>"
+
+
 class ReActAgent:
     max_steps = 6
-    max_new_tokens = 64
+    max_new_tokens = 96
 
     def __init__(self, app):
         self.app = app
         self.name = app.name
         self.max_steps = int(app.config.get("max_steps", self.max_steps))
         self.max_new_tokens = int(app.config.get("max_new_tokens", self.max_new_tokens))
+        self.constrained = bool(app.config.get("constrained", True))
+        self.tokens = 0
 
+    # -- prompts -----------------------------------------------------------------------
     def system_prompt(self, specs: list[dict]) -> str:
-        return f"{self.app.description}\n{PROTOCOL}\nTools:\n{toolcall.describe_tools(specs)}"
+        if self.constrained:  # the kernel lists the tools itself, in the model's own format
+            return f"{self.app.description}\n{PROTOCOL}"
+        return f"{self.app.description}\n{FREE_PROTOCOL}\nTools:\n{toolcall.describe_tools(specs)}"
 
     def examples(self, names: set[str]) -> list[dict]:
         shots = []
@@ -69,40 +96,63 @@ class ReActAgent:
             if all(tool in names for tool, _, _ in calls):
                 shots.append({"role": "user", "content": f"Task: {task}"})
                 for tool, args, obs in calls:
-                    shots += [{"role": "assistant", "content": json.dumps({"tool": tool, "args": args})},
-                              {"role": "user", "content": f"Observation: {observation(obs)}"}]
-                shots.append({"role": "assistant", "content": json.dumps({"answer": answer})})
+                    said = call_text(tool, args) if self.constrained else json.dumps({"tool": tool, "args": args})
+                    hint = f"\n{NEXT}" if self.constrained else ""
+                    shots += [{"role": "assistant", "content": said},
+                              {"role": "user", "content": f"Observation: {observation(obs)}{hint}"}]
+                shots.append({"role": "assistant",
+                              "content": answer if self.constrained else json.dumps({"answer": answer})})
         return shots
+
+    # -- the loop ----------------------------------------------------------------------
+    def ask(self, messages: list[dict], defs: list[dict], first: bool) -> toolcall.Step:
+        """One model turn as a Step: a tool call, an answer, or (free mode only) text."""
+        if not self.constrained:
+            reply = llm.chat_full(messages, max_new_tokens=self.max_new_tokens)
+            self.tokens += reply["tokens_in"] + reply["tokens_out"]
+            return toolcall.parse(reply["text"], [d["function"]["name"] for d in defs])
+        rec = llm.call_tool(messages, defs, tool_choice="required" if first else "auto",
+                            max_new_tokens=self.max_new_tokens)
+        self.tokens += rec["tokens_in"] + rec["tokens_out"]
+        if rec.get("tool_calls"):
+            c = rec["tool_calls"][0]
+            return toolcall.Step("tool", tool=c["name"], args=c["arguments"] or {}, raw=json.dumps(c))
+        return toolcall.Step("answer", answer=rec["text"].strip(), raw=rec["text"])
+
+    def done(self, answer: str, steps: list[dict], why: str) -> dict:
+        return {"answer": answer, "steps": steps, "stopped": why, "tokens": self.tokens}
 
     def run(self, task: str) -> dict:
         specs = [t for t in tools.list() if t["allowed"]]
         by_name = {t["name"]: t for t in specs}
+        defs = function_tools(specs)
         messages = [{"role": "system", "content": self.system_prompt(specs)}, *self.examples(set(by_name)),
                     {"role": "user", "content": f"Task: {task}"}]
         steps: list[dict] = []
         seen: set[str] = set()
         nudged = False
         for i in range(self.max_steps):
-            reply = llm.chat(messages, max_new_tokens=self.max_new_tokens)
-            step = toolcall.parse(reply, list(by_name))
-            log(f"step {i + 1}: {reply.strip()}")
+            step = self.ask(messages, defs, first=not steps)
+            log(f"step {i + 1}: {step.raw.strip()}")
             if step.kind == "answer":
-                return {"answer": step.answer, "steps": steps, "stopped": "answer"}
-            if step.kind == "text":
+                return self.done(with_value(step.answer, steps), steps, "answer")
+            if step.kind == "text":  # free mode: one reminder of the protocol, then take the text
                 if nudged or not step.answer:
-                    return {"answer": step.answer, "steps": steps, "stopped": "plain text"}
+                    return self.done(step.answer, steps, "plain text")
                 nudged = True
-                messages += [{"role": "assistant", "content": reply},
+                messages += [{"role": "assistant", "content": step.raw},
                              {"role": "user", "content": 'Reply with one JSON object: {"tool": ..., "args": ...} '
                                                          'or {"answer": ...}.'}]
                 continue
-            args = toolcall.repair_args(step.args, by_name[step.tool]["schema"]) if step.tool in by_name else step.args
+            args = step.args
+            if not self.constrained and step.tool in by_name:
+                args = toolcall.repair_args(step.args, by_name[step.tool]["schema"])
             key = json.dumps([step.tool, args], sort_keys=True)
             call = {"tool": step.tool, "args": args}
-            messages.append({"role": "assistant", "content": json.dumps(call)})
+            said = call_text(step.tool, args) if self.constrained else json.dumps({"tool": step.tool, "args": args})
+            messages.append({"role": "assistant", "content": said})
             if key in seen:
-                last = steps[-1].get("observation", steps[-1].get("error", "")) if steps else ""
-                return {"answer": str(last), "steps": steps, "stopped": "repeated call"}
+                return self.done(with_value(last_seen(steps), steps), steps, "repeated call")
             seen.add(key)
             try:
                 obs = observation(tools.call(step.tool, **args))[:MAX_OBSERVATION]
@@ -112,6 +162,26 @@ class ReActAgent:
                 call["error"] = obs
             log(f"{step.tool}({json.dumps(args)}) -> {obs[:300]}")
             steps.append(call)
-            messages.append({"role": "user", "content": f"Observation: {obs}"})
-        last = steps[-1].get("observation", steps[-1].get("error", "")) if steps else ""
-        return {"answer": str(last), "steps": steps, "stopped": f"{self.max_steps} steps"}
+            messages.append({"role": "user", "content": f"Observation: {obs}" + (f"\n{NEXT}" if self.constrained
+                                                                                    else "")})
+        return self.done(with_value(last_seen(steps), steps), steps, f"{self.max_steps} steps")
+
+
+def last_seen(steps: list[dict]) -> str:
+    return str(steps[-1].get("observation", steps[-1].get("error", ""))) if steps else ""
+
+
+def with_value(answer: str, steps: list[dict]) -> str:
+    """The answer, with the last tool's value added when the model's sentence left it out
+    (a small model may restate its own guess; the tool's value is the ground truth)."""
+    if not steps or "observation" not in steps[-1]:
+        return answer
+    try:
+        out = json.loads(steps[-1]["observation"].split("\n", 1)[0])
+    except ValueError:
+        return answer
+    value = next((out.get(k) for k in ("value", "amount", "result") if isinstance(out, dict) and k in out), None)
+    if value is None or str(value) in answer:
+        return answer
+    unit = out.get("unit") or out.get("currency") or ""
+    return f"{answer}\n({steps[-1]['tool']}: {value}{' ' + unit if unit else ''})".strip()

@@ -23,6 +23,12 @@ Threads and locks:
                any thread touch only ``_cv``-guarded fields (_inbox, _live,
                _ended, _stopping) and EngineStats (its own lock).
 
+Constrained requests (``response_format``/``tools``) go first to the
+``llm-grammar`` thread (kernel.llm.constrain.Compiler), which compiles their
+grammar once the model is loaded and then queues them like any other; a bad
+or too costly grammar is answered EINVAL there. The engine masks their rows'
+logits before sampling (kernel.llm.logitmask).
+
 Request callbacks: ``req.state("ready")`` when queued or preempted,
 ``req.state("running")`` when admitted to the batch, ``req.finish`` exactly
 once. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
@@ -74,6 +80,9 @@ class Engine:
         self._ended: list[int] = []  # pids the kernel reaped, not yet forgotten by the engine thread
         self._stopping = False
         self.counters = EngineStats()
+        from kernel.llm.constrain import Compiler
+
+        self.grammars = Compiler(self._lltokenizer)
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
 
     # -- public, thread-safe -----------------------------------------------------------
@@ -82,6 +91,7 @@ class Engine:
 
     def submit(self, req: LLMRequest) -> None:
         req.state("ready")  # before the engine thread can see it (and call state("running"))
+        compile_first = req.constrained and req.matcher is None
         with self._cv:
             refusal = None
             if self._stopping:
@@ -89,11 +99,52 @@ class Engine:
             elif self.ready.is_set() and self.load_error:
                 refusal = LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
             else:
-                self._inbox.append(req)
                 self._live[id(req)] = req
-                self._cv.notify()
+                if not compile_first:
+                    self._inbox.append(req)
+                    self._cv.notify()
         if refusal is not None:
             req.finish(error=refusal)
+        elif compile_first:
+            self.grammars.submit(lambda: self._compile(req))
+
+    def _lltokenizer(self):
+        from kernel.llm.constrain import lltokenizer
+
+        self.ready.wait()
+        if self.load_error:
+            raise RuntimeError(self.load_error)
+        return lltokenizer(self.tok)
+
+    def _compile(self, req: LLMRequest) -> None:
+        """On the llm-grammar thread: attach a Matcher to ``req`` and queue it, or answer EINVAL."""
+        from kernel.llm import constrain
+        from kernel.llm.logitmask import Matcher
+
+        if req.cancelled or self._stopping:
+            return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+        try:
+            constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
+            text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice)
+            req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
+        except constrain.ConstraintError as e:
+            return self.finish(req, error=LLMError("EINVAL", str(e)))
+        except ValueError as e:  # llguidance: the schema is not valid JSON for it
+            return self.finish(req, error=LLMError("EINVAL", f"cannot compile the schema: {e}"))
+        except RuntimeError as e:  # the model did not load
+            return self.finish(req, error=LLMError("EIO", f"model {self.llm_name} is not available: {e}"))
+        except Exception as e:  # never leave the caller without an answer
+            log.exception("grammar compilation failed")
+            return self.finish(req, error=LLMError("EIO", f"grammar compilation failed: {type(e).__name__}: {e}"))
+        with self._cv:
+            if self._stopping:
+                refusal = True
+            else:
+                refusal = False
+                self._inbox.append(req)
+                self._cv.notify()
+        if refusal:
+            self.finish(req, error=LLMError("ECANCELED", "kernel is stopping"))
 
     def cancel_pid(self, pid: int) -> int:
         """Cancel every request of ``pid`` (queued, preempted or running); returns how many.
@@ -135,6 +186,7 @@ class Engine:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
+        self.grammars.stop()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         with self._cv:  # never started, or stuck in a long forward pass: answer for it
@@ -236,8 +288,13 @@ class Engine:
         """Tokenize a new request and queue it (or answer it with an error)."""
         if req.cancelled:
             return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+        messages = req.messages
+        if req.tools:
+            from kernel.llm.constrain import with_tools
+
+            messages = with_tools(messages, req.tools, req.tool_choice)  # the model's own tool format
         try:
-            enc = self.tok.apply_chat_template(req.messages, add_generation_prompt=True)
+            enc = self.tok.apply_chat_template(messages, add_generation_prompt=True)
             ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
         except Exception as e:
             return self.finish(req, error=LLMError("EINVAL", f"cannot format the messages: {e}"))
@@ -263,6 +320,7 @@ class Engine:
             except LLMError as e:
                 return self.finish(req, error=e)
         seq = Sequence(req, ids, max_new, self.eos_ids, req.seed if req.seed is not None else self.seed)
+        seq.matcher = req.matcher
         if req.timing is not None:
             req.timing.tokens_in = len(ids)
         self.policy.add(seq, time.monotonic())
@@ -283,9 +341,19 @@ class Engine:
 
     def finish_seq(self, seq: Sequence) -> None:
         seq.status = SeqStatus.FINISHED
-        self.finish(seq.req, res=result(seq.final_text(self.tok), seq.prompt_len, seq.n_generated,
-                                        seq.finish_reason or "stop", llm_time_s=seq.llm_time_s,
-                                        preemptions=seq.preemptions, prefix_hit_tokens=seq.prefix_hit))
+        if seq.finish_reason == "error":
+            return self.finish(seq.req, error=LLMError("EINVAL", f"the grammar failed: {seq.matcher.error}"))
+        text, extra, reason = seq.final_text(self.tok), {}, seq.finish_reason or "stop"
+        if seq.matcher is not None and seq.matcher.tools:
+            from kernel.llm.constrain import parse_reply
+
+            extra = parse_reply(text)
+            text = extra.pop("text")
+            if extra["tool_calls"] and reason == "stop":
+                reason = "tool_calls"
+        self.finish(seq.req, res=result(text, seq.prompt_len, seq.n_generated, reason, llm_time_s=seq.llm_time_s,
+                                        preemptions=seq.preemptions,
+                                        prefix_hit_tokens=seq.prefix_hit, **extra))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:
         seq.status = SeqStatus.FINISHED

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
-from kernel.llm import prefill, sampler
+from kernel.llm import logitmask, prefill, sampler
 from kernel.llm.request import LLMError
 from kernel.llm.sequence import SeqStatus
 
@@ -131,6 +131,7 @@ def _decode(engine, finished: list) -> None:
     t0 = time.perf_counter()
     seqs = list(batch.seqs)
     logits = batch.step()
+    logitmask.apply(logits, seqs)
     ids = sampler.choose(logits, seqs)
     done = [i for i, (s, t) in enumerate(zip(seqs, ids)) if s.append(t, engine.tok)]
     for i in done:

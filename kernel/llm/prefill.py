@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 
-from kernel.llm import sampler
+from kernel.llm import logitmask, sampler
 from kernel.llm.kvcache import HEADROOM
 
 PREFILL_PAD_WASTE = 1.25  # a prefill group's padded tokens stay <= this x its real tokens
@@ -164,6 +164,7 @@ def _prefill_group(engine, group: list, finished: list) -> None:
     t0 = time.perf_counter()
     lens = [len(s.pending) for s in group]
     logits, part = engine.batch.prefill(group)
+    logitmask.apply(logits, group)  # constrained rows: only tokens their grammar allows
     ids = sampler.choose(logits, group)
     done = [i for i, (s, t) in enumerate(zip(group, ids)) if s.append(t, engine.tok)]
     for i, (s, n) in enumerate(zip(group, lens)):  # K/V of ids[:n] (n == kv_len), right-aligned
@@ -190,6 +191,7 @@ def _extend(engine, s, n: int, finished: list) -> int:
         first = 1
         engine.prefilling.remove(s)
         remember(engine, s, [(layer.keys, layer.values) for layer in s.cache.layers])
+        logitmask.apply(logits, [s])
         if s.append(sampler.choose(logits, [s])[0], engine.tok):
             s.cache = None
             finished.append(s)

@@ -287,7 +287,8 @@ class RemoteEngine:
                                          preemptions=job.preemptions, retries=job.retries))
             return False
         call = Call(messages=req.messages, max_tokens=job.max_new - job.tokens_out, temperature=req.temperature,
-                    top_p=req.top_p, stop=list(req.stop), seed=req.seed, partial=job.text)
+                    top_p=req.top_p, stop=list(req.stop), seed=req.seed, partial=job.text,
+                    response_format=req.response_format, tools=req.tools, tool_choice=req.tool_choice)
         t0 = time.monotonic()
         stream = self.backend.open(call)
         stopped = False
@@ -300,7 +301,9 @@ class RemoteEngine:
                     break
                 if req.cancelled or self._stopping:
                     break
-                if self.preemptible and stream.pieces >= self.quantum and job.tokens_out < job.max_new:
+                # A constrained call is never cut: a server cannot continue a partial JSON or call.
+                if (self.preemptible and not req.constrained and stream.pieces >= self.quantum
+                        and job.tokens_out < job.max_new):
                     with self._cv:
                         others = bool(self._waiting)
                     if others:
@@ -326,9 +329,14 @@ class RemoteEngine:
             return False
         finish = "stop" if stopped else (stream.finish_reason or
                                          ("length" if job.tokens_out >= job.max_new else "stop"))
+        extra = {}
+        if req.tools and req.tool_choice != "none":
+            extra["tool_calls"] = list(getattr(stream, "tool_calls", None) or [])
+            if extra["tool_calls"] and finish == "stop":
+                finish = "tool_calls"
         self._finish(job, res=result(job.text, job.tokens_in or 0, job.tokens_out, finish,
                                      llm_time_s=job.llm_time_s, preemptions=job.preemptions,
-                                     retries=job.retries))
+                                     retries=job.retries, **extra))
         return False
 
     def _apply_stop(self, job: _Job, added: int) -> bool:

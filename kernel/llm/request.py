@@ -22,6 +22,10 @@ class LLMRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     priority: int = 0
+    # Constrained decoding (kernel.llm.constrain): OpenAI-shaped, None = free text.
+    response_format: dict | None = None
+    tools: list[dict] | None = None
+    tool_choice: Any = None
     timing: LLMCallTiming | None = None
     # on_done(request, result, error): exactly one of result/error is set.
     on_done: Callable[["LLMRequest", dict | None, Exception | None], None] | None = None
@@ -32,6 +36,12 @@ class LLMRequest:
     admit: Callable[[int, int], int] | None = None
     seq: int = field(default_factory=lambda: next(_seq))  # arrival order
     cancelled: bool = False
+    matcher: Any = None  # local engine: the compiled kernel.llm.logitmask.Matcher, set before intake
+
+    @property
+    def constrained(self) -> bool:
+        fmt = (self.response_format or {}).get("type", "text")
+        return fmt != "text" or (bool(self.tools) and self.tool_choice != "none")
 
     def finish(self, result: dict | None = None, error: Exception | None = None) -> None:
         if self.on_done is not None:

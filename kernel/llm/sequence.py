@@ -63,6 +63,9 @@ class Sequence:
         self.llm_time_s = 0.0  # engine seconds attributed to this request
         self.finish_reason: str | None = None
         self.text = ""  # final text, set when finished
+        # Constrained decoding: a kernel.llm.logitmask.Matcher, or None (free text). It has
+        # consumed exactly the generated ids (logitmask checks it before every mask).
+        self.matcher = None
 
     # -- views -------------------------------------------------------------------
     @property
@@ -95,6 +98,11 @@ class Sequence:
         """
         self.ids.append(token)
         self.slice_tokens += 1
+        if self.matcher is not None:
+            self.matcher.advance(token)
+            if self.matcher.error is not None:
+                self.finish_reason = "error"  # the engine answers EINVAL with matcher.error
+                return True
         if token in self.eos_ids:
             self.finish_reason = "stop"
             return True
@@ -107,6 +115,9 @@ class Sequence:
             if any(s in tail for s in stop):
                 self.finish_reason = "stop"
                 return True
+        if self.matcher is not None and self.matcher.done:
+            self.finish_reason = "stop"  # the grammar is complete: nothing but EOS could follow
+            return True
         if self.n_generated >= self.max_new:
             self.finish_reason = "length"
             return True

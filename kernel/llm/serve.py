@@ -14,8 +14,11 @@ Routes:
   POST /v1/chat/completions                messages, max_tokens (or max_completion_tokens),
                                            temperature (0 = greedy), top_p, seed, stop,
                                            stream (SSE, one chunk per token, usage last with
-                                           stream_options.include_usage), and vLLM's
-                                           continue_final_message / add_generation_prompt
+                                           stream_options.include_usage), vLLM's
+                                           continue_final_message / add_generation_prompt, and
+                                           response_format, tools, tool_choice (constrained as
+                                           the kernel's engine does; a call comes back as
+                                           message.tool_calls, in one chunk when streaming)
   GET  /v1/models/M                        model lookup (OpenAI and Gemini fields)
   POST /v1/models/M:generateContent        Gemini-shaped generation (kernel.llm.serve_gemini;
                                            /v1beta/... too)
@@ -230,15 +233,27 @@ class Handler(BaseHTTPRequestHandler):
         if req.get("model") not in (None, self.model_name):
             return self.error(404, f"model {req.get('model')!r} is not served here (serving {self.model_name})")
         cont = bool(req.get("continue_final_message")) and msgs[-1].get("role") == "assistant"
-        ids = self.gen.encode([{"role": m.get("role", "user"), "content": m["content"]} for m in msgs], cont)
+        msgs = [{"role": m.get("role", "user"), "content": m["content"]} for m in msgs]
+        tools, choice = req.get("tools"), req.get("tool_choice")
+        try:
+            matcher = self.gen.constraint(req.get("response_format"), tools, choice)
+        except ValueError as e:  # constrain.ConstraintError: a bad schema
+            return self.error(400, f"bad response_format or tools: {e}")
+        if tools:
+            from kernel.llm.constrain import with_tools
+            msgs = with_tools(msgs, tools, choice)
+        ids = self.gen.encode(msgs, cont)
         stop = req.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
         max_tokens = int(req.get("max_completion_tokens") or req.get("max_tokens") or 256)
         info: dict = {}
         pieces = self.gen.stream(ids, max_tokens, float(req.get("temperature") or 0.0),
-                                 float(req.get("top_p") or 1.0), req.get("seed"), stop, info=info)
+                                 float(req.get("top_p") or 1.0), req.get("seed"), stop, info=info,
+                                 matcher=matcher)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
         head = {"id": cid, "created": created, "model": self.model_name}
+        if matcher is not None and matcher.tools:
+            return self.tool_reply(req, head, ids, pieces, info)
         if not req.get("stream"):
             text = "".join(p.text for p in pieces)
             return self.send_json(200, {**head, "object": "chat.completion", "choices": [
@@ -255,6 +270,31 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             pieces.close()  # releases the model at once when the client went away
         self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": info["finish"]}]})
+        if (req.get("stream_options") or {}).get("include_usage"):
+            self.sse({**head, "choices": [], "usage": self.usage(ids, info)})
+        self.sse(b"[DONE]")
+
+    def tool_reply(self, req: dict, head: dict, ids: list[int], pieces, info: dict) -> None:
+        """A reply to a request with tools: the whole generation, then tool_calls or content."""
+        from kernel.llm.constrain import parse_reply
+
+        try:
+            parsed = parse_reply("".join(p.text for p in pieces))
+        finally:
+            pieces.close()
+        calls = [{"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                 for i, c in enumerate(parsed["tool_calls"])]
+        finish = "tool_calls" if calls and info["finish"] == "stop" else info["finish"]
+        message = {"role": "assistant", "content": parsed["text"] or None, **({"tool_calls": calls} if calls else {})}
+        if not req.get("stream"):
+            return self.send_json(200, {**head, "object": "chat.completion", "choices": [
+                {"index": 0, "message": message, "finish_reason": finish}], "usage": self.usage(ids, info)})
+        head["object"] = "chat.completion.chunk"
+        self.start_sse()
+        delta = {"role": "assistant", **({"tool_calls": calls} if calls else {"content": parsed["text"]})}
+        self.sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (req.get("stream_options") or {}).get("include_usage"):
             self.sse({**head, "choices": [], "usage": self.usage(ids, info)})
         self.sse(b"[DONE]")

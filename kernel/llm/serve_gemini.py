@@ -6,7 +6,11 @@ exercised over real HTTP. Request: ``contents`` (role user|model, text parts),
 ``systemInstruction``, ``generationConfig`` (maxOutputTokens, temperature,
 topP, stopSequences, seed). Response: ``candidates[0].content.parts[0].text``,
 ``finishReason`` (STOP | MAX_TOKENS), ``usageMetadata``. The stream variant
-(``:streamGenerateContent?alt=sse``) sends one event per token.
+(``:streamGenerateContent?alt=sse``) sends one event per token. Structured output:
+``generationConfig.responseMimeType``/``responseJsonSchema`` (or ``responseSchema``),
+``tools[].functionDeclarations`` and ``toolConfig.functionCallingConfig`` are mapped to
+the OpenAI shapes and constrained like the chat route; a call comes back as a
+``functionCall`` part.
 """
 
 from __future__ import annotations
@@ -47,6 +51,27 @@ def to_messages(req: dict) -> list[dict]:
     return msgs
 
 
+def openai_shapes(req: dict) -> tuple[dict | None, list | None, object]:
+    """Gemini's structured-output fields -> (response_format, tools, tool_choice), OpenAI-shaped."""
+    cfg = req.get("generationConfig") or {}
+    fmt = None
+    if cfg.get("responseMimeType") == "application/json":
+        schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema") or cfg.get("responseSchema")
+        fmt = ({"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}} if schema
+               else {"type": "json_object"})
+    tools = [{"type": "function", "function": {"name": d.get("name"), "description": d.get("description", ""),
+                                               "parameters": d.get("parametersJsonSchema")
+                                               or d.get("parameters_json_schema")  # google-genai 3.4 sends this
+                                               or d.get("parameters") or {"type": "object"}}}
+             for t in req.get("tools") or [] for d in t.get("functionDeclarations") or []] or None
+    fcc = (req.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    mode, allowed = fcc.get("mode", "AUTO"), fcc.get("allowedFunctionNames") or []
+    choice = {"ANY": "required", "NONE": "none"}.get(mode, "auto")
+    if mode == "ANY" and len(allowed) == 1:
+        choice = {"type": "function", "function": {"name": allowed[0]}}
+    return fmt, tools, choice
+
+
 def generate(h, path: str, req: dict) -> None:
     name, verb = _model(h, path)
     if name != h.model_name:
@@ -57,13 +82,34 @@ def generate(h, path: str, req: dict) -> None:
     if not any(m["role"] != "system" for m in msgs):
         return h.error(400, "contents must not be empty")
     cfg = req.get("generationConfig") or {}
+    fmt, tools, choice = openai_shapes(req)
+    try:
+        matcher = h.gen.constraint(fmt, tools, choice)
+    except ValueError as e:  # constrain.ConstraintError
+        return h.error(400, f"bad responseSchema or tools: {e}")
+    if tools:
+        from kernel.llm.constrain import with_tools
+        msgs = with_tools(msgs, tools, choice)
     ids = h.gen.encode(msgs)
     info: dict = {}
     pieces = h.gen.stream(ids, int(cfg.get("maxOutputTokens") or 256), float(cfg.get("temperature") or 0.0),
-                          float(cfg.get("topP") or 1.0), cfg.get("seed"), cfg.get("stopSequences") or [], info=info)
+                          float(cfg.get("topP") or 1.0), cfg.get("seed"), cfg.get("stopSequences") or [], info=info,
+                          matcher=matcher)
+    if matcher is not None and matcher.tools:  # the whole reply, then a functionCall part or text
+        from kernel.llm.constrain import parse_reply
+        try:
+            parsed = parse_reply("".join(p.text for p in pieces))
+        finally:
+            pieces.close()
+        parts = [{"functionCall": {"name": c["name"], "args": c["arguments"]}} for c in parsed["tool_calls"]]
+        pieces = iter([])  # nothing more to stream
+        calls_or_text = parts or [{"text": parsed["text"]}]
+    else:
+        calls_or_text = None
 
     def response(text: str, final: bool) -> dict:
-        cand = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+        parts = calls_or_text if final and calls_or_text is not None else [{"text": text}]
+        cand = {"content": {"role": "model", "parts": parts}, "index": 0}
         out = {"candidates": [cand], "modelVersion": h.model_name}
         if final:
             cand["finishReason"] = FINISH.get(info["finish"], "OTHER")
@@ -81,5 +127,5 @@ def generate(h, path: str, req: dict) -> None:
                 h.sse(response(p.text, False))
             h.pace()
     finally:
-        pieces.close()
+        getattr(pieces, "close", lambda: None)()
     h.sse(response("", True))

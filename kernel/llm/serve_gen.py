@@ -5,13 +5,16 @@ prompt, then one forward pass per token. Greedy when temperature == 0 (the
 same tokens as ``model.generate(do_sample=False)``), else temperature/top-p
 sampling from a generator seeded per request. ``Generator.lock`` serialises
 generations: one model, one sequence at a time (this server is a test and
-demo reference, not a batching server).
+demo reference, not a batching server). ``constraint`` compiles an OpenAI-shaped
+response_format/tools request into a matcher that ``stream`` applies to every
+token, as the kernel's engine does (kernel.llm.constrain, kernel.llm.logitmask).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable, Iterator
 
 import torch
@@ -32,6 +35,20 @@ class Generator:
         eos = self.model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
         self.lock = threading.Lock()  # held for a whole generation
+        self._grammars = None
+
+    def constraint(self, response_format=None, tools=None, tool_choice=None):
+        """A Matcher for the request, or None; raises constrain.ConstraintError (answer 400)."""
+        from kernel.llm import constrain
+        from kernel.llm.logitmask import Matcher
+
+        constrain.check_schemas(response_format, tools, tool_choice)
+        text, names = constrain.grammar(response_format, tools, tool_choice)
+        if text is None:
+            return None
+        if self._grammars is None:
+            self._grammars = constrain.Compiler(lambda: constrain.lltokenizer(self.tok))
+        return Matcher(self._grammars.matcher(text), bool(names), self._grammars.vocab)
 
     def encode(self, messages: list[dict], continue_final: bool = False) -> list[int]:
         """Prompt ids. ``continue_final``: the last (assistant) message is left open to be continued."""
@@ -43,7 +60,8 @@ class Generator:
 
     def stream(self, ids: list[int], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
                seed: int | None = None, stop: list[str] | None = None,
-               gone: Callable[[], bool] = lambda: False, info: dict | None = None) -> Iterator[Piece]:
+               gone: Callable[[], bool] = lambda: False, info: dict | None = None,
+               matcher=None) -> Iterator[Piece]:
         """Yield one Piece per generated token; ends on EOS, a stop string, max_tokens or ``gone()``.
 
         ``info`` (if given) gets "finish" ("stop" | "length" | "cancelled") and
@@ -64,7 +82,13 @@ class Generator:
                     info["finish"] = "cancelled"
                     return
                 logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[0, -1]
+                if matcher is not None:
+                    from kernel.llm import logitmask
+
+                    logitmask.apply(logits[None], [SimpleNamespace(matcher=matcher, generated=out)])
                 token = self._pick(logits, temperature, top_p, gen)
+                if matcher is not None:
+                    matcher.advance(token)
                 if token in self.eos:  # counted, as vLLM and model.generate count it
                     info["finish"] = "stop"
                     info["completion_tokens"] = len(out) + 1
@@ -81,6 +105,9 @@ class Generator:
                     info["finish"] = "stop"
                     return
                 yield Piece(piece, token)
+                if matcher is not None and (matcher.done or matcher.error):
+                    info["finish"] = "stop"
+                    return
                 inp = torch.tensor([[token]], device=self.model.device)
 
     @staticmethod

@@ -6,11 +6,39 @@ import logging
 import time
 
 from kernel import messages
+from kernel.llm import constrain
 from kernel.llm.request import LLMError, LLMRequest
 from kernel.process.table import LLMCallTiming, ProcState
 from kernel.syscall import CHAT_MESSAGES, DEFERRED, SyscallFailure, register
 
 sched_log = logging.getLogger("aios.scheduler")  # the scheduler log: one line per call event
+# Shapes only: the schemas inside are checked by constrain.check_schemas (EINVAL with the reason).
+RESPONSE_FORMAT = {
+    "type": "object", "required": ["type"], "additionalProperties": False,
+    "properties": {"type": {"enum": ["text", "json_object", "json_schema"]},
+                   "json_schema": {"type": "object", "required": ["schema"],
+                                   "properties": {"name": {"type": "string", "maxLength": 64},
+                                                  "description": {"type": "string", "maxLength": 4096},
+                                                  "schema": {"type": "object"}, "strict": {"type": "boolean"}}}},
+}
+TOOLS = {
+    "type": "array", "minItems": 1, "maxItems": constrain.MAX_TOOLS,
+    "items": {"type": "object", "required": ["type", "function"], "additionalProperties": False,
+              "properties": {"type": {"const": "function"},
+                             "function": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                          "properties": {"name": {"type": "string",
+                                                                  "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                                                         "description": {"type": "string", "maxLength": 4096},
+                                                         "parameters": {"type": "object"},
+                                                         "strict": {"type": "boolean"}}}}},
+}
+TOOL_CHOICE = {"oneOf": [
+    {"enum": ["auto", "required", "none"]},
+    {"type": "object", "required": ["type", "function"], "additionalProperties": False,
+     "properties": {"type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                 "properties": {"name": {"type": "string", "maxLength": 64}}}}},
+]}
 
 
 @register("llm.chat", {
@@ -22,11 +50,19 @@ sched_log = logging.getLogger("aios.scheduler")  # the scheduler log: one line p
         "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "stop": {"type": "array", "maxItems": 16, "items": {"type": "string", "minLength": 1, "maxLength": 256}},
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "response_format": RESPONSE_FORMAT,
+        "tools": TOOLS,
+        "tool_choice": TOOL_CHOICE,
     },
-}, "chat completion with the kernel's model; returns text, tokens_in/out, finish_reason")
+}, "chat completion with the kernel's model; returns text, tokens_in/out, finish_reason "
+   "(and tool_calls when tools are given); response_format/tools constrain the output")
 def llm_chat(kernel, ap, call):
     pcb = ap.pcb
     a = call.args
+    try:  # only the size here: the schemas are checked on the llm-grammar thread, off this loop
+        constrain.check_size(a.get("response_format"), a.get("tools"))
+    except (constrain.ConstraintError, RecursionError) as e:
+        raise SyscallFailure(messages.EINVAL, f"llm.chat: {e or 'schema nested too deeply'}") from None
     kernel.access.llm_check(pcb)  # token quota: EDQUOT at once when the group's is spent
     timing = LLMCallTiming(created=time.time())
     with kernel.table.lock:
@@ -69,11 +105,27 @@ def llm_chat(kernel, ap, call):
         kernel.reply_later(pcb.pid, data)
         call_event(req, "finish", timing, result, error)
 
-    kernel.engine.submit(LLMRequest(
+    req = LLMRequest(
         pid=pcb.pid, req_id=call.id, messages=a["messages"], max_new_tokens=max_new,
         temperature=a.get("temperature", 0.0), top_p=a.get("top_p", 1.0), stop=a.get("stop", []),
-        seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state, admit=admit))
+        seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state, admit=admit,
+        response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice"))
+    if req.constrained and not hasattr(kernel.engine, "grammars"):
+        _checks.submit(lambda: _check_then_submit(kernel.engine, req))  # a remote engine: check, then pass on
+    else:
+        kernel.engine.submit(req)  # the local engine checks and compiles on its llm-grammar thread
     return DEFERRED
+
+
+_checks = constrain.Compiler(None)  # a worker thread for remote engines' schema checks (no tokenizer)
+
+
+def _check_then_submit(engine, req: LLMRequest) -> None:
+    try:
+        constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
+    except constrain.ConstraintError as e:
+        return req.finish(error=LLMError(messages.EINVAL, f"llm.chat: {e}"))
+    engine.submit(req)
 
 
 def call_event(req, what: str, timing: LLMCallTiming, result: dict | None = None, error=None) -> None:

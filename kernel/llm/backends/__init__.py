@@ -13,6 +13,11 @@ token) and is closed by its consumer. Its attributes are valid once iteration
 ends: ``finish_reason`` ("stop" | "length" | other, None if cut off),
 ``usage`` ((prompt_tokens, completion_tokens) if the server reported them).
 ``pieces`` counts the pieces seen, the token count of a stream cut short.
+``tool_calls`` ([{"name", "arguments": dict}]) holds the calls the model made when
+the call carried ``tools``; their text does not come through the iteration.
+
+``response_format``, ``tools`` and ``tool_choice`` are OpenAI-shaped (as llm.chat
+takes them); each backend passes them on in its server's native form.
 
 Backends make exactly one HTTP attempt per call; retries, backoff, timeouts
 per call and concurrency limits belong to kernel.llm.remote.RemoteEngine.
@@ -33,6 +38,9 @@ class Call:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     partial: str = ""  # assistant text so far, to be continued (resume)
+    response_format: dict | None = None
+    tools: list[dict] | None = None
+    tool_choice: object = None
 
 
 class BackendError(Exception):

@@ -10,6 +10,11 @@ protocol; never against Google here, where it cannot be reached):
   RemoteEngine), seed.
 - finish reasons: STOP -> "stop", MAX_TOKENS -> "length", others lower-cased
   ("safety", "recitation", ...); usage from ``usage_metadata``.
+- response_format json_schema -> ``response_mime_type="application/json"`` with
+  ``response_json_schema`` (json_object: the mime type alone); tools ->
+  ``function_declarations`` with ``parameters_json_schema``; tool_choice auto/required/none/
+  a function -> ``function_calling_config`` mode AUTO/ANY/NONE (+ allowed_function_names);
+  ``function_call`` parts of the reply -> tool_calls.
 
 Gemini streams several tokens per chunk and cannot continue a partial model
 turn, so its calls are never preempted (spec.resume stays null).
@@ -38,9 +43,27 @@ def to_contents(messages: list[dict]) -> tuple[list[types.Content], str | None]:
 
 
 def to_config(call: Call, system: str | None) -> types.GenerateContentConfig:
+    extra: dict = {}
+    fmt = call.response_format or {}
+    if fmt.get("type") in ("json_object", "json_schema"):
+        extra["response_mime_type"] = "application/json"
+        if fmt["type"] == "json_schema":
+            extra["response_json_schema"] = fmt["json_schema"]["schema"]
+    if call.tools:
+        extra["tools"] = [types.Tool(function_declarations=[
+            types.FunctionDeclaration(name=t["function"]["name"], description=t["function"].get("description"),
+                                      parameters_json_schema=t["function"].get("parameters"))
+            for t in call.tools])]
+        choice = call.tool_choice
+        if isinstance(choice, dict):
+            cfg = types.FunctionCallingConfig(mode="ANY", allowed_function_names=[choice["function"]["name"]])
+        else:
+            cfg = types.FunctionCallingConfig(mode={"required": "ANY", "none": "NONE"}.get(choice, "AUTO"))
+        extra["tool_config"] = types.ToolConfig(function_calling_config=cfg)
     return types.GenerateContentConfig(
         system_instruction=system, max_output_tokens=call.max_tokens, temperature=call.temperature,
-        top_p=call.top_p, stop_sequences=call.stop[:MAX_SERVER_STOPS] or None, seed=call.seed, candidate_count=1)
+        top_p=call.top_p, stop_sequences=call.stop[:MAX_SERVER_STOPS] or None, seed=call.seed, candidate_count=1,
+        **extra)
 
 
 def finish_reason(value) -> str | None:
@@ -57,6 +80,7 @@ class Stream:
         self.pieces = 0
         self.finish_reason: str | None = None
         self.usage: tuple[int, int] | None = None
+        self.tool_calls: list[dict] = []
 
     def __iter__(self):
         try:
@@ -67,8 +91,10 @@ class Stream:
                 cand = chunk.candidates[0] if chunk.candidates else None
                 if cand is not None and cand.finish_reason is not None:
                     self.finish_reason = finish_reason(cand.finish_reason)
-                text = "".join(p.text or "" for p in (cand.content.parts or [])) \
-                    if cand is not None and cand.content is not None else ""
+                parts = (cand.content.parts or []) if cand is not None and cand.content is not None else []
+                self.tool_calls += [{"name": p.function_call.name, "arguments": dict(p.function_call.args or {})}
+                                    for p in parts if p.function_call is not None]
+                text = "".join(p.text or "" for p in parts)
                 if text:
                     self.pieces += 1
                     yield text

@@ -13,6 +13,8 @@ so it can count tries, honour cancellation while backing off and report them.
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 import openai
 
@@ -47,6 +49,26 @@ class Stream:
         self.pieces = 0
         self.finish_reason: str | None = None
         self.usage: tuple[int, int] | None = None
+        self._calls: dict[int, dict] = {}  # index -> {"name", "arguments": JSON text so far}
+
+    @property
+    def tool_calls(self) -> list[dict]:
+        out = []
+        for _, c in sorted(self._calls.items()):
+            try:
+                args = json.loads(c["arguments"] or "{}")
+            except ValueError:
+                args = {"_raw": c["arguments"]}  # cut short: the agent sees what came
+            out.append({"name": c["name"], "arguments": args})
+        return out
+
+    def _collect(self, deltas) -> None:
+        for d in deltas or []:
+            c = self._calls.setdefault(d.index or 0, {"name": "", "arguments": ""})
+            f = d.function
+            if f is not None:
+                c["name"] += f.name or ""
+                c["arguments"] += f.arguments or ""
 
     def __iter__(self):
         try:
@@ -60,6 +82,10 @@ class Stream:
                 text = delta.content if delta is not None else None
                 if choice.finish_reason:
                     self.finish_reason = choice.finish_reason
+                if delta is not None and delta.tool_calls:
+                    self._collect(delta.tool_calls)
+                    self.pieces += 1
+                    continue
                 if text is None or (text == "" and delta.role and self.pieces == 0):
                     continue  # the role-only opening chunk of OpenAI and vLLM is not a token
                 self.pieces += 1
@@ -139,6 +165,15 @@ class Backend:
             params["stop"] = call.stop[:MAX_SERVER_STOPS]
         if call.seed is not None:
             params["seed"] = call.seed
+        if call.response_format is not None:
+            fmt = call.response_format
+            if fmt.get("type") == "json_schema" and "name" not in fmt.get("json_schema", {}):
+                fmt = {**fmt, "json_schema": {"name": "reply", **fmt["json_schema"]}}  # OpenAI requires a name
+            params["response_format"] = fmt
+        if call.tools:
+            params["tools"] = call.tools
+            if call.tool_choice is not None:
+                params["tool_choice"] = call.tool_choice
         if call.partial:
             messages.append({"role": "assistant", "content": call.partial})
             params["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}

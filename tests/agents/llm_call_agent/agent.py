@@ -4,7 +4,8 @@ from agent_apps.sdk import SyscallError, llm
 
 
 class LLMCallAgent:
-    """Task: JSON {"prompt": ..., "max_new_tokens": N, "stop": [...]}.
+    """Task: JSON {"prompt": ..., "max_new_tokens": N, "stop": [...], and optionally
+    "response_format", "tools", "tool_choice" as llm.chat takes them}.
 
     Returns llm.chat_full's record, or {"error": {"code": ..., "message": ...}}
     when the kernel answers the call with an error (tests check that error).
@@ -17,6 +18,8 @@ class LLMCallAgent:
         spec = json.loads(task)
         try:
             return llm.chat_full([{"role": "user", "content": spec["prompt"]}],
-                                 max_new_tokens=spec.get("max_new_tokens", 16), stop=spec.get("stop"))
+                                 max_new_tokens=spec.get("max_new_tokens", 16), stop=spec.get("stop"),
+                                 response_format=spec.get("response_format"), tools=spec.get("tools"),
+                                 tool_choice=spec.get("tool_choice"))
         except SyscallError as e:
             return {"error": {"code": e.code, "message": e.message}}
