@@ -12,6 +12,12 @@ imports only light modules (never torch). It
    by the kernel) or to the kernel, which shows it above the shell prompt;
 5. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
    result with ``proc.exit``; a crash is reported with its traceback.
+
+Agents from other frameworks (issue 15): before confinement it binds the
+agent's OpenAI-compatible endpoint (agent_apps/endpoint.py) and lets
+Landlock allow a connect to that one port; the endpoint's variables are in
+the environment of the agent's code. A profile with ``"command"`` runs that
+program instead of a class (agent_apps/command.py).
 """
 
 from __future__ import annotations
@@ -76,6 +82,19 @@ def _on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # a polite kill: unwinds finally blocks, flushes logs
 
 
+def _bind_endpoint(boot: dict, plan: dict):
+    """The agent's OpenAI endpoint, bound (not yet serving); None if its profile says ``"endpoint": false``."""
+    if boot["app"]["config"].get("endpoint") is False:
+        return None
+    from agent_apps.endpoint import Endpoint
+
+    endpoint = Endpoint(boot.get("model") or "aios")
+    port = endpoint.bind()
+    if plan.get("landlock"):
+        plan["landlock"]["connect_ports"] = [port]  # TCP stays blocked but for this port
+    return endpoint
+
+
 def agent_main(rx_fd: int, tx_fd: int) -> None:
     """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
     kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
@@ -91,19 +110,28 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
     from agent_apps import registry, sdk
 
     sdk.connect(boot["pid"], rx_fd, tx_fd)
+    endpoint = _bind_endpoint(boot, plan)  # binds before Landlock denies bind()
     if plan["sandbox"] != "none":
         try:
             inside.apply(plan)  # no agent code has run yet, and none runs if a layer fails
         except OSError as e:
             sdk.proc.exit(result=f"confinement failed, agent not started: {e}", status="error")
             os._exit(1)
+    if endpoint is not None:
+        endpoint.start()
+        os.environ.update(endpoint.env())
     _redirect_output(boot.get("log_path"))
     print(f"[{boot['name']} pid {boot['pid']}] task: {boot['task']}", flush=True)
     status, result = "ok", None
     try:
         app = registry.AgentApp(name=boot["name"], **boot["app"])
-        cls = registry.load_class(app)
-        result = cls(app).run(boot["task"])
+        if app.config.get("command") is not None:
+            from agent_apps import command
+
+            status, result = command.run(app, boot["task"], endpoint.env() if endpoint else {})
+        else:
+            cls = registry.load_class(app)
+            result = cls(app).run(boot["task"])
     except sdk.KernelGone:
         os._exit(1)
     except SystemExit as e:

@@ -278,7 +278,7 @@ class Kernel:
         if self.config.agent_log_mode == "file":
             pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
-                "log_path": pcb.log_path,
+                "log_path": pcb.log_path, "model": self.config.llm_name,  # the agent's endpoint names it
                 "app": {"module": app.module, "path": app.path, "description": app.description,
                         "steps": app.steps, "tools": app.tools, "config": app.config}}
         try:
