@@ -166,6 +166,7 @@ def _usage(result: dict) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the openai SDK reuses its connection
+    default_request_version = "HTTP/1.1"  # an unparsable request line still gets a status line, not HTTP/0.9
     server_version = "aios-endpoint"
     timeout = READ_TIMEOUT_S
     server: "_Server"
