@@ -71,8 +71,9 @@ class _Capture(threading.Thread):
         return out
 
 
-def run(app, task: str, extra_env: dict[str, str]) -> tuple[str, str]:
-    """Run the app's command to its end; returns (status "ok"|"error", result text)."""
+def run(app, task: str, extra_env: dict[str, str]) -> tuple[str, str, int]:
+    """Run the app's command to its end; returns (status "ok"|"error", result text, the runtime's exit
+    status: the command's, or 128 + N when signal N killed it)."""
     argv = argv_for(app.config.get("command"), task)
     folder = os.path.dirname(os.path.abspath(app.path))
     env = dict(os.environ, **extra_env, AIOS_TASK=task, PYTHONUNBUFFERED="1")
@@ -83,7 +84,7 @@ def run(app, task: str, extra_env: dict[str, str]) -> tuple[str, str]:
         child = subprocess.Popen(argv, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, close_fds=True)
     except OSError as e:
-        return "error", f"cannot run {argv[0]}: {e.strerror or e}"
+        return "error", f"cannot run {argv[0]}: {e.strerror or e}", 127
     capture = _Capture(child.stdout)
     capture.start()
     errors = threading.Thread(target=_forward, args=(child.stderr,), name="aios-command-stderr", daemon=True)
@@ -96,10 +97,10 @@ def run(app, task: str, extra_env: dict[str, str]) -> tuple[str, str]:
     capture.join(GRACE_S)  # a descendant may still hold the pipe: it dies with the agent
     errors.join(GRACE_S)
     if code == 0:
-        return "ok", capture.text()
+        return "ok", capture.text(), 0
     how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
     tail = capture.text()[-2000:]
-    return "error", f"command {how}" + (f"; output:\n{tail}" if tail else "")
+    return "error", f"command {how}" + (f"; output:\n{tail}" if tail else ""), code if code > 0 else 128 - code
 
 
 def _forward(stream) -> None:

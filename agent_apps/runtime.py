@@ -122,13 +122,13 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         os.environ.update(endpoint.env())
     _redirect_output(boot.get("log_path"))
     print(f"[{boot['name']} pid {boot['pid']}] task: {boot['task']}", flush=True)
-    status, result = "ok", None
+    status, result, exit_status = "ok", None, 0
     try:
         app = registry.AgentApp(name=boot["name"], **boot["app"])
         if app.config.get("command") is not None:
             from agent_apps import command
 
-            status, result = command.run(app, boot["task"], endpoint.env() if endpoint else {})
+            status, result, exit_status = command.run(app, boot["task"], endpoint.env() if endpoint else {})
         else:
             cls = registry.load_class(app)
             result = cls(app).run(boot["task"])
@@ -149,6 +149,8 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         print(f"proc.exit failed: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    if exit_status:
+        os._exit(exit_status)  # a command agent exits as its command did
 
 
 if __name__ == "__main__":

@@ -160,3 +160,9 @@ def test_command_profiles_are_validated():
             command.validate(bad)
     argv = command.argv_for(["python", "agent.py"], "the task")
     assert argv[1:] == ["agent.py", "the task"] and argv[0].endswith(("python", "python3")) and "/" in argv[0]
+
+
+def test_failing_command_is_a_failed_agent_with_its_status(kernel):
+    snap = kernel.wait(kernel.spawn("FailingCommandAgent", "the task"), timeout=120)
+    assert snap["state"] == "failed" and snap["exit_code"] == 3
+    assert "exit status 3" in snap["error"] and "half done: the task" in snap["error"]
