@@ -51,6 +51,7 @@ HTTP_STATUS = {  # kernel error code -> HTTP status of the OpenAI-style error
 }
 ERROR_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
               404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+ENV_NAMES = ("OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_API_KEY", "AIOS_ENDPOINT", "AIOS_MODEL")  # see env()
 PASS_THROUGH = ("tools", "tool_choice", "response_format")  # constrained decoding (issue 12), when present
 
 
