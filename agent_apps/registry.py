@@ -47,20 +47,36 @@ def _scan(root: Path) -> dict[str, AgentApp]:
     apps: dict[str, AgentApp] = {}
     prefix = "agent_apps" if root == ROOT else f"aios_ext_{abs(hash(str(root)))}"
     for cfg in sorted(root.glob("*/config.json")):
-        if not (cfg.parent / "agent.py").exists():
-            continue
         try:
             data = json.loads(cfg.read_text())
         except ValueError:
             continue  # a broken profile hides only that agent
+        if not isinstance(data, dict):
+            continue
+        if not (cfg.parent / "agent.py").exists() and not _command_ok(data):
+            continue
         name = data.get("name") or cfg.parent.name
         desc = data.get("description", "")
         if isinstance(desc, list):
             desc = " ".join(desc)
         apps[name] = AgentApp(name=name, module=f"{prefix}.{cfg.parent.name}.agent",
-                              path=str(cfg.parent / "agent.py"), description=desc,
+                              path=str(cfg.parent / ("agent.py" if (cfg.parent / "agent.py").exists()
+                                                     else "config.json")), description=desc,
                               steps=list(data.get("steps", [])), tools=list(data.get("tools", [])), config=data)
     return apps
+
+
+def _command_ok(data: dict) -> bool:
+    """A profile with ``"command"`` (agent_apps/command.py) needs no agent.py; a bad command hides the app."""
+    if "command" not in data:
+        return False
+    from agent_apps import command
+
+    try:
+        command.validate(data["command"])
+    except ValueError:
+        return False
+    return True
 
 
 def find(name: str) -> AgentApp | None:

@@ -18,6 +18,12 @@ reported result; 1 after a reported failure; killed by SIGTERM after a
 ``kill``: the handler unwinds the agent's code (finally blocks run, logs are
 flushed) and the runtime then dies of the same signal, like any Unix program
 that cleans up on SIGTERM.
+
+Agents from other frameworks (issue 15): before confinement it binds the
+agent's OpenAI-compatible endpoint (agent_apps/endpoint.py) and lets
+Landlock allow a connect to that one port; the endpoint's variables are in
+the environment of the agent's code. A profile with ``"command"`` runs that
+program instead of a class (agent_apps/command.py).
 """
 
 from __future__ import annotations
@@ -168,6 +174,19 @@ def _die_of_sigterm() -> None:
     signal.pause()  # SIGTERM is pending: never returns
 
 
+def _bind_endpoint(boot: dict, plan: dict):
+    """The agent's OpenAI endpoint, bound (not yet serving); None if its profile says ``"endpoint": false``."""
+    if boot["app"]["config"].get("endpoint") is False:
+        return None
+    from agent_apps.endpoint import Endpoint
+
+    endpoint = Endpoint(boot.get("model") or "aios")
+    port = endpoint.bind()
+    if plan.get("landlock"):
+        plan["landlock"]["connect_ports"] = [port]  # TCP stays blocked but for this port
+    return endpoint
+
+
 def agent_main(rx_fd: int, tx_fd: int) -> None:
     """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
     kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
@@ -183,20 +202,29 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
     from agent_apps import registry, sdk
 
     sdk.connect(boot["pid"], rx_fd, tx_fd)
+    endpoint = _bind_endpoint(boot, plan)  # binds before Landlock denies bind()
     if plan["sandbox"] != "none":
         try:
             inside.apply(plan)  # no agent code has run yet, and none runs if a layer fails
         except OSError as e:
             sdk.proc.exit(result=f"confinement failed, agent not started: {e}", status="error")
             os._exit(1)
+    if endpoint is not None:
+        endpoint.start()
+        os.environ.update(endpoint.env())
     _redirect_output(boot)
     if boot.get("log_path"):  # the file's head; on the console the shell already said what started
         print(f"start: {boot['name']} pid {boot['pid']} (os pid {os.getpid()}), task: {boot['task']}", flush=True)
-    status, result = "ok", None
+    status, result, exit_status = "ok", None, 0
     try:
         app = registry.AgentApp(name=boot["name"], **boot["app"])
-        cls = registry.load_class(app)
-        result = cls(app).run(boot["task"])
+        if app.config.get("command") is not None:
+            from agent_apps import command
+
+            status, result, exit_status = command.run(app, boot["task"], endpoint.env() if endpoint else {})
+        else:
+            cls = registry.load_class(app)
+            result = cls(app).run(boot["task"])
     except sdk.KernelGone:
         if boot.get("log_path"):
             print("end: status=failed exit=1 result=null (the kernel is gone)", file=sys.stderr, flush=True)
@@ -219,10 +247,12 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         print(f"proc.exit failed: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    code = exit_status or (0 if status == "ok" else 1)  # a command agent exits as its command did
     if boot.get("log_path"):
-        print(_end_line("done" if status == "ok" else "failed", result, "0" if status == "ok" else "1"), flush=True)
-    if status != "ok":
-        raise SystemExit(1)
+        print(_end_line("done" if status == "ok" else "failed", result, str(code)), flush=True)
+    if code:
+        sys.stdout.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

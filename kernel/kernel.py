@@ -299,6 +299,7 @@ class Kernel:
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
                 "log_path": pcb.log_path, "log_max_bytes": self.config.log_max_bytes,
                 "log_backups": self.config.log_backups,
+                "model": self.config.llm_name,  # the agent's endpoint names it
                 "app": {"module": app.module, "path": app.path, "description": app.description,
                         "steps": app.steps, "tools": app.tools, "config": app.config}}
         try:

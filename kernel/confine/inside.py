@@ -55,5 +55,6 @@ def apply(plan: dict) -> dict:
     if ll:
         from kernel.confine import landlock
 
-        held["landlock"] = landlock.restrict(ll["ro"], ll["rw"], ll.get("block_tcp", True))
+        held["landlock"] = landlock.restrict(ll["ro"], ll["rw"], ll.get("block_tcp", True),
+                                             tuple(ll.get("connect_ports", ())))
     return held

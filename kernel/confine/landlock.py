@@ -33,6 +33,14 @@ FILE_ONLY = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # rights a 
 READ = EXECUTE | READ_FILE | READ_DIR
 
 
+RULE_NET_PORT = 2  # ABI 4
+
+
+class _NetPort(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
                 ("scoped", ctypes.c_uint64)]
@@ -57,10 +65,12 @@ def abi() -> int:
     return max(0, v)
 
 
-def restrict(ro: list[str], rw: list[str], block_tcp: bool = True) -> dict:
+def restrict(ro: list[str], rw: list[str], block_tcp: bool = True, connect_ports: tuple = ()) -> dict:
     """Confine this process; returns what was enforced. Raises OSError if Landlock refuses.
 
     ro: paths readable/executable (missing ones are skipped); rw: paths fully writable.
+    connect_ports: TCP ports the agent may still connect to when TCP is blocked (its own
+    OpenAI endpoint, agent_apps/endpoint.py; Landlock matches the port, not the address).
     """
     version = abi()
     if version < 1:
@@ -88,6 +98,10 @@ def restrict(ro: list[str], rw: list[str], block_tcp: bool = True) -> dict:
                         raise OSError(ctypes.get_errno(), f"landlock_add_rule {path} failed")
                 finally:
                     os.close(pfd)
+        for port in connect_ports if attr.handled_access_net else ():
+            rule = _NetPort(NET_CONNECT_TCP, int(port))
+            if libc.syscall(nr[1], rfd, RULE_NET_PORT, ctypes.byref(rule), ctypes.c_uint32(0)):
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule tcp port {port} failed")
         if libc.prctl(38, 1, 0, 0, 0):  # PR_SET_NO_NEW_PRIVS: required to self-restrict unprivileged
             raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
         if libc.syscall(nr[2], rfd, ctypes.c_uint32(0)):

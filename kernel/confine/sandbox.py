@@ -32,6 +32,7 @@ SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py"
              "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py", "kernel/config.py",
              "kernel/messages.py", "kernel/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
              "kernel/confine/landlock.py")
+SDK_FILES += ("agent_apps/endpoint.py", "agent_apps/command.py")  # the agent's OpenAI endpoint, command agents
 SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/localtime")
 TOP_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 NET_RO = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/services",

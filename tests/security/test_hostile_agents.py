@@ -12,6 +12,7 @@ import time
 
 import psutil
 
+from agent_apps.endpoint import ENV_NAMES as ENDPOINT_ENV
 from conftest import ROOT
 from secure_kernel import SECRET, VICTIM_SECRET, digest, failed_clearly, running, target  # noqa: F401 (fixture)
 
@@ -61,7 +62,8 @@ def test_kernel_and_sdk_source_cannot_be_rewritten(target):
 def test_environment_is_cleared(target):
     tried = target.attack("EnvThiefAgent")
     names = next(t for t in tried if t["what"] == "environment names")["got"]
-    assert set(names) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONPATH", "PWD"}, names  # PWD: bwrap --chdir
+    assert set(names) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONPATH", "PWD"}  \
+        | set(ENDPOINT_ENV), names  # PWD: bwrap --chdir; ENDPOINT_ENV: the agent's own endpoint, its key useless elsewhere
     failed_clearly(tried, allow=("environment names",))
     assert not any(SECRET in str(t) for t in tried)
 

@@ -1,0 +1,34 @@
+"""OpenAIStreamAgent (tests): exercises the endpoint with the real openai SDK; prints JSON."""
+
+import json
+import os
+import sys
+
+import openai
+from openai import OpenAI
+
+client = OpenAI(max_retries=0)
+msgs = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": sys.argv[-1]}]
+out = {"base_url": os.environ["OPENAI_BASE_URL"], "task_env": os.environ.get("AIOS_TASK"),
+       "models": [m.id for m in client.models.list()]}
+plain = client.chat.completions.create(model="gpt-4o-mini", messages=msgs, max_tokens=16, temperature=0)
+out["plain"] = {"text": plain.choices[0].message.content, "finish": plain.choices[0].finish_reason,
+                "usage": plain.usage.model_dump(), "model": plain.model}
+chunks = list(client.chat.completions.create(model="llama-70b", messages=msgs, max_tokens=16, temperature=0,
+                                             stream=True, stream_options={"include_usage": True}))
+out["stream"] = {"text": "".join(c.choices[0].delta.content or "" for c in chunks if c.choices),
+                 "chunks": len(chunks), "finish": [c.choices[0].finish_reason for c in chunks if c.choices][-1],
+                 "usage": chunks[-1].usage.model_dump() if chunks[-1].usage else None}
+tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {
+    "a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]
+try:
+    r = client.chat.completions.create(model="m", messages=msgs, max_tokens=32, tools=tools, tool_choice="auto")
+    out["tools"] = {"status": 200, "finish": r.choices[0].finish_reason}
+except openai.APIStatusError as e:
+    out["tools"] = {"status": e.status_code, "message": e.message}
+try:
+    client.chat.completions.create(model="m", messages=msgs, max_tokens=100_000)
+    out["refused"] = {"status": 200}
+except openai.APIStatusError as e:
+    out["refused"] = {"status": e.status_code, "message": e.message, "type": type(e).__name__}
+print(json.dumps(out))
