@@ -393,7 +393,7 @@ class Kernel:
                             self.config.kill_grace_s)
                 with self.table.lock:
                     ap.pcb.exit_overdue = True
-                ap.signal_group(signal.SIGKILL)
+                ap.kill()  # the whole sandbox: every process it started
         self.call_later(self.config.kill_grace_s, overdue)
 
     def shutdown(self) -> None:
