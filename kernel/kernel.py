@@ -314,6 +314,8 @@ class Kernel:
         self.agents[pcb.pid] = ap
         self.sel.register(ap.rx_fd, selectors.EVENT_READ, ("rx", ap))
         self.sel.register(ap.sentinel, selectors.EVENT_READ, ("sentinel", ap))
+        if ap.flush():  # a boot record (its task) larger than the pipe: the rest goes when the pipe drains
+            self.sel.register(ap.tx_fd, selectors.EVENT_WRITE, ("tx", ap))
         log.info("spawned %s pid %d (os pid %d, confinement %s)%s", app.name, pcb.pid, ap.process.pid,
                  ap.confinement, f" from pid {parent}" if parent else "")
         return pcb.pid
