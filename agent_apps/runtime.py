@@ -225,10 +225,10 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         else:
             cls = registry.load_class(app)
             result = cls(app).run(boot["task"])
-    except sdk.KernelGone:
+    except sdk.KernelGone:  # the kernel closed our channel (a kill) or died: end as a killed process
         if boot.get("log_path"):
-            print("end: status=failed exit=1 result=null (the kernel is gone)", file=sys.stderr, flush=True)
-        os._exit(1)
+            print(_end_line("killed", None, "SIGTERM") + " (the kernel closed the channel)", flush=True)
+        _die_of_sigterm()
     except _Terminated:
         if boot.get("log_path"):
             print(_end_line("killed", None, "SIGTERM"), flush=True)
