@@ -88,9 +88,9 @@ def test_a_process_that_reports_its_exit_and_stays_is_refused_then_killed(k):
     if snap["state"] not in ("done", "failed", "killed"):
         assert snap["state"] != "done"  # not shown as done while its OS process still runs
     final = k.wait(pid, timeout=30)
-    assert final["state"] == "killed" and final["exit_signal"] == 9 and final["exit"] == "SIGKILL"
-    assert "after proc.exit" in final["error"]
-    assert final["syscalls"].get("<refused>", 0) >= 3  # every call after proc.exit was refused
+    assert final["state"] == "killed" and final["exit_signal"] == 9 and final["exit"] == "SIGKILL", final
+    assert "after proc.exit" in final["error"], final
+    assert final["syscalls"].get("<refused>", 0) >= 3, final  # every call after proc.exit was refused
     assert not psutil.pid_exists(os_pid) or psutil.Process(os_pid).status() == psutil.STATUS_ZOMBIE
     logs = k.logs(pid)["lines"]
     assert any("after exit:" in line and "ESRCH" in line for line in logs), logs
