@@ -68,9 +68,11 @@ def test_prune_runs_keeps_the_newest_and_never_a_live_file(tmp_path):
 
 
 def test_file_mode_logs_end_to_end(tmp_path):
+    # confine off: an agent rotates its own log only where it can see the log folder (a confined one
+    # cannot; its log is capped instead: test_confined_agent_log_is_capped)
     k, events = start_kernel(tmp_path, scheduler_log_mode="file", agent_log_mode="file", scheduler="rr",
                              max_batch=1, rr_quantum=2, kv_budget_mb=0, log_max_bytes=2048, log_backups=50, log_keep_runs=3,
-                             log_level="DEBUG", kill_grace_s=10.0)
+                             log_level="DEBUG", kill_grace_s=10.0, confine="off")
     try:
         calls = [k.spawn("LLMCallAgent", json.dumps({"prompt": p, "max_new_tokens": 8}))
                  for p in ("Name three fruits.", "What is the capital of Italy?")]
@@ -134,3 +136,17 @@ def test_model_load_reports_progress_before_ready(kernel, kernel_events):
     assert ("progress", "load") in kinds and kinds.index(("progress", "load")) < kinds.index(("ready", None))
     ev = next(e for e in kernel_events.events if e.get("event") == "progress")
     assert "smollm2-135m-instruct" in ev["text"]
+
+
+def test_confined_agent_log_is_capped(tmp_path):
+    """A confined agent cannot see the log folder, so it cannot rotate its log: it writes at most
+    --log-max-bytes x (--log-backups + 1) bytes to the file the kernel opened for it, then one line."""
+    k, _ = start_kernel(tmp_path, agent_log_mode="file", log_max_bytes=2048, log_backups=1)
+    try:
+        snap = k.wait(k.spawn("EchoAgent", "long " * 2000), timeout=120)
+    finally:
+        k.stop()
+    assert snap["state"] == "done" and snap["confinement"] != "off"
+    text = Path(snap["log_path"]).read_text()
+    assert "log truncated: it reached 4096 bytes" in text and len(text.encode()) < 4096 + 400
+    assert not list(Path(snap["log_path"]).parent.glob("*.log.1"))
