@@ -94,7 +94,7 @@ def fmt_pct(p) -> str:
     return "-" if p is None else f"{p:.1f}"
 
 
-DROP_ORDER = ("SYSCALLS", "TURNAROUND", "WAIT", "PRI", "TOK IN/OUT", "RSS", "%CPU")  # first to go when narrow
+DROP_ORDER = ("SYSCALLS", "CONFINE", "TURNAROUND", "WAIT", "PRI", "TOK IN/OUT", "RSS", "%CPU")  # first to go when narrow
 
 
 def fit_columns(width: int) -> list:

@@ -286,8 +286,9 @@ class Kernel:
                                                   f"children (--max_children); wait for one first")
         app = registry.find(name)
         if app is None:
-            known = ", ".join(sorted(registry.discover())) or "none"
-            raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known})")
+            names = sorted(registry.discover())
+            known = ", ".join(names[:8]) + (f" and {len(names) - 8} more; `agents` lists them" if len(names) > 8 else "")
+            raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known or 'none'})")
         pcb = self.table.new(app.name, task, priority, group=self.access.group_of(app.name))
         pcb.restart_max = self.config.restart_max if restart_max is None else restart_max
         pcb.parent = parent
