@@ -109,11 +109,13 @@ def _run_main_and_signal(tmp_path, sig):
     deadline = time.time() + 60
     while not any(line.startswith("run RecAgent") for line in seen) and time.time() < deadline:
         time.sleep(0.05)
-    while len(list((logs / "agents").rglob("*.log"))) < 3 and time.time() < deadline:
-        time.sleep(0.05)  # each agent opens its log file once it runs (slow on a loaded machine)
+    def started() -> int:  # the kernel creates each log at spawn; the agent writes its start line once it runs
+        return sum("task:" in f.read_text() for f in (logs / "agents").rglob("*.log"))
+    while started() < 3 and time.time() < deadline:
+        time.sleep(0.05)  # slow on a loaded machine
     time.sleep(1.0)  # let the agents get into their LLM calls
     proc.send_signal(sig)
-    code = proc.wait(30)
+    code = proc.wait(60)
     leftovers = []
     for p in psutil.process_iter():
         try:
