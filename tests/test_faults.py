@@ -116,12 +116,19 @@ def _run_main_and_signal(tmp_path, sig):
     time.sleep(1.0)  # let the agents get into their LLM calls
     proc.send_signal(sig)
     code = proc.wait(60)
-    leftovers = []
+    marked = []
     for p in psutil.process_iter():
         try:
             if p.environ().get("AIOS_TEST_MARK") == mark:
-                leftovers.append(p.pid)
+                marked.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    _, alive = psutil.wait_procs(marked, timeout=10)  # still exiting is not left behind; alive after 10 s is
+    leftovers = []
+    for p in alive:
+        try:
+            leftovers.append((p.pid, p.status(), " ".join(p.cmdline())[:200]))
+        except psutil.Error:
             pass
     return code, leftovers, logs
 
