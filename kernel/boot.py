@@ -94,6 +94,17 @@ class KernelCalls:
     def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
         raise NotImplementedError
 
+    def _answer(self, op: str, req_id: int, fut: Future, timeout: float | None) -> Any:
+        """The reply to request ``req_id`` (its result, or KernelError); ETIMEDOUT after ``timeout`` s.
+        Subclasses own ``_pending`` (req_id -> Future) and ``_lock``, which guards it."""
+        try:
+            msg = fut.result(timeout)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
+        return unwrap(msg)
+
     def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
         """Start an agent; restart_max > 0 lets the kernel restart it after a crash (see supervisor.py)."""
         return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority, restart_max=restart_max)
@@ -218,13 +229,7 @@ class KernelClient(KernelCalls):
 
     def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
         req_id, fut = self.submit(op, **args)
-        try:
-            msg = fut.result(timeout)
-        except TimeoutError:
-            with self._lock:
-                self._pending.pop(req_id, None)
-            raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
-        return unwrap(msg)
+        return self._answer(op, req_id, fut, timeout)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Stop the kernel and every agent; returns the kernel's exit code. Idempotent."""

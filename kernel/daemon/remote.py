@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from kernel.boot import KernelCalls, KernelError, unwrap
+from kernel.boot import KernelCalls, KernelError
 from kernel.daemon import frames
 
 
@@ -119,13 +119,7 @@ class RemoteKernelClient(KernelCalls):
             except OSError:
                 self._pending.pop(req_id, None)
                 raise KernelError(self._lost, "ECONNRESET") from None
-        try:
-            msg = fut.result(timeout)
-        except TimeoutError:
-            with self._lock:
-                self._pending.pop(req_id, None)
-            raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
-        return unwrap(msg)
+        return self._answer(op, req_id, fut, timeout)
 
     def shutdown(self) -> None:
         """Stop the daemon: every agent, the kernel, then the daemon itself."""
