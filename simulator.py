@@ -42,18 +42,11 @@ import sys
 from pathlib import Path
 
 from aios_shell import Repl, ShellContext, run_batch
+from aios_shell.repl import Terminated, leave_on_signals
 from kernel.boot import KernelClient, KernelError
 from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
 from kernel.config import KernelConfig, add_kernel_args, state_dir
 from kernel.daemon import paths
-
-
-class Terminated(SystemExit):
-    """Raised by the SIGTERM/SIGHUP handler; a SystemExit so asyncio lets it through."""
-
-
-def _terminate(signum, frame):
-    raise Terminated(128 + signum)
 
 
 SHELL_DEFAULTS = {"top_interval": 1.5, "history": "~/.local/state/aios/shell_history"}
@@ -150,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None,
                        verbosity=args.verbosity or 0)
     ctx.top_interval = args.top_interval or SHELL_DEFAULTS["top_interval"]
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    leave_on_signals(ctx)
     client, status = None, 1
     try:
         try:

@@ -23,17 +23,9 @@ from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.confirm import ConfirmBroker
 from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE
-from aios_shell.repl import Repl
+from aios_shell.repl import Repl, Terminated, leave_on_signals
 from kernel.boot import KernelError
 from kernel.config import state_dir
-
-
-class Terminated(SystemExit):
-    """SIGTERM/SIGHUP: leave (detach) with 128+N."""
-
-
-def _terminate(signum, frame):
-    raise Terminated(128 + signum)
 
 
 def run_command(ctx, line: str) -> int:
@@ -56,8 +48,7 @@ def run_connected(args, sock_path: str, batch: bool, name: str, lines) -> int:
         ctx.confirm = ConfirmBroker(send=lambda cid, allow: ctx.client.request("confirm", timeout=10, cid=cid,
                                                                                 allow=allow),
                                     wake=ctx.wake, echo=ctx.echo)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    leave_on_signals(ctx)
     client, status = None, 1
     try:
         try:

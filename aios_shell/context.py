@@ -24,6 +24,7 @@ Errors are red and warnings yellow when the stream is a terminal (NO_COLOR turns
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -55,6 +56,8 @@ class ShellContext:
         self.confirm = None  # ConfirmBroker in the REPL
         self.ask: Callable[..., bool | None] | None = None  # ask(question, timeout, cancel) -> y/N (REPL)
         self.waker: Callable[[], None] | None = None  # wakes whatever holds the foreground
+        self.leave_status: int | None = None  # 128+N once SIGTERM/SIGHUP asked the shell to leave
+        self._foreground: tuple | None = None  # (application, exit result) reading the terminal now
         self._lock = threading.Lock()
         self._print_lock = threading.Lock()
         self._held: list | None = None  # lines kept while a full-screen view runs
@@ -71,6 +74,35 @@ class ShellContext:
 
     def attach(self, client) -> None:
         self.client = client
+
+    # -- leaving on a signal ----------------------------------------------------------
+    @contextlib.contextmanager
+    def foreground(self, app, result=None):
+        """Main thread: ``app`` (a prompt_toolkit Application) reads the terminal; a leave
+        signal ends it with ``result``."""
+        prev, self._foreground = self._foreground, (app, result)
+        try:
+            yield
+        finally:
+            self._foreground = prev
+
+    def leave(self, status: int) -> bool:
+        """Signal handler (main thread): the shell is to leave with ``status``.
+
+        True when a running foreground application was told to end through its event
+        loop: raising there would land in whichever asyncio task runs, leave that task's
+        exception unretrieved and print a traceback. False when nothing is running one:
+        the caller raises to unwind the command instead."""
+        if self.leave_status is None:
+            self.leave_status = status
+        if self._foreground is None:
+            return False
+        app, result = self._foreground
+        loop = app.loop
+        if loop is None or not app.is_running:
+            return False
+        loop.call_soon_threadsafe(_end_app, app, result)
+        return True
 
     # -- output ------------------------------------------------------------------
     def _write(self, stream, default, text: str, color: str = "") -> None:
@@ -297,3 +329,11 @@ def progress_text(ev: dict) -> str:
     if isinstance(done, int) and isinstance(total, int) and total > 0:
         return f"{what} {100 * done // total}%"
     return f"{what}…"
+
+
+def _end_app(app, result) -> None:
+    if app.is_running and not app.is_done:
+        try:
+            app.exit(result=result)
+        except Exception:
+            pass  # already exiting (a key was pressed at the same moment)

@@ -21,6 +21,7 @@ prompt comes back.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 
@@ -36,6 +37,23 @@ from aios_shell.handlers import TABLE, confirm_leave
 from aios_shell.inputcap import line_cap_bindings
 
 CONFIRM = object()  # what prompt() returns when a confirm question interrupted it
+
+
+class Terminated(SystemExit):
+    """SIGTERM/SIGHUP arrived while a command ran: unwind it, leave with 128+N."""
+
+
+def leave_on_signals(ctx) -> None:
+    """SIGTERM and SIGHUP make the shell leave with status 128+N (main thread).
+
+    A prompt, question or top on screen is ended through its event loop
+    (ctx.leave); a command that is running is unwound by Terminated."""
+    def handler(signum, frame):
+        if not ctx.leave(128 + signum):
+            raise Terminated(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
 
 
 class Repl:
@@ -83,17 +101,29 @@ class Repl:
             self._stop.set()
             if not self.kernel_gone and not getattr(self.ctx, "remote", False):  # attached: others may answer
                 self.ctx.confirm.deny_all("the shell is leaving")
+        if self.ctx.leave_status is not None:
+            return self.ctx.leave_status
         return 1 if self.kernel_gone else 0
 
+    def _leaving(self) -> bool:
+        return self.kernel_gone or self.ctx.leave_status is not None
+
     def _loop(self) -> None:
-        while not self.kernel_gone:
+        while not self._leaving():
             self.ctx.ask_pending_confirms()
+            if self._leaving():
+                return
             self.ctx.waker = self._interrupt_prompt
             try:
-                text = self.session.prompt(self.message, default=self._saved, pre_run=self._pre_run)
+                with self.ctx.foreground(self.session.app, CONFIRM):
+                    text = self.session.prompt(self.message, default=self._saved, pre_run=self._pre_run)
             except KeyboardInterrupt:
                 self._saved = ""
                 continue
+            except OSError:
+                if self._leaving():
+                    return  # SIGHUP: the terminal is gone, the prompt could not redraw on it
+                raise
             except EOFError:
                 self._saved = ""
                 if confirm_leave(self.ctx):
@@ -101,7 +131,7 @@ class Repl:
                 continue
             finally:
                 self.ctx.waker = None
-            if text is CONFIRM:
+            if text is CONFIRM or self._leaving():
                 continue
             self._saved = ""
             try:
@@ -112,7 +142,7 @@ class Repl:
                 self.ctx.echo("^C")
 
     def _pre_run(self) -> None:
-        if self.ctx.confirm.pending() or self.kernel_gone:  # arrived before the prompt was running
+        if self.ctx.confirm.pending() or self._leaving():  # arrived before the prompt was running
             self._exit_prompt()
 
     def _exit_prompt(self) -> None:
@@ -152,15 +182,20 @@ class Repl:
                 loop.call_soon_threadsafe(take_down)
 
         def too_late():  # settled or expired before the prompt was running
-            if done.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            if done.is_set() or self.ctx.leave_status is not None or (deadline is not None and time.monotonic() >= deadline):
                 take_down()
 
         if timeout is not None or cancel is not None:
             threading.Thread(target=watch, name="shell-ask", daemon=True).start()
         try:
-            answer = session.prompt(question, pre_run=too_late)
+            with self.ctx.foreground(session.app, None):
+                answer = session.prompt(question, pre_run=too_late)
         except (KeyboardInterrupt, EOFError):
             return False
+        except OSError:
+            if self.ctx.leave_status is None:
+                raise
+            return None  # SIGHUP: the terminal is gone
         finally:
             finished.set()
             if cancel is None:

@@ -246,12 +246,22 @@ class TopView:
         event.app.create_background_task(loop.run_in_executor(None, self.ctx.confirm.answer, cid, allow, "user"))
 
     # -- run ----------------------------------------------------------------------------
+    def _pre_run(self) -> None:
+        if self.ctx.leave_status is not None:  # a leave signal came before the screen was up
+            self.app.exit()
+            return
+        self.app.create_background_task(self._refresher())
+
     def run(self) -> None:
-        """Blocks until the user quits (main thread)."""
+        """Blocks until the user quits or a leave signal comes (main thread)."""
         prev, self.ctx.waker = self.ctx.waker, self.app.invalidate
         self.ctx.hold_output()
         try:
-            self.app.run(pre_run=lambda: self.app.create_background_task(self._refresher()))
+            with self.ctx.foreground(self.app):
+                self.app.run(pre_run=self._pre_run)
+        except OSError:
+            if self.ctx.leave_status is None:
+                raise  # else SIGHUP: the terminal is gone
         finally:
             self.ctx.waker = prev
             self.ctx.release_output()

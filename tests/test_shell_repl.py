@@ -297,3 +297,58 @@ def test_a_huge_unbracketed_paste_is_capped_with_one_error(kernel, tmp_path):
         assert t.is_alive()
         inp.send_text("exit\r")
         t.join(TIMEOUT)
+
+
+@pytest.mark.parametrize("where", ["prompt", "question", "top"])
+def test_a_leave_signal_ends_the_screen_through_its_event_loop(kernel, tmp_path, caplog, where):
+    """SIGTERM while a prompt, a y/N question or top is on screen: the shell leaves with 143 and no
+    traceback. The handler used to raise inside whichever asyncio task ran, which printed
+    "Task exception was never retrieved" in deployment mode now and then."""
+    import gc
+    import os
+    import signal
+
+    from aios_shell.repl import leave_on_signals
+
+    out = Watch()
+    ctx = ShellContext(interactive=True, llm_name="testllm", out=out, err=out)
+    ctx.attach(kernel)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    with create_pipe_input() as inp:
+        repl = Repl(ctx, input=inp, output=DummyOutput(), patch=False, history_path=tmp_path / "history",
+                    stats_interval=0.05)
+        ctx.top_interval = 0.05
+        if where == "question":
+            inp.send_text("run SleepyAgent: 600\r")  # read once the prompt below runs
+
+        def signal_when_shown():
+            if where == "question":
+                out.wait_for(r"started SleepyAgent")
+                inp.send_text("\x04")  # Ctrl-D asks "leave anyway?"
+            elif where == "top":
+                inp.send_text("top\r")
+            deadline = time.time() + TIMEOUT
+            while time.time() < deadline:
+                fg = ctx._foreground
+                if fg is not None and (where == "prompt" or fg[0] is not repl.session.app) and fg[0].is_running:
+                    break
+                time.sleep(0.02)
+            time.sleep(0.3)  # let its refresh tasks run
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        leave_on_signals(ctx)
+        try:
+            th = threading.Thread(target=signal_when_shown, daemon=True)
+            th.start()
+            rc = repl.run()  # main thread: the only one Python delivers signals to
+        finally:
+            for s, h in saved.items():
+                signal.signal(s, h)
+        th.join(TIMEOUT)
+    gc.collect()  # an unretrieved task exception is reported when the task is collected
+    assert rc == 128 + signal.SIGTERM
+    assert ctx.leave_status == 128 + signal.SIGTERM
+    assert "never retrieved" not in caplog.text and "Traceback" not in out.text
+    for pid in ctx.live_pids():
+        kernel.kill(pid)
+        kernel.wait(pid, timeout=TIMEOUT)
