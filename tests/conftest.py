@@ -8,6 +8,7 @@ test tools in tests/tools/ through AIOS_TOOL_PATH.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")  # test tools (sleep, hang) beside tools/
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # A suite started in the background by a non-interactive shell (`pytest &` in a script, CI) inherits SIGINT
+    # ignored (POSIX), and every process it starts would inherit that too: the tests that press Ctrl-C or send
+    # SIGINT would then wait forever. A handler of our own is reset to the default in each child at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from kernel.boot import KernelClient  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402

@@ -122,8 +122,10 @@ def test_interactive_session_two_agents_kill_wait_confirm_exit(tmp_path):
     child.expect(PROMPT)
     child.sendline(f"kill {p1}")
     child.expect(rf"\[{p1}\] SleepyAgent killed")
+    # started only now: the first two may have ended already (the model loads slowly on a busy machine)
+    short = run_agent(child, "run sleepyagent: 5")
     child.sendline("wait all")
-    child.expect(rf"\[{p2}\] SleepyAgent done in .*\n    woke")
+    child.expect(rf"\[{short}\] SleepyAgent done in .*\n    woke")
     child.expect(PROMPT)
     # an irreversible action: the question appears in the terminal, y allows it, Enter (default No) denies
     ask = 'run ToolAgent: [{"sys": "access.setgroup", "args": {"group": "%s"}}]'
