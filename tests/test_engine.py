@@ -14,8 +14,7 @@ import pytest
 from kernel.config import KernelConfig
 from kernel.llm import model as model_mod
 from kernel.llm.engine import Engine
-from kernel.llm.request import LLMRequest
-from kernel.process.table import LLMCallTiming
+from kernel.llm.request import LLMRequest, SamplingParams
 
 PROMPTS = ["Hi", "Write a long story about a cat who travels the world.", "What is 2+2?",
            "List three colors.", "Explain gravity to a child in one paragraph.", "Name a famous painter.",
@@ -31,9 +30,24 @@ def shared_model():
     model_mod.load = real
 
 
-def chat(prompt: str, i: int, max_new: int = 8, **kw) -> LLMRequest:
-    return LLMRequest(pid=100 + i, req_id=i, messages=[{"role": "user", "content": prompt}], max_new_tokens=max_new,
-                      timing=LLMCallTiming(created=time.time()), **kw)
+SAMPLING = ("temperature", "top_p", "stop", "seed")
+
+
+def chat(prompt: str, i: int, max_new: int = 8, on_state=None, **kw) -> LLMRequest:
+    """A request (``kw``: SamplingParams or LLMRequest fields) that records the engine's state events in
+    ``req.events`` as (state, time.time())."""
+    sampling = {k: kw.pop(k) for k in SAMPLING if k in kw}
+    if "stop" in sampling:
+        sampling["stop"] = tuple(sampling["stop"])
+
+    def on_state_(r, s):
+        r.events.append((s, time.time()))
+        if on_state is not None:
+            on_state(r, s)
+    req = LLMRequest(pid=100 + i, req_id=i, messages=[{"role": "user", "content": prompt}],
+                     sampling=SamplingParams(max_new_tokens=max_new, **sampling), on_state=on_state_, **kw)
+    req.events = []
+    return req
 
 
 def start(**cfg) -> Engine:
@@ -87,9 +101,10 @@ def test_result_and_timing_fields():
     assert short["finish_reason"] == "stop" and short["tokens_out"] < 40  # EOS
     assert "Paris" in short["text"] and "<|im_end|>" not in short["text"]
     for r, res in zip(reqs, (long_, short)):
-        t = r.timing
-        assert t.started is not None and t.started >= t.created
-        assert t.tokens_in == res["tokens_in"] > 10 and t.tokens_out == res["tokens_out"]
+        states = [s for s, _ in r.events]  # the engine reports progress; it writes no process record
+        assert states == ["ready", "running"], states
+        assert r.events[1][1] >= r.events[0][1]
+        assert res["tokens_in"] == r.tokens_in > 10 and res["tokens_out"] >= 1
         assert res["llm_time_s"] > 0 and res["preemptions"] == 0
 
 

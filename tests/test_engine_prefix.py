@@ -12,7 +12,7 @@ import threading
 import torch
 
 from kernel.llm.prefix import PrefixCache
-from kernel.llm.request import LLMRequest
+from kernel.llm.request import LLMRequest, SamplingParams
 from test_engine import run, shared_model, start  # noqa: F401  (shared_model: one loaded model)
 
 SYSTEM = ("You are a careful assistant inside an agent OS. Tools: calculator(expression), "
@@ -69,7 +69,8 @@ def _agents_run(engine, agents: int, turns: int, max_new: int = 10) -> list[list
         for p in range(agents):
             q = QUESTIONS[(p + turn) % len(QUESTIONS)].format(a=p + 3, b=turn + 4, c="BRG"[p % 3])
             hist[p].append({"role": "user", "content": q})
-            reqs.append(LLMRequest(pid=500 + p, req_id=turn, messages=list(hist[p]), max_new_tokens=max_new,
+            reqs.append(LLMRequest(pid=500 + p, req_id=turn, messages=list(hist[p]),
+                                   sampling=SamplingParams(max_new_tokens=max_new),
                                    priority=p % 3))
         results, _ = run(reqs, engine=engine)
         for p, (res, err) in enumerate(results):
@@ -110,7 +111,7 @@ def test_one_wave_of_agents_prefills_a_shared_system_prompt_once():
     system = SYSTEM + " " + " ".join(f"Rule {i}: be exact about item {i}." for i in range(12))
 
     def reqs():
-        return [LLMRequest(pid=700 + i, req_id=i, max_new_tokens=3,
+        return [LLMRequest(pid=700 + i, req_id=i, sampling=SamplingParams(max_new_tokens=3),
                            messages=[{"role": "system", "content": system},
                                      {"role": "user", "content": f"What is {i} + {i}?"}]) for i in range(6)]
     outs = {}
@@ -140,7 +141,8 @@ def test_ended_agent_entries_are_dropped_and_budget_holds():
         assert e.stats()["cache_bytes"] > 0
         for p in range(3):
             e.forget_pid(500 + p)
-        run([LLMRequest(pid=9, req_id=0, messages=[{"role": "user", "content": "Hi"}], max_new_tokens=1)],
+        run([LLMRequest(pid=9, req_id=0, messages=[{"role": "user", "content": "Hi"}],
+                        sampling=SamplingParams(max_new_tokens=1))],
             engine=e)  # the engine forgets ended pids before it takes the next request in
         st = e.stats()
         assert st["cache_bytes"] == e.prefix.nbytes and e.prefix.nodes == 1  # only pid 9's "Hi"
@@ -166,12 +168,13 @@ def test_chunked_prefill_interleaves_a_long_prompt_with_short_calls():
         try:
             admitted = threading.Event()
             big = LLMRequest(pid=1, req_id="long", messages=[{"role": "user", "content": long_prompt}],
-                             max_new_tokens=1, on_done=on_done, on_state=lambda r, s: s == "running" and admitted.set())
+                             sampling=SamplingParams(max_new_tokens=1), on_done=on_done,
+                             on_state=lambda r, s: s == "running" and admitted.set())
             e.submit(big)
             assert admitted.wait(60)  # its prefill is starting (whole, or the first chunk)
             for i in range(2):
                 e.submit(LLMRequest(pid=2, req_id=f"short{i}", messages=[{"role": "user", "content": "Hi"}],
-                                    max_new_tokens=2, on_done=on_done))
+                                    sampling=SamplingParams(max_new_tokens=2), on_done=on_done))
             for _ in range(3):
                 assert done.acquire(timeout=300)
             st = e.stats()
@@ -189,12 +192,15 @@ def test_limits_answer_e2big_with_the_numbers():
     e = start(max_prompt_tokens=40, max_agent_kv_mb=2)
     try:
         msg = [{"role": "user", "content": "word " * 60}]
-        (_, err), = run([LLMRequest(pid=1, req_id=0, messages=msg, max_new_tokens=4)], engine=e)[0]
+        (_, err), = run([LLMRequest(pid=1, req_id=0, messages=msg,
+                                    sampling=SamplingParams(max_new_tokens=4))], engine=e)[0]
         assert err.code == "E2BIG" and "--max_prompt_tokens 40" in err.message and "prompt of" in err.message
         small = [{"role": "user", "content": "Hi"}]
-        (_, err), = run([LLMRequest(pid=1, req_id=1, messages=small, max_new_tokens=40)], engine=e)[0]
+        (_, err), = run([LLMRequest(pid=1, req_id=1, messages=small,
+                                    sampling=SamplingParams(max_new_tokens=40))], engine=e)[0]
         assert err.code == "E2BIG" and "--max_agent_kv_mb is 2" in err.message and "MiB of KV" in err.message
-        (res, err), = run([LLMRequest(pid=1, req_id=2, messages=small, max_new_tokens=4)], engine=e)[0]
+        (res, err), = run([LLMRequest(pid=1, req_id=2, messages=small,
+                                      sampling=SamplingParams(max_new_tokens=4))], engine=e)[0]
         assert err is None and res["tokens_out"] >= 1  # within both limits: served
     finally:
         e.stop()

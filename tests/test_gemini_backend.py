@@ -10,6 +10,7 @@ from __future__ import annotations
 from google.genai import types
 
 from kernel.llm.backends import Call
+from kernel.llm.request import SamplingParams
 from kernel.llm.backends.gemini import finish_reason, to_config, to_contents
 from llm_server import call, hooks, llm_server, remote_kernel  # noqa: F401  (fixtures)
 
@@ -28,16 +29,18 @@ def test_request_mapping():
     contents, system = to_contents(msgs)
     assert system == "Be brief.\n\nNo emoji."
     assert [(c.role, c.parts[0].text) for c in contents] == [("user", "Hi"), ("model", "Hello!"), ("user", "42")]
-    cfg = to_config(Call(messages=msgs, max_tokens=7, temperature=0.5, top_p=0.9, stop=list("abcdef"), seed=3), system)
+    cfg = to_config(Call(messages=msgs,
+                         sampling=SamplingParams(max_new_tokens=7, temperature=0.5, top_p=0.9,
+                                                 stop=tuple("abcdef"), seed=3)), system)
     assert (cfg.max_output_tokens, cfg.temperature, cfg.top_p, cfg.seed, cfg.candidate_count) == (7, 0.5, 0.9, 3, 1)
     assert cfg.stop_sequences == list("abcde")  # Gemini takes 5; RemoteEngine applies the rest on the text
-    assert to_config(Call(messages=msgs, max_tokens=1), None).stop_sequences is None
+    assert to_config(Call(messages=msgs, sampling=SamplingParams(max_new_tokens=1)), None).stop_sequences is None
 
 
 def test_structured_output_mapping():
     from toolspecs import CALC, FMT, PERSON
 
-    cfg = to_config(Call(messages=[], max_tokens=8, response_format=FMT, tools=[CALC],
+    cfg = to_config(Call(messages=[], sampling=SamplingParams(max_new_tokens=8), response_format=FMT, tools=[CALC],
                          tool_choice={"type": "function", "function": {"name": "calculator"}}), None)
     assert cfg.response_mime_type == "application/json" and cfg.response_json_schema == PERSON
     decl = cfg.tools[0].function_declarations[0]

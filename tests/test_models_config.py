@@ -10,7 +10,7 @@ from kernel.config import KernelConfig
 from kernel.llm import models
 from kernel.llm.factory import make_engine
 from kernel.llm.remote import RemoteEngine
-from kernel.llm.request import LLMRequest
+from kernel.llm.request import LLMRequest, SamplingParams
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,8 @@ def test_a_bad_name_is_a_load_error_not_an_exception():
     assert eng.ready.wait(10)
     assert seen == ["--llm_base_url is for remote models; 'gemma-2b-it' is a local (hf_local) model"]
     errors = []
-    eng.submit(LLMRequest(pid=1, req_id=1, messages=[{"role": "user", "content": "hi"}], max_new_tokens=4,
+    eng.submit(LLMRequest(pid=1, req_id=1, messages=[{"role": "user", "content": "hi"}],
+                          sampling=SamplingParams(max_new_tokens=4),
                           on_done=lambda r, res, err: errors.append((err.code, err.message))))
     assert errors == [("EIO", f"model gemma-2b-it is not available: {seen[0]}")]
     eng.stop()

@@ -209,3 +209,49 @@ def test_refused_key_is_one_clear_line_and_a_good_key_works(llm_server, hooks, t
         assert out["tokens_out"] == 4 and out["finish_reason"] == "length"
     finally:
         client.stop()
+
+
+@pytest.mark.parametrize("scheduler, program_aware", [("priority", "off"), ("fifo", "on")])
+def test_remote_admission_follows_the_shared_policy(llm_server, hooks, scheduler, program_aware):
+    """RemoteEngine admits through kernel/llm/scheduler.py, as the local engine does. One slot, busy:
+    under priority the higher-priority call queued second goes first; under fifo with --program_aware on,
+    the call of the agent served least so far goes first (pid 1 was served before, pid 2 never)."""
+    import threading
+
+    from kernel.config import KernelConfig
+    from kernel.llm.models import ModelSpec
+    from kernel.llm.remote import RemoteEngine
+    from kernel.llm.request import LLMRequest, SamplingParams
+
+    spec = ModelSpec(name="test-policy", **entry(llm_server, max_concurrency=1))
+    eng = RemoteEngine(KernelConfig(llm_name="test-policy", scheduler=scheduler, program_aware=program_aware,
+                                    max_new_tokens=64), spec)
+    admitted, done = [], threading.Semaphore(0)
+    started = threading.Event()
+
+    def req(pid: int, i: int, n: int = 3, priority: int = 0) -> LLMRequest:
+        def on_state(r, s):
+            if s == "running":
+                admitted.append(r.req_id)
+                started.set()
+        return LLMRequest(pid=pid, req_id=i, messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+                          sampling=SamplingParams(max_new_tokens=n), priority=priority, on_state=on_state,
+                          on_done=lambda r, res, err: done.release())
+
+    eng.start()
+    try:
+        assert eng.ready.wait(60) and not eng.load_error, eng.load_error
+        assert eng.stats()["program_aware"] == program_aware
+        eng.submit(req(1, 0, n=6))  # pid 1 is served once
+        assert done.acquire(timeout=120)
+        hooks.admin("inject", token_delay_s=0.2)  # the slot stays busy while two more calls queue
+        started.clear()
+        eng.submit(req(9, 1))
+        assert started.wait(60)
+        eng.submit(req(1, 2))
+        eng.submit(req(2, 3, priority=5 if scheduler == "priority" else 0))
+        for _ in range(3):
+            assert done.acquire(timeout=120)
+        assert admitted == [0, 1, 3, 2], admitted
+    finally:
+        eng.stop()

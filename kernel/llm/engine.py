@@ -29,9 +29,10 @@ grammar once the model is loaded and then queues them like any other; a bad
 or too costly grammar is answered EINVAL there. The engine masks their rows'
 logits before sampling (kernel.llm.logitmask).
 
-Request callbacks: ``req.state("ready")`` when queued or preempted,
-``req.state("running")`` when admitted to the batch, ``req.finish`` exactly
-once. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
+Request callbacks (kernel/llm/request.py): ``req.state("ready")`` when
+queued, ``"running"`` when admitted to the batch, ``"preempted"`` when
+switched out, ``req.finish`` exactly once; the engine writes no process
+record. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
 (all CPUs but one: the loop, the agents and the shell need the other).
 """
 
@@ -304,7 +305,7 @@ class Engine:
         if self.max_prompt_tokens and len(ids) > self.max_prompt_tokens:
             return self.finish(req, error=LLMError(
                 "E2BIG", f"prompt of {len(ids)} tokens exceeds --max_prompt_tokens {self.max_prompt_tokens}"))
-        max_new = max(1, min(req.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
+        max_new = max(1, min(req.sampling.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
         if self.max_agent_kv_bytes and self.kv_per_token:
             need = (len(ids) + max_new) * self.kv_per_token
             held = self._agent_kv_bytes(req.pid)
@@ -319,10 +320,10 @@ class Engine:
                 max_new = req.admit(len(ids), max_new)  # the token quota reserves prompt + max_new
             except LLMError as e:
                 return self.finish(req, error=e)
-        seq = Sequence(req, ids, max_new, self.eos_ids, req.seed if req.seed is not None else self.seed)
+        seed = req.sampling.seed
+        seq = Sequence(req, ids, max_new, self.eos_ids, seed if seed is not None else self.seed)
         seq.matcher = req.matcher
-        if req.timing is not None:
-            req.timing.tokens_in = len(ids)
+        req.tokens_in = len(ids)
         self.policy.add(seq, time.monotonic())
 
     def _agent_kv_bytes(self, pid: int) -> int:
@@ -335,8 +336,6 @@ class Engine:
         with self._cv:
             self._live.pop(id(req), None)
         self.counters.add(**({"calls": 1} if error is None else {"errors": 1}))
-        if req.timing is not None and res is not None:
-            req.timing.tokens_out = res["tokens_out"]
         req.finish(result=res, error=error)
 
     def finish_seq(self, seq: Sequence) -> None:

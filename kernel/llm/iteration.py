@@ -97,11 +97,9 @@ def _preempt(engine, victims: list) -> None:
     for row, s in zip(rows, victims):
         s.status = SeqStatus.PREEMPTED
         s.preemptions += 1
-        if s.req.timing is not None:
-            s.req.timing.preemptions += 1
         store.keep(s, snaps.get(row))
         engine.policy.add(s, now)
-        s.req.state("ready")
+        s.req.state("preempted")
     engine.counters.add(preemptions=len(victims))
     log.debug("preempted %d (%d with KV), batch %d, queue %d", len(victims), len(snaps), len(batch),
               len(engine.policy))
@@ -114,8 +112,6 @@ def _admit(engine, seqs: list) -> None:
         resumed = s.status == SeqStatus.PREEMPTED
         if not resumed:
             engine.counters.add(tokens_in=s.prompt_len)
-            if s.req.timing is not None:
-                s.req.timing.started = time.time()
         s.status = SeqStatus.RUNNING
         s.req.state("running")
         snap = store.take(s) if resumed else None

@@ -12,15 +12,17 @@ Threads:
   llm-remote-N      ``slots`` workers, one per call in flight: the backend's
                     concurrency limit holds by construction (1 under serial).
 
-Scheduling (``--scheduler``): the waiting list is ordered by arrival (serial,
-fifo, rr) or by priority plus aging (priority: a higher number goes first and
-every AGING_S seconds of waiting counts as one more level, so nothing
-starves). Under rr on a backend whose spec has ``resume``, a stream that has
-produced ``rr_quantum`` pieces (one per token on vLLM and kernel.llm.serve)
-while others wait is closed (preempted) and the call goes to the back of the
-list with its partial text; resuming sends that text as a final assistant
+Scheduling (``--scheduler``, ``--program_aware``) is the local engine's:
+the same Policy (kernel/llm/scheduler.py) owns the waiting calls and plans
+which to admit whenever a slot frees or a call arrives, with ``slots`` as its
+batch size; each admitted call is handed to an idle worker. Under rr on a
+backend whose spec has ``resume``, a call the policy preempts (its stream has
+produced ``rr_quantum`` pieces, one per token on vLLM and kernel.llm.serve,
+while others wait) is closed at its next piece and goes to the back of the
+queue with its partial text; resuming sends that text as a final assistant
 message for the server to continue (``continue_final_message``). Backends
-without ``resume`` are never preempted: their calls run to completion.
+without ``resume``, and constrained calls, are never preempted: they run to
+completion.
 
 Retries: on 429, 408, 5xx, timeouts and connection errors, up to
 ``spec.max_retries`` more tries, waiting ``backoff_s * 2**try`` seconds (a
@@ -31,33 +33,36 @@ continued from its partial text where the backend can resume, else restarted.
 Stop strings are applied on the accumulated text too (the server sees only
 the first few, and not across a resume boundary).
 
-Locking: ``_cv`` guards _waiting, _running, _stopping, _order and the
+Locking: ``_cv`` guards the policy, _running, _assigned, _stopping and the
 counters; a _Job's text and token counts belong to the worker running it.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from kernel.llm import models
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
-from kernel.llm.scheduler import AGING_S  # one definition for both engines
+from kernel.llm.scheduler import make_policy
 
 log = logging.getLogger("aios.engine")
 MAX_BACKOFF_S = 30.0
 
 
 class _Job:
-    """One LLMRequest while RemoteEngine holds it."""
+    """One LLMRequest while RemoteEngine holds it (what a scheduler Policy schedules)."""
 
-    def __init__(self, req: LLMRequest, order: int, max_new: int):
+    def __init__(self, req: LLMRequest, max_new: int):
         self.req = req
-        self.order = order  # position in arrival order; a preempted job gets a new one (back of the list)
-        self.enqueued = time.monotonic()
+        self.arrival = req.seq
+        self.enqueued = time.monotonic()  # set by the policy when it (re)joins the queue
+        self.slice_tokens = 0  # pieces streamed since it was last admitted (rr quantum)
+        self.admitted_rank = 0.0  # priority policy: effective priority when admitted
+        self.preempt = False  # the policy chose to switch it out: its worker closes the stream
         self.max_new = max_new
         self.text = ""  # assistant text so far (kept across preemptions)
         self.tokens_in: int | None = None
@@ -66,6 +71,14 @@ class _Job:
         self.retries = 0
         self.llm_time_s = 0.0
         self.wake = threading.Event()  # set on cancel/stop: ends a backoff wait
+
+    @property
+    def priority(self) -> int:
+        return self.req.priority
+
+    @property
+    def cancelled(self) -> bool:
+        return self.req.cancelled
 
 
 class _Preempted(Exception):
@@ -87,10 +100,12 @@ class RemoteEngine:
         self.load_time_s: float | None = None
         self.backend = None
         self._cv = threading.Condition()
-        self._waiting: list[_Job] = []
-        self._running: list[_Job] = []
+        self._policy = make_policy(self.policy, self.slots, self.quantum,
+                                   getattr(config, "program_aware", "off") == "on")
+        self._running: list[_Job] = []  # admitted (streaming, or assigned and about to)
+        self._assigned: list[_Job] = []  # admitted, not yet taken by a worker
         self._stopping = False
-        self._order = itertools.count()
+        self._serving = False  # the check passed and the workers run: calls may be admitted
         self._threads: list[threading.Thread] = []
         self.calls = self.errors = self.retries = self.preemptions = 0
         self.tokens_in = self.tokens_out = 0
@@ -104,7 +119,7 @@ class RemoteEngine:
         t.start()
 
     def submit(self, req: LLMRequest) -> None:
-        max_new = min(req.max_new_tokens, self.max_new_tokens)
+        max_new = min(req.sampling.max_new_tokens, self.max_new_tokens)
         if req.admit is not None:  # the token quota reserves a bound of the prompt (no tokenizer here) + max_new
             try:
                 max_new = req.admit(prompt_token_bound(req.messages), max_new)
@@ -113,28 +128,35 @@ class RemoteEngine:
                 return
         with self._cv:
             refuse = self._refusal()
-            if refuse is None:
-                self._waiting.append(_Job(req, next(self._order), max_new))
-                self._cv.notify()
         if refuse is not None:
             req.finish(error=refuse)
             return
-        req.state("ready")
+        req.state("ready")  # before a worker can see it (and call state("running"))
+        with self._cv:
+            refuse = self._refusal()
+            if refuse is None:
+                self._policy.add(_Job(req, max_new), time.monotonic())
+                self._schedule()
+        if refuse is not None:
+            req.finish(error=refuse)
 
     def forget_pid(self, pid: int) -> None:
-        """``pid`` ended: nothing to drop here (the server keeps no per-agent state of ours)."""
+        """``pid`` ended: the policy drops what it served it."""
+        with self._cv:
+            self._policy.forget(pid)
 
     def cancel_pid(self, pid: int) -> int:
         """Cancel every request of ``pid``: queued ones now, running ones at their next chunk."""
         with self._cv:
-            dropped = [j for j in self._waiting if j.req.pid == pid]
-            self._waiting = [j for j in self._waiting if j.req.pid != pid]
+            for j in self._policy.waiting:
+                if j.req.pid == pid:
+                    j.req.cancelled = True
+            dropped = self._policy.drop_cancelled()
             for j in self._running:
                 if j.req.pid == pid:
                     j.req.cancelled = True
                     j.wake.set()
         for j in dropped:
-            j.req.cancelled = True
             j.req.finish(error=LLMError("ECANCELED", "process ended"))
         return len(dropped)
 
@@ -146,8 +168,10 @@ class RemoteEngine:
                     "remote_model": spec.model if spec else None, "base_url": spec.base_url if spec else None,
                     "policy": self.policy, "loaded": self.ready.is_set() and not self.load_error,
                     "load_error": self.load_error, "load_time_s": self.load_time_s,
-                    "queue": len(self._waiting), "running": len(self._running), "max_concurrency": self.slots,
-                    "preemptible": self.preemptible, "calls": self.calls, "errors": self.errors,
+                    "queue": len(self._policy), "running": len(self._running), "max_concurrency": self.slots,
+                    "preemptible": self.preemptible,
+                    "program_aware": "on" if self._policy.program_aware else "off",
+                    "calls": self.calls, "errors": self.errors,
                     "retries": self.retries, "preemptions": self.preemptions, "tokens_in": self.tokens_in,
                     "tokens_out": self.tokens_out, "busy_s": self.busy_s,
                     "tokens_per_s": self.tokens_out / up if up > 0 else 0.0}
@@ -155,7 +179,9 @@ class RemoteEngine:
     def stop(self) -> None:
         with self._cv:
             self._stopping = True
-            pending, self._waiting = self._waiting, []
+            pending = self._policy.take_all() + self._assigned  # assigned: no worker will take them now
+            self._running = [j for j in self._running if j not in self._assigned]
+            self._assigned = []
             for j in self._running:
                 j.wake.set()
             self._cv.notify_all()
@@ -173,15 +199,25 @@ class RemoteEngine:
             return LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
         return None
 
-    def _pick(self) -> _Job:
-        if self.policy == "priority":
-            now = time.monotonic()
-            job = max(self._waiting, key=lambda j: (j.req.priority + (now - j.enqueued) / AGING_S, -j.order))
-        else:
-            job = min(self._waiting, key=lambda j: j.order)
-        self._waiting.remove(job)
-        self._running.append(job)
-        return job
+    def _schedule(self) -> None:
+        """Let the policy admit waiting calls into free slots and mark the calls it preempts."""
+        if self._stopping or not self._serving or not len(self._policy):
+            return
+        # Calls already told to leave count as free slots for the plan, not for admission.
+        plan = self._policy.plan([j for j in self._running if not j.preempt], time.monotonic())
+        free = self.slots - len(self._running)
+        take, back = plan.admit[:max(0, free)], plan.admit[max(0, free):]
+        if back:  # their slots free only when the preempted streams close: first in line meanwhile
+            self._policy.waiting[:0] = back
+        for job in plan.preempt:
+            if self.preemptible and not job.req.constrained:
+                job.preempt = True
+        for job in take:
+            job.slice_tokens, job.preempt = 0, False
+            self._running.append(job)
+            self._assigned.append(job)
+        if take:
+            self._cv.notify_all()
 
     # -- threads ---------------------------------------------------------------------
     def _check(self) -> None:
@@ -200,7 +236,7 @@ class RemoteEngine:
             # ERROR record would print the same line twice.
             log.info("remote model unusable: %s", self.load_error)
             with self._cv:
-                pending, self._waiting = self._waiting, []
+                pending = self._policy.take_all()
             for j in pending:
                 j.req.finish(error=LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}"))
         else:
@@ -210,6 +246,9 @@ class RemoteEngine:
                 t = threading.Thread(target=self._worker, name=f"llm-remote-{i}", daemon=True)
                 self._threads.append(t)
                 t.start()
+            with self._cv:
+                self._serving = True
+                self._schedule()  # what arrived during the check
         self.ready.set()
         if self.on_ready is not None:
             self.on_ready()
@@ -222,11 +261,11 @@ class RemoteEngine:
     def _worker(self) -> None:
         while True:
             with self._cv:
-                while not self._waiting and not self._stopping:
+                while not self._assigned and not self._stopping:
                     self._cv.wait()
                 if self._stopping:
                     return
-                job = self._pick()
+                job = self._assigned.pop(0)
             preempted = False
             try:
                 preempted = self._run(job)
@@ -236,21 +275,17 @@ class RemoteEngine:
             with self._cv:
                 self._running.remove(job)
                 requeue = preempted and not self._stopping
-                if requeue:  # to the back of the list, partial text kept
-                    job.order = next(self._order)
-                    job.enqueued = time.monotonic()
-                    self._waiting.append(job)
-                    self._cv.notify()
+                if requeue:  # to the back of the queue, partial text kept
+                    self._policy.add(job, time.monotonic())
+                self._schedule()
             if requeue:
-                job.req.state("ready")
+                job.req.state("preempted")
             elif preempted:  # preempted while the kernel stops
                 self._finish(job, error=LLMError("ECANCELED", "kernel is stopping"))
 
     def _run(self, job: _Job) -> bool:
         """Stream ``job`` until it finishes (False) or is preempted (True). Finishes the request itself."""
         req = job.req
-        if req.timing is not None and req.timing.started is None:
-            req.timing.started = time.time()
         req.state("running")
         tries = 0
         while True:
@@ -286,8 +321,8 @@ class RemoteEngine:
             self._finish(job, res=result(job.text, job.tokens_in or 0, before, "length", llm_time_s=job.llm_time_s,
                                          preemptions=job.preemptions, retries=job.retries))
             return False
-        call = Call(messages=req.messages, max_tokens=job.max_new - job.tokens_out, temperature=req.temperature,
-                    top_p=req.top_p, stop=list(req.stop), seed=req.seed, partial=job.text,
+        call = Call(messages=req.messages, sampling=replace(req.sampling, max_new_tokens=job.max_new - job.tokens_out),
+                    partial=job.text,
                     response_format=req.response_format, tools=req.tools, tool_choice=req.tool_choice)
         t0 = time.monotonic()
         stream = self.backend.open(call)
@@ -296,29 +331,24 @@ class RemoteEngine:
             for piece in stream:
                 job.text += piece
                 job.tokens_out += 1  # replaced by the server's count when it reports usage
+                job.slice_tokens += 1
                 if self._apply_stop(job, len(piece)):
                     stopped = True
                     break
                 if req.cancelled or self._stopping:
                     break
                 # A constrained call is never cut: a server cannot continue a partial JSON or call.
-                if (self.preemptible and not req.constrained and stream.pieces >= self.quantum
-                        and job.tokens_out < job.max_new):
-                    with self._cv:
-                        others = bool(self._waiting)
-                    if others:
-                        job.preemptions += 1
-                        if req.timing is not None:
-                            req.timing.preemptions += 1
-                        with self._cv:
-                            self.preemptions += 1
-                        raise _Preempted()
+                if (self.preemptible and not req.constrained and job.slice_tokens >= self.quantum
+                        and job.tokens_out < job.max_new and self._preempted(job)):
+                    job.preemptions += 1
+                    raise _Preempted()
         finally:
             stream.close()
             dt = time.monotonic() - t0
             job.llm_time_s += dt
             with self._cv:
                 self.busy_s += dt
+                self._policy.charge(req.pid, dt)  # program-aware admission: its service so far
         if stream.usage is not None and not stopped:
             prompt, completion = stream.usage
             job.tokens_out = before + completion
@@ -339,10 +369,20 @@ class RemoteEngine:
                                      retries=job.retries, **extra))
         return False
 
+    def _preempted(self, job: _Job) -> bool:
+        """Its slice is spent: does the policy switch it out for a waiting call?"""
+        with self._cv:
+            if len(self._policy) and not job.preempt:
+                self._schedule()
+            if job.preempt:
+                self.preemptions += 1
+            return job.preempt
+
     def _apply_stop(self, job: _Job, added: int) -> bool:
         """Cut job.text at the first stop string that the last piece completed."""
-        start = max(0, len(job.text) - added - max((len(s) for s in job.req.stop), default=0))
-        hits = [i for i in (job.text.find(s, start) for s in job.req.stop) if i >= 0]
+        stops = job.req.sampling.stop
+        start = max(0, len(job.text) - added - max((len(s) for s in stops), default=0))
+        hits = [i for i in (job.text.find(s, start) for s in stops) if i >= 0]
         if hits:
             job.text = job.text[:min(hits)]
             return True
@@ -356,7 +396,4 @@ class RemoteEngine:
             else:
                 self.tokens_out += res["tokens_out"]
                 self.tokens_in += res["tokens_in"]
-        if job.req.timing is not None and res is not None:
-            job.req.timing.tokens_in = res["tokens_in"]
-            job.req.timing.tokens_out = res["tokens_out"]
         job.req.finish(result=res, error=error)

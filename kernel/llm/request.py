@@ -1,4 +1,11 @@
-"""LLMRequest: one llm.chat call as the engine sees it (no torch here)."""
+"""LLMRequest: one llm.chat call as both engines see it (no torch here).
+
+The engines never write the process table: they report a call's progress
+through ``state`` ("ready" when queued, "running" when admitted, "preempted"
+when switched out) and its outcome through ``finish`` (the result carries
+tokens_in/out, llm_time_s, preemptions); kernel/llm/syscalls.py turns these
+into the process's LLMCallTiming under the table's lock.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,18 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kernel.process.table import LLMCallTiming
-
 _seq = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How one call is sampled: the same for the local engine and every remote backend."""
+
+    max_new_tokens: int
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None  # None: the engine's --seed (local), the server's choice (remote)
 
 
 @dataclass
@@ -16,20 +32,16 @@ class LLMRequest:
     pid: int
     req_id: int
     messages: list[dict]
-    max_new_tokens: int
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
+    sampling: SamplingParams
     priority: int = 0
     # Constrained decoding (kernel.llm.constrain): OpenAI-shaped, None = free text.
     response_format: dict | None = None
     tools: list[dict] | None = None
     tool_choice: Any = None
-    timing: LLMCallTiming | None = None
     # on_done(request, result, error): exactly one of result/error is set.
     on_done: Callable[["LLMRequest", dict | None, Exception | None], None] | None = None
-    # on_state(request, "ready" | "running"): the engine queued or started decoding it.
+    # on_state(request, "ready" | "running" | "preempted"): queued, admitted (decoding starts or resumes),
+    # switched out (back in the queue).
     on_state: Callable[["LLMRequest", str], None] | None = None
     # admit(prompt_tokens, max_new) -> granted max_new: called once by the engine when it admits the call
     # (the token quota reserves them); raises LLMError (EDQUOT) to refuse it.
@@ -37,6 +49,7 @@ class LLMRequest:
     seq: int = field(default_factory=lambda: next(_seq))  # arrival order
     cancelled: bool = False
     matcher: Any = None  # local engine: the compiled kernel.llm.logitmask.Matcher, set before intake
+    tokens_in: int = 0  # local engine: the prompt's tokens once counted (an error after that still used them)
 
     @property
     def constrained(self) -> bool:

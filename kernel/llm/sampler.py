@@ -15,7 +15,7 @@ def choose(logits: torch.Tensor, seqs: list) -> list[int]:
     """logits: (B, V) float, next-token logits of row i for seqs[i]; returns B ids."""
     ids = logits.argmax(dim=-1).tolist()  # greedy for every row at once
     for i, seq in enumerate(seqs):
-        if seq.req.temperature > 0:
+        if seq.req.sampling.temperature > 0:
             ids[i] = sample(logits[i], seq)
     return ids
 
@@ -25,8 +25,8 @@ def sample(row: torch.Tensor, seq) -> int:
     if seq.generator is None:
         seq.generator = torch.Generator(device=row.device)
         seq.generator.manual_seed(seq.seed)
-    probs = torch.softmax(row.float() / seq.req.temperature, dim=-1)
-    top_p = seq.req.top_p
+    probs = torch.softmax(row.float() / seq.req.sampling.temperature, dim=-1)
+    top_p = seq.req.sampling.top_p
     if top_p < 1.0:
         sorted_p, order = probs.sort(descending=True)
         keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the most likely token

@@ -106,7 +106,7 @@ class Sequence:
         if token in self.eos_ids:
             self.finish_reason = "stop"
             return True
-        stop = self.req.stop
+        stop = self.req.sampling.stop
         if stop:
             # Only the tail can hold a stop string completed by this token; a
             # character is at most 4 byte-level tokens.
@@ -125,7 +125,7 @@ class Sequence:
 
     def final_text(self, tokenizer) -> str:
         text = tokenizer.decode(self.generated, skip_special_tokens=True)
-        cuts = [i for i in (text.find(s) for s in self.req.stop) if i >= 0]
+        cuts = [i for i in (text.find(s) for s in self.req.sampling.stop) if i >= 0]
         return text[:min(cuts)] if cuts else text
 
     def __repr__(self) -> str:

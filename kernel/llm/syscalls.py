@@ -7,7 +7,7 @@ import time
 
 from kernel import messages
 from kernel.llm import constrain
-from kernel.llm.request import LLMError, LLMRequest
+from kernel.llm.request import LLMError, LLMRequest, SamplingParams
 from kernel.process.table import LLMCallTiming, ProcState
 from kernel.syscall import CHAT_MESSAGES, DEFERRED, SyscallFailure, register
 
@@ -81,7 +81,14 @@ def llm_chat(kernel, ap, call):
         return grant
 
     def on_state(req, s):
-        kernel.table.set_state(pcb, ProcState.READY if s == "ready" else ProcState.WAITING_LLM)
+        """The engine queued (ready), admitted (running) or switched out (preempted) the call."""
+        now = time.time()
+        with kernel.table.lock:
+            if s == "running" and timing.started is None:
+                timing.started = now
+            elif s == "preempted":
+                timing.preemptions += 1
+        kernel.table.set_state(pcb, ProcState.WAITING_LLM if s == "running" else ProcState.READY)
         call_event(req, s, timing)
 
     def on_done(req, result, error):
@@ -91,9 +98,11 @@ def llm_chat(kernel, ap, call):
             if timing.started is None:
                 timing.started = now
             if result is not None:
-                timing.tokens_in = result.get("tokens_in", timing.tokens_in)
+                timing.tokens_in = result.get("tokens_in", 0)
                 timing.tokens_out = result.get("tokens_out", 0)
                 pcb.llm_time += result.get("llm_time_s", 0.0)
+            else:
+                timing.tokens_in = req.tokens_in  # counted before it failed (0 if never)
             used = (timing.tokens_in + timing.tokens_out) if held["tokens"] or result is not None else 0
         kernel.access.quotas.llm_settle(held["group"], held["tokens"], used)
         if error is not None:
@@ -106,9 +115,10 @@ def llm_chat(kernel, ap, call):
         call_event(req, "finish", timing, result, error)
 
     req = LLMRequest(
-        pid=pcb.pid, req_id=call.id, messages=a["messages"], max_new_tokens=max_new,
-        temperature=a.get("temperature", 0.0), top_p=a.get("top_p", 1.0), stop=a.get("stop", []),
-        seed=a.get("seed"), priority=pcb.priority, timing=timing, on_done=on_done, on_state=on_state, admit=admit,
+        pid=pcb.pid, req_id=call.id, messages=a["messages"],
+        sampling=SamplingParams(max_new_tokens=max_new, temperature=a.get("temperature", 0.0),
+                                top_p=a.get("top_p", 1.0), stop=tuple(a.get("stop", ())), seed=a.get("seed")),
+        priority=pcb.priority, on_done=on_done, on_state=on_state, admit=admit,
         response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice"))
     if req.constrained and not hasattr(kernel.engine, "grammars"):
         _checks.submit(lambda: _check_then_submit(kernel.engine, req))  # a remote engine: check, then pass on
@@ -139,12 +149,11 @@ def call_event(req, what: str, timing: LLMCallTiming, result: dict | None = None
     """
     if not sched_log.isEnabledFor(logging.INFO):
         return
-    if what == "ready":  # queued: first time (not started yet), or again after a preemption
-        what = "submit" if timing.started is None else "preempt"
+    what = {"ready": "submit", "preempted": "preempt"}.get(what, what)
     now = time.time()
     if what == "submit":
         sched_log.info("submit pid=%d call=%s prio=%d max_new=%d", req.pid, req.req_id, req.priority,
-                       req.max_new_tokens)
+                       req.sampling.max_new_tokens)
     elif what == "running":
         sched_log.info("admit pid=%d call=%s at=%.3f preemptions=%d", req.pid, req.req_id,
                        now - timing.created, timing.preemptions)

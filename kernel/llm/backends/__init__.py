@@ -26,17 +26,15 @@ per call and concurrency limits belong to kernel.llm.remote.RemoteEngine.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from kernel.llm.request import SamplingParams
 
 
 @dataclass
 class Call:
     messages: list[dict]
-    max_tokens: int
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
+    sampling: SamplingParams  # max_new_tokens: what is left of the call's budget
     partial: str = ""  # assistant text so far, to be continued (resume)
     response_format: dict | None = None
     tools: list[dict] | None = None

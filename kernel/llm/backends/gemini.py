@@ -60,9 +60,10 @@ def to_config(call: Call, system: str | None) -> types.GenerateContentConfig:
         else:
             cfg = types.FunctionCallingConfig(mode={"required": "ANY", "none": "NONE"}.get(choice, "AUTO"))
         extra["tool_config"] = types.ToolConfig(function_calling_config=cfg)
+    sp = call.sampling
     return types.GenerateContentConfig(
-        system_instruction=system, max_output_tokens=call.max_tokens, temperature=call.temperature,
-        top_p=call.top_p, stop_sequences=call.stop[:MAX_SERVER_STOPS] or None, seed=call.seed, candidate_count=1,
+        system_instruction=system, max_output_tokens=sp.max_new_tokens, temperature=sp.temperature,
+        top_p=sp.top_p, stop_sequences=list(sp.stop[:MAX_SERVER_STOPS]) or None, seed=sp.seed, candidate_count=1,
         **extra)
 
 

@@ -159,12 +159,13 @@ class Backend:
         # OpenAI wants a tool_call_id on "tool" messages, which llm.chat does not carry: send them as user text.
         messages = [{"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]}
                     for m in call.messages]
-        params: dict = dict(model=self.spec.model, max_tokens=call.max_tokens, temperature=call.temperature,
-                            top_p=call.top_p, stream=True, stream_options={"include_usage": True})
-        if call.stop:
-            params["stop"] = call.stop[:MAX_SERVER_STOPS]
-        if call.seed is not None:
-            params["seed"] = call.seed
+        sp = call.sampling
+        params: dict = dict(model=self.spec.model, max_tokens=sp.max_new_tokens, temperature=sp.temperature,
+                            top_p=sp.top_p, stream=True, stream_options={"include_usage": True})
+        if sp.stop:
+            params["stop"] = list(sp.stop[:MAX_SERVER_STOPS])
+        if sp.seed is not None:
+            params["seed"] = sp.seed
         if call.response_format is not None:
             fmt = call.response_format
             if fmt.get("type") == "json_schema" and "name" not in fmt.get("json_schema", {}):
