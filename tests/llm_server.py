@@ -15,6 +15,8 @@ import selectors
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -29,8 +31,11 @@ START_TIMEOUT_S = 120
 
 class Server:
     def __init__(self):
+        # stderr goes to a file: a pipe nobody reads fills up over a session (a traceback per dropped client)
+        # and the server then blocks in its next write
+        self.errors = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "kernel.llm.serve", "--port", "0", "--test-hooks"],
-                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=self.errors, text=True)
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         ready = sel.select(START_TIMEOUT_S)  # blocks until the ready line (or EOF if it died)
@@ -38,7 +43,10 @@ class Server:
         sel.close()
         if not line.startswith("serving "):
             self.proc.kill()
-            raise RuntimeError(f"kernel.llm.serve did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
+            self.proc.wait(5)
+            self.errors.seek(0)
+            raise RuntimeError(f"kernel.llm.serve did not start: {line!r} {self.errors.read()[-2000:]}")
+        threading.Thread(target=self.proc.stdout.read, name="serve-stdout", daemon=True).start()  # drained too
         self.base_url = line.split(" on ", 1)[1].strip()  # http://127.0.0.1:PORT/v1
         self.root_url = self.base_url[: -len("/v1")]
         self.model = EMBEDDED_MODEL
@@ -57,6 +65,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+        self.errors.close()
 
 
 @pytest.fixture(scope="session")
