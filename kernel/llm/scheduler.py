@@ -1,9 +1,16 @@
-"""Scheduling policies for the local engine (``--scheduler``).
+"""Scheduling policies for both engines (``--scheduler``).
 
-Between two decode steps the engine asks its policy for a Plan: which
+Between two decode steps the local engine asks its policy for a Plan: which
 running sequences to preempt and which waiting ones to admit. A policy owns
 the waiting queue; the batch (the running sequences) belongs to the engine.
-All of it runs on the engine thread (no lock).
+The remote engine (remote.py) asks the same question whenever a slot frees
+or a call arrives; its "sequences" are in-flight calls and ``max_batch`` is
+the backend's ``max_concurrency``. A policy has no lock of its own: the
+local engine calls it from its one thread, the remote engine under its
+condition variable.
+
+A scheduled item has ``req.pid``, ``priority``, ``arrival``, ``enqueued``,
+``slice_tokens``, ``admitted_rank`` and ``cancelled``.
 
 serial    one sequence at a time, in arrival order, never preempted: the
           original system's behaviour, kept as the benchmark baseline.
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AGING_S = 2.0  # seconds of waiting worth one priority level (the remote engine's too)
+AGING_S = 2.0  # seconds of waiting worth one priority level
 
 
 @dataclass
