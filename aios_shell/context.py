@@ -51,7 +51,6 @@ class ShellContext:
         self.notify_exit = interactive if notify_exit is None else notify_exit
         self.error_prefix = ""  # batch: "script:LINE: "
         self.leaving = False  # set by the front once it is stopping the kernel
-        self.errors = 0  # commands that failed (batch exit status)
         self.top_interval = 1.5  # seconds between top refreshes
         self.confirm = None  # ConfirmBroker in the REPL
         self.ask: Callable[..., bool | None] | None = None  # ask(question, timeout, cancel) -> y/N (REPL)
@@ -142,7 +141,6 @@ class ShellContext:
             self._write(self._err, lambda: sys.stderr, text, color)
 
     def error(self, text: str) -> None:
-        self.errors += 1
         self.note(f"{self.error_prefix}error: {text}", RED)
 
     def warning(self, text: str) -> None:

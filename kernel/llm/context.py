@@ -44,8 +44,6 @@ class ContextStore:
     def __init__(self, budget_bytes: int):
         self.budget_bytes = max(0, int(budget_bytes))
         self.held_bytes = 0
-        self.saved = 0      # snapshots kept
-        self.dropped = 0    # snapshots that did not fit (recomputed on resume)
         self.restored = 0   # resumes from a snapshot
         self.recomputed = 0  # resumes that recomputed the KV
 
@@ -57,11 +55,9 @@ class ContextStore:
         if snap is not None and self.fits(snap.nbytes):
             seq.kv = snap
             self.held_bytes += snap.nbytes
-            self.saved += 1
         else:
             seq.kv = None
             seq.kv_len = 0  # everything is pending again: recompute on resume
-            self.dropped += 1
 
     def take(self, seq) -> KVSnapshot | None:
         """Detach the snapshot of a sequence being resumed (None: recompute)."""

@@ -62,7 +62,6 @@ class Sequence:
         self.preemptions = 0
         self.llm_time_s = 0.0  # engine seconds attributed to this request
         self.finish_reason: str | None = None
-        self.text = ""  # final text, set when finished
         # Constrained decoding: a kernel.llm.logitmask.Matcher, or None (free text). It has
         # consumed exactly the generated ids (logitmask checks it before every mask).
         self.matcher = None

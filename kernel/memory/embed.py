@@ -77,10 +77,6 @@ class Embedder:
             self._cv.notify()
         return True
 
-    def backlog(self) -> int:
-        with self._cv:
-            return self._waiting
-
     # -- embedder thread ----------------------------------------------------------------
     def _load(self) -> None:
         import time

@@ -45,7 +45,6 @@ class StorageManager:
         self._usage: dict[str, int] = {}
         self._usage_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="storage", daemon=True)
-        self.ops = 0  # jobs done (storage thread)
         self.error: str | None = None  # set when the DB could not be opened
 
     # -- service hooks --------------------------------------------------------------
@@ -100,7 +99,6 @@ class StorageManager:
                 result, error = job(self.db), None
             except BaseException as e:  # handed to the loop, which answers the agent with it
                 result, error = None, e
-            self.ops += 1
             self.kernel.post(lambda then=then, result=result, error=error: then(result, error))
 
     # -- jobs that keep the usage counters right (storage thread) -----------------------------
