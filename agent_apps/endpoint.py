@@ -41,13 +41,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent_apps import sdk
+from kernel.messages import (
+    E2BIG,
+    EACCES,
+    EAGAIN,
+    ECANCELED,
+    ECONNRESET,
+    EDQUOT,
+    EINVAL,
+    EIO,
+    ENOENT,
+    ENOSPC,
+    ENOSYS,
+    EPERM,
+    ESRCH,
+    ETIMEDOUT,
+)
 
 MAX_BODY = 4 << 20  # bytes of a request body; the channel's frame limit (1 MiB) answers E2BIG below it
 READ_TIMEOUT_S = 30.0  # a client that stops sending mid-request loses its connection, not the server
 HTTP_STATUS = {  # kernel error code -> HTTP status of the OpenAI-style error
-    "EINVAL": 400, "E2BIG": 413, "ENOSPC": 413, "EPERM": 403, "EACCES": 403, "EDQUOT": 429, "EAGAIN": 429,
-    "ESRCH": 404, "ENOENT": 404, "ENOSYS": 501, "ETIMEDOUT": 504, "ECANCELED": 503, "ECONNRESET": 503,
-    "EIO": 502,
+    EINVAL: 400, E2BIG: 413, ENOSPC: 413, EPERM: 403, EACCES: 403, EDQUOT: 429, EAGAIN: 429,
+    ESRCH: 404, ENOENT: 404, ENOSYS: 501, ETIMEDOUT: 504, ECANCELED: 503, ECONNRESET: 503,
+    EIO: 502,
 }
 ERROR_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
               404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
@@ -227,10 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             result = sdk.syscall("llm.chat", **args)
         except sdk.SyscallError as e:
-            if e.code == "EINVAL" and any(k in args for k in PASS_THROUGH):
+            if e.code == EINVAL and any(k in args for k in PASS_THROUGH):
                 raise HTTPError(400, f"EINVAL: the kernel refused {', '.join(k for k in PASS_THROUGH if k in args)}"
                                      f" ({e.message}); this kernel may have no constrained decoding",
-                                code="EINVAL") from None
+                                code=EINVAL) from None
             raise
         created, cid = int(time.time()), f"chatcmpl-{secrets.token_hex(12)}"
         done = completion(result, model, created, cid)
@@ -249,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(length)
         if n > MAX_BODY:
             self.close_connection = True  # the unread body must not be parsed as the next request
-            raise HTTPError(413, f"request body of {n} bytes exceeds {MAX_BODY}", code="E2BIG")
+            raise HTTPError(413, f"request body of {n} bytes exceeds {MAX_BODY}", code=E2BIG)
         raw = self.rfile.read(n)
         if len(raw) < n:
             self.close_connection = True
@@ -281,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"error": {"message": e.message, "type": ERROR_TYPE.get(e.status, "server_error"),
                           "param": e.param, "code": e.code}}
         # A refusal will be refused again: clients that honour it (the openai SDK) do not retry.
-        retry = "true" if e.status in (502, 503, 504) or e.code == "EAGAIN" else "false"
+        retry = "true" if e.status in (502, 503, 504) or e.code == EAGAIN else "false"
         self.close_connection = True  # a body left unread must not be parsed as the next request
         try:
             self._json(e.status, body, {"x-should-retry": retry})

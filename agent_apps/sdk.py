@@ -23,20 +23,19 @@ from typing import Any
 
 from kernel import messages
 from kernel.channel import ChannelClosed, read_frame, write_frame
+from kernel.messages import ECONNRESET, EIO, CodedError
 
 
-class SyscallError(Exception):
-    """The kernel answered a syscall with an error."""
+class SyscallError(CodedError):
+    """The kernel answered a syscall with an error; ``str(e)`` is ``CODE: message``."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 class KernelGone(SyscallError):
     def __init__(self):
-        super().__init__("ECONNRESET", "the kernel is gone")
+        super().__init__(ECONNRESET, "the kernel is gone")
 
 
 class NotConnected(RuntimeError):
@@ -67,7 +66,7 @@ class _Connection:
         if reply.get("ok"):
             return reply.get("result")
         err = reply.get("error") or {}
-        raise SyscallError(err.get("code", "EIO"), err.get("message", "unknown error"))
+        raise SyscallError(err.get("code", EIO), err.get("message", "unknown error"))
 
     def send_log(self, level: str, text: str) -> None:
         with self._lock:

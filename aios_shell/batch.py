@@ -25,6 +25,7 @@ from aios_shell import views
 from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.handlers import TABLE
 from kernel.boot import KernelError
+from kernel.messages import ESRCH
 
 REPORT_KEYS = ("pid", "agent", "task", "status", "result", "error", "exit_code", "exit_signal", "priority", "waiting_s",
                "turnaround_s", "elapsed_s", "tokens_in", "tokens_out", "llm_calls", "syscalls_total",
@@ -70,7 +71,7 @@ def run_batch(ctx, lines: Iterable[str], name: str = "<stdin>", json_mode: bool 
         try:
             snaps.append(ctx.client.wait(pid))
         except KernelError as e:  # the kernel died, or the pid left its bounded history
-            if e.code == "ESRCH" and pid in ctx.ended:
+            if e.code == ESRCH and pid in ctx.ended:
                 snaps.append(ctx.ended[pid])  # its exit event's snapshot (a large result's start only)
                 continue
             ctx.error(f"wait {pid}: {e.message}")

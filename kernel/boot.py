@@ -30,20 +30,19 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from kernel.messages import ECONNRESET, EIO, ENOENT, ETIMEDOUT, CodedError
+
 SPAWN = mp.get_context("spawn")
 
 
-class KernelError(Exception):
-    def __init__(self, message: str, code: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class KernelError(CodedError):
+    """A kernel request (control op) failed; ``code`` is the kernel's error code."""
 
 
 def unwrap(msg: dict) -> Any:
     """A reply dict's result, or KernelError with its message and code."""
     if not msg.get("ok"):
-        raise KernelError(msg.get("error") or "failed", msg.get("code"))
+        raise KernelError(msg.get("code") or EIO, msg.get("error") or "failed")
     return msg.get("result")
 
 
@@ -102,7 +101,7 @@ class KernelCalls:
         except TimeoutError:
             with self._lock:
                 self._pending.pop(req_id, None)
-            raise KernelError(f"{op}: no answer within {timeout}s", "ETIMEDOUT") from None
+            raise KernelError(ETIMEDOUT, f"{op}: no answer within {timeout}s") from None
         return unwrap(msg)
 
     def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
@@ -142,7 +141,7 @@ class KernelClient(KernelCalls):
         try:
             env = preflight(config.llm_name, getattr(config, "llm_base_url", None))
         except PreflightError as e:
-            raise KernelError(str(e), "ENOENT") from None
+            raise KernelError(ENOENT, str(e)) from None
         self.config = config
         self.on_event = on_event
         self._ids = itertools.count(1)
@@ -161,7 +160,7 @@ class KernelClient(KernelCalls):
         atexit.register(self.stop)
         if not self.booted.wait(boot_timeout) or self.dead.is_set():
             self.stop()
-            raise KernelError("the kernel process did not start")
+            raise KernelError(EIO, "the kernel process did not start")
 
     def __enter__(self):
         return self
@@ -203,7 +202,7 @@ class KernelClient(KernelCalls):
             with self._lock:
                 pending, self._pending = self._pending, {}
             for fut in pending.values():
-                fut.set_result({"ok": False, "error": "the kernel exited", "code": "ECONNRESET"})
+                fut.set_result({"ok": False, "error": "the kernel exited", "code": ECONNRESET})
 
     @property
     def lost_reason(self) -> str:
@@ -215,7 +214,7 @@ class KernelClient(KernelCalls):
         """Send a request without waiting; the Future gets the raw reply dict
         (``{"ok", "result", "error", "code"}``), set on the reader thread."""
         if self.dead.is_set():
-            raise KernelError("the kernel is not running", "ECONNRESET")
+            raise KernelError(ECONNRESET, "the kernel is not running")
         fut: Future = Future()
         with self._lock:
             req_id = next(self._ids)
@@ -224,7 +223,7 @@ class KernelClient(KernelCalls):
                 self._conn.send({"op": op, "id": req_id, **args})
             except (OSError, BrokenPipeError):
                 self._pending.pop(req_id, None)
-                raise KernelError("the kernel is not running", "ECONNRESET") from None
+                raise KernelError(ECONNRESET, "the kernel is not running") from None
         return req_id, fut
 
     def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:

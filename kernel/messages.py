@@ -42,17 +42,43 @@ EIO = "EIO"  # the backend failed
 ETIMEDOUT = "ETIMEDOUT"
 ENOENT = "ENOENT"  # no such record, version or memory block
 ENOSPC = "ENOSPC"  # a size cap or memory limit reached
+EDQUOT = "EDQUOT"  # an agent's storage or token quota is used up
+EACCES = "EACCES"  # the file system refused (permissions, confinement)
+EEXIST = "EEXIST"  # it exists already
+ENOTDIR = "ENOTDIR"  # a path component is not a directory
+ENOTEMPTY = "ENOTEMPTY"  # a directory is not empty
+EPROTO = "EPROTO"  # the other side broke the protocol
+ECONNRESET = "ECONNRESET"  # the kernel (or a server) went away
+ECONNREFUSED = "ECONNREFUSED"  # nothing listens where we tried to connect
 
 MAX_ID = 2**53  # request ids must survive a round trip through JSON numbers
 
 
-class ProtocolError(Exception):
-    """A message that does not follow this module's format."""
+class CodedError(Exception):
+    """A failure with one of the codes above and a one-line message: the base of every error that
+    crosses a boundary (syscalls, kernel control, tools, backends). ``str(e)`` is the message."""
 
-    def __init__(self, code: str, message: str, req_id: int | None = None):
+    def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
         self.message = message
+
+    def __reduce__(self):  # pickles with every attribute, whatever the subclass's __init__ takes
+        return _rebuild, (type(self), dict(self.__dict__))
+
+
+def _rebuild(cls, state: dict) -> CodedError:
+    e = cls.__new__(cls)
+    Exception.__init__(e, state.get("message", ""))
+    e.__dict__.update(state)
+    return e
+
+
+class ProtocolError(CodedError):
+    """A message that does not follow this module's format."""
+
+    def __init__(self, code: str, message: str, req_id: int | None = None):
+        super().__init__(code, message)
         self.req_id = req_id
 
 

@@ -16,15 +16,13 @@ from typing import Any, Callable
 import jsonschema
 
 from kernel import messages
+from kernel.messages import CodedError
 
 DEFERRED = object()
 
 
-class SyscallFailure(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class SyscallFailure(CodedError):
+    """A syscall handler's failure: the agent gets ``{"code", "message"}``."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from kernel.messages import EIO, ETIMEDOUT
 from tools.base import ToolError
 
 MAX_BODY = 2 << 20
@@ -29,15 +30,15 @@ def get(tool: str, url: str, params: dict | None = None, headers: dict | None = 
         with urllib.request.urlopen(req, timeout=max(0.5, timeout)) as r:
             body = r.read(MAX_BODY + 1)
     except urllib.error.HTTPError as e:
-        raise ToolError("EIO", f"{tool}: {host} answered HTTP {e.code} {e.reason}") from None
+        raise ToolError(EIO, f"{tool}: {host} answered HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        raise ToolError("EIO", f"{tool}: cannot reach {host} ({e.reason}); are you offline?") from None
+        raise ToolError(EIO, f"{tool}: cannot reach {host} ({e.reason}); are you offline?") from None
     except (socket.timeout, TimeoutError):
-        raise ToolError("ETIMEDOUT", f"{tool}: {host} did not answer within {timeout:.0f}s") from None
+        raise ToolError(ETIMEDOUT, f"{tool}: {host} did not answer within {timeout:.0f}s") from None
     except OSError as e:
-        raise ToolError("EIO", f"{tool}: cannot reach {host} ({e}); are you offline?") from None
+        raise ToolError(EIO, f"{tool}: cannot reach {host} ({e}); are you offline?") from None
     if len(body) > MAX_BODY:
-        raise ToolError("EIO", f"{tool}: {host} sent more than {MAX_BODY} bytes")
+        raise ToolError(EIO, f"{tool}: {host} sent more than {MAX_BODY} bytes")
     return body
 
 
@@ -47,4 +48,4 @@ def get_json(tool: str, url: str, params: dict | None = None, headers: dict | No
     try:
         return json.loads(body)
     except ValueError:
-        raise ToolError("EIO", f"{tool}: the answer from {url.split('?')[0]} is not JSON") from None
+        raise ToolError(EIO, f"{tool}: the answer from {url.split('?')[0]} is not JSON") from None

@@ -27,19 +27,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.messages import CodedError
+
 READ_ONLY = "read_only"
 WRITES = "writes"
 IRREVERSIBLE = "irreversible"
 SIDE_EFFECTS = (READ_ONLY, WRITES, IRREVERSIBLE)
 
 
-class ToolError(Exception):
+class ToolError(CodedError):
     """A clear failure of one call. ``code`` reads like errno (EINVAL, EPERM, ENOENT, EIO...)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass

@@ -12,6 +12,7 @@ import ast
 import math
 import operator
 
+from kernel.messages import EINVAL
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 
 MAX_EXPR = 500  # characters
@@ -27,7 +28,7 @@ CONSTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 def _factorial(x):
     if x != int(x) or not 0 <= x <= 500:
-        raise ToolError("EINVAL", "factorial needs an integer between 0 and 500")
+        raise ToolError(EINVAL, "factorial needs an integer between 0 and 500")
     return math.factorial(int(x))
 
 
@@ -40,11 +41,11 @@ FUNCS = {"sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": max, 
 
 def _check_num(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ToolError("EINVAL", f"not a number: {v!r}")
+        raise ToolError(EINVAL, f"not a number: {v!r}")
     if isinstance(v, int) and v.bit_length() > MAX_INT_BITS:
-        raise ToolError("EINVAL", "result too large")
+        raise ToolError(EINVAL, "result too large")
     if isinstance(v, float) and not math.isfinite(v):
-        raise ToolError("EINVAL", "result is not a finite number")
+        raise ToolError(EINVAL, "result is not a finite number")
     return v
 
 
@@ -56,7 +57,7 @@ def _eval(node):
     if isinstance(node, ast.Name):
         if node.id in CONSTS:
             return CONSTS[node.id]
-        raise ToolError("EINVAL", f"unknown name {node.id!r} (constants: {', '.join(CONSTS)})")
+        raise ToolError(EINVAL, f"unknown name {node.id!r} (constants: {', '.join(CONSTS)})")
     if isinstance(node, ast.UnaryOp) and type(node.op) in UNOPS:
         return UNOPS[type(node.op)](_eval(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
@@ -64,36 +65,36 @@ def _eval(node):
         if isinstance(node.op, ast.Pow):
             if abs(right) > MAX_POW or (isinstance(left, int) and abs(left) > 1 and
                                         abs(right) * max(1, abs(left).bit_length()) > MAX_INT_BITS):
-                raise ToolError("EINVAL", "exponent too large")
+                raise ToolError(EINVAL, "exponent too large")
         return _check_num(BINOPS[type(node.op)](left, right))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         fn = FUNCS.get(node.func.id)
         if fn is None:
-            raise ToolError("EINVAL", f"unknown function {node.func.id!r} (known: {', '.join(FUNCS)})")
+            raise ToolError(EINVAL, f"unknown function {node.func.id!r} (known: {', '.join(FUNCS)})")
         return _check_num(fn(*[_eval(a) for a in node.args]))
-    raise ToolError("EINVAL", f"unsupported syntax: {type(node).__name__}")
+    raise ToolError(EINVAL, f"unsupported syntax: {type(node).__name__}")
 
 
 def evaluate(expr: str):
     """Evaluate an arithmetic expression; raises ToolError with a clear message."""
     if len(expr) > MAX_EXPR:
-        raise ToolError("EINVAL", f"expression longer than {MAX_EXPR} characters")
+        raise ToolError(EINVAL, f"expression longer than {MAX_EXPR} characters")
     src = expr.strip().replace("^", "**").replace("×", "*").replace("÷", "/")
     src = src.rstrip("=").strip()
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError as e:
-        raise ToolError("EINVAL", f"cannot parse {expr!r}: {e.msg}") from None
+        raise ToolError(EINVAL, f"cannot parse {expr!r}: {e.msg}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
-        raise ToolError("EINVAL", f"expression has more than {MAX_NODES} parts")
+        raise ToolError(EINVAL, f"expression has more than {MAX_NODES} parts")
     try:
         value = _eval(tree)
     except ToolError:
         raise
     except ZeroDivisionError:
-        raise ToolError("EINVAL", "division by zero") from None
+        raise ToolError(EINVAL, "division by zero") from None
     except (ValueError, OverflowError, TypeError) as e:
-        raise ToolError("EINVAL", f"math error: {e}") from None
+        raise ToolError(EINVAL, f"math error: {e}") from None
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         value = int(value)
     return value

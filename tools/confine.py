@@ -17,6 +17,7 @@ import os
 import stat
 from contextlib import contextmanager
 
+from kernel.messages import EACCES, EINVAL, EIO, ENOENT, ENOTDIR, EPERM
 from tools.base import ToolError
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -25,12 +26,12 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 def parts(path: str) -> list[str]:
     """Split a relative path into checked components ([] is the root itself)."""
     if "\0" in path:
-        raise ToolError("EINVAL", "path contains a NUL byte")
+        raise ToolError(EINVAL, "path contains a NUL byte")
     if path.startswith("/") or path.startswith("~"):
-        raise ToolError("EPERM", f"{path!r}: absolute paths are refused; name files relative to your workspace")
+        raise ToolError(EPERM, f"{path!r}: absolute paths are refused; name files relative to your workspace")
     out = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in out:
-        raise ToolError("EPERM", f"{path!r}: '..' is refused; paths must stay inside your workspace")
+        raise ToolError(EPERM, f"{path!r}: '..' is refused; paths must stay inside your workspace")
     return out
 
 
@@ -38,15 +39,15 @@ def _why(e: OSError, name: str, dir_fd: int) -> ToolError:
     if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
         try:
             if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-                return ToolError("EPERM", f"{name!r} is a symbolic link; links are not followed")
+                return ToolError(EPERM, f"{name!r} is a symbolic link; links are not followed")
         except OSError:
             pass
-        return ToolError("ENOTDIR", f"{name!r} is not a directory")
+        return ToolError(ENOTDIR, f"{name!r} is not a directory")
     if e.errno == errno.ENOENT:
-        return ToolError("ENOENT", f"{name!r} does not exist")
+        return ToolError(ENOENT, f"{name!r} does not exist")
     if e.errno == errno.EACCES:
-        return ToolError("EACCES", f"{name!r}: permission denied")
-    return ToolError("EIO", f"{name!r}: {e.strerror}")
+        return ToolError(EACCES, f"{name!r}: permission denied")
+    return ToolError(EIO, f"{name!r}: {e.strerror}")
 
 
 def open_root(root: str) -> int:
@@ -57,8 +58,8 @@ def open_root(root: str) -> int:
         return os.open(root, DIR_FLAGS)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise ToolError("EPERM", "the workspace folder is a symbolic link; refused") from None
-        raise ToolError("EIO", f"workspace: {e.strerror}") from None
+            raise ToolError(EPERM, "the workspace folder is a symbolic link; refused") from None
+        raise ToolError(EIO, f"workspace: {e.strerror}") from None
 
 
 @contextmanager
@@ -71,7 +72,7 @@ def walk_to(root: str, comps: list[str], create: bool = False):
                 nfd = os.open(c, DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 if not create:
-                    raise ToolError("ENOENT", f"directory {'/'.join(comps)!r} does not exist") from None
+                    raise ToolError(ENOENT, f"directory {'/'.join(comps)!r} does not exist") from None
                 try:
                     os.mkdir(c, 0o755, dir_fd=fd)
                 except FileExistsError:
@@ -97,7 +98,7 @@ def open_file(dir_fd: int, name: str, flags: int = os.O_RDONLY) -> int:
         raise _why(e, name, dir_fd) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise ToolError("EINVAL", f"{name!r} is not a regular file")
+        raise ToolError(EINVAL, f"{name!r} is not a regular file")
     return fd
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kernel.messages import EINVAL
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 
 RATES_FILE = Path(__file__).resolve().parent / "data" / "currency_rates.json"
@@ -62,14 +63,14 @@ def convert_units(value: float, frm: str, to: str) -> float:
     a, b = frm.strip().lower(), to.strip().lower()
     if a in TEMPS or b in TEMPS:
         if a not in TEMPS or b not in TEMPS:
-            raise ToolError("EINVAL", f"cannot convert {frm!r} to {to!r}: only temperatures convert to temperatures")
+            raise ToolError(EINVAL, f"cannot convert {frm!r} to {to!r}: only temperatures convert to temperatures")
         return _from_kelvin(_to_kelvin(value, TEMPS[a]), TEMPS[b])
     ua, ub = UNITS.get(a), UNITS.get(b)
     for name, u in ((frm, ua), (to, ub)):
         if u is None:
-            raise ToolError("EINVAL", f"unknown unit {name!r}")
+            raise ToolError(EINVAL, f"unknown unit {name!r}")
     if ua[0] != ub[0]:
-        raise ToolError("EINVAL", f"cannot convert {ua[0]} ({frm}) to {ub[0]} ({to})")
+        raise ToolError(EINVAL, f"cannot convert {ua[0]} ({frm}) to {ub[0]} ({to})")
     return value * ua[1] / ub[1]
 
 
@@ -117,7 +118,7 @@ class CurrencyConverter(Tool):
         key = name.strip().upper()
         key = t["aliases"].get(key, key)
         if key not in t["rates"]:
-            raise ToolError("EINVAL", f"unknown currency {name!r} (known: {', '.join(sorted(t['rates']))})")
+            raise ToolError(EINVAL, f"unknown currency {name!r} (known: {', '.join(sorted(t['rates']))})")
         return key
 
     def run(self, args, ctx):

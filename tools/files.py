@@ -19,6 +19,7 @@ import os
 import secrets
 import stat
 
+from kernel.messages import EDQUOT, EEXIST, EINVAL, ENOENT, ENOTEMPTY, EPERM
 from tools import confine
 from tools.base import IRREVERSIBLE, READ_ONLY, WRITES, Tool, ToolError, obj_schema
 
@@ -31,7 +32,7 @@ MAX_LIST = 500
 def _split(path: str) -> tuple[list[str], str]:
     comps = confine.parts(path)
     if not comps:
-        raise ToolError("EINVAL", f"{path!r} names the workspace itself, not a file")
+        raise ToolError(EINVAL, f"{path!r} names the workspace itself, not a file")
     return comps[:-1], comps[-1]
 
 
@@ -116,11 +117,11 @@ class WriteFile(Tool):
         with confine.walk_to(ctx.workspace, dirs, create=True) as dfd:
             old = confine.lstat(dfd, name)
             if old is not None and not stat.S_ISREG(old.st_mode):
-                raise ToolError("EPERM", f"{args['path']!r} exists and is not a regular file")
+                raise ToolError(EPERM, f"{args['path']!r} exists and is not a regular file")
             if ctx.workspace_max_bytes:
                 used = confine.tree_bytes(ctx.workspace) - (old.st_size if old and not args.get("append") else 0)
                 if used + len(data) > ctx.workspace_max_bytes:
-                    raise ToolError("EDQUOT", f"workspace would hold {used + len(data)} bytes; "
+                    raise ToolError(EDQUOT, f"workspace would hold {used + len(data)} bytes; "
                                               f"its cap is {ctx.workspace_max_bytes}")
             if args.get("append"):
                 fd = confine.open_file(dfd, name, os.O_WRONLY | os.O_APPEND) if old else None
@@ -152,7 +153,7 @@ class WriteFile(Tool):
                 try:
                     os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)  # fails if it exists
                 except FileExistsError:
-                    raise ToolError("EEXIST", f"{name!r} appeared meanwhile; call again to confirm replacing it") from None
+                    raise ToolError(EEXIST, f"{name!r} appeared meanwhile; call again to confirm replacing it") from None
         finally:
             try:
                 os.unlink(tmp, dir_fd=dfd)
@@ -173,12 +174,12 @@ class DeleteFile(Tool):
         with confine.walk_to(ctx.workspace, dirs) as dfd:
             st = confine.lstat(dfd, name)
             if st is None:
-                raise ToolError("ENOENT", f"{args['path']!r} does not exist")
+                raise ToolError(ENOENT, f"{args['path']!r} does not exist")
             if stat.S_ISDIR(st.st_mode):
                 try:
                     os.rmdir(name, dir_fd=dfd)
                 except OSError:
-                    raise ToolError("ENOTEMPTY", f"{args['path']!r} is a folder that is not empty") from None
+                    raise ToolError(ENOTEMPTY, f"{args['path']!r} is a folder that is not empty") from None
             else:
                 os.unlink(name, dir_fd=dfd)  # a link is removed itself, never its target
         return {"path": args["path"], "deleted": True}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
+from kernel.messages import EIO, ENOSYS
 from tools import _http
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 
@@ -64,11 +65,11 @@ class Arxiv(_Online):
         body = _http.get(self.name, api, {"search_query": f"all:{args['query']}", "start": 0,
                                           "max_results": args.get("max_results", 3)}, timeout=_timeout(ctx, 12))
         if b"<!DOCTYPE" in body[:2048] or b"<!ENTITY" in body:
-            raise ToolError("EIO", "arxiv: refusing an answer with a DTD")  # no entity expansion tricks
+            raise ToolError(EIO, "arxiv: refusing an answer with a DTD")  # no entity expansion tricks
         try:
             root = ET.fromstring(body)
         except ET.ParseError as e:
-            raise ToolError("EIO", f"arxiv: the answer is not valid Atom XML ({e})") from None
+            raise ToolError(EIO, f"arxiv: the answer is not valid Atom XML ({e})") from None
         papers = []
         for entry in root.iter(f"{ATOM}entry"):
             def text(tag):
@@ -103,7 +104,7 @@ class WebSearch(_Online):
             hits = [{"title": i.get("title"), "url": i.get("link"), "snippet": i.get("snippet")}
                     for i in (data.get("items") or [])[:n]]
             return {"query": args["query"], "engine": "google", "results": hits}
-        raise ToolError("ENOSYS", "web_search is not configured: set BING_SEARCH_API_KEY, or GOOGLE_API_KEY and "
+        raise ToolError(ENOSYS, "web_search is not configured: set BING_SEARCH_API_KEY, or GOOGLE_API_KEY and "
                                   "GOOGLE_CSE_ID, in the kernel's environment")
 
 
@@ -115,7 +116,7 @@ class WolframAlpha(_Online):
     def run(self, args, ctx):
         appid = os.environ.get("WOLFRAM_ALPHA_APPID")
         if not appid:
-            raise ToolError("ENOSYS", "wolfram_alpha is not configured: set WOLFRAM_ALPHA_APPID in the kernel's "
+            raise ToolError(ENOSYS, "wolfram_alpha is not configured: set WOLFRAM_ALPHA_APPID in the kernel's "
                                       "environment")
         url = os.environ.get("AIOS_WOLFRAM_ENDPOINT", "https://api.wolframalpha.com/v1/result")
         body = _http.get(self.name, url, {"appid": appid, "i": args["query"]}, timeout=_timeout(ctx, 10))

@@ -16,6 +16,7 @@ import os
 import re
 import stat
 
+from kernel.messages import EINVAL
 from tools import confine
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 
@@ -72,7 +73,7 @@ class SearchDocs(Tool):
     def run(self, args, ctx):
         words = {w for w in WORD.findall(args["query"].lower()) if len(w) > 1}
         if not words:
-            raise ToolError("EINVAL", "the query has no words to search for")
+            raise ToolError(EINVAL, "the query has no words to search for")
         scope = args.get("scope", "all")
         roots = []
         if scope in ("all", "workspace"):

@@ -33,6 +33,7 @@ import stat
 import subprocess
 import time
 
+from kernel.messages import ENOSYS
 from tools import confine
 from tools.base import IRREVERSIBLE, Tool, ToolError, obj_schema
 
@@ -128,7 +129,7 @@ def run_sandboxed(command: str, workspace: str, seconds: float, fsize: int = DEF
                   sandbox: str | None = None) -> dict:
     sandbox = sandbox or backend()
     if sandbox is None:
-        raise ToolError("ENOSYS", "shell: no sandbox available (install bubblewrap: apt-get install bubblewrap)")
+        raise ToolError(ENOSYS, "shell: no sandbox available (install bubblewrap: apt-get install bubblewrap)")
     ws_fd = confine.open_root(workspace)  # O_NOFOLLOW: a workspace swapped for a symlink is refused
     try:
         argv = bwrap_argv(ws_fd, command) if sandbox == "bwrap" else unshare_argv(command)

@@ -32,9 +32,10 @@ import threading
 import time
 
 from kernel import messages
+from kernel.messages import EDQUOT
 from kernel.syscall import SyscallFailure
 
-EDQUOT = "EDQUOT"
+EDQUOT = EDQUOT
 EXEMPT = {"proc.exit"}
 
 

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 
 from kernel.boot import KernelError
 from kernel.daemon import frames
+from kernel.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, CodedError
 
 log = logging.getLogger("aios.daemon")
 MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a flood queues little in the kernel
@@ -36,10 +37,8 @@ OP_ARGS: dict[str, dict[str, str]] = {  # op -> {argument: type}; all arguments 
 INT_RANGE = 2 ** 31  # pids, cids, priorities
 
 
-class RequestError(Exception):
-    def __init__(self, message: str, code: str = "EINVAL"):
-        super().__init__(message)
-        self.message, self.code = message, code
+class RequestError(CodedError):
+    """A daemon client's request that cannot be served (bad op, bad arguments, too many in flight)."""
 
 
 def check_args(op: str, frame: dict) -> dict:
@@ -51,13 +50,13 @@ def check_args(op: str, frame: dict) -> dict:
             continue
         kind = spec.get(key)
         if kind is None:
-            raise RequestError(f"{op}: unknown argument {key[:40]!r}")
+            raise RequestError(EINVAL, f"{op}: unknown argument {key[:40]!r}")
         if value is None:
             continue
         ok = {_INT: isinstance(value, int) and not isinstance(value, bool) and -INT_RANGE < value < INT_RANGE,
               _STR: isinstance(value, str), _BOOL: isinstance(value, bool)}[kind]
         if not ok:
-            raise RequestError(f"{op}: {key} must be {'an integer' if kind == _INT else 'a ' + kind}")
+            raise RequestError(EINVAL, f"{op}: {key} must be {'an integer' if kind == _INT else 'a ' + kind}")
         args[key] = value
     return args
 
@@ -112,7 +111,7 @@ class ClientConn:
                     frame = frames.read_frame(self.sock, frames.MAX_CLIENT_FRAME)
                 except frames.FrameError as e:
                     log.warning("%s: bad frame: %s", self.name, e)
-                    self.send({"event": "error", "error": f"bad frame: {e}", "code": "EPROTO"})
+                    self.send({"event": "error", "error": f"bad frame: {e}", "code": EPROTO})
                     if isinstance(e, frames.FrameTooLarge):
                         self.drain(time.monotonic() + 2)  # the error first, then the close
                         return
@@ -128,11 +127,11 @@ class ClientConn:
     def _on_frame(self, frame: dict) -> None:
         req_id, op = frame.get("id"), frame.get("op")
         if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 < req_id < MAX_ID:
-            self.send({"event": "error", "error": "a request needs an integer id > 0", "code": "EINVAL"})
+            self.send({"event": "error", "error": "a request needs an integer id > 0", "code": EINVAL})
             return
         try:
             if not isinstance(op, str):
-                raise RequestError("a request needs an op (a string)")
+                raise RequestError(EINVAL, "a request needs an op (a string)")
             if op == "hello":
                 self.interactive = bool(frame.get("interactive"))
                 self.reply(req_id, True, self.server.hello())
@@ -145,12 +144,12 @@ class ClientConn:
                 self.server.request_stop(f"shutdown asked by {self.name}")
                 return
             if op not in OP_ARGS:
-                raise RequestError(f"unknown op {op[:40]!r}", "ENOSYS")
+                raise RequestError(ENOSYS, f"unknown op {op[:40]!r}")
             args = check_args(op, frame)
             kind, cap = ("wait", MAX_WAITS) if op == "wait" else ("other", MAX_INFLIGHT)
             with self._lock:
                 if self.inflight[kind] >= cap:
-                    raise RequestError(f"{cap} requests already unanswered", "EAGAIN")
+                    raise RequestError(EAGAIN, f"{cap} requests already unanswered")
                 self.inflight[kind] += 1
             try:
                 _, fut = self.server.kernel.submit(op, **args)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from kernel.boot import KernelCalls, KernelError
 from kernel.daemon import frames
+from kernel.messages import ECONNREFUSED, ECONNRESET
 
 
 class RemoteKernelClient(KernelCalls):
@@ -45,11 +46,11 @@ class RemoteKernelClient(KernelCalls):
             self.sock.connect(sock_path)
         except (FileNotFoundError, ConnectionRefusedError):
             self.sock.close()
-            raise KernelError(f"no AIOS daemon at {sock_path} (start one: python simulator.py --daemon)",
-                              "ECONNREFUSED") from None
+            raise KernelError(ECONNREFUSED,
+                              f"no AIOS daemon at {sock_path} (start one: python simulator.py --daemon)") from None
         except OSError as e:
             self.sock.close()
-            raise KernelError(f"cannot connect to {sock_path}: {e.strerror or e}", "ECONNREFUSED") from None
+            raise KernelError(ECONNREFUSED, f"cannot connect to {sock_path}: {e.strerror or e}") from None
         self._reader = threading.Thread(target=self._read_loop, name="daemon-events", daemon=True)
         self._reader.start()
         try:
@@ -105,11 +106,11 @@ class RemoteKernelClient(KernelCalls):
             with self._lock:
                 pending, self._pending = self._pending, {}
             for fut in pending.values():
-                fut.set_result({"ok": False, "error": self._lost, "code": "ECONNRESET"})
+                fut.set_result({"ok": False, "error": self._lost, "code": ECONNRESET})
 
     def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
         if self.dead.is_set():
-            raise KernelError(self._lost, "ECONNRESET")
+            raise KernelError(ECONNRESET, self._lost)
         fut: Future = Future()
         with self._lock:
             req_id = next(self._ids)
@@ -118,7 +119,7 @@ class RemoteKernelClient(KernelCalls):
                 self.sock.sendall(frames.encode({"op": op, "id": req_id, **args}))
             except OSError:
                 self._pending.pop(req_id, None)
-                raise KernelError(self._lost, "ECONNRESET") from None
+                raise KernelError(ECONNRESET, self._lost) from None
         return self._answer(op, req_id, fut, timeout)
 
     def shutdown(self) -> None:

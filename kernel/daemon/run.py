@@ -35,6 +35,7 @@ import time
 from kernel.boot import KernelClient, KernelError
 from kernel.daemon import paths
 from kernel.daemon.server import Server
+from kernel.messages import EIO
 
 log = logging.getLogger("aios.daemon")
 READY_WAIT_S = 900.0  # longest wait for the detached daemon to serve (a cold model conversion included)
@@ -183,7 +184,7 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
         kernel.ready.wait()
         err = kernel.ready_info.get("load_error")
         if err or kernel.dead.is_set():
-            raise KernelError(err or kernel.lost_reason)
+            raise KernelError(EIO, err or kernel.lost_reason)
         server.info = {"daemon_pid": os.getpid(), "socket": sock_path, "model": config.llm_name,
                        "scheduler": config.scheduler, "log_dir": log_dir, "agent_log_mode": config.agent_log_mode,
                        "daemon_log": log_path}

@@ -30,6 +30,7 @@ import time
 from kernel.boot import KernelError
 from kernel.daemon import frames
 from kernel.daemon.conn import ClientConn
+from kernel.messages import EACCES, EAGAIN
 
 log = logging.getLogger("aios.daemon")
 MAX_CLIENTS = 64  # connections at once; more are refused with an error frame
@@ -183,7 +184,7 @@ class Server:
             return
         if uid != os.geteuid():
             log.warning("refused pid %d of uid %d: only uid %d may use this daemon", pid, uid, os.geteuid())
-            self._refuse(sock, f"permission denied: this daemon serves uid {os.geteuid()} only", "EACCES")
+            self._refuse(sock, f"permission denied: this daemon serves uid {os.geteuid()} only", EACCES)
             return
         with self._lock:
             full = len(self.clients) >= MAX_CLIENTS
@@ -194,7 +195,7 @@ class Server:
                 n = len(self.clients)
         if full:
             log.warning("refused pid %d: %d clients already attached", pid, MAX_CLIENTS)
-            self._refuse(sock, f"{MAX_CLIENTS} clients already attached", "EAGAIN")
+            self._refuse(sock, f"{MAX_CLIENTS} clients already attached", EAGAIN)
             return
         log.info("%s attached (%d attached)", conn.name, n)
         conn.start()

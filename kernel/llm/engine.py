@@ -46,6 +46,7 @@ from kernel.llm.request import LLMError, LLMRequest, result
 from kernel.llm.sequence import Sequence, SeqStatus
 from kernel.llm.stats import EngineStats
 from kernel.llm.threads import default_threads
+from kernel.messages import E2BIG, ECANCELED, EINVAL, EIO
 
 log = logging.getLogger("aios.engine")
 
@@ -96,9 +97,9 @@ class Engine:
         with self._cv:
             refusal = None
             if self._stopping:
-                refusal = LLMError("ECANCELED", "kernel is stopping")
+                refusal = LLMError(ECANCELED, "kernel is stopping")
             elif self.ready.is_set() and self.load_error:
-                refusal = LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
+                refusal = LLMError(EIO, f"model {self.llm_name} is not available: {self.load_error}")
             else:
                 self._live[id(req)] = req
                 if not compile_first:
@@ -123,20 +124,20 @@ class Engine:
         from kernel.llm.logitmask import Matcher
 
         if req.cancelled or self._stopping:
-            return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+            return self.finish(req, error=LLMError(ECANCELED, "request cancelled"))
         try:
             constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
             text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
         except constrain.ConstraintError as e:
-            return self.finish(req, error=LLMError("EINVAL", str(e)))
+            return self.finish(req, error=LLMError(EINVAL, str(e)))
         except ValueError as e:  # llguidance: the schema is not valid JSON for it
-            return self.finish(req, error=LLMError("EINVAL", f"cannot compile the schema: {e}"))
+            return self.finish(req, error=LLMError(EINVAL, f"cannot compile the schema: {e}"))
         except RuntimeError as e:  # the model did not load
-            return self.finish(req, error=LLMError("EIO", f"model {self.llm_name} is not available: {e}"))
+            return self.finish(req, error=LLMError(EIO, f"model {self.llm_name} is not available: {e}"))
         except Exception as e:  # never leave the caller without an answer
             log.exception("grammar compilation failed")
-            return self.finish(req, error=LLMError("EIO", f"grammar compilation failed: {type(e).__name__}: {e}"))
+            return self.finish(req, error=LLMError(EIO, f"grammar compilation failed: {type(e).__name__}: {e}"))
         with self._cv:
             if self._stopping:
                 refusal = True
@@ -145,7 +146,7 @@ class Engine:
                 self._inbox.append(req)
                 self._cv.notify()
         if refusal:
-            self.finish(req, error=LLMError("ECANCELED", "kernel is stopping"))
+            self.finish(req, error=LLMError(ECANCELED, "kernel is stopping"))
 
     def cancel_pid(self, pid: int) -> int:
         """Cancel every request of ``pid`` (queued, preempted or running); returns how many.
@@ -194,7 +195,7 @@ class Engine:
             left = list(self._live.values())
             self._live.clear()
         for r in left:
-            r.finish(error=LLMError("ECANCELED", "kernel is stopping"))
+            r.finish(error=LLMError(ECANCELED, "kernel is stopping"))
 
     # -- engine thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -218,7 +219,7 @@ class Engine:
         except Exception:
             log.exception("engine thread failed")
             self.load_error = self.load_error or "the engine thread failed (see the kernel log)"
-            self._finish_all(LLMError("EIO", "the LLM engine failed"))
+            self._finish_all(LLMError(EIO, "the LLM engine failed"))
 
     def _load(self) -> None:
         from kernel.hf import loading
@@ -283,12 +284,12 @@ class Engine:
             for req in inbox:
                 self._intake(req)
             iteration.run(self)
-        self._finish_all(LLMError("ECANCELED", "kernel is stopping"))
+        self._finish_all(LLMError(ECANCELED, "kernel is stopping"))
 
     def _intake(self, req: LLMRequest) -> None:
         """Tokenize a new request and queue it (or answer it with an error)."""
         if req.cancelled:
-            return self.finish(req, error=LLMError("ECANCELED", "request cancelled"))
+            return self.finish(req, error=LLMError(ECANCELED, "request cancelled"))
         messages = req.messages
         if req.tools:
             from kernel.llm.constrain import with_tools
@@ -298,20 +299,20 @@ class Engine:
             enc = self.tok.apply_chat_template(messages, add_generation_prompt=True)
             ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
         except Exception as e:
-            return self.finish(req, error=LLMError("EINVAL", f"cannot format the messages: {e}"))
+            return self.finish(req, error=LLMError(EINVAL, f"cannot format the messages: {e}"))
         if len(ids) >= self.max_positions:
             return self.finish(req, error=LLMError(
-                "E2BIG", f"prompt of {len(ids)} tokens exceeds the model's {self.max_positions} positions"))
+                E2BIG, f"prompt of {len(ids)} tokens exceeds the model's {self.max_positions} positions"))
         if self.max_prompt_tokens and len(ids) > self.max_prompt_tokens:
             return self.finish(req, error=LLMError(
-                "E2BIG", f"prompt of {len(ids)} tokens exceeds --max_prompt_tokens {self.max_prompt_tokens}"))
+                E2BIG, f"prompt of {len(ids)} tokens exceeds --max_prompt_tokens {self.max_prompt_tokens}"))
         max_new = max(1, min(req.sampling.max_new_tokens, self.max_new_tokens, self.max_positions - len(ids)))
         if self.max_agent_kv_bytes and self.kv_per_token:
             need = (len(ids) + max_new) * self.kv_per_token
             held = self._agent_kv_bytes(req.pid)
             if held + need > self.max_agent_kv_bytes:
                 mib = 2**20
-                return self.finish(req, error=LLMError("E2BIG", (
+                return self.finish(req, error=LLMError(E2BIG, (
                     f"this call needs {need / mib:.1f} MiB of KV ({len(ids)} prompt + {max_new} new tokens x "
                     f"{self.kv_per_token} bytes), pid {req.pid} already holds {held / mib:.1f} MiB in other calls, "
                     f"and --max_agent_kv_mb is {self.max_agent_kv_bytes / mib:g}")))
@@ -341,7 +342,7 @@ class Engine:
     def finish_seq(self, seq: Sequence) -> None:
         seq.status = SeqStatus.FINISHED
         if seq.finish_reason == "error":
-            return self.finish(seq.req, error=LLMError("EINVAL", f"the grammar failed: {seq.matcher.error}"))
+            return self.finish(seq.req, error=LLMError(EINVAL, f"the grammar failed: {seq.matcher.error}"))
         text, extra, reason = seq.final_text(self.tok), {}, seq.finish_reason or "stop"
         if seq.matcher is not None and seq.matcher.tools:
             from kernel.llm.constrain import parse_reply
@@ -365,7 +366,7 @@ class Engine:
         with self._cv:
             left, self._inbox = self._inbox, []
         for r in left:
-            self.finish(r, error=LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}"))
+            self.finish(r, error=LLMError(EIO, f"model {self.llm_name} is not available: {self.load_error}"))
 
     def _finish_all(self, error: LLMError) -> None:
         seqs = []

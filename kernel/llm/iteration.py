@@ -25,6 +25,7 @@ import time
 from kernel.llm import logitmask, prefill, sampler
 from kernel.llm.request import LLMError
 from kernel.llm.sequence import SeqStatus
+from kernel.messages import ECANCELED, EIO
 
 log = logging.getLogger("aios.scheduler")
 
@@ -47,7 +48,7 @@ def run(engine) -> None:
             _decode(engine, done)
     except Exception as e:
         log.exception("engine iteration failed")
-        err = LLMError("EIO", f"generation failed: {type(e).__name__}: {e}")
+        err = LLMError(EIO, f"generation failed: {type(e).__name__}: {e}")
         answered = set(map(id, done))  # finished before the failure: they keep their result
         for s in {id(s): s for s in [*engine.batch.seqs, *engine.prefilling, *admitting]}.values():
             if s.status != SeqStatus.FINISHED and id(s) not in answered:
@@ -61,7 +62,7 @@ def run(engine) -> None:
 
 
 def _reap(engine) -> None:
-    cancelled = LLMError("ECANCELED", "request cancelled")
+    cancelled = LLMError(ECANCELED, "request cancelled")
     for s in engine.policy.drop_cancelled():
         engine.fail_seq(s, cancelled)
     gone = [s for s in engine.prefilling if s.cancelled]

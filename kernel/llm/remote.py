@@ -48,6 +48,7 @@ from kernel.llm import models
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
 from kernel.llm.scheduler import make_policy
+from kernel.messages import ECANCELED, EIO
 
 log = logging.getLogger("aios.engine")
 MAX_BACKOFF_S = 30.0
@@ -157,7 +158,7 @@ class RemoteEngine:
                     j.req.cancelled = True
                     j.wake.set()
         for j in dropped:
-            j.req.finish(error=LLMError("ECANCELED", "process ended"))
+            j.req.finish(error=LLMError(ECANCELED, "process ended"))
         return len(dropped)
 
     def stats(self) -> dict:
@@ -186,7 +187,7 @@ class RemoteEngine:
                 j.wake.set()
             self._cv.notify_all()
         for j in pending:
-            j.req.finish(error=LLMError("ECANCELED", "kernel is stopping"))
+            j.req.finish(error=LLMError(ECANCELED, "kernel is stopping"))
         deadline = time.monotonic() + 5
         for t in self._threads:  # a worker blocked on a read ends at the backend's timeout at worst
             t.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -194,9 +195,9 @@ class RemoteEngine:
     # -- helpers (under _cv) -----------------------------------------------------------
     def _refusal(self) -> LLMError | None:
         if self._stopping:
-            return LLMError("ECANCELED", "kernel is stopping")
+            return LLMError(ECANCELED, "kernel is stopping")
         if self.ready.is_set() and self.load_error:
-            return LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}")
+            return LLMError(EIO, f"model {self.llm_name} is not available: {self.load_error}")
         return None
 
     def _schedule(self) -> None:
@@ -238,7 +239,7 @@ class RemoteEngine:
             with self._cv:
                 pending = self._policy.take_all()
             for j in pending:
-                j.req.finish(error=LLMError("EIO", f"model {self.llm_name} is not available: {self.load_error}"))
+                j.req.finish(error=LLMError(EIO, f"model {self.llm_name} is not available: {self.load_error}"))
         else:
             log.info("remote model %s ready in %.2fs (%d slots, policy %s%s)", self.spec.describe(),
                      self.load_time_s, self.slots, self.policy, ", preemptible" if self.preemptible else "")
@@ -271,7 +272,7 @@ class RemoteEngine:
                 preempted = self._run(job)
             except Exception as e:  # a bug here must fail the call, not the worker
                 log.exception("remote call failed for pid %s", job.req.pid)
-                self._finish(job, error=LLMError("EIO", f"remote call failed: {type(e).__name__}: {e}"))
+                self._finish(job, error=LLMError(EIO, f"remote call failed: {type(e).__name__}: {e}"))
             with self._cv:
                 self._running.remove(job)
                 requeue = preempted and not self._stopping
@@ -281,7 +282,7 @@ class RemoteEngine:
             if requeue:
                 job.req.state("preempted")
             elif preempted:  # preempted while the kernel stops
-                self._finish(job, error=LLMError("ECANCELED", "kernel is stopping"))
+                self._finish(job, error=LLMError(ECANCELED, "kernel is stopping"))
 
     def _run(self, job: _Job) -> bool:
         """Stream ``job`` until it finishes (False) or is preempted (True). Finishes the request itself."""
@@ -290,7 +291,7 @@ class RemoteEngine:
         tries = 0
         while True:
             if req.cancelled or self._stopping:
-                self._finish(job, error=LLMError("ECANCELED", "request cancelled"))
+                self._finish(job, error=LLMError(ECANCELED, "request cancelled"))
                 return False
             try:
                 return self._segment(job)
@@ -355,7 +356,7 @@ class RemoteEngine:
             if job.tokens_in is None:
                 job.tokens_in = max(0, prompt - before)  # a resumed prompt holds the partial answer too
         if req.cancelled or self._stopping:
-            self._finish(job, error=LLMError("ECANCELED", "request cancelled"))
+            self._finish(job, error=LLMError(ECANCELED, "request cancelled"))
             return False
         finish = "stop" if stopped else (stream.finish_reason or
                                          ("length" if job.tokens_out >= job.max_new else "stop"))

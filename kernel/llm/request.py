@@ -13,6 +13,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from kernel.messages import CodedError
+
 _seq = itertools.count()
 
 
@@ -72,11 +74,8 @@ def prompt_token_bound(messages: list[dict]) -> int:
     return 8 + sum(8 + len(str(m.get("content", "")).encode()) for m in messages)
 
 
-class LLMError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class LLMError(CodedError):
+    """An LLM call failed; the syscall layer answers the agent with it."""
 
 
 def result(text: str, tokens_in: int, tokens_out: int, finish_reason: str, **extra: Any) -> dict:

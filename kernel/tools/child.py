@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import sys
 
+from kernel.messages import EIO
+
 
 def main() -> int:
     try:
@@ -30,7 +32,7 @@ def main() -> int:
             out = {"ok": False, "code": e.code, "message": e.message}
         text = json.dumps(out)
     except Exception as e:  # report, never hang: the manager is waiting for one line
-        text = json.dumps({"ok": False, "code": "EIO", "message": f"{type(e).__name__}: {e}"})
+        text = json.dumps({"ok": False, "code": EIO, "message": f"{type(e).__name__}: {e}"})
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return 0

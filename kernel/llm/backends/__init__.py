@@ -29,6 +29,7 @@ import importlib
 from dataclasses import dataclass
 
 from kernel.llm.request import SamplingParams
+from kernel.messages import CodedError
 
 
 @dataclass
@@ -41,13 +42,11 @@ class Call:
     tool_choice: object = None
 
 
-class BackendError(Exception):
+class BackendError(CodedError):
     """One failed attempt. ``code`` is an LLMError code; ``retryable`` says whether to try again."""
 
     def __init__(self, code: str, message: str, retryable: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.retryable = retryable
         self.retry_after = retry_after  # seconds, from a Retry-After header
 

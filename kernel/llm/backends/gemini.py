@@ -27,6 +27,7 @@ from google import genai
 from google.genai import errors, types
 
 from kernel.llm.backends import BackendError, Call, one_line
+from kernel.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 
 MAX_SERVER_STOPS = 5
 CHECK_TIMEOUT_S = 10.0
@@ -134,21 +135,21 @@ class Backend:
             code = int(e.code or 0)
             text = one_line(e.message or e.status or e)
             if code in (401, 403) or (code == 400 and "API key" in text):
-                return BackendError("EPERM", f"{where} refused the request ({code}: {text}); "
+                return BackendError(EPERM, f"{where} refused the request ({code}: {text}); "
                                              f"check {self.spec.api_key_env}")
             if code == 429 or code == 408 or code >= 500:
-                return BackendError("EAGAIN" if code == 429 else "EIO", f"{where} answered {code}: {text}",
+                return BackendError(EAGAIN if code == 429 else EIO, f"{where} answered {code}: {text}",
                                     retryable=True)
-            return BackendError("EINVAL", f"{where} answered {code}: {text}")
+            return BackendError(EINVAL, f"{where} answered {code}: {text}")
         if isinstance(e, httpx2.TimeoutException):
-            return BackendError("ETIMEDOUT", f"{where}: no response within {self.spec.timeout_s:g}s", retryable=True)
+            return BackendError(ETIMEDOUT, f"{where}: no response within {self.spec.timeout_s:g}s", retryable=True)
         if isinstance(e, httpx2.TransportError):
-            return BackendError("EIO", f"cannot reach {where}: {one_line(e) or type(e).__name__}", retryable=True)
-        return BackendError("EIO", f"{where}: {type(e).__name__}: {one_line(e)}")
+            return BackendError(EIO, f"cannot reach {where}: {one_line(e) or type(e).__name__}", retryable=True)
+        return BackendError(EIO, f"{where}: {type(e).__name__}: {one_line(e)}")
 
     def check(self) -> None:
         if not self.key:
-            raise BackendError("EPERM", f"{self.spec.api_key_env} is not set (a Gemini API key is needed); "
+            raise BackendError(EPERM, f"{self.spec.api_key_env} is not set (a Gemini API key is needed); "
                                         f"export {self.spec.api_key_env}=...")
         try:
             client = self.client(min(self.spec.timeout_s, CHECK_TIMEOUT_S))  # kept: its __del__ closes the pool

@@ -19,6 +19,7 @@ import httpx2
 import openai
 
 from kernel.llm.backends import BackendError, Call, one_line
+from kernel.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 
 MAX_SERVER_STOPS = 4  # OpenAI rejects more; the rest are applied by RemoteEngine on the text
 CHECK_TIMEOUT_S = 10.0
@@ -93,10 +94,10 @@ class Stream:
         except openai.APIError as e:
             raise self.backend.error(e) from None
         except httpx2.TimeoutException:  # mid-stream, the client does not wrap transport errors
-            raise BackendError("ETIMEDOUT", f"{self.backend.spec.base_url}: stream stalled for more than "
+            raise BackendError(ETIMEDOUT, f"{self.backend.spec.base_url}: stream stalled for more than "
                                             f"{self.backend.spec.timeout_s:g}s", retryable=True) from None
         except httpx2.TransportError as e:
-            raise BackendError("EIO", f"{self.backend.spec.base_url}: stream broke: {one_line(e) or type(e).__name__}",
+            raise BackendError(EIO, f"{self.backend.spec.base_url}: stream broke: {one_line(e) or type(e).__name__}",
                                retryable=True) from None
 
     def close(self) -> None:
@@ -120,29 +121,29 @@ class Backend:
         """Map an openai exception to one BackendError with a one-line message."""
         url = self.spec.base_url
         if isinstance(e, openai.APITimeoutError):
-            return BackendError("ETIMEDOUT", f"{url}: no response within {self.spec.timeout_s:g}s", retryable=True)
+            return BackendError(ETIMEDOUT, f"{url}: no response within {self.spec.timeout_s:g}s", retryable=True)
         if isinstance(e, openai.APIConnectionError):
             cause = e.__cause__ or e.__context__
             why = one_line(cause) if cause else one_line(e)
-            return BackendError("EIO", f"cannot reach {url}: {why}", retryable=True)
+            return BackendError(EIO, f"cannot reach {url}: {why}", retryable=True)
         if isinstance(e, openai.APIStatusError):
             status = e.status_code
             text = one_line(_server_message(e))
             if status in (401, 403):
                 env = self.spec.api_key_env or "the API key"
                 hint = f"{env} is not set" if self.key_missing else f"check {env}"
-                return BackendError("EPERM", f"{url} refused the request ({status}: {text}); {hint}")
+                return BackendError(EPERM, f"{url} refused the request ({status}: {text}); {hint}")
             if status == 429 or status == 408 or status >= 500:
-                return BackendError("EAGAIN" if status == 429 else "EIO", f"{url} answered {status}: {text}",
+                return BackendError(EAGAIN if status == 429 else EIO, f"{url} answered {status}: {text}",
                                     retryable=True, retry_after=_retry_after(e.response))
-            return BackendError("EINVAL", f"{url} answered {status}: {text}")
-        return BackendError("EIO", f"{url}: {type(e).__name__}: {one_line(e)}")
+            return BackendError(EINVAL, f"{url} answered {status}: {text}")
+        return BackendError(EIO, f"{url}: {type(e).__name__}: {one_line(e)}")
 
     # -- interface ---------------------------------------------------------------
     def check(self) -> None:
         spec = self.spec
         if spec.key_required and self.key_missing:
-            raise BackendError("EPERM", f"{spec.api_key_env} is not set (an API key is needed for {spec.base_url}); "
+            raise BackendError(EPERM, f"{spec.api_key_env} is not set (an API key is needed for {spec.base_url}); "
                                         f"export {spec.api_key_env}=...")
         try:
             page = self.client.with_options(timeout=min(spec.timeout_s, CHECK_TIMEOUT_S)).models.list()
@@ -153,7 +154,7 @@ class Backend:
             raise self.error(e) from None
         if served and spec.model not in served:
             shown = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
-            raise BackendError("EINVAL", f"{spec.base_url} does not serve model {spec.model!r} (it serves: {shown})")
+            raise BackendError(EINVAL, f"{spec.base_url} does not serve model {spec.model!r} (it serves: {shown})")
 
     def open(self, call: Call) -> Stream:
         # OpenAI wants a tool_call_id on "tool" messages, which llm.chat does not carry: send them as user text.

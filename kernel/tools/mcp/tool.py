@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from kernel.messages import E2BIG, EIO, ENOSYS
 from kernel.tools.mcp import config as C
 from tools.base import IRREVERSIBLE, READ_ONLY, Tool, ToolError
 
@@ -101,7 +102,7 @@ class McpTool(Tool):
         return McpValidator(self.schema)
 
     def run(self, args, ctx):  # calls go through the hub, never a worker thread
-        raise ToolError("ENOSYS", "MCP tools run through the MCP hub")
+        raise ToolError(ENOSYS, "MCP tools run through the MCP hub")
 
     def describe(self) -> dict:
         return {**super().describe(), "server": self.server, "annotations": self.annotations}
@@ -126,7 +127,7 @@ class McpTool(Tool):
                 other.append({"type": str(kind)[:32]})
         text = "\n".join(texts)
         if result.is_error:
-            raise ToolError("EIO", f"{self.name}: the server reports an error: {clean_text(text, 2000) or '(no text)'}")
+            raise ToolError(EIO, f"{self.name}: the server reports an error: {clean_text(text, 2000) or '(no text)'}")
         out: dict[str, Any] = {"text": text}
         if result.structured_content is not None:
             out["structured"] = result.structured_content
@@ -135,7 +136,7 @@ class McpTool(Tool):
         try:
             size = len(json.dumps(out))
         except (TypeError, ValueError, RecursionError) as e:
-            raise ToolError("EIO", f"{self.name}: result is not JSON: {e}") from None
+            raise ToolError(EIO, f"{self.name}: result is not JSON: {e}") from None
         if size > C.MAX_RESULT:
-            raise ToolError("E2BIG", f"{self.name}: result of {size} bytes exceeds {C.MAX_RESULT}")
+            raise ToolError(E2BIG, f"{self.name}: result of {size} bytes exceeds {C.MAX_RESULT}")
         return out

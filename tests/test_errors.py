@@ -1,0 +1,55 @@
+"""One error base class and one set of codes (no model, no kernel)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from agent_apps.sdk import KernelGone, SyscallError
+from kernel import messages
+from kernel.boot import KernelError
+from kernel.daemon.conn import RequestError
+from kernel.llm.backends import BackendError
+from kernel.llm.request import LLMError
+from kernel.messages import EIO, EPERM, CodedError, ProtocolError
+from kernel.syscall import SyscallFailure
+from tools.base import ToolError
+
+ROOT = Path(__file__).resolve().parent.parent
+CODES = {name for name in dir(messages) if name.startswith("E") and name.isupper() and
+         getattr(messages, name) == name}
+
+
+@pytest.mark.parametrize("cls", [KernelError, RequestError, BackendError, LLMError, SyscallFailure, ToolError,
+                                 ProtocolError, SyscallError])
+def test_every_coded_error_takes_code_then_message_and_survives_pickling(cls):
+    e = cls(EPERM, "not yours")
+    assert isinstance(e, CodedError) and e.code == EPERM and e.message == "not yours"
+    assert str(e) == ("EPERM: not yours" if cls is SyscallError else "not yours")
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is cls and back.code == EPERM and back.message == "not yours" and str(back) == str(e)
+
+
+def test_subclass_attributes_survive_pickling():
+    e = pickle.loads(pickle.dumps(BackendError(EIO, "busy", retryable=True, retry_after=2.5)))
+    assert (e.retryable, e.retry_after) == (True, 2.5)
+    gone = pickle.loads(pickle.dumps(KernelGone()))
+    assert type(gone) is KernelGone and gone.code == messages.ECONNRESET
+    assert pickle.loads(pickle.dumps(ProtocolError(EIO, "x", req_id=7))).req_id == 7
+
+
+def test_code_literals_only_in_messages():
+    """A code spelled as a string literal ("EIO") instead of the constant is a typo waiting to happen."""
+    found = []
+    for path in [*ROOT.glob("kernel/**/*.py"), *ROOT.glob("aios_shell/*.py"), *ROOT.glob("agent_apps/*.py"),
+                 *ROOT.glob("tools/*.py"), ROOT / "main.py", ROOT / "simulator.py"]:
+        if path == ROOT / "kernel" / "messages.py":
+            continue
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if tok.type == tokenize.STRING and tok.string[:1] in "\"'" and tok.string[1:-1] in CODES:
+                found.append(f"{path.relative_to(ROOT)}:{tok.start[0]}: {tok.string}")
+    assert found == []
