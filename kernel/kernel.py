@@ -36,12 +36,7 @@ from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
 from kernel.process.table import ProcessTable, ProcState
 from kernel.syscall import DEFERRED, SyscallFailure, validate
-from kernel.process import syscalls as _proc_syscalls  # noqa: F401  (registers proc.*)
-from kernel.llm import syscalls as _llm_syscalls  # noqa: F401  (registers llm.*)
-from kernel.memory import syscalls as _mem_syscalls  # noqa: F401  (registers mem.*)
-from kernel.storage import syscalls as _fs_syscalls  # noqa: F401  (registers fs.*)
-from kernel.tools import syscalls as _tool_syscalls  # noqa: F401  (registers tool.*)
-from kernel.access import syscalls as _access_syscalls  # noqa: F401  (registers access.*)
+from kernel.systable import TABLE
 
 log = logging.getLogger("aios.kernel")
 ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
@@ -243,7 +238,7 @@ class Kernel:
             bucket = "<refused>"
             self.access.admit_syscall(pcb, msg.name)  # syscall rate quota: EAGAIN, never a wait
             bucket = "<invalid>"
-            spec = validate(msg)
+            spec = validate(TABLE, msg)
             with self.table.lock:
                 pcb.syscalls[msg.name] += 1
             counted = True

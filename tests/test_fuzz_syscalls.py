@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernel.channel import read_frame, write_frame
-from kernel.syscall import TABLE
+from kernel.systable import TABLE
 
 CODES = {"EINVAL", "ENOSYS", "EPERM", "ESRCH", "E2BIG", "EAGAIN", "ECANCELED", "EIO", "ETIMEDOUT",
          "ENOENT", "ENOSPC", "EACCES", "EDQUOT", "EEXIST"}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from kernel import messages
 from kernel.access.manager import GROUP_RE
 from kernel.process.table import ProcState
-from kernel.syscall import DEFERRED, SyscallFailure, register
+from kernel.syscall import DEFERRED, Entries, SyscallFailure
+
+SYSCALLS = Entries("access")
 
 
-@register("access.info", {}, "this process's group, the group's members, its quotas and usage, its tools")
+@SYSCALLS.register("access.info", {}, "this process's group, the group's members, its quotas and usage, its tools")
 def access_info(kernel, ap, call):
     acc, pcb = kernel.access, ap.pcb
     group = acc.group_of(pcb.name)
@@ -21,7 +23,7 @@ def access_info(kernel, ap, call):
             "workspace": kernel.tools.workspace(pcb.name)}
 
 
-@register("access.setgroup", {
+@SYSCALLS.register("access.setgroup", {
     "required": ["group"],
     "properties": {"group": {"type": "string", "minLength": 1, "maxLength": 64}},
 }, "move this agent app into a privilege group (irreversible: needs confirmation)")

@@ -9,7 +9,9 @@ from kernel import messages
 from kernel.llm import constrain
 from kernel.llm.request import LLMError, LLMRequest, SamplingParams
 from kernel.process.table import LLMCallTiming, ProcState
-from kernel.syscall import CHAT_MESSAGES, DEFERRED, SyscallFailure, register
+from kernel.syscall import CHAT_MESSAGES, DEFERRED, Entries, SyscallFailure
+
+SYSCALLS = Entries("llm")
 
 sched_log = logging.getLogger("aios.scheduler")  # the scheduler log: one line per call event
 # Shapes only: the schemas inside are checked by constrain.check_schemas (EINVAL with the reason).
@@ -41,7 +43,7 @@ TOOL_CHOICE = {"oneOf": [
 ]}
 
 
-@register("llm.chat", {
+@SYSCALLS.register("llm.chat", {
     "required": ["messages"],
     "properties": {
         "messages": CHAT_MESSAGES,

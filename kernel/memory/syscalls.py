@@ -10,13 +10,15 @@ from __future__ import annotations
 from kernel import messages
 from kernel.memory.block import KINDS
 from kernel.memory.manager import MODES
-from kernel.syscall import DEFERRED, PID, SyscallFailure, register
+from kernel.syscall import DEFERRED, PID, Entries, SyscallFailure
+
+SYSCALLS = Entries("mem")
 
 ROLE = {"enum": ["system", "user", "assistant", "tool"]}
 KIND = {"enum": list(KINDS)}
 
 
-@register("mem.add", {
+@SYSCALLS.register("mem.add", {
     "required": ["content"],
     "properties": {"content": {"type": "string", "maxLength": 1 << 20}, "role": ROLE, "kind": KIND},
 }, "add a block (a chat turn with `role`, or a note) to your working memory; returns its id")
@@ -28,7 +30,7 @@ def mem_add(kernel, ap, call):
     return kernel.memory.add(ap.pcb, a["content"], kind, a.get("role"))
 
 
-@register("mem.get", {
+@SYSCALLS.register("mem.get", {
     "properties": {"ids": {"type": "array", "maxItems": 1024, "items": {"type": "integer", "minimum": 1}},
                    "last": {"type": "integer", "minimum": 0, "maximum": 100_000},
                    "kind": KIND, "role": ROLE, "pid": PID},
@@ -38,7 +40,7 @@ def mem_get(kernel, ap, call):
     return kernel.memory.get(ap.pcb, a.get("pid"), a.get("ids"), a.get("last"), a.get("kind"), a.get("role"))
 
 
-@register("mem.search", {
+@SYSCALLS.register("mem.search", {
     "required": ["query"],
     "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 10_000},
                    "k": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -55,12 +57,12 @@ def mem_search(kernel, ap, call):
     return DEFERRED
 
 
-@register("mem.clear", {"properties": {"kind": KIND}},
+@SYSCALLS.register("mem.clear", {"properties": {"kind": KIND}},
           "forget your memory blocks (of `kind`); returns {cleared, bytes}")
 def mem_clear(kernel, ap, call):
     return kernel.memory.clear(ap.pcb, call.args.get("kind"))
 
 
-@register("mem.stats", {"properties": {}}, "your working memory: blocks, resident and evicted bytes, budget")
+@SYSCALLS.register("mem.stats", {"properties": {}}, "your working memory: blocks, resident and evicted bytes, budget")
 def mem_stats(kernel, ap, call):
     return kernel.memory.usage(ap.pcb.pid)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from kernel import messages
 from kernel.process.history import Results
 from kernel.process.table import ProcState
-from kernel.syscall import DEFERRED, PID, SyscallFailure, register
+from kernel.syscall import DEFERRED, PID, Entries, SyscallFailure
+
+SYSCALLS = Entries("proc")
 
 ERROR_KEPT = 4000  # characters of a reported failure (a traceback's end) kept in the table
 
@@ -30,12 +32,12 @@ def _lookup(kernel, pid: int):
     return pcb
 
 
-@register("proc.info", {"properties": {"pid": PID}}, "table entry of this process (or of pid)")
+@SYSCALLS.register("proc.info", {"properties": {"pid": PID}}, "table entry of this process (or of pid)")
 def proc_info(kernel, ap, call):
     return visible_snapshot(kernel, ap.pcb, _lookup(kernel, call.args.get("pid", ap.pcb.pid)))
 
 
-@register("proc.spawn", {
+@SYSCALLS.register("proc.spawn", {
     "required": ["agent", "task"],
     "properties": {"agent": {"type": "string", "minLength": 1, "maxLength": 128},
                    "task": {"type": "string", "minLength": 1, "maxLength": 100_000},
@@ -46,7 +48,7 @@ def proc_spawn(kernel, ap, call):
     return {"pid": pid}
 
 
-@register("proc.wait", {
+@SYSCALLS.register("proc.wait", {
     "required": ["pid"],
     "properties": {"pid": PID, "timeout": {"type": "number", "minimum": 0, "maximum": 86400}},
 }, "block until pid ends; returns its table entry")
@@ -78,7 +80,7 @@ def proc_wait(kernel, ap, call):
     return DEFERRED
 
 
-@register("proc.exit", {
+@SYSCALLS.register("proc.exit", {
     "properties": {"result": {}, "status": {"enum": ["ok", "error"]}},
 }, "report this process's result (status ok) or failure (status error, result: the reason); "
    "the process must then exit: later syscalls are refused, and it is killed after the kill grace period")

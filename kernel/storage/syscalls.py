@@ -26,7 +26,9 @@ import binascii
 from kernel import messages
 from kernel.storage import guard
 from kernel.storage.manager import LATER
-from kernel.syscall import DEFERRED, SyscallFailure, register
+from kernel.syscall import DEFERRED, Entries, SyscallFailure
+
+SYSCALLS = Entries("fs")
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\x00-\\x1f\\x7f]+$"}
 OWNER = {"type": "string", "minLength": 1, "maxLength": 128}
@@ -90,7 +92,7 @@ def _public(info: dict) -> dict:
     return {k: v for k, v in info.items() if k not in ("data", "freed")}
 
 
-@register("fs.write", {
+@SYSCALLS.register("fs.write", {
     "required": ["name", "data"],
     "properties": {"name": NAME, "data": {"type": "string"}, "encoding": ENCODING},
 }, "store data as the next version of your record `name`; returns the version's info")
@@ -140,7 +142,7 @@ def fs_write(kernel, ap, call):
     return _defer(kernel, ap, call, write_or_ask, then)
 
 
-@register("fs.read", {
+@SYSCALLS.register("fs.read", {
     "required": ["name"],
     "properties": {"name": NAME, "version": VERSION, "owner": OWNER, "encoding": ENCODING},
 }, "read your record (or `owner`'s, within a shared group), latest or `version`")
@@ -166,7 +168,7 @@ def fs_read(kernel, ap, call):
     return _defer(kernel, ap, call, job, then)
 
 
-@register("fs.list", {
+@SYSCALLS.register("fs.list", {
     "properties": {"prefix": {"type": "string", "maxLength": 256}, "owner": OWNER,
                    "limit": {"type": "integer", "minimum": 1, "maximum": 10_000}},
 }, "your records (or `owner`'s you may read) whose name starts with `prefix`")
@@ -193,7 +195,7 @@ def fs_list(kernel, ap, call):
     return _defer(kernel, ap, call, lambda db: db.list(owner, a.get("prefix", ""), a.get("limit", 1000)), then)
 
 
-@register("fs.versions", {
+@SYSCALLS.register("fs.versions", {
     "required": ["name"], "properties": {"name": NAME, "owner": OWNER},
 }, "the versions kept of a record: version, size, sha256, created, op (write|rollback)")
 def fs_versions(kernel, ap, call):
@@ -214,7 +216,7 @@ def fs_versions(kernel, ap, call):
     return _defer(kernel, ap, call, job, then)
 
 
-@register("fs.rollback", {
+@SYSCALLS.register("fs.rollback", {
     "required": ["name", "version"], "properties": {"name": NAME, "version": VERSION},
 }, "make an older version current again (stored as a new version; nothing is lost)")
 def fs_rollback(kernel, ap, call):
@@ -225,7 +227,7 @@ def fs_rollback(kernel, ap, call):
                                                     _charge(kernel, pcb)), _public)
 
 
-@register("fs.delete", {
+@SYSCALLS.register("fs.delete", {
     "required": ["name"], "properties": {"name": NAME},
 }, "delete your record and all its versions (irreversible: needs confirmation)")
 def fs_delete(kernel, ap, call):

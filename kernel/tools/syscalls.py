@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from kernel import messages
 from kernel.process.table import ProcState
-from kernel.syscall import DEFERRED, SyscallFailure, register
+from kernel.syscall import DEFERRED, Entries, SyscallFailure
 from tools.base import IRREVERSIBLE
+
+SYSCALLS = Entries("tool")
 
 
 def _listing(kernel, pcb) -> list[dict]:
@@ -26,7 +28,7 @@ def _listing(kernel, pcb) -> list[dict]:
             for d in kernel.tools.describe()]
 
 
-@register("tool.list", {}, "the installed tools: name, description, side_effect, parallel, schema, allowed")
+@SYSCALLS.register("tool.list", {}, "the installed tools: name, description, side_effect, parallel, schema, allowed")
 def tool_list(kernel, ap, call):
     mcp = kernel.tools.mcp
     if mcp is None or not mcp.unstarted:
@@ -36,7 +38,7 @@ def tool_list(kernel, ap, call):
     return DEFERRED
 
 
-@register("tool.call", {
+@SYSCALLS.register("tool.call", {
     "required": ["name"],
     "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 128},
                    "args": {"type": "object"},

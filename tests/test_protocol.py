@@ -1,4 +1,4 @@
-"""One error base class and one set of codes (no model, no kernel)."""
+"""The protocol every process shares: one error base class, one set of codes, one syscall table (no model)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,34 @@ def test_code_literals_only_in_messages():
             if tok.type == tokenize.STRING and tok.string[:1] in "\"'" and tok.string[1:-1] in CODES:
                 found.append(f"{path.relative_to(ROOT)}:{tok.start[0]}: {tok.string}")
     assert found == []
+
+
+def _sdk_calls() -> dict[str, set[str]]:
+    """Every ``syscall("name", kw=...)`` in the SDK: name -> the argument names it may send."""
+    import ast
+    calls: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse((ROOT / "agent_apps" / "sdk.py").read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "syscall" and node.args \
+                and isinstance(node.args[0], ast.Constant):
+            names = calls.setdefault(node.args[0].value, set())
+            names.update(k.arg for k in node.keywords if k.arg)
+            for k in node.keywords:  # **({} if x is None else {"pid": pid}) and **args built from literals
+                if k.arg is None:
+                    names.update(c.value for c in ast.walk(k.value) if isinstance(c, ast.Constant)
+                                 and isinstance(c.value, str))
+    return calls
+
+
+def test_the_table_is_assembled_in_one_place_and_the_sdk_covers_exactly_it():
+    from kernel.syscall import Entries, assemble
+    from kernel.systable import TABLE
+
+    calls = _sdk_calls()
+    assert sorted(calls) == sorted(TABLE)
+    for name, args in calls.items():  # no helper sends an argument its schema would refuse
+        assert args <= set(TABLE[name].schema.get("properties", {})), (name, args)
+    with pytest.raises(ValueError):
+        Entries("fs").register("proc.kill", {}, "not fs")
+    one, two = Entries("x"), Entries("x")
+    with pytest.raises(ValueError):
+        assemble(one, two)
