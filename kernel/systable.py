@@ -4,7 +4,7 @@ Every call an agent can make is listed here, service by service; each
 service module declares its own entries (name, argument schema, handler,
 help) and registers nothing by being imported. ``kernel.syscall.validate``
 looks calls up in ``TABLE``; the SDK's helpers cover exactly these names
-(tests/test_protocol.py checks it).
+(tests/unit/test_protocol.py checks it).
 """
 
 from __future__ import annotations

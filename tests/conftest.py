@@ -1,32 +1,51 @@
-"""Shared fixtures: one kernel (and one loaded model) for every test that can share it.
+"""Shared fixtures, and the test tiers.
 
-Tests that must kill or restart a kernel start their own with ``start_kernel``.
-The test agents in tests/agents/ are visible through AIOS_AGENT_PATH, the
-test tools in tests/tools/ through AIOS_TOOL_PATH.
+Tiers, by folder and marker (``pytest -m unit`` runs one):
+
+    tests/unit/      unit      pure functions and objects: no model, no kernel process (seconds)
+    tests/kernel/    kernel    a kernel process or the engine in this one, driven through its API
+    tests/e2e/       e2e       the programs a user runs (main.py, simulator.py, the shell in a pty)
+    tests/security/  security  hostile agents, tools, servers and clients
+
+Kernel-tier tests share one kernel (and one loaded model) where they can; the
+ones that must kill or restart a kernel start their own with ``start_kernel``.
+pytest.ini puts the project root and tests/ (the helper modules) on sys.path.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
+from kernel.boot import KernelClient
+from kernel.config import KernelConfig
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
-os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")  # test tools (sleep, hang) beside tools/
+TIERS = ("unit", "kernel", "e2e", "security")
 
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-    # A suite started in the background by a non-interactive shell (`pytest &` in a script, CI) inherits SIGINT
-    # ignored (POSIX), and every process it starts would inherit that too: the tests that press Ctrl-C or send
-    # SIGINT would then wait forever. A handler of our own is reset to the default in each child at exec.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
-from kernel.boot import KernelClient  # noqa: E402
-from kernel.config import KernelConfig  # noqa: E402
+def pytest_configure(config):
+    # The test agents (tests/agents/) and test tools (sleep, hang: tests/tools/) are found through these;
+    # every kernel the tests start inherits them.
+    os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
+    os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # A suite started in the background by a non-interactive shell (`pytest &` in a script) inherits SIGINT
+        # ignored (POSIX), and every process it starts would inherit that too: the tests that press Ctrl-C or
+        # send SIGINT would then wait forever. A handler of our own is reset to the default in each child at exec.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test gets its folder's tier as a marker; a test outside the tier folders is an error."""
+    for item in items:
+        tier = Path(str(item.path)).relative_to(ROOT / "tests").parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 class EventLog:

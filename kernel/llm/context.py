@@ -11,7 +11,7 @@ Resuming restores the snapshot into the batch without any forward pass; when
 the KV was dropped, the engine recomputes it from the ids (one prefill over
 prompt + generated tokens). Either way decoding continues with the same next
 token, so greedy output does not depend on preemption (the invariant
-tests/test_engine_context.py checks token for token).
+tests/kernel/test_engine_context.py checks token for token).
 
 Budget policy: a snapshot that does not fit is dropped at once rather than
 evicting older ones: the sequence just preempted is the one that will wait

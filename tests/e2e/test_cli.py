@@ -24,7 +24,7 @@ from aios_shell.context import ShellContext, progress_text
 from kernel import __version__
 from kernel.config import FLAGS, GROUPS, KernelConfig, field_default
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse(*argv: str):

@@ -21,7 +21,7 @@ import pytest
 
 from kernel.llm import preflight as pf
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BAD = "no-such-org/no-such-model-xyz"
 HINT = "python -m kernel.llm.check --list"
 OFFLINE = ({"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "",

@@ -26,7 +26,7 @@ import pexpect
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SIM = str(ROOT / "simulator.py")
 PROMPT = r"\[smollm2-135m-instruct\]>"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")

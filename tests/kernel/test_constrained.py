@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 from kernel.llm import constrain
-from tests.test_engine import chat, run, shared_model, start  # noqa: F401 (fixture)
-from tests.toolspecs import CALC, CONVERT, FMT, PERSON, TOOL_SCHEMAS
+from test_engine import chat, run, shared_model, start  # noqa: F401 (fixture)
+from toolspecs import CALC, CONVERT, FMT, PERSON, TOOL_SCHEMAS
 
 
 

@@ -19,7 +19,7 @@ from kernel.messages import EIO, EPERM, CodedError, ProtocolError
 from kernel.syscall import SyscallFailure
 from tools.base import ToolError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODES = {name for name in dir(messages) if name.startswith("E") and name.isupper() and
          getattr(messages, name) == name}
 
