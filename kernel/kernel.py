@@ -232,7 +232,7 @@ class Kernel:
         if pcb.first_syscall_at is None:
             with self.table.lock:
                 pcb.first_syscall_at = time.time()
-            self.table.set_state(pcb, ProcState.RUNNING)
+            self.table.transition(pcb, ProcState.RUNNING)
         counted = False  # every message is counted once: under its name once valid, else <refused>/<invalid>
         try:
             bucket = "<refused>"
@@ -302,7 +302,8 @@ class Kernel:
             ap = AgentProc(pcb, boot, self.config, self.confine_layers, app, self.tools.workspace(app.name))
         except (OSError, ConfineError) as e:
             with self.table.lock:
-                pcb.state, pcb.error, pcb.end_time = ProcState.FAILED, f"spawn failed: {e}", time.time()
+                self.table.transition(pcb, ProcState.FAILED)
+                pcb.error, pcb.end_time = f"spawn failed: {e}", time.time()
             code = messages.EPERM if isinstance(e, ConfineError) else messages.EAGAIN
             raise SyscallFailure(code, f"cannot start {app.name}: {e}") from None
         with self.table.lock:
@@ -359,7 +360,8 @@ class Kernel:
         with self.table.lock:
             pcb.end_time = time.time()
             pcb.exit_code, pcb.exit_signal = (None, -code) if code is not None and code < 0 else (code, None)
-            pcb.state, why_failed = ended_state(pcb)
+            state, why_failed = ended_state(pcb)
+            self.table.transition(pcb, state)
             pcb.error = pcb.error if pcb.state == ProcState.FAILED and pcb.exit_reported == "error" else why_failed
             pcb.kept_bytes = kept_bytes(pcb)
             restart, why = self.supervisor.decide(pcb)

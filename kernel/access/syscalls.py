@@ -39,7 +39,7 @@ def access_setgroup(kernel, ap, call):
               f"{', '.join(members) or 'none'}); its members could read each other's memory and storage")
 
     def decided(allow: bool, reason: str) -> None:
-        kernel.table.set_state(pcb, ProcState.RUNNING)
+        kernel.table.transition(pcb, ProcState.RUNNING)
         if allow:
             try:
                 acc.set_group(pcb.name, group, by="agent", pcb=pcb)
@@ -50,6 +50,6 @@ def access_setgroup(kernel, ap, call):
             data = messages.error(call.id, messages.EPERM, f"joining group {group!r} was not confirmed ({reason})")
         kernel.reply_later(pcb.pid, data)
 
-    kernel.table.set_state(pcb, ProcState.SLEEPING)
+    kernel.table.transition(pcb, ProcState.SLEEPING)
     acc.confirm(pcb, "access.setgroup", f"group {group}", detail, decided)
     return DEFERRED

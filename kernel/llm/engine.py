@@ -29,7 +29,7 @@ grammar once the model is loaded and then queues them like any other; a bad
 or too costly grammar is answered EINVAL there. The engine masks their rows'
 logits before sampling (kernel.llm.logitmask).
 
-Request callbacks (kernel/llm/request.py): ``req.state("ready")`` when
+Request callbacks (kernel/llm/request.py): ``req.state("queued")`` when
 queued, ``"running"`` when admitted to the batch, ``"preempted"`` when
 switched out, ``req.finish`` exactly once; the engine writes no process
 record. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
@@ -92,7 +92,7 @@ class Engine:
         self._thread.start()
 
     def submit(self, req: LLMRequest) -> None:
-        req.state("ready")  # before the engine thread can see it (and call state("running"))
+        req.state("queued")  # before the engine thread can see it (and call state("running"))
         compile_first = req.constrained and req.matcher is None
         with self._cv:
             refusal = None

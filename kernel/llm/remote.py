@@ -132,7 +132,7 @@ class RemoteEngine:
         if refuse is not None:
             req.finish(error=refuse)
             return
-        req.state("ready")  # before a worker can see it (and call state("running"))
+        req.state("queued")  # before a worker can see it (and call state("running"))
         with self._cv:
             refuse = self._refusal()
             if refuse is None:

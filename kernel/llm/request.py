@@ -1,7 +1,7 @@
 """LLMRequest: one llm.chat call as both engines see it (no torch here).
 
 The engines never write the process table: they report a call's progress
-through ``state`` ("ready" when queued, "running" when admitted, "preempted"
+through ``state`` ("queued" when queued, "running" when admitted, "preempted"
 when switched out) and its outcome through ``finish`` (the result carries
 tokens_in/out, llm_time_s, preemptions); kernel/llm/syscalls.py turns these
 into the process's LLMCallTiming under the table's lock.
@@ -42,7 +42,7 @@ class LLMRequest:
     tool_choice: Any = None
     # on_done(request, result, error): exactly one of result/error is set.
     on_done: Callable[["LLMRequest", dict | None, Exception | None], None] | None = None
-    # on_state(request, "ready" | "running" | "preempted"): queued, admitted (decoding starts or resumes),
+    # on_state(request, "queued" | "running" | "preempted"): queued, admitted (decoding starts or resumes),
     # switched out (back in the queue).
     on_state: Callable[["LLMRequest", str], None] | None = None
     # admit(prompt_tokens, max_new) -> granted max_new: called once by the engine when it admits the call

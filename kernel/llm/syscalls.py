@@ -90,7 +90,7 @@ def llm_chat(kernel, ap, call):
                 timing.started = now
             elif s == "preempted":
                 timing.preemptions += 1
-        kernel.table.set_state(pcb, ProcState.WAITING_LLM if s == "running" else ProcState.READY)
+        kernel.table.transition(pcb, ProcState.LLM_RUNNING if s == "running" else ProcState.LLM_QUEUED)
         call_event(req, s, timing)
 
     def on_done(req, result, error):
@@ -112,7 +112,7 @@ def llm_chat(kernel, ap, call):
         else:
             result = dict(result, waiting_s=timing.waiting, turnaround_s=timing.turnaround)
             data = messages.ok(call.id, result)
-        kernel.table.set_state(pcb, ProcState.RUNNING)
+        kernel.table.transition(pcb, ProcState.RUNNING)
         kernel.reply_later(pcb.pid, data)
         call_event(req, "finish", timing, result, error)
 
@@ -151,7 +151,7 @@ def call_event(req, what: str, timing: LLMCallTiming, result: dict | None = None
     """
     if not sched_log.isEnabledFor(logging.INFO):
         return
-    what = {"ready": "submit", "preempted": "preempt"}.get(what, what)
+    what = {"queued": "submit", "preempted": "preempt"}.get(what, what)
     now = time.time()
     if what == "submit":
         sched_log.info("submit pid=%d call=%s prio=%d max_new=%d", req.pid, req.req_id, req.priority,

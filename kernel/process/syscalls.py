@@ -59,19 +59,19 @@ def proc_wait(kernel, ap, call):
     pcb = _lookup(kernel, pid)
     if pid not in kernel.agents:
         return visible_snapshot(kernel, ap.pcb, pcb)
-    kernel.table.set_state(ap.pcb, ProcState.SLEEPING)
+    kernel.table.transition(ap.pcb, ProcState.SLEEPING)
     answered = []
 
     def done(snap):
         if not answered:
             answered.append(1)
-            kernel.table.set_state(ap.pcb, ProcState.RUNNING)
+            kernel.table.transition(ap.pcb, ProcState.RUNNING)
             kernel.reply(ap, messages.ok(call.id, visible_snapshot(kernel, ap.pcb, pcb)))
 
     def timeout():
         if not answered:
             answered.append(1)
-            kernel.table.set_state(ap.pcb, ProcState.RUNNING)
+            kernel.table.transition(ap.pcb, ProcState.RUNNING)
             kernel.reply(ap, messages.error(call.id, messages.ETIMEDOUT, f"pid {pid} still running"))
 
     kernel.waiters[pid].append(done)

@@ -21,21 +21,23 @@ from typing import Any
 class ProcState(str, enum.Enum):
     """Lifecycle of an agent process, in the spirit of xv6's proc.h.
 
-    NEW          spawned, has not yet made its first syscall
-    RUNNING      executing its own code on the CPU
-    READY        its LLM call is queued or preempted, waiting for the engine
-    WAITING_LLM  its LLM call is being decoded in the current batch
-    WAITING_TOOL blocked in a tool call
-    SLEEPING     blocked in another syscall (proc.wait, ...)
-    DONE         exited after proc.exit with a result
-    FAILED       crashed, exited without a result, or reported failure
-    KILLED       killed on request or by a signal
+    NEW           spawned, has not yet made its first syscall
+    RUNNING       executing its own code on the CPU
+    LLM_QUEUED    its LLM call waits for the engine (queued, or preempted)
+    LLM_RUNNING   its LLM call is being decoded
+    WAITING_TOOL  blocked in a tool call
+    SLEEPING      blocked in another syscall (proc.wait, a confirmation)
+    DONE          its OS process exited after reporting a result
+    FAILED        crashed, exited without a result, or reported failure
+    KILLED        killed on request or by a signal
+
+    Moves go through ProcessTable.transition and follow NEXT below.
     """
 
     NEW = "new"
     RUNNING = "running"
-    READY = "ready"
-    WAITING_LLM = "waiting-llm"
+    LLM_QUEUED = "llm-queued"
+    LLM_RUNNING = "llm-running"
     WAITING_TOOL = "waiting-tool"
     SLEEPING = "sleeping"
     DONE = "done"
@@ -44,7 +46,19 @@ class ProcState(str, enum.Enum):
 
     @property
     def ended(self) -> bool:
-        return self in (ProcState.DONE, ProcState.FAILED, ProcState.KILLED)
+        return self in ENDED
+
+
+ENDED = frozenset({ProcState.DONE, ProcState.FAILED, ProcState.KILLED})
+_BLOCKED = frozenset({ProcState.RUNNING, ProcState.LLM_QUEUED, ProcState.LLM_RUNNING, ProcState.WAITING_TOOL,
+                      ProcState.SLEEPING})
+# The allowed moves. A live process moves between the running and blocked states in any order (an agent may
+# pipeline an LLM call, a tool call and a wait); only the reaper ends it, and nothing leaves an ended state.
+NEXT: dict[ProcState, frozenset] = {
+    ProcState.NEW: _BLOCKED | ENDED,
+    **{s: _BLOCKED | ENDED for s in _BLOCKED},
+    **{s: frozenset() for s in ENDED},
+}
 
 
 @dataclass
@@ -141,7 +155,7 @@ def exit_text(pcb: PCB) -> str | None:
 
 class ProcessTable:
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self._procs: dict[int, PCB] = {}
         self._next_pid = 1
 
@@ -169,11 +183,17 @@ class ProcessTable:
         with self.lock:
             return [p for p in self._procs.values() if not p.state.ended]
 
-    def set_state(self, pcb: PCB, state: ProcState) -> None:
-        """Move a live process to ``state``; ended processes stay ended."""
+    def transition(self, pcb: PCB, state: ProcState) -> bool:
+        """Move ``pcb`` to ``state`` if NEXT allows it; False when it had ended already (a late event for a
+        killed process is not an error). Any other move is a kernel bug: ValueError.
+        Takes the table lock (reentrant: callers may hold it)."""
         with self.lock:
-            if not pcb.state.ended:
-                pcb.state = state
+            if pcb.state.ended:
+                return False
+            if state not in NEXT[pcb.state]:
+                raise ValueError(f"pid {pcb.pid}: no move from {pcb.state.value} to {state.value}")
+            pcb.state = state
+            return True
 
     def prune(self, max_procs: int, max_bytes: int) -> list[int]:
         """Drop the oldest ended processes beyond ``max_procs`` or ``max_bytes``; returns their pids."""

@@ -50,7 +50,7 @@ def tool_call(kernel, ap, call):
     mcp = kernel.tools.mcp
     if mcp is None or not mcp.unstarted or not name.startswith("mcp__"):
         return _call(kernel, pcb, call)
-    kernel.table.set_state(pcb, ProcState.WAITING_TOOL)
+    kernel.table.transition(pcb, ProcState.WAITING_TOOL)
 
     def later():
         if kernel.agents.get(pcb.pid) is not ap:
@@ -58,7 +58,7 @@ def tool_call(kernel, ap, call):
         try:
             _call(kernel, pcb, call)
         except SyscallFailure as e:
-            kernel.table.set_state(pcb, ProcState.RUNNING)
+            kernel.table.transition(pcb, ProcState.RUNNING)
             kernel.reply_later(pcb.pid, messages.error(call.id, e.code, e.message))
     mcp.when_started(later)
     return DEFERRED
@@ -70,13 +70,13 @@ def _call(kernel, pcb, call):
     kernel.access.check_tool(pcb, name)
 
     def on_done(result, error):
-        kernel.table.set_state(pcb, ProcState.RUNNING)
+        kernel.table.transition(pcb, ProcState.RUNNING)
         if error is not None:
             kernel.reply_later(pcb.pid, messages.error(call.id, error.code, error.message))
         else:
             kernel.reply_later(pcb.pid, messages.ok(call.id, result))
 
-    kernel.table.set_state(pcb, ProcState.WAITING_TOOL)
+    kernel.table.transition(pcb, ProcState.WAITING_TOOL)
     if job.effect != IRREVERSIBLE:
         kernel.tools.submit(job, on_done)
         return DEFERRED

@@ -94,7 +94,7 @@ def test_version_and_main_help():
 
 def test_ps_aligns_wide_characters_and_ignores_markup():
     snaps = [{"pid": 1, "agent": "MathAgent", "state": "running", "task": "What is 12*7?"},
-             {"pid": 22, "agent": "数学エージェント😀長い名前", "state": "waiting-llm", "task": "计算 12*7 😀 然后解释 " * 6},
+             {"pid": 22, "agent": "数学エージェント😀長い名前", "state": "llm-running", "task": "计算 12*7 😀 然后解释 " * 6},
              {"pid": 333, "agent": "😀😀", "state": "done", "task": "[bold red]not markup[/] ✓"}]
     for width in (70, 100, 160):
         header, rows = views.ps_header_and_rows(snaps, width)

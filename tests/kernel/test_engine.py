@@ -102,7 +102,7 @@ def test_result_and_timing_fields():
     assert "Paris" in short["text"] and "<|im_end|>" not in short["text"]
     for r, res in zip(reqs, (long_, short)):
         states = [s for s, _ in r.events]  # the engine reports progress; it writes no process record
-        assert states == ["ready", "running"], states
+        assert states == ["queued", "running"], states
         assert r.events[1][1] >= r.events[0][1]
         assert res["tokens_in"] == r.tokens_in > 10 and res["tokens_out"] >= 1
         assert res["llm_time_s"] > 0 and res["preemptions"] == 0
@@ -150,7 +150,7 @@ def test_states_cancel_and_errors():
         assert out[0][1].code == "ECANCELED" and out[2][1].code == "ECANCELED"
         assert out[1][1] is None and out[1][0]["tokens_out"] == 60  # its neighbour was not disturbed
         assert out[3][1].code == "E2BIG"
-        assert states[0][:2] == ["ready", "running"] and states[1][:2] == ["ready", "running"]
+        assert states[0][:2] == ["queued", "running"] and states[1][:2] == ["queued", "running"]
         st = e.stats()
         assert st["queue"] == 0 and st["running"] == 0 and st["errors"] == 3 and st["calls"] == 1
         for key in ("tokens_per_s", "batch_occupancy", "kv_bytes", "preemptions", "busy_s", "threads"):

@@ -103,7 +103,7 @@ def test_sigkill_mid_llm_call_leaves_others_intact(kernel):
     ref = {p: kernel.wait(kernel.spawn("ChatAgent", spec(p)), timeout=120)["result"] for p in prompts[1:]}
     victim = kernel.spawn("ChatAgent", spec(prompts[0]))
     others = {kernel.spawn("ChatAgent", spec(p)): p for p in prompts[1:]}
-    snap = _wait_state(kernel, victim, {"ready", "waiting-llm"})
+    snap = _wait_state(kernel, victim, {"llm-queued", "llm-running"})
     os.kill(snap["os_pid"], signal.SIGKILL)
     dead = kernel.wait(victim, timeout=30)
     assert dead["state"] == "killed" and "SIGKILL" in dead["error"] and dead["exit_signal"] == 9

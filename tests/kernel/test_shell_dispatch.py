@@ -170,7 +170,7 @@ def test_agents_tools_sched(shell, kernel):
 
 
 def test_ps_table_fits_the_width_and_formats_units():
-    snaps = [{"pid": 7, "agent": "A" * 40, "task": "t " * 200, "state": "waiting-llm", "priority": 1,
+    snaps = [{"pid": 7, "agent": "A" * 40, "task": "t " * 200, "state": "llm-running", "priority": 1,
               "cpu_percent": 12.34, "rss": 23 * 1024 * 1024, "tokens_in": 123, "tokens_out": 45,
               "syscalls_total": 9, "waiting_s": 0.5, "turnaround_s": 75.0, "elapsed_s": 4000.0}]
     for width in (60, 80, 120, 200):

@@ -63,7 +63,7 @@ def running(client, pid: int, timeout: float = 30) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
         snap = client.info(pid)
-        if snap["state"] not in ("new", "ready"):
+        if snap["state"] not in ("new", "llm-queued"):
             return snap
         time.sleep(0.05)
     raise AssertionError(f"pid {pid} never started")
