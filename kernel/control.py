@@ -3,57 +3,70 @@
 The front is trusted (it started the kernel), so control messages are plain
 pickled dicts over a duplex Pipe: ``{"op": "spawn", "id": 3, ...}`` answered
 by ``{"reply": 3, "ok": True, "result": ...}``. Handlers run on the loop
-thread; ``wait`` replies later, when the process ends.
+thread. Every op is in OPS, assembled once below from this module's ops and
+the access manager's, each with a JSON schema for its arguments that is
+checked before its handler runs (as for syscalls). A handler returns its
+result, raises SyscallFailure, or returns DEFERRED and answers later through
+the ``reply`` it was given (``wait``: when the process ends).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
+import jsonschema
 import psutil
 
 from kernel import messages
+from kernel.access import control_ops
 from kernel.process.history import Results
-from kernel.syscall import SyscallFailure
+from kernel.syscall import DEFERRED, SyscallFailure
 
 log = logging.getLogger("aios.kernel")
-_kernel_ps = psutil.Process()
-_kernel_ps.cpu_percent(None)
 
 
-def _reply(kernel, req_id, ok: bool, result=None, error: str | None = None, code: str | None = None) -> None:
-    kernel.send_front({"reply": req_id, "ok": ok, "result": result, "error": error, "code": code})
+@dataclass(frozen=True)
+class ControlOp:
+    name: str
+    handler: Callable[..., Any]  # handler(kernel, args, reply) -> result | DEFERRED
+    validator: Any
 
 
-def _pid(req) -> int:
-    pid = req.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool):
-        raise SyscallFailure(messages.EINVAL, f"pid must be an integer, not {pid!r}")
-    return pid
+def ops(*tables: dict[str, tuple[dict, Callable]]) -> dict[str, ControlOp]:
+    """OPS from tables of name -> (argument schema, handler); a name may appear once."""
+    out: dict[str, ControlOp] = {}
+    for table in tables:
+        for name, (props, fn) in table.items():
+            if name in out:
+                raise ValueError(f"control op {name!r} defined twice")
+            schema = {"type": "object", "additionalProperties": False, **props}
+            jsonschema.Draft202012Validator.check_schema(schema)
+            out[name] = ControlOp(name, fn, jsonschema.Draft202012Validator(schema))
+    return out
 
 
-def op_spawn(kernel, req):
-    task = req.get("task")
-    if not isinstance(task, str) or not task.strip():
+def op_spawn(kernel, a, reply):
+    if not a["task"].strip():
         raise SyscallFailure(messages.EINVAL, "a task is required")
-    restart = req.get("restart_max")
-    return kernel.spawn(str(req.get("agent", "")), task, int(req.get("priority", 0)),
-                        restart_max=None if restart is None else int(restart))
+    return kernel.spawn(a["agent"], a["task"], a.get("priority", 0), restart_max=a.get("restart_max"))
 
 
-def op_kill(kernel, req):
-    kernel.kill(_pid(req))
+def op_kill(kernel, a, reply):
+    kernel.kill(a["pid"])
     return True
 
 
-def op_ps(kernel, req):
-    return process_snapshots(kernel, include_ended=bool(req.get("all", True)))
+def op_ps(kernel, a, reply):
+    return process_snapshots(kernel, include_ended=a.get("all", True))
 
 
-def op_info(kernel, req):
-    pid = _pid(req)
+def op_info(kernel, a, reply):
+    pid = a["pid"]
     for snap in process_snapshots(kernel, True):
         if snap["pid"] == pid:
             return Results.whole(snap)
@@ -66,13 +79,26 @@ def _pruned(kernel, pid: int) -> str:
             "--history_max_procs)") if 0 < pid < kernel.table.next_pid else ""
 
 
-def op_stats(kernel, req):
+def op_wait(kernel, a, reply):
+    """Answer when the process ends (at once if it already has)."""
+    pid = a["pid"]
+    pcb = kernel.table.get(pid)
+    if pcb is None:
+        raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}{_pruned(kernel, pid)}")
+    if pid not in kernel.agents:
+        with kernel.table.lock:
+            return Results.whole(pcb.snapshot())
+    kernel.waiters[pid].append(lambda snap: reply(True, Results.whole(snap)))
+    return DEFERRED
+
+
+def op_stats(kernel, a, reply):
     return kernel_stats(kernel)
 
 
-def op_logs(kernel, req):
+def op_logs(kernel, a, reply):
     """Console-mode output lines kept by the kernel, and the log file path in file mode."""
-    pid = _pid(req)
+    pid = a["pid"]
     pcb = kernel.table.get(pid)
     if pcb is None:
         raise SyscallFailure(messages.ESRCH, f"no process with pid {pid}")
@@ -81,62 +107,62 @@ def op_logs(kernel, req):
     return {"pid": pid, "lines": lines, "log_path": pcb.log_path, "ended": pcb.state.ended}
 
 
-def op_stop(kernel, req):
+def op_tools(kernel, a, reply):
+    """Installed tools as plain dicts (the tool manager's describe())."""
+    return list(kernel.tools.describe())
+
+
+def op_stop(kernel, a, reply):
     kernel.shutdown()
     return True
 
 
-OPS = {"spawn": op_spawn, "kill": op_kill, "ps": op_ps, "info": op_info, "stats": op_stats,
-       "logs": op_logs, "stop": op_stop}
-
-
-def op_tools(kernel, req):
-    """Installed tools as plain dicts (the tool manager's describe()); [] when there is none."""
-    tools = getattr(kernel, "tools", None)
-    return list(tools.describe()) if tools is not None and hasattr(tools, "describe") else []
-
-
-OPS["tools"] = op_tools
-
-from kernel.access.control_ops import OPS as _ACCESS_OPS  # noqa: E402  (confirm, access, setgroup)
-OPS.update(_ACCESS_OPS)
+PID_ARG = {"required": ["pid"], "properties": {"pid": {"type": "integer"}}}  # any other: ESRCH
+NO_ARGS: dict = {"properties": {}}
+OPS = ops({
+    "spawn": ({"required": ["agent", "task"],
+               "properties": {"agent": {"type": "string", "minLength": 1, "maxLength": 128},
+                              "task": {"type": "string"}, "priority": {"type": "integer"},
+                              "restart_max": {"type": ["integer", "null"]}}},
+              op_spawn),
+    "kill": (PID_ARG, op_kill),
+    "wait": (PID_ARG, op_wait),
+    "ps": ({"properties": {"all": {"type": "boolean"}}}, op_ps),
+    "info": (PID_ARG, op_info),
+    "logs": (PID_ARG, op_logs),
+    "stats": (NO_ARGS, op_stats),
+    "tools": (NO_ARGS, op_tools),
+    "stop": (NO_ARGS, op_stop),
+}, control_ops.OPS)
 
 
 def handle(kernel, req) -> None:
     if not isinstance(req, dict):
         log.warning("control: ignoring %r", type(req).__name__)
         return
-    req_id, op = req.get("id"), req.get("op")
-    if op == "wait":
-        return op_wait(kernel, req)
-    fn = OPS.get(op)
-    if fn is None:
-        return _reply(kernel, req_id, False, error=f"unknown control op {op!r}", code=messages.ENOSYS)
+    req_id, name = req.get("id"), req.get("op")
+
+    def reply(ok: bool, result=None, error: str | None = None, code: str | None = None) -> None:
+        kernel.send_front({"reply": req_id, "ok": ok, "result": result, "error": error, "code": code})
+
+    op = OPS.get(name) if isinstance(name, str) else None
+    if op is None:
+        return reply(False, error=f"unknown control op {name!r}", code=messages.ENOSYS)
+    args = {k: v for k, v in req.items() if k not in ("op", "id")}
+    err = jsonschema.exceptions.best_match(op.validator.iter_errors(args))
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path)
+        return reply(False, error=f"{name}: {err.message}" + (f" (at {where})" if where else ""),
+                     code=messages.EINVAL)
     try:
-        _reply(kernel, req_id, True, fn(kernel, req))
+        result = op.handler(kernel, args, reply)
     except SyscallFailure as e:
-        _reply(kernel, req_id, False, error=e.message, code=e.code)
+        return reply(False, error=e.message, code=e.code)
     except Exception as e:
-        log.exception("control op %s failed", op)
-        _reply(kernel, req_id, False, error=f"{type(e).__name__}: {e}", code=messages.EIO)
-
-
-def op_wait(kernel, req) -> None:
-    """Reply when the process ends (at once if it already has)."""
-    req_id = req.get("id")
-    try:
-        pid = _pid(req)
-    except SyscallFailure as e:
-        return _reply(kernel, req_id, False, error=e.message, code=e.code)
-    pcb = kernel.table.get(pid)
-    if pcb is None:
-        return _reply(kernel, req_id, False, error=f"no process with pid {pid}{_pruned(kernel, pid)}",
-                      code=messages.ESRCH)
-    if pid not in kernel.agents:
-        with kernel.table.lock:
-            snap = pcb.snapshot()
-        return _reply(kernel, req_id, True, Results.whole(snap))
-    kernel.waiters[pid].append(lambda snap: _reply(kernel, req_id, True, Results.whole(snap)))
+        log.exception("control op %s failed", name)
+        return reply(False, error=f"{type(e).__name__}: {e}", code=messages.EIO)
+    if result is not DEFERRED:
+        reply(True, result)
 
 
 # -- accounting: the one layer ps/top/reports read ----------------------------------
@@ -151,10 +177,16 @@ def process_snapshots(kernel, include_ended: bool = True) -> list[dict]:
     return snaps
 
 
+@functools.cache
+def _kernel_ps() -> psutil.Process:
+    """This (kernel) process, made on the first stats request: its first cpu_percent is 0."""
+    return psutil.Process()
+
+
 def kernel_stats(kernel) -> dict:
-    with _kernel_ps.oneshot():
-        me = {"kernel_pid": os.getpid(), "kernel_cpu_percent": _kernel_ps.cpu_percent(None),
-              "kernel_rss": _kernel_ps.memory_info().rss}
+    ps = _kernel_ps()
+    with ps.oneshot():
+        me = {"kernel_pid": os.getpid(), "kernel_cpu_percent": ps.cpu_percent(None), "kernel_rss": ps.memory_info().rss}
     live = kernel.table.live()
     tools = kernel.tools.describe()
     mem = kernel.memory.stats()

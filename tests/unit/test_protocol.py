@@ -84,3 +84,28 @@ def test_the_table_is_assembled_in_one_place_and_the_sdk_covers_exactly_it():
     one, two = Entries("x"), Entries("x")
     with pytest.raises(ValueError):
         assemble(one, two)
+
+
+def test_control_ops_are_one_table_with_schemas():
+    """Every control op the front may send is in kernel.control.OPS (built once, the access manager's
+    included), and its arguments are checked by schema before the handler runs."""
+    from kernel import control
+
+    sent = []
+
+    class Front:  # stands in for the kernel: handle() only calls send_front before a handler runs
+        def send_front(self, msg):
+            sent.append(msg)
+
+    assert sorted(control.OPS) == ["access", "confirm", "info", "kill", "logs", "ps", "setgroup", "spawn", "stats",
+                                   "stop", "tools", "wait"]
+    for req, code, words in [({"op": "kill", "id": 1, "pid": "3"}, "EINVAL", "kill: '3' is not of type 'integer'"),
+                             ({"op": "wait", "id": 2}, "EINVAL", "'pid' is a required property"),
+                             ({"op": "spawn", "id": 3, "agent": "A", "task": "t", "timeout": 1}, "EINVAL",
+                              "Additional properties are not allowed"),
+                             ({"op": "confirm", "id": 4, "cid": 1, "allow": "yes"}, "EINVAL", "not of type 'boolean'"),
+                             ({"op": "frobnicate", "id": 5}, "ENOSYS", "unknown control op 'frobnicate'")]:
+        control.handle(Front(), req)
+        reply = sent.pop()
+        assert reply["reply"] == req["id"] and reply["ok"] is False and reply["code"] == code, reply
+        assert words in reply["error"], reply
