@@ -24,11 +24,11 @@ from kernel.config import EMBEDDED_MODEL
 
 def check(llm_name: str, base_url: str | None = None) -> str:
     """Returns the description of a usable model; raises CheckFailed with one line."""
-    from kernel.llm import models
+    from kernel.llm import catalog
 
     try:
-        spec = models.resolve(llm_name, base_url)
-    except models.ModelConfigError as e:
+        spec = catalog.resolve(llm_name, base_url)
+    except catalog.ModelConfigError as e:
         raise CheckFailed(str(e)) from None
     if spec.remote:
         from kernel.llm import backends
@@ -77,9 +77,9 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="list the configured model names and exit")
     args = p.parse_args(argv)
     if args.list:
-        from kernel.llm import models
+        from kernel.llm import catalog
 
-        tables = models.load_tables()
+        tables = catalog.load_tables()
         for name in sorted(tables[0]):
             entry = tables[0][name]
             print(f"{name:24} {entry.get('backend', '?'):14} {entry.get('model', name)}")

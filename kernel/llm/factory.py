@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from kernel.llm import models
+from kernel.llm import catalog
 
 
 def make_engine(config):
     try:
-        spec = models.resolve(config.llm_name, getattr(config, "llm_base_url", None))
-    except models.ModelConfigError as e:
+        spec = catalog.resolve(config.llm_name, getattr(config, "llm_base_url", None))
+    except catalog.ModelConfigError as e:
         from kernel.llm.remote import RemoteEngine
 
         return RemoteEngine(config, spec=None, error=str(e))

@@ -74,11 +74,11 @@ def _in_hf_cache(model_id: str) -> bool:
 def preflight(llm_name: str, base_url: str | None = None) -> dict[str, str]:
     """Environment for the kernel process ({} or {"HF_HUB_OFFLINE": "1"}); raises PreflightError."""
     from kernel.config import EMBEDDED_MODEL
-    from kernel.llm import models
+    from kernel.llm import catalog
 
     try:
-        spec = models.resolve(llm_name, base_url)
-    except models.ModelConfigError as e:
+        spec = catalog.resolve(llm_name, base_url)
+    except catalog.ModelConfigError as e:
         raise PreflightError(f"{e}; {HINT}") from None
     if spec.remote:
         return {}

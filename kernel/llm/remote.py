@@ -44,7 +44,7 @@ import threading
 import time
 from dataclasses import replace
 
-from kernel.llm import models
+from kernel.llm import catalog
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
 from kernel.llm.scheduler import make_policy
@@ -87,7 +87,7 @@ class _Preempted(Exception):
 
 
 class RemoteEngine:
-    def __init__(self, config, spec: "models.ModelSpec | None" = None, error: str | None = None):
+    def __init__(self, config, spec: "catalog.ModelSpec | None" = None, error: str | None = None):
         self.spec = spec
         self.llm_name = config.llm_name
         self.policy = config.scheduler

@@ -219,7 +219,7 @@ def test_remote_admission_follows_the_shared_policy(llm_server, hooks, scheduler
     import threading
 
     from kernel.config import KernelConfig
-    from kernel.llm.models import ModelSpec
+    from kernel.llm.catalog import ModelSpec
     from kernel.llm.remote import RemoteEngine
     from kernel.llm.request import LLMRequest, SamplingParams
 

@@ -58,6 +58,6 @@ def one_line(text: object, limit: int = 200) -> str:
 
 
 def load(spec):
-    """Backend instance for ``spec`` (a kernel.llm.models.ModelSpec with a remote backend)."""
+    """Backend instance for ``spec`` (a kernel.llm.catalog.ModelSpec with a remote backend)."""
     module = importlib.import_module(f"kernel.llm.backends.{spec.backend}")
     return module.Backend(spec)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kernel.config import KernelConfig
-from kernel.llm import models
+from kernel.llm import catalog
 from kernel.llm.factory import make_engine
 from kernel.llm.remote import RemoteEngine
 from kernel.llm.request import LLMRequest, SamplingParams
@@ -31,7 +31,7 @@ def clean_env(monkeypatch, tmp_path):
     ("gemini-pro", "gemini", "gemini-2.5-pro"),
 ])
 def test_original_names(name, backend, model):
-    spec = models.resolve(name)
+    spec = catalog.resolve(name)
     assert (spec.backend, spec.model) == (backend, model)
     if backend == "openai_compat":
         assert spec.base_url == "https://api.openai.com/v1" and spec.api_key_env == "OPENAI_API_KEY"
@@ -41,28 +41,28 @@ def test_original_names(name, backend, model):
 
 
 def test_prefixes_and_base_url_precedence(monkeypatch):
-    spec = models.resolve("openai:gpt-4o-mini")
+    spec = catalog.resolve("openai:gpt-4o-mini")
     assert (spec.backend, spec.model, spec.base_url, spec.key_required) == \
         ("openai_compat", "gpt-4o-mini", "https://api.openai.com/v1", True)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://gpu-box:8000/v1")
-    spec = models.resolve("openai:llama3")
+    spec = catalog.resolve("openai:llama3")
     assert spec.base_url == "http://gpu-box:8000/v1" and not spec.key_required  # not OpenAI: key optional
-    assert models.resolve("openai:llama3", "http://127.0.0.1:9/v1").base_url == "http://127.0.0.1:9/v1"
-    assert models.resolve("gpt-4").base_url == "http://gpu-box:8000/v1"  # OPENAI_BASE_URL also moves gpt-4
-    vllm = models.resolve("vllm:Qwen/Qwen2.5-7B-Instruct")
+    assert catalog.resolve("openai:llama3", "http://127.0.0.1:9/v1").base_url == "http://127.0.0.1:9/v1"
+    assert catalog.resolve("gpt-4").base_url == "http://gpu-box:8000/v1"  # OPENAI_BASE_URL also moves gpt-4
+    vllm = catalog.resolve("vllm:Qwen/Qwen2.5-7B-Instruct")
     assert vllm.resume == "continue_final_message" and vllm.base_url == "http://localhost:8000/v1"
-    assert models.resolve("ollama:llama3.2").base_url == "http://localhost:11434/v1"
-    assert models.resolve("gemini:gemini-2.5-flash").backend == "gemini"
-    assert models.resolve("hf:HuggingFaceTB/SmolLM2-360M-Instruct").model == "HuggingFaceTB/SmolLM2-360M-Instruct"
+    assert catalog.resolve("ollama:llama3.2").base_url == "http://localhost:11434/v1"
+    assert catalog.resolve("gemini:gemini-2.5-flash").backend == "gemini"
+    assert catalog.resolve("hf:HuggingFaceTB/SmolLM2-360M-Instruct").model == "HuggingFaceTB/SmolLM2-360M-Instruct"
 
 
 def test_unknown_names_are_hub_ids_or_paths():
-    spec = models.resolve("someone/some-model")
+    spec = catalog.resolve("someone/some-model")
     assert (spec.backend, spec.model) == ("hf_local", "someone/some-model")
-    with pytest.raises(models.ModelConfigError, match="--llm_base_url is for remote models"):
-        models.resolve("gemma-2b-it", "http://127.0.0.1:9/v1")
-    with pytest.raises(models.ModelConfigError, match="give a model after 'openai:'"):
-        models.resolve("openai:")
+    with pytest.raises(catalog.ModelConfigError, match="--llm_base_url is for remote models"):
+        catalog.resolve("gemma-2b-it", "http://127.0.0.1:9/v1")
+    with pytest.raises(catalog.ModelConfigError, match="give a model after 'openai:'"):
+        catalog.resolve("openai:")
 
 
 def test_user_models_file_overrides_and_errors(monkeypatch, tmp_path):
@@ -70,21 +70,21 @@ def test_user_models_file_overrides_and_errors(monkeypatch, tmp_path):
     f.write_text(json.dumps({"models": {"gpt-4": {"backend": "openai_compat", "model": "gpt-4-turbo",
                                                   "base_url": "http://127.0.0.1:1/v1", "max_concurrency": 3}}}))
     monkeypatch.setenv("AIOS_MODELS", str(f))
-    spec = models.resolve("gpt-4")
+    spec = catalog.resolve("gpt-4")
     assert (spec.model, spec.max_concurrency, spec.key_required) == ("gpt-4-turbo", 3, False)
-    assert "gemma-2b-it" in models.names()  # the built-in entries are still there
+    assert "gemma-2b-it" in catalog.names()  # the built-in entries are still there
     f.write_text(json.dumps({"models": {"x": {"backend": "openai_compat", "base_url": "http://h/v1", "colour": 1}}}))
-    with pytest.raises(models.ModelConfigError, match=r"model 'x': unknown field\(s\) colour"):
-        models.resolve("x")
+    with pytest.raises(catalog.ModelConfigError, match=r"model 'x': unknown field\(s\) colour"):
+        catalog.resolve("x")
     f.write_text(json.dumps({"models": {"x": {"backend": "carrier-pigeon"}}}))
-    with pytest.raises(models.ModelConfigError, match="backend must be one of"):
-        models.resolve("x")
+    with pytest.raises(catalog.ModelConfigError, match="backend must be one of"):
+        catalog.resolve("x")
     f.write_text("{not json")
-    with pytest.raises(models.ModelConfigError, match="cannot read models file"):
-        models.resolve("x")
+    with pytest.raises(catalog.ModelConfigError, match="cannot read models file"):
+        catalog.resolve("x")
     monkeypatch.setenv("AIOS_MODELS", str(tmp_path / "missing.json"))
-    with pytest.raises(models.ModelConfigError, match="does not exist"):
-        models.resolve("x")
+    with pytest.raises(catalog.ModelConfigError, match="does not exist"):
+        catalog.resolve("x")
 
 
 def test_factory_picks_the_engine(monkeypatch):
