@@ -20,7 +20,7 @@ Routes:
                                            the kernel's engine does; a call comes back as
                                            message.tool_calls, in one chunk when streaming)
   GET  /v1/models/M                        model lookup (OpenAI and Gemini fields)
-  POST /v1/models/M:generateContent        Gemini-shaped generation (kernel.llm.serve_gemini;
+  POST /v1/models/M:generateContent        Gemini-shaped generation (kernel.llm.serve.gemini;
                                            /v1beta/... too)
   POST /v1/models/M:streamGenerateContent?alt=sse
 With ``--test-hooks`` (tests only):
@@ -32,7 +32,7 @@ With ``--test-hooks`` (tests only):
                        token_delay_s paces tokens, api_key requires that key
   POST /admin/reset    clears stats and injections
 
-One generation runs at a time (serve_gen.Generator.lock); more requests wait
+One generation runs at a time (gen.Generator.lock); more requests wait
 for it, so the in-flight count shows how many a client sends at once. A
 client that disconnects mid-stream stops its generation at the next token.
 ``--api-key K`` makes every route but /admin/* require ``Authorization:
@@ -119,7 +119,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def error(self, status: int, message: str, headers: dict | None = None) -> None:
         if "x-goog-api-key" in self.headers or self.path.startswith("/v1beta/"):  # a Gemini client
-            from kernel.llm.serve_gemini import error_body
+            from kernel.llm.serve.gemini import error_body
             self.send_json(status, error_body(status, message), headers)
         else:
             kind = {401: "authentication_error", 429: "rate_limit_error"}.get(status, "server_error"
@@ -168,7 +168,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"object": "list", "data": [
                 {"id": self.model_name, "object": "model", "created": 0, "owned_by": "aios"}]})
         if path.startswith(("/v1beta/models/", "/v1/models/")):
-            from kernel.llm import serve_gemini
+            from kernel.llm.serve import gemini as serve_gemini
             return serve_gemini.get_model(self, path)
         self.error(404, f"no route {path}")
 
@@ -184,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/v1/chat/completions":
             return self.generation(lambda: self.chat(req))
         if path.startswith(("/v1beta/models/", "/v1/models/")):
-            from kernel.llm import serve_gemini
+            from kernel.llm.serve import gemini as serve_gemini
             return self.generation(lambda: serve_gemini.generate(self, path, req))
         self.error(404, f"no route {path}")
 
@@ -307,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(host: str, port: int, llm_name: str, served_name: str | None = None, api_key: str | None = None,
                 test_hooks: bool = False, fail_first: int = 0, fail_status: int = 503, device: str = "cpu"):
-    from kernel.llm.serve_gen import Generator
+    from kernel.llm.serve.gen import Generator
 
     hooks = Hooks(fail_first, fail_status)
     attrs = dict(gen=Generator(llm_name, device), model_name=served_name or llm_name, api_key=api_key,

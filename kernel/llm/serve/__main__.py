@@ -1,0 +1,5 @@
+import sys
+
+from kernel.llm.serve.server import main
+
+sys.exit(main())
