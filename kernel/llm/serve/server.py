@@ -318,7 +318,7 @@ def make_server(host: str, port: int, llm_name: str, served_name: str | None = N
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m kernel.llm.serve", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed on the ready line)")
     p.add_argument("--llm_name", default=EMBEDDED_MODEL, help="local model to load (name, hub id or path)")
