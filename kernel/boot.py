@@ -139,7 +139,7 @@ class KernelClient(KernelCalls):
         from kernel.llm.preflight import PreflightError, preflight
 
         try:
-            env = preflight(config.llm_name, getattr(config, "llm_base_url", None))
+            env = preflight(config.llm_name, config.llm_base_url)
         except PreflightError as e:
             raise KernelError(ENOENT, str(e)) from None
         self.config = config

@@ -98,7 +98,7 @@ def setup_kernel_logging(config, send_event) -> dict:
     """Configure the kernel process's loggers; returns the file paths used (if any)."""
     root = logging.getLogger()
     root.handlers.clear()
-    root.setLevel(getattr(config, "log_level", "INFO"))
+    root.setLevel(config.log_level)
     paths = {}
     keep = config.log_keep_runs - 1  # this run's file comes next
     kinds = ("audit", "kernel", "scheduler") if config.scheduler_log_mode == "file" else ("audit",)

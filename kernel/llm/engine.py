@@ -61,14 +61,14 @@ class Engine:
         self.policy_name = config.scheduler
         self.max_batch = 1 if config.scheduler == "serial" else config.max_batch
         self.quantum = config.rr_quantum
-        self.kv_budget_bytes = int(getattr(config, "kv_budget_mb", 1024) * 2**20)
-        self.threads = getattr(config, "llm_threads", 0) or default_threads()
-        self.prefix_on = getattr(config, "prefix_cache", "on") == "on"
-        self.prefix_budget_bytes = int(getattr(config, "prefix_cache_mb", 256) * 2**20)
-        self.prefill_chunk = int(getattr(config, "prefill_chunk", 64))  # tokens per iteration; 0 = whole prompts
-        self.max_prompt_tokens = int(getattr(config, "max_prompt_tokens", 0))  # 0 = the model's positions
-        self.max_agent_kv_bytes = int(getattr(config, "max_agent_kv_mb", 0) * 2**20)  # 0 = unlimited
-        self.program_aware = getattr(config, "program_aware", "off") == "on"
+        self.kv_budget_bytes = int(config.kv_budget_mb * 2**20)
+        self.threads = config.llm_threads or default_threads()
+        self.prefix_on = config.prefix_cache == "on"
+        self.prefix_budget_bytes = int(config.prefix_cache_mb * 2**20)
+        self.prefill_chunk = int(config.prefill_chunk)  # tokens per iteration; 0 = whole prompts
+        self.max_prompt_tokens = int(config.max_prompt_tokens)  # 0 = the model's positions
+        self.max_agent_kv_bytes = int(config.max_agent_kv_mb * 2**20)  # 0 = unlimited
+        self.program_aware = config.program_aware == "on"
         self.prefix = None  # PrefixCache once loaded (None: off)
         self.prefilling: list[Sequence] = []  # admitted, prompt not all fed yet (engine thread)
         self.ready = threading.Event()  # set once the model is loaded (or failed)

@@ -17,7 +17,7 @@ from kernel.llm import catalog
 
 def make_engine(config):
     try:
-        spec = catalog.resolve(config.llm_name, getattr(config, "llm_base_url", None))
+        spec = catalog.resolve(config.llm_name, config.llm_base_url)
     except catalog.ModelConfigError as e:
         from kernel.llm.remote import RemoteEngine
 

@@ -91,7 +91,7 @@ class RemoteEngine:
         self.spec = spec
         self.llm_name = config.llm_name
         self.policy = config.scheduler
-        self.quantum = max(1, int(getattr(config, "rr_quantum", 16)))
+        self.quantum = max(1, int(config.rr_quantum))
         self.max_new_tokens = config.max_new_tokens
         self.slots = 1 if self.policy == "serial" or spec is None else spec.max_concurrency
         self.preemptible = self.policy == "rr" and spec is not None and spec.resume is not None
@@ -102,7 +102,7 @@ class RemoteEngine:
         self.backend = None
         self._cv = threading.Condition()
         self._policy = make_policy(self.policy, self.slots, self.quantum,
-                                   getattr(config, "program_aware", "off") == "on")
+                                   config.program_aware == "on")
         self._running: list[_Job] = []  # admitted (streaming, or assigned and about to)
         self._assigned: list[_Job] = []  # admitted, not yet taken by a worker
         self._stopping = False

@@ -120,7 +120,7 @@ class ToolManager:
         else:
             self._slots = {name: _Slots(tool.parallel) for name, (tool, _) in self.tools.items()}
         self.mcp = None
-        if getattr(config, "mcp_config", ""):
+        if config.mcp_config:
             from kernel.tools.mcp.service import McpService
 
             self.mcp = McpService(config, self)
