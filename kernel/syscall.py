@@ -13,6 +13,8 @@ importing a module registers nothing.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,7 +23,8 @@ import jsonschema
 from kernel import messages
 from kernel.messages import CodedError
 
-DEFERRED = object()
+DEFERRED = object()  # a handler's result meaning "a Reply answers this call later"
+log = logging.getLogger("aios.kernel")
 
 
 class SyscallFailure(CodedError):
@@ -74,6 +77,65 @@ def validate(table: dict[str, SyscallSpec], call: messages.Syscall) -> SyscallSp
         where = "/".join(str(p) for p in err.absolute_path)
         raise SyscallFailure(messages.EINVAL, f"{call.name}: {err.message}" + (f" (at {where})" if where else ""))
     return spec
+
+
+class Reply:
+    """What a deferred syscall owes its caller: one answer, given once, from any thread.
+
+    A handler that cannot answer at once makes one, hands it to whatever finishes the work (the LLM
+    engine, the storage or tool thread, a confirmation, a timer) and returns DEFERRED. ``ok``, ``fail``,
+    ``error`` and ``run`` send the frame through ``kernel.reply_later`` (written on the loop thread,
+    dropped if the process has ended). Only the first answer counts: a timeout racing a result, or a
+    confirmation racing a kill, is safe. ``before`` runs once, just before that answer (a state move).
+    """
+
+    def __init__(self, kernel, pid: int, call_id: int, before: Callable[[], None] | None = None):
+        self.kernel, self.pid, self.call_id, self._before = kernel, pid, call_id, before
+        self._lock = threading.Lock()
+        self.done = False
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self.done:
+                return False
+            self.done = True
+        if self._before is not None:
+            self._before()
+        return True
+
+    def ok(self, result: Any) -> bool:
+        if not self._claim():
+            return False
+        try:
+            data = messages.ok(self.call_id, result)
+        except (TypeError, ValueError) as e:
+            data = messages.error(self.call_id, messages.EIO, f"unserialisable result: {e}")
+        self.kernel.reply_later(self.pid, data)
+        return True
+
+    def fail(self, code: str, message: str) -> bool:
+        if not self._claim():
+            return False
+        self.kernel.reply_later(self.pid, messages.error(self.call_id, code, message))
+        return True
+
+    def error(self, e: BaseException) -> bool:
+        """Answer with ``e``: its code and message if it has them, else EIO."""
+        if isinstance(e, CodedError):
+            return self.fail(e.code, e.message)
+        return self.fail(getattr(e, "code", messages.EIO), getattr(e, "message", None) or str(e))
+
+    def run(self, fn: Callable[[], Any], what: str = "the kernel") -> bool:
+        """Answer with fn()'s result, or with the error it raises (an unexpected one is logged: EIO).
+        A result of DEFERRED means fn handed this reply on (to a confirmation): no answer now."""
+        try:
+            result = fn()
+        except CodedError as e:
+            return self.error(e)
+        except Exception as e:
+            log.exception("call %d of pid %d failed", self.call_id, self.pid)
+            return self.fail(messages.EIO, f"{what} failed: {type(e).__name__}: {e}")
+        return False if result is DEFERRED else self.ok(result)
 
 
 # -- schemas shared by several syscalls ------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kernel import messages
 from kernel.access.manager import GROUP_RE
 from kernel.process.table import ProcState
-from kernel.syscall import DEFERRED, Entries, SyscallFailure
+from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("access")
 
@@ -38,17 +38,18 @@ def access_setgroup(kernel, ap, call):
     detail = (f"{pcb.name} (pid {pcb.pid}) asks to join group {group!r} (members now: "
               f"{', '.join(members) or 'none'}); its members could read each other's memory and storage")
 
+    reply = Reply(kernel, pcb.pid, call.id, before=lambda: kernel.table.transition(pcb, ProcState.RUNNING))
+
     def decided(allow: bool, reason: str) -> None:
-        kernel.table.transition(pcb, ProcState.RUNNING)
-        if allow:
-            try:
-                acc.set_group(pcb.name, group, by="agent", pcb=pcb)
-                data = messages.ok(call.id, {"group": group, "changed": True})
-            except (SyscallFailure, OSError) as e:
-                data = messages.error(call.id, getattr(e, "code", messages.EIO), getattr(e, "message", str(e)))
+        if not allow:
+            reply.fail(messages.EPERM, f"joining group {group!r} was not confirmed ({reason})")
+            return
+        try:
+            acc.set_group(pcb.name, group, by="agent", pcb=pcb)
+        except (SyscallFailure, OSError) as e:  # groups.json could not be written: EIO with the reason
+            reply.error(e)
         else:
-            data = messages.error(call.id, messages.EPERM, f"joining group {group!r} was not confirmed ({reason})")
-        kernel.reply_later(pcb.pid, data)
+            reply.ok({"group": group, "changed": True})
 
     kernel.table.transition(pcb, ProcState.SLEEPING)
     acc.confirm(pcb, "access.setgroup", f"group {group}", detail, decided)

@@ -9,7 +9,7 @@ from kernel import messages
 from kernel.llm import constrain
 from kernel.llm.request import LLMError, LLMRequest, SamplingParams
 from kernel.process.table import LLMCallTiming, ProcState
-from kernel.syscall import CHAT_MESSAGES, DEFERRED, Entries, SyscallFailure
+from kernel.syscall import CHAT_MESSAGES, DEFERRED, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("llm")
 
@@ -71,6 +71,7 @@ def llm_chat(kernel, ap, call):
         pcb.llm_calls.append(timing)
     max_new = min(a.get("max_new_tokens", kernel.config.max_new_tokens), kernel.config.max_new_tokens)
     held = {"group": pcb.group, "tokens": 0}  # the quota reservation of this call (kernel/access/quota.py)
+    reply = Reply(kernel, pcb.pid, call.id, before=lambda: kernel.table.transition(pcb, ProcState.RUNNING))
 
     def admit(prompt_tokens: int, want: int) -> int:
         """Engine: the call is admitted with ``prompt_tokens``; reserve them plus the granted max_new."""
@@ -108,12 +109,10 @@ def llm_chat(kernel, ap, call):
             used = (timing.tokens_in + timing.tokens_out) if held["tokens"] or result is not None else 0
         kernel.access.quotas.llm_settle(held["group"], held["tokens"], used)
         if error is not None:
-            data = messages.error(call.id, getattr(error, "code", messages.EIO), getattr(error, "message", str(error)))
+            reply.error(error)
         else:
             result = dict(result, waiting_s=timing.waiting, turnaround_s=timing.turnaround)
-            data = messages.ok(call.id, result)
-        kernel.table.transition(pcb, ProcState.RUNNING)
-        kernel.reply_later(pcb.pid, data)
+            reply.ok(result)
         call_event(req, "finish", timing, result, error)
 
     req = LLMRequest(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kernel import messages
 from kernel.memory.block import KINDS
 from kernel.memory.manager import MODES
-from kernel.syscall import DEFERRED, PID, Entries, SyscallFailure
+from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("mem")
 
@@ -50,9 +50,10 @@ def mem_search(kernel, ap, call):
     a, pid = call.args, ap.pcb.pid
     mode = kernel.memory.resolve_mode(a.get("mode", "auto"))
 
+    reply = Reply(kernel, pid, call.id)
+
     def done(results, error):  # now (bm25) or on the loop once the query is embedded
-        kernel.reply_later(pid, messages.error(call.id, error.code, error.message) if error is not None
-                           else messages.ok(call.id, {"mode": mode, "results": results}))
+        reply.error(error) if error is not None else reply.ok({"mode": mode, "results": results})
     kernel.memory.search(ap.pcb, a["query"], done, a.get("k", 5), a.get("kind"), a.get("pid"), mode)
     return DEFERRED
 

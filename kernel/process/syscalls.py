@@ -5,7 +5,7 @@ from __future__ import annotations
 from kernel import messages
 from kernel.process.history import Results
 from kernel.process.table import ProcState
-from kernel.syscall import DEFERRED, PID, Entries, SyscallFailure
+from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("proc")
 
@@ -60,23 +60,10 @@ def proc_wait(kernel, ap, call):
     if pid not in kernel.agents:
         return visible_snapshot(kernel, ap.pcb, pcb)
     kernel.table.transition(ap.pcb, ProcState.SLEEPING)
-    answered = []
-
-    def done(snap):
-        if not answered:
-            answered.append(1)
-            kernel.table.transition(ap.pcb, ProcState.RUNNING)
-            kernel.reply(ap, messages.ok(call.id, visible_snapshot(kernel, ap.pcb, pcb)))
-
-    def timeout():
-        if not answered:
-            answered.append(1)
-            kernel.table.transition(ap.pcb, ProcState.RUNNING)
-            kernel.reply(ap, messages.error(call.id, messages.ETIMEDOUT, f"pid {pid} still running"))
-
-    kernel.waiters[pid].append(done)
-    if "timeout" in call.args:
-        kernel.call_later(call.args["timeout"], timeout)
+    reply = Reply(kernel, ap.pcb.pid, call.id, before=lambda: kernel.table.transition(ap.pcb, ProcState.RUNNING))
+    kernel.waiters[pid].append(lambda snap: reply.run(lambda: visible_snapshot(kernel, ap.pcb, pcb)))
+    if "timeout" in call.args:  # whichever comes first answers
+        kernel.call_later(call.args["timeout"], lambda: reply.fail(messages.ETIMEDOUT, f"pid {pid} still running"))
     return DEFERRED
 
 

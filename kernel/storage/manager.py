@@ -29,7 +29,6 @@ from kernel.syscall import SyscallFailure
 
 log = logging.getLogger("aios.storage")
 DB_NAME = "storage.sqlite3"
-LATER = object()  # a reply function's result meaning "I reply later myself"
 
 
 class StorageManager:
@@ -128,20 +127,3 @@ class StorageManager:
             self._account(owner, -info["freed"])
             return info
         return job
-
-    # -- replying (loop thread) ---------------------------------------------------------------
-    def answer(self, pid: int, call_id: int, fn: Callable[[], Any]) -> None:
-        """Reply to ``pid``'s call with fn()'s result or its SyscallFailure; drop it if pid is gone."""
-        try:
-            result = fn()
-            if result is LATER:
-                return
-            data = messages.ok(call_id, result)
-        except SyscallFailure as e:
-            data = messages.error(call_id, e.code, e.message)
-        except Exception as e:
-            log.exception("storage call %d of pid %d failed", call_id, pid)
-            data = messages.error(call_id, messages.EIO, f"storage failed: {e}")
-        ap = self.kernel.agents.get(pid)
-        if ap is not None:
-            self.kernel.reply(ap, data)

@@ -5,7 +5,7 @@ agent finds its records again on its next run. Data crosses the channel as a
 string: UTF-8 text by default, or base64 for bytes (``encoding``).
 
 Each handler checks access on the loop thread, queues the SQLite work on the
-storage thread and returns DEFERRED; the reply comes from StorageManager.answer.
+storage thread and returns DEFERRED; a Reply answers the call on the loop thread.
 Reads of another app's records are checked against the record's group after
 it is read (the group is stored with the record); a record another app does
 not have reads as EPERM, not ENOENT, so names cannot be probed from outside
@@ -25,8 +25,7 @@ import binascii
 
 from kernel import messages
 from kernel.storage import guard
-from kernel.storage.manager import LATER
-from kernel.syscall import DEFERRED, Entries, SyscallFailure
+from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("fs")
 
@@ -46,30 +45,22 @@ def _resource(owner: str, name: str | None = None) -> str:
     return f"storage {owner}/{name}" if name is not None else f"storage of {owner}"
 
 
-def _then(sm, pid: int, call_id: int, then=lambda r: r):
-    """A submit() callback: reply to the call with then(result), or with the job's error."""
+def _settle(reply: Reply, then=lambda r: r):
+    """A storage submit() callback (loop thread): answer with then(result), or with the job's error.
+    ``then`` returns DEFERRED when it has handed ``reply`` to a confirmation."""
     def after(result, error):
-        def fn():
+        def value():
             if error is not None:
                 raise error
             return then(result)
-        sm.answer(pid, call_id, fn)
+        reply.run(value, what="storage")
     return after
 
 
-def _defer(kernel, ap, call, job, then=lambda r: r):
-    """Run job(db) on the storage thread; reply with then(result) on the loop thread.
-
-    ``then`` may return LATER when it has arranged to reply by itself (after a confirmation).
-    """
-    kernel.storage.submit(job, _then(kernel.storage, ap.pcb.pid, call.id, then))
+def _defer(kernel, ap, call, job, then=lambda r: r, reply: Reply | None = None):
+    """Run job(db) on the storage thread; answer with then(result) on the loop thread."""
+    kernel.storage.submit(job, _settle(reply or Reply(kernel, ap.pcb.pid, call.id), then))
     return DEFERRED
-
-
-def _denied(message: str):
-    def fn():
-        raise SyscallFailure(messages.EPERM, message)
-    return fn
 
 
 def _no_such(kernel, pcb, action, owner, resource, error):
@@ -124,6 +115,8 @@ def fs_write(kernel, ap, call):
             return cur  # this overwrite needs a confirmation first
         return sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, cur["head"], _charge(kernel, pcb))(db)
 
+    reply = Reply(kernel, pcb.pid, call.id)
+
     def then(res):
         if "version" in res:
             return _public(res)
@@ -133,13 +126,13 @@ def fs_write(kernel, ap, call):
 
         def done(allowed, reason):
             if not allowed:
-                return sm.answer(pcb.pid, call.id, _denied(f"overwrite of {resource} was not confirmed: {reason}"))
+                return reply.fail(messages.EPERM, f"overwrite of {resource} was not confirmed: {reason}")
             sm.submit(sm.write_job(pcb.name, name, data, pcb.group, pcb.pid, head, _charge(kernel, pcb)),
-                      _then(sm, pcb.pid, call.id, _public))
+                      _settle(reply, _public))
         guard.confirm(kernel, pcb, "fs.overwrite", resource,
                       f"write {len(data)} bytes over version {head} ({what})", done)
-        return LATER
-    return _defer(kernel, ap, call, write_or_ask, then)
+        return DEFERRED
+    return _defer(kernel, ap, call, write_or_ask, then, reply)
 
 
 @SYSCALLS.register("fs.read", {
@@ -241,11 +234,13 @@ def fs_delete(kernel, ap, call):
             raise SyscallFailure(messages.ENOENT, f"{pcb.name} has no record named {name!r}")
         return cur["head"]
 
+    reply = Reply(kernel, pcb.pid, call.id)
+
     def then(head):
         def done(allowed, reason):
             if not allowed:
-                return sm.answer(pcb.pid, call.id, _denied(f"delete of {resource} was not confirmed: {reason}"))
-            sm.submit(sm.delete_job(pcb.name, name, head), _then(sm, pcb.pid, call.id))
+                return reply.fail(messages.EPERM, f"delete of {resource} was not confirmed: {reason}")
+            sm.submit(sm.delete_job(pcb.name, name, head), _settle(reply))
         guard.confirm(kernel, pcb, "fs.delete", resource, f"delete all {head} version(s), irreversibly", done)
-        return LATER
-    return _defer(kernel, ap, call, job, then)
+        return DEFERRED
+    return _defer(kernel, ap, call, job, then, reply)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from kernel import messages
 from kernel.process.table import ProcState
-from kernel.syscall import DEFERRED, Entries, SyscallFailure
+from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 from tools.base import IRREVERSIBLE
 
 SYSCALLS = Entries("tool")
@@ -33,8 +33,8 @@ def tool_list(kernel, ap, call):
     mcp = kernel.tools.mcp
     if mcp is None or not mcp.unstarted:
         return _listing(kernel, ap.pcb)
-    pcb = ap.pcb
-    mcp.when_started(lambda: kernel.reply_later(pcb.pid, messages.ok(call.id, _listing(kernel, pcb))))
+    reply = Reply(kernel, ap.pcb.pid, call.id)
+    mcp.when_started(lambda: reply.run(lambda: _listing(kernel, ap.pcb)))
     return DEFERRED
 
 
@@ -51,30 +51,31 @@ def tool_call(kernel, ap, call):
     if mcp is None or not mcp.unstarted or not name.startswith("mcp__"):
         return _call(kernel, pcb, call)
     kernel.table.transition(pcb, ProcState.WAITING_TOOL)
+    reply = _reply(kernel, pcb, call)
 
     def later():
         if kernel.agents.get(pcb.pid) is not ap:
             return  # ended while held
         try:
-            _call(kernel, pcb, call)
+            _call(kernel, pcb, call, reply)
         except SyscallFailure as e:
-            kernel.table.transition(pcb, ProcState.RUNNING)
-            kernel.reply_later(pcb.pid, messages.error(call.id, e.code, e.message))
+            reply.error(e)
     mcp.when_started(later)
     return DEFERRED
 
 
-def _call(kernel, pcb, call):
+def _reply(kernel, pcb, call) -> Reply:
+    return Reply(kernel, pcb.pid, call.id, before=lambda: kernel.table.transition(pcb, ProcState.RUNNING))
+
+
+def _call(kernel, pcb, call, reply: Reply | None = None):
     name = call.args["name"]
     job = kernel.tools.prepare(pcb, name, call.args.get("args", {}), call.args.get("timeout"))
     kernel.access.check_tool(pcb, name)
+    reply = reply or _reply(kernel, pcb, call)
 
     def on_done(result, error):
-        kernel.table.transition(pcb, ProcState.RUNNING)
-        if error is not None:
-            kernel.reply_later(pcb.pid, messages.error(call.id, error.code, error.message))
-        else:
-            kernel.reply_later(pcb.pid, messages.ok(call.id, result))
+        reply.error(error) if error is not None else reply.ok(result)
 
     kernel.table.transition(pcb, ProcState.WAITING_TOOL)
     if job.effect != IRREVERSIBLE:

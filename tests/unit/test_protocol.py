@@ -109,3 +109,39 @@ def test_control_ops_are_one_table_with_schemas():
         reply = sent.pop()
         assert reply["reply"] == req["id"] and reply["ok"] is False and reply["code"] == code, reply
         assert words in reply["error"], reply
+
+
+def test_a_deferred_reply_answers_once_from_any_thread():
+    """Reply: the one shape of every answer that comes later (LLM, storage, tools, memory, wait, confirm)."""
+    import json
+    import threading
+
+    from kernel.syscall import DEFERRED, Reply
+
+    class Loop:  # stands in for the kernel: reply_later is all a Reply uses
+        def __init__(self):
+            self.sent = []
+
+        def reply_later(self, pid, data):
+            self.sent.append((pid, json.loads(data)))
+
+    loop, moves = Loop(), []
+    r = Reply(loop, 7, 3, before=lambda: moves.append("running"))
+    racers = [threading.Thread(target=r.ok, args=({"n": i},)) for i in range(8)]
+    racers.append(threading.Thread(target=r.fail, args=(messages.ETIMEDOUT, "still running")))
+    for t in racers:
+        t.start()
+    for t in racers:
+        t.join()
+    assert len(loop.sent) == 1 and moves == ["running"] and loop.sent[0][0] == 7 and loop.sent[0][1]["id"] == 3
+    assert r.ok("late") is False and len(loop.sent) == 1
+
+    loop = Loop()
+    assert Reply(loop, 1, 1).run(lambda: DEFERRED) is False and loop.sent == []  # handed on, not answered
+    Reply(loop, 1, 2).run(lambda: (_ for _ in ()).throw(ToolError(EPERM, "no")))
+    Reply(loop, 1, 3).run(lambda: 1 / 0, what="storage")
+    Reply(loop, 1, 4).ok({"x": object()})  # a result JSON cannot carry is EIO, not a crash
+    errors = [msg["error"] for _, msg in loop.sent]
+    assert errors[0] == {"code": "EPERM", "message": "no"}
+    assert errors[1]["code"] == "EIO" and errors[1]["message"].startswith("storage failed: ZeroDivisionError")
+    assert errors[2]["code"] == "EIO" and "unserialisable" in errors[2]["message"]
