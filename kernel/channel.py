@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import struct
 
+from kernel.param import MAX_FRAME
+
 HEADER = struct.Struct("!I")
-MAX_FRAME = 1 << 20  # bytes: the largest agent message the kernel accepts
 
 
 class ChannelClosed(Exception):

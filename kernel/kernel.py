@@ -25,22 +25,21 @@ from typing import Any, Callable
 from kernel import messages
 from kernel.access.manager import AccessManager
 from kernel.channel import Oversize
-from kernel.llm.factory import make_engine
-from kernel.memory import MemoryManager
-from kernel.storage import StorageManager
-from kernel.tools.manager import ToolManager
 from kernel.confine.probe import boot_report, probe
 from kernel.confine.sandbox import ConfineError
+from kernel.llm.factory import make_engine
+from kernel.memory import MemoryManager
+from kernel.param import ENDED_OUTPUT_KEPT, OUTPUT_LINE_MAX
 from kernel.process.agentproc import AgentProc
 from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
-from kernel.process.table import ProcessTable, ProcState
+from kernel.process.table import ProcState, ProcessTable
+from kernel.storage import StorageManager
 from kernel.syscall import DEFERRED, SyscallFailure, validate
 from kernel.systable import TABLE
+from kernel.tools.manager import ToolManager
 
 log = logging.getLogger("aios.kernel")
-ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
-OUTPUT_LINE_MAX = 8192  # characters of one console-mode output line kept for `logs`
 
 
 class Kernel:

@@ -27,11 +27,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kernel.param import TMP_BYTES
+
 ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kernel/ live here
 SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/toolcall.py",
              "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py", "kernel/config.py",
-             "kernel/messages.py", "kernel/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
-             "kernel/confine/landlock.py")
+             "kernel/messages.py", "kernel/channel.py", "kernel/param.py", "kernel/confine/__init__.py",
+             "kernel/confine/inside.py", "kernel/confine/landlock.py")
 SDK_FILES += ("agent_apps/endpoint.py", "agent_apps/command.py")  # the agent's OpenAI endpoint, command agents
 SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/localtime")
 TOP_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -40,7 +42,6 @@ NET_RO = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 WORKSPACE = "/workspace"  # where the app's workspace appears inside bwrap
-TMP_BYTES = 64 << 20  # size of the agent's private /tmp (tmpfs; counts against host memory)
 LIMIT_KEYS = {"memory_mb": "memory_bytes", "processes": "processes", "files": "files", "cpu_s": "cpu_s"}
 
 

@@ -18,14 +18,17 @@ import threading
 import time
 from concurrent.futures import Future
 
+from kernel import param
 from kernel.boot import KernelError
 from kernel.daemon import frames
 from kernel.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, CodedError
+from kernel.param import (
+    DAEMON_MAX_INFLIGHT as MAX_INFLIGHT,
+    DAEMON_MAX_WAITS as MAX_WAITS,
+    DAEMON_OUT_QUEUE as OUT_QUEUE,
+)
 
 log = logging.getLogger("aios.daemon")
-MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a flood queues little in the kernel
-MAX_WAITS = 1024  # unanswered `wait`s per client (each costs the kernel one callback)
-OUT_QUEUE = 4096  # frames queued for one client before it counts as stuck and is dropped
 MAX_ID = 2 ** 53  # request ids: positive integers JSON carries exactly
 _INT, _STR, _BOOL = "int", "str", "bool"
 OP_ARGS: dict[str, dict[str, str]] = {  # op -> {argument: type}; all arguments optional at this layer
@@ -108,7 +111,7 @@ class ClientConn:
         try:
             while not self.closed.is_set():
                 try:
-                    frame = frames.read_frame(self.sock, frames.MAX_CLIENT_FRAME)
+                    frame = frames.read_frame(self.sock, param.DAEMON_MAX_CLIENT_FRAME)
                 except frames.FrameError as e:
                     log.warning("%s: bad frame: %s", self.name, e)
                     self.send({"event": "error", "error": f"bad frame: {e}", "code": EPROTO})

@@ -17,8 +17,6 @@ import socket
 import struct
 
 HEADER = struct.Struct(">I")
-MAX_CLIENT_FRAME = 1 << 20  # bytes: one request from a client (a task is at most 100,000 characters)
-MAX_SERVER_FRAME = 64 << 20  # bytes: one reply or event from the daemon (ps of many agents, logs)
 
 
 class FrameError(Exception):

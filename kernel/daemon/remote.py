@@ -22,6 +22,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from kernel import param
 from kernel.boot import KernelCalls, KernelError
 from kernel.daemon import frames
 from kernel.messages import ECONNREFUSED, ECONNRESET
@@ -76,7 +77,7 @@ class RemoteKernelClient(KernelCalls):
     def _read_loop(self) -> None:
         try:
             while True:
-                msg = frames.read_frame(self.sock, frames.MAX_SERVER_FRAME)
+                msg = frames.read_frame(self.sock, param.DAEMON_MAX_SERVER_FRAME)
                 if msg is None:
                     break
                 if "reply" in msg:

@@ -36,9 +36,9 @@ from kernel.boot import KernelClient, KernelError
 from kernel.daemon import paths
 from kernel.daemon.server import Server
 from kernel.messages import EIO
+from kernel.param import DAEMON_READY_WAIT_S as READY_WAIT_S
 
 log = logging.getLogger("aios.daemon")
-READY_WAIT_S = 900.0  # longest wait for the detached daemon to serve (a cold model conversion included)
 FORMAT = "%(asctime)s %(levelname)s [%(process)d %(name)s] %(message)s"
 DATEFMT = "%Y-%m-%dT%H:%M:%S%z"  # ISO 8601
 

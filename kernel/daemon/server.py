@@ -31,9 +31,9 @@ from kernel.boot import KernelError
 from kernel.daemon import frames
 from kernel.daemon.conn import ClientConn
 from kernel.messages import EACCES, EAGAIN
+from kernel.param import DAEMON_MAX_CLIENTS as MAX_CLIENTS
 
 log = logging.getLogger("aios.daemon")
-MAX_CLIENTS = 64  # connections at once; more are refused with an error frame
 
 
 def peer_cred(sock: socket.socket) -> tuple[int, int, int]:

@@ -35,11 +35,10 @@ import queue
 import threading
 from collections import OrderedDict
 
+from kernel.param import CACHE_GRAMMARS, MAX_SCHEMA_BYTES
+
 log = logging.getLogger("aios.engine")
 
-MAX_SCHEMA_BYTES = 64 * 1024  # JSON text of response_format + tools, per request
-MAX_TOOLS = 64
-CACHE_GRAMMARS = 64  # compiled matchers kept (LRU) to copy for repeated grammars
 CALL_OPEN, CALL_CLOSE = "<tool_call>[", "]</tool_call>"
 COMPACT = {"whitespace_flexible": False}  # no free whitespace: a small model loops on it
 

@@ -18,7 +18,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-HEADROOM = 64  # spare columns allocated past the filled part (a reallocation every HEADROOM steps at most)
+from kernel.param import HEADROOM
 
 
 class GrowingLayer(DynamicLayer):

@@ -32,16 +32,12 @@ import time
 
 from kernel.llm import logitmask, sampler
 from kernel.llm.kvcache import HEADROOM
+from kernel.param import MIN_CHUNK, MIN_HIT, MIN_SHARED, PREFILL_MAX_TOKENS, PREFILL_PAD_WASTE
 
-PREFILL_PAD_WASTE = 1.25  # a prefill group's padded tokens stay <= this x its real tokens
-PREFILL_MAX_TOKENS = 8192  # padded tokens in one prefill pass (bounds its activation memory)
-MIN_HIT = 16  # fewer cached tokens than this are recomputed (a grouped prefill beats a one-row pass)
-MIN_SHARED = 32  # leading tokens two new prompts must share for one to wait for the other
 # Context length at which a token's attention costs as much as the rest of its forward pass:
 # measured here (SmolLM2-135M, CPU), a 64-token pass after 6000 cached tokens took 2.6x one
 # after none, so a chunk's token count is scaled by ATTN_TOKENS / (ATTN_TOKENS + context).
 ATTN_TOKENS = 4096
-MIN_CHUNK = 8  # fewest tokens a chunk feeds, however deep into the prompt
 
 
 def run(engine, done: list) -> None:

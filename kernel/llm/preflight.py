@@ -24,8 +24,9 @@ import socket
 import threading
 from urllib.parse import urlparse
 
+from kernel.param import HUB_PROBE_S
+
 HINT = "python -m kernel.llm.check --list lists the configured names"
-HUB_PROBE_S = 1.5  # longest wait for a TCP connection to the hub (DNS included)
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 

@@ -49,9 +49,9 @@ from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
 from kernel.llm.scheduler import make_policy
 from kernel.messages import ECANCELED, EIO
+from kernel.param import MAX_BACKOFF_S
 
 log = logging.getLogger("aios.engine")
-MAX_BACKOFF_S = 30.0
 
 
 class _Job:

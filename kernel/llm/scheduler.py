@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AGING_S = 2.0  # seconds of waiting worth one priority level
+from kernel.param import AGING_S
 
 
 @dataclass

@@ -11,7 +11,7 @@ import collections
 import threading
 import time
 
-RATE_WINDOW_S = 5.0  # tokens_per_s is measured over the last few seconds
+from kernel.param import RATE_WINDOW_S
 
 
 class EngineStats:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from kernel import messages
+from kernel import messages, param
 from kernel.llm import constrain
 from kernel.llm.request import LLMError, LLMRequest, SamplingParams
 from kernel.process.table import LLMCallTiming, ProcState
@@ -24,7 +24,7 @@ RESPONSE_FORMAT = {
                                                   "schema": {"type": "object"}, "strict": {"type": "boolean"}}}},
 }
 TOOLS = {
-    "type": "array", "minItems": 1, "maxItems": constrain.MAX_TOOLS,
+    "type": "array", "minItems": 1, "maxItems": param.MAX_TOOLS,
     "items": {"type": "object", "required": ["type", "function"], "additionalProperties": False,
               "properties": {"type": {"const": "function"},
                              "function": {"type": "object", "required": ["name"], "additionalProperties": False,

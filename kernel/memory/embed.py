@@ -30,11 +30,12 @@ import os
 import threading
 from typing import Callable
 
+from kernel.param import EMBED_BACKLOG as BACKLOG
+
 log = logging.getLogger("aios.memory")
 DIM = 384
 BATCH = 32
 MAX_TOKENS = 256
-BACKLOG = 1024  # background texts waiting, at most
 
 
 class Embedder:

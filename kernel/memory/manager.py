@@ -35,14 +35,12 @@ from kernel import messages
 from kernel.memory.block import Block
 from kernel.memory.search import fuse
 from kernel.memory.space import Space, utf8_size
+from kernel.param import LOW_WATERMARK, MAX_GET_BYTES, SEARCH_EMBEDS
 from kernel.storage import guard
 from kernel.storage.swap import SwapArea
 from kernel.syscall import SyscallFailure
 
 log = logging.getLogger("aios.memory")
-LOW_WATERMARK = 0.9  # evict down to this fraction of the budget that was exceeded
-SEARCH_EMBEDS = 64  # blocks without a vector a search embeds along with its query, at most
-MAX_GET_BYTES = 1 << 20  # content one mem.get returns, at most (bounds the swap-ins one call does on the loop)
 MODES = ("auto", "bm25", "semantic", "hybrid")
 
 

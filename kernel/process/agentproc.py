@@ -28,10 +28,8 @@ import psutil
 
 from kernel.channel import HEADER, FrameDecoder
 from kernel.confine import sandbox
+from kernel.param import LOG_TAIL, MAX_OUTBUF
 from kernel.process.table import PCB
-
-LOG_TAIL = 2000  # lines of console-mode output kept per agent for `logs`
-MAX_OUTBUF = 64 << 20  # bytes of unread replies before the kernel stops buffering for an agent
 
 
 class AgentProc:

@@ -22,9 +22,9 @@ import logging
 import os
 import time
 
+from kernel.param import INLINE_MAX, PREVIEW
+
 log = logging.getLogger("aios.kernel")
-INLINE_MAX = 64 * 1024  # bytes of a result's JSON kept in kernel memory; larger results go to a file
-PREVIEW = 4096  # characters of a large result kept in the table (ps, exit events)
 
 
 class Results:

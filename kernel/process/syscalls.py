@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from kernel import messages
+from kernel.param import ERROR_KEPT
 from kernel.process.history import Results
 from kernel.process.table import ProcState
 from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("proc")
 
-ERROR_KEPT = 4000  # characters of a reported failure (a traceback's end) kept in the table
 
 
 PUBLIC_FIELDS = ("pid", "agent", "state", "start_time", "end_time")

@@ -48,13 +48,13 @@ from typing import Any, Callable
 import jsonschema
 
 from kernel import messages
+from kernel.param import TOOL_MAX_RESULT as MAX_RESULT
 from kernel.syscall import SyscallFailure
 from tools import registry
 from tools.base import IRREVERSIBLE, Tool, ToolContext, ToolError
 
 log = logging.getLogger("aios.tools")
 ROOT = Path(__file__).resolve().parents[2]  # the repo: tools/ and kernel/ live here
-MAX_RESULT = 4 << 20  # bytes of JSON a tool may return
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 

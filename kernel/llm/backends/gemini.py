@@ -28,9 +28,9 @@ from google.genai import errors, types
 
 from kernel.llm.backends import BackendError, Call, one_line
 from kernel.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
+from kernel.param import CHECK_TIMEOUT_S
 
 MAX_SERVER_STOPS = 5
-CHECK_TIMEOUT_S = 10.0
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 
 

@@ -20,9 +20,9 @@ import openai
 
 from kernel.llm.backends import BackendError, Call, one_line
 from kernel.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
+from kernel.param import CHECK_TIMEOUT_S
 
 MAX_SERVER_STOPS = 4  # OpenAI rejects more; the rest are applied by RemoteEngine on the text
-CHECK_TIMEOUT_S = 10.0
 
 
 def _retry_after(response) -> float | None:

@@ -22,37 +22,18 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from kernel.param import (
+    MCP_CONFIG_MAX_BYTES as CONFIG_MAX_BYTES,
+    MCP_DEFAULT_CALL_TIMEOUT as DEFAULT_CALL_TIMEOUT,
+    MCP_MAX_SERVERS as MAX_SERVERS,
+    MCP_START_TIMEOUT as START_TIMEOUT,
+)
+
 log = logging.getLogger("aios.tools.mcp")
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9-]+(_[A-Za-z0-9-]+)*$")  # no "__": it separates mcp__<server>__<tool>
 SERVER_NAME_MAX = 32
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # remote tool names; others are not exposed
-MAX_SERVERS = 32
-CONFIG_MAX_BYTES = 1 << 20
-
-# Limits on what a server sends (its output is untrusted).
-MAX_MESSAGE = 8 << 20  # bytes of one JSON-RPC line; a longer one ends the connection
-MAX_BAD_LINES = 100  # unparsable stdout lines per connection before it is ended
-MAX_TOOLS = 256  # tools kept from one server's listing
-MAX_LIST_PAGES = 16  # tools/list pages read
-MAX_DESCRIPTION = 1024  # characters of a tool description
-MAX_SCHEMA_BYTES = 64 << 10  # JSON of one input schema
-MAX_SCHEMA_DEPTH = 32  # nesting of one input schema
-MAX_RESULT = 1 << 20  # bytes of JSON of one converted call result
-STDERR_LOG_MAX = 4 << 20  # bytes of a server's stderr kept in its log file per kernel run
-
-# Time limits (seconds).
-START_TIMEOUT = 30.0  # spawn + handshake + listing
-PING_TIMEOUT = 5.0  # after a call timed out, a server that does not answer a ping is restarted
-STOP_GRACE = 2.0  # after its stdin closes, before SIGKILL of its process group
-DEFAULT_CALL_TIMEOUT = 30.0
-
-# Restart intensity (Erlang/OTP style): a server whose connection ended (exit, crash, protocol
-# violation, hang) is restarted after a backoff, at most RESTART_MAX times per RESTART_PERIOD_S;
-# beyond that it stays down (its tools are withdrawn) until the kernel restarts.
-RESTART_MAX = 3
-RESTART_PERIOD_S = 60.0
-RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)

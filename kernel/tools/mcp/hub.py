@@ -24,7 +24,7 @@ import mcp_types
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from kernel import messages
+from kernel import messages, param
 from kernel.syscall import SyscallFailure
 from kernel.tools.mcp import config as C
 from kernel.tools.mcp.server import Down, Server
@@ -84,7 +84,7 @@ class McpHub:
         except (AttributeError, RuntimeError):
             pass
         if self._thread is not None:
-            self._thread.join(C.STOP_GRACE + 6)
+            self._thread.join(param.MCP_STOP_GRACE + 6)
         for s in self.servers.values():  # a fallback that cannot hurt: each group is ours alone
             if s.pid:
                 _killpg(s.pid)

@@ -20,6 +20,7 @@ import mcp_types
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from kernel import param
 from kernel.tools.mcp import config as C
 from kernel.tools.mcp.tool import McpTool, clean_text
 from kernel.tools.mcp.transport import StdioTransport
@@ -86,16 +87,16 @@ class Server:
             self.last_error = reason
             now = time.monotonic()
             self.crashes.append(now)
-            while self.crashes and self.crashes[0] < now - C.RESTART_PERIOD_S:
+            while self.crashes and self.crashes[0] < now - param.MCP_RESTART_PERIOD_S:
                 self.crashes.popleft()
-            if len(self.crashes) > C.RESTART_MAX:
+            if len(self.crashes) > param.MCP_RESTART_MAX:
                 log.error("mcp: server %s stays down: its connection ended %d times in %gs (last: %s)",
-                          self.name, len(self.crashes), C.RESTART_PERIOD_S, reason)
+                          self.name, len(self.crashes), param.MCP_RESTART_PERIOD_S, reason)
                 self.hub.publish(self.name, None)
                 self.tools = 0
                 self._set_state("failed")
                 return
-            delay = C.RESTART_BACKOFF_S[min(len(self.crashes), len(C.RESTART_BACKOFF_S)) - 1]
+            delay = param.MCP_RESTART_BACKOFF_S[min(len(self.crashes), len(param.MCP_RESTART_BACKOFF_S)) - 1]
             log.warning("mcp: server %s: %s; restarting in %gs", self.name, reason, delay)
             self._set_state("restarting")
             await anyio.sleep(delay)
@@ -138,20 +139,20 @@ class Server:
 
     async def _list(self, session) -> list:
         out, cursor = [], None
-        for _ in range(C.MAX_LIST_PAGES):
+        for _ in range(param.MCP_MAX_LIST_PAGES):
             params = mcp_types.PaginatedRequestParams(cursor=cursor) if cursor else None
             page = await session.list_tools(params=params)
             out.extend(page.tools)
             cursor = page.next_cursor
-            if not cursor or len(out) >= C.MAX_TOOLS:
+            if not cursor or len(out) >= param.MCP_MAX_TOOLS:
                 break
         return out
 
     def _tools(self, listing: list) -> list[McpTool]:
         tools: dict[str, McpTool] = {}
         for remote in listing:
-            if len(tools) >= C.MAX_TOOLS:
-                log.warning("mcp: server %s lists more than %d tools; the rest are ignored", self.name, C.MAX_TOOLS)
+            if len(tools) >= param.MCP_MAX_TOOLS:
+                log.warning("mcp: server %s lists more than %d tools; the rest are ignored", self.name, param.MCP_MAX_TOOLS)
                 break
             try:
                 tool = McpTool(self.spec, remote, self.hub.max_timeout)
@@ -168,7 +169,7 @@ class Server:
         if conn.pinging or conn.session is None:
             return
         conn.pinging = True
-        with anyio.move_on_after(C.PING_TIMEOUT):
+        with anyio.move_on_after(param.MCP_PING_TIMEOUT):
             try:
                 await conn.session.send_ping()
                 conn.pinging = False
@@ -179,4 +180,4 @@ class Server:
                     return
             except Exception:
                 pass
-        conn.transport.end(f"did not answer a ping within {C.PING_TIMEOUT:g}s after a call timed out")
+        conn.transport.end(f"did not answer a ping within {param.MCP_PING_TIMEOUT:g}s after a call timed out")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from kernel import messages
+from kernel import messages, param
 from kernel.syscall import SyscallFailure
 from kernel.tools.mcp import config as C
 from kernel.tools.mcp.tool import server_of
@@ -37,7 +37,7 @@ class McpService:
     def start(self, kernel) -> None:
         self.kernel = kernel
         self.hub.start(kernel.post, self._on_tools, self._on_started)
-        kernel.call_later(max([C.START_TIMEOUT] + [s.spec.start_timeout_s for s in self.hub.servers.values()]) + 5,
+        kernel.call_later(max([param.MCP_START_TIMEOUT] + [s.spec.start_timeout_s for s in self.hub.servers.values()]) + 5,
                           self._release)  # a bound even if a report were lost
         log.info("mcp: starting %d servers (%s)", len(self.hub.servers), ", ".join(self.hub.servers) or "none")
 

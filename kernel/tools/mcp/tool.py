@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from kernel import param
 from kernel.messages import E2BIG, EIO, ENOSYS
 from kernel.tools.mcp import config as C
 from tools.base import IRREVERSIBLE, READ_ONLY, Tool, ToolError
@@ -50,14 +51,14 @@ def check_schema(schema: Any) -> dict:
     """The schema, or ValueError saying why it is not usable."""
     if not isinstance(schema, dict):
         raise ValueError("inputSchema is not an object")
-    if len(json.dumps(schema)) > C.MAX_SCHEMA_BYTES:
-        raise ValueError(f"inputSchema is larger than {C.MAX_SCHEMA_BYTES} bytes")
+    if len(json.dumps(schema)) > param.MCP_MAX_SCHEMA_BYTES:
+        raise ValueError(f"inputSchema is larger than {param.MCP_MAX_SCHEMA_BYTES} bytes")
     if schema.get("type") != "object":
         raise ValueError('inputSchema must have "type": "object"')
 
     def walk(node, depth):
-        if depth > C.MAX_SCHEMA_DEPTH:
-            raise ValueError(f"inputSchema nests deeper than {C.MAX_SCHEMA_DEPTH}")
+        if depth > param.MCP_MAX_SCHEMA_DEPTH:
+            raise ValueError(f"inputSchema nests deeper than {param.MCP_MAX_SCHEMA_DEPTH}")
         if isinstance(node, dict):
             if "patternProperties" in node:
                 raise ValueError("inputSchema uses patternProperties (untrusted regular expressions)")
@@ -89,7 +90,7 @@ class McpTool(Tool):
         self.remote_name = remote.name
         self.name = full_name(spec.name, remote.name)
         text = remote.description or remote.title or ""
-        self.description = clean_text(f"[MCP {spec.name}] {text}", C.MAX_DESCRIPTION)
+        self.description = clean_text(f"[MCP {spec.name}] {text}", param.MCP_MAX_DESCRIPTION)
         self.schema = check_schema(remote.input_schema)
         ann = remote.annotations
         self.annotations = {} if ann is None else ann.model_dump(by_alias=True, exclude_none=True)
@@ -137,6 +138,6 @@ class McpTool(Tool):
             size = len(json.dumps(out))
         except (TypeError, ValueError, RecursionError) as e:
             raise ToolError(EIO, f"{self.name}: result is not JSON: {e}") from None
-        if size > C.MAX_RESULT:
-            raise ToolError(E2BIG, f"{self.name}: result of {size} bytes exceeds {C.MAX_RESULT}")
+        if size > param.MCP_MAX_RESULT:
+            raise ToolError(E2BIG, f"{self.name}: result of {size} bytes exceeds {param.MCP_MAX_RESULT}")
         return out

@@ -29,6 +29,7 @@ import mcp_types
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
+from kernel import param
 from kernel.tools.mcp import config as C
 
 log = logging.getLogger("aios.tools.mcp")
@@ -94,8 +95,8 @@ class StdioTransport:
                     buf += chunk
                     while (nl := buf.find(b"\n")) >= 0:
                         line, buf = bytes(buf[:nl]), buf[nl + 1:]
-                        if len(line) > C.MAX_MESSAGE:
-                            return self.end(f"sent a message of more than {C.MAX_MESSAGE} bytes")
+                        if len(line) > param.MCP_MAX_MESSAGE:
+                            return self.end(f"sent a message of more than {param.MCP_MAX_MESSAGE} bytes")
                         if not line.strip():
                             continue
                         try:
@@ -104,15 +105,15 @@ class StdioTransport:
                             bad += 1
                             if bad == 1:
                                 log.warning("mcp: %s wrote a line that is not JSON-RPC: %.200s", self.spec.name, e)
-                            if bad > C.MAX_BAD_LINES:
-                                return self.end(f"wrote more than {C.MAX_BAD_LINES} lines that are not JSON-RPC")
+                            if bad > param.MCP_MAX_BAD_LINES:
+                                return self.end(f"wrote more than {param.MCP_MAX_BAD_LINES} lines that are not JSON-RPC")
                             continue
                         try:
                             await self._read_w.send(SessionMessage(msg))
                         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                             return
-                    if len(buf) > C.MAX_MESSAGE:
-                        return self.end(f"sent a message of more than {C.MAX_MESSAGE} bytes")
+                    if len(buf) > param.MCP_MAX_MESSAGE:
+                        return self.end(f"sent a message of more than {param.MCP_MAX_MESSAGE} bytes")
         finally:
             if not self.ended.is_set():
                 self.end(await self._exit_reason())
@@ -146,13 +147,13 @@ class StdioTransport:
                 for line in chunk.decode(errors="replace").splitlines():
                     if line.strip():
                         self.stderr_tail.append(line.strip()[:200])
-                if written < C.STDERR_LOG_MAX:
-                    f.write(chunk[:C.STDERR_LOG_MAX - written])
+                if written < param.MCP_STDERR_LOG_MAX:
+                    f.write(chunk[:param.MCP_STDERR_LOG_MAX - written])
                     f.flush()
                     written += len(chunk)
                 elif not noted:
                     noted = True
-                    log.warning("mcp: %s: stderr past %d bytes is dropped", self.spec.name, C.STDERR_LOG_MAX)
+                    log.warning("mcp: %s: stderr past %d bytes is dropped", self.spec.name, param.MCP_STDERR_LOG_MAX)
 
     # -- stopping ------------------------------------------------------------------------
     async def _stop_process(self) -> None:
@@ -161,7 +162,7 @@ class StdioTransport:
             await p.stdin.aclose()
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
-        with anyio.move_on_after(C.STOP_GRACE):
+        with anyio.move_on_after(param.MCP_STOP_GRACE):
             while p.returncode is None:
                 await anyio.sleep(0.02)
         if p.returncode is None:
