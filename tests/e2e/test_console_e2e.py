@@ -12,7 +12,7 @@ import re
 
 import pexpect
 
-from test_shell_e2e import PROMPT, run_agent, spawn_shell
+from test_shell_e2e import PROMPT, run_agent, spawn_shell, start_agent
 
 
 def leave(child) -> None:
@@ -27,7 +27,8 @@ def leave(child) -> None:
 
 def test_default_console_is_quiet_coloured_and_top_asks_before_kill(tmp_path):
     child, log, kernel_pid = spawn_shell(tmp_path)
-    pid = run_agent(child, "run EchoAgent: hello console")
+    # a quick agent's exit notice may come before the prompt is redrawn: expect it first, then the prompt
+    pid = start_agent(child, "run EchoAgent: hello console")
     child.expect(rf"\[{pid}\] EchoAgent done in")
     child.expect(PROMPT)
     child.sendline("bogus")
@@ -69,14 +70,14 @@ def test_verbose_shows_kernel_info_and_quiet_only_results(tmp_path):
     for sub in ("v", "q"):
         (tmp_path / sub).mkdir()
     child, log, _ = spawn_shell(tmp_path / "v", "-v")
-    pid = run_agent(child, "run EchoAgent: loud")
+    pid = start_agent(child, "run EchoAgent: loud")
     child.expect(rf"\[{pid}\] EchoAgent done in")
     leave(child)
     assert f"[EchoAgent {pid}] echo: loud" in log.text
     assert f"kernel: spawned EchoAgent pid {pid}" in log.text and "kernel: kernel up" in log.text
 
     child, log, _ = spawn_shell(tmp_path / "q", "-q")
-    pid = run_agent(child, "run EchoAgent: hushed")
+    pid = start_agent(child, "run EchoAgent: hushed")
     child.expect(rf"\[{pid}\] EchoAgent done in .*: hushed")  # the result still shows
     child.sendline("bogus")
     child.expect(r"error: unknown command 'bogus'")  # errors always show
