@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.top_interval = args.top_interval or SHELL_DEFAULTS["top_interval"]
     leave_on_signals(ctx)
     client, status = None, 1
+    ctx.hold_output()  # what the kernel says while it boots comes after the banner
     try:
         try:
             client = KernelClient(config, on_event=ctx.on_event)
@@ -153,13 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         ctx.attach(client)
         if batch:
+            ctx.release_output()
             status = run_batch(ctx, lines, name, json_mode=args.json)  # 1 too when the model failed to load
         else:
             logs = (f"; logs in {config.log_dir}/" if "file" in (config.scheduler_log_mode, config.agent_log_mode)
                     else "")
-            ctx.echo(f"AIOS shell: kernel pid {client.pid}, model {config.llm_name}"
-                     f"{'' if client.ready.is_set() else ' (loading)'}, scheduler {config.scheduler}{logs}.\n"
-                     "Type help for commands, Tab to complete; Ctrl-D or exit leaves.")
+            ctx.release_output(first=f"AIOS shell: kernel pid {client.pid}, model {config.llm_name}"
+                               f"{'' if client.ready.is_set() else ' (loading)'}, scheduler {config.scheduler}{logs}.\n"
+                               "Type help for commands, Tab to complete; Ctrl-D or exit leaves.")
             history = args.history or str(state_dir() / "shell_history")
             status = Repl(ctx, history_path=Path(history)).run()
     except KeyboardInterrupt:
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
+        ctx.release_output()  # (a failed boot: its messages still show)
         ctx.leaving = True
         if client is not None:
             if ctx.interactive and ctx.live_pids() and not client.dead.is_set():

@@ -119,14 +119,18 @@ class ShellContext:
                 pass  # the terminal is gone (SIGHUP); nothing to tell
 
     def hold_output(self) -> None:
-        """Keep lines from other threads until release_output() (while top is on screen)."""
+        """Keep lines from other threads until release_output() (while top is on screen, or
+        until the shell's banner is out: a kernel warning at boot comes after it)."""
         with self._print_lock:
             if self._held is None:
                 self._held = []
 
-    def release_output(self) -> None:
+    def release_output(self, first: str | None = None) -> None:
+        """Print the lines kept since hold_output(), after ``first`` (the banner) if given."""
         with self._print_lock:
             held, self._held = self._held or [], None
+        if first is not None:
+            self.echo(first)
         for stream, default, text, color in held:
             self._write(stream, default, text, color)
 
