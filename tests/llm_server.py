@@ -9,9 +9,11 @@ $AIOS_MODELS, which the spawned kernel inherits).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -29,13 +31,20 @@ from kernel.config import EMBEDDED_MODEL, KernelConfig
 START_TIMEOUT_S = 120
 
 
+def _die_with_parent() -> None:
+    """In the server's child, before exec: SIGTERM when the test process dies, even killed mid-run
+    (its fixture teardown never runs then), so no model server outlives the suite."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class Server:
     def __init__(self):
         # stderr goes to a file: a pipe nobody reads fills up over a session (a traceback per dropped client)
         # and the server then blocks in its next write
         self.errors = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "kernel.llm.serve", "--port", "0", "--test-hooks"],
-                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=self.errors, text=True)
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=self.errors, text=True,
+                                     preexec_fn=_die_with_parent)
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         ready = sel.select(START_TIMEOUT_S)  # blocks until the ready line (or EOF if it died)
