@@ -26,6 +26,7 @@ PREFILL_MAX_TOKENS = 8192  # padded tokens in one prefill pass (bounds its activ
 MIN_HIT = 16  # fewer cached tokens than this are recomputed (a grouped prefill beats a one-row pass)
 MIN_SHARED = 32  # leading tokens two new prompts must share for one to wait for the other
 MIN_CHUNK = 8  # fewest tokens a chunk feeds, however deep into the prompt
+LONG_ROW_TOKENS = 2048  # a sequence at least this long decodes in its own cache, not the padded batch
 MAX_SCHEMA_BYTES = 64 * 1024  # JSON text of response_format + tools, per request
 MAX_TOOLS = 64  # tool definitions one llm.chat may pass
 CACHE_GRAMMARS = 64  # compiled matchers kept (LRU) to copy for repeated grammars

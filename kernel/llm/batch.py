@@ -20,6 +20,13 @@ batch like a snapshot once its last prompt token is fed.
 Finished or preempted rows are cut out between steps, and leading columns
 that no remaining row uses are trimmed, so W stays the longest live row.
 
+A long row (at least LONG_ROW_TOKENS) never joins the padded batch: every
+other row would be padded to its width (a 7.5k-token prompt beside 4-token
+calls made each of them hold and attend over 7.5k columns, and every join
+copied the whole cache). It decodes in its own cache instead, one ``extend``
+of one token per step (the engine's ``solo`` rows); ``room`` reserves that
+cache's columns for its whole generation up front.
+
 Only full-attention caches (transformers' DynamicLayer) can be re-padded
 like this; ``batchable(model)`` says whether a model has them.
 """
@@ -32,6 +39,21 @@ from transformers.cache_utils import DynamicLayer
 
 from kernel.llm.context import KVSnapshot, snapshot_nbytes
 from kernel.llm.kvcache import HEADROOM, empty_buffers, growing_cache, reserved_cache
+from kernel.param import LONG_ROW_TOKENS
+
+
+def room(seq) -> int:
+    """Columns to reserve in ``seq``'s own cache: all its ids and some headroom, or, for a long
+    row that will decode there (solo), every token it may generate (the reserved columns are
+    not touched until written, so they cost address space, not resident memory)."""
+    if len(seq.ids) >= LONG_ROW_TOKENS:
+        return seq.prompt_len + seq.max_new + 1
+    return len(seq.ids) + HEADROOM
+
+
+def solo(seq) -> bool:
+    """True if ``seq`` decodes in its own cache rather than as a row of the padded batch."""
+    return seq.kv_len >= LONG_ROW_TOKENS
 
 
 def batchable(model) -> bool:
@@ -123,7 +145,7 @@ class DecodeBatch:
         written in place into the cache's reserved room.
         """
         if seq.cache is None:
-            seq.cache = self.row_cache(len(seq.ids) + HEADROOM)
+            seq.cache = self.row_cache(room(seq))
         p = seq.kv_len
         ids = torch.tensor([seq.ids[p:p + n]], dtype=torch.long)
         pos = torch.arange(p, p + n, dtype=torch.long)[None, :]
@@ -140,7 +162,7 @@ class DecodeBatch:
 
     def step(self) -> torch.Tensor:
         """One decode step: feed every row's last token; returns logits (B, V)."""
-        B, W = len(self.seqs), self.width
+        W = self.width
         n = torch.tensor([s.kv_len for s in self.seqs], dtype=torch.long)
         ids = torch.tensor([[s.ids[-1]] for s in self.seqs], dtype=torch.long)
         cols = torch.arange(W + 1)

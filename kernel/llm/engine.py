@@ -71,6 +71,7 @@ class Engine:
         self.program_aware = config.program_aware == "on"
         self.prefix = None  # PrefixCache once loaded (None: off)
         self.prefilling: list[Sequence] = []  # admitted, prompt not all fed yet (engine thread)
+        self.solo: list[Sequence] = []  # long running sequences decoding in their own cache (batch.solo)
         self.ready = threading.Event()  # set once the model is loaded (or failed)
         self.load_error: str | None = None
         self.load_time_s: float | None = None
@@ -270,8 +271,8 @@ class Engine:
 
         while True:
             with self._cv:
-                while not (self._inbox or self._stopping or self.batch.seqs or self.policy.waiting
-                           or self.prefilling or self._ended or any(r.cancelled for r in self._live.values())):
+                while not (self._inbox or self._stopping or self.running() or self.policy.waiting or self._ended
+                           or any(r.cancelled for r in self._live.values())):
                     self._cv.wait()
                 inbox, self._inbox = self._inbox, []
                 ended, self._ended = self._ended, []
@@ -327,9 +328,13 @@ class Engine:
         req.tokens_in = len(ids)
         self.policy.add(seq, time.monotonic())
 
+    def running(self) -> list[Sequence]:
+        """Admitted sequences (engine thread): the batch's rows, those being prefilled, solo rows."""
+        return [*self.batch.seqs, *self.prefilling, *self.solo]
+
     def _agent_kv_bytes(self, pid: int) -> int:
         """KV bytes ``pid``'s calls in the engine may reach (prompt + max_new tokens each)."""
-        seqs = [*self.batch.seqs, *self.prefilling, *self.policy.waiting]
+        seqs = [*self.running(), *self.policy.waiting]
         return sum((s.prompt_len + s.max_new) * self.kv_per_token for s in seqs if s.req.pid == pid)
 
     # -- finishing (engine thread) -----------------------------------------------------
@@ -371,9 +376,9 @@ class Engine:
     def _finish_all(self, error: LLMError) -> None:
         seqs = []
         if hasattr(self, "policy"):  # the model loaded
-            seqs = self.batch.seqs + self.prefilling + self.policy.take_all()
+            seqs = self.running() + self.policy.take_all()
             self.batch.reset()
-            self.prefilling = []
+            self.prefilling, self.solo = [], []
         for s in seqs:
             self.fail_seq(s, error)
         with self._cv:

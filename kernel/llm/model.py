@@ -170,6 +170,12 @@ def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
     kwargs: dict = {}
     if device == "cpu":
         kwargs["dtype"] = torch.float32
+        # Grouped-query attention with a mask (every chunk of a chunked prefill, every prefix-hit
+        # suffix): transformers copies K/V once per query head group (repeat_kv) unless told that
+        # SDPA takes the groups itself, which CPU SDPA does with identical results. Measured here
+        # (SmolLM2-135M, one thread): a 16-token chunk after 6000 cached tokens, 493 -> 289 ms.
+        # Not on GPUs: there SDPA's fast kernels take no mask with grouped heads.
+        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     else:
         kwargs["dtype"] = "auto"
         kwargs["device_map"] = "auto" if device == "auto" or max_gpu_memory else device

@@ -21,7 +21,9 @@ yet rows of the batch. For each, in this order:
    quarter chunk so a stream of short calls cannot starve them. Chunks keep
    attention at (chunk x context), never (prompt x prompt).
 3. a sequence whose ids are all fed samples its first token, offers its
-   prompt's K/V to the prefix cache, and joins the batch (or finishes).
+   prompt's K/V to the prefix cache, and joins the batch (or finishes); a
+   long one (batch.solo) keeps its own cache and decodes there instead, in
+   ``engine.solo``.
 
 Owned by the engine thread, like everything it touches.
 """
@@ -31,13 +33,14 @@ from __future__ import annotations
 import time
 
 from kernel.llm import logitmask, sampler
-from kernel.llm.kvcache import HEADROOM
+from kernel.llm.batch import room, solo
 from kernel.param import MIN_CHUNK, MIN_HIT, MIN_SHARED, PREFILL_MAX_TOKENS, PREFILL_PAD_WASTE
 
 # Context length at which a token's attention costs as much as the rest of its forward pass:
-# measured here (SmolLM2-135M, CPU), a 64-token pass after 6000 cached tokens took 2.6x one
-# after none, so a chunk's token count is scaled by ATTN_TOKENS / (ATTN_TOKENS + context).
-ATTN_TOKENS = 4096
+# measured here (SmolLM2-135M, CPU, one thread, grouped-query SDPA), a 64-token pass after 6000
+# cached tokens took 3.0x one after none, so a chunk's token count is scaled by
+# ATTN_TOKENS / (ATTN_TOKENS + context).
+ATTN_TOKENS = 3072
 
 
 def run(engine, done: list) -> None:
@@ -102,7 +105,7 @@ def _lookup(engine, s) -> None:
     hit = sum(n for _, n in path)
     if hit < MIN_HIT:
         return
-    s.cache = engine.batch.row_cache(len(s.ids) + HEADROOM)
+    s.cache = engine.batch.row_cache(room(s))
     engine.prefix.copy_into(path, [(layer.buf_k, layer.buf_v) for layer in s.cache.layers])
     for layer in s.cache.layers:
         layer.set_length(hit)
@@ -128,7 +131,8 @@ def remember(engine, s, layers) -> None:
 
 def own_bytes(engine) -> int:
     """K/V bytes held by sequences' own one-row caches (buffers, reserved room included)."""
-    return sum(layer.nbytes() for s in engine.prefilling if s.cache is not None for layer in s.cache.layers)
+    return sum(layer.nbytes() for s in [*engine.prefilling, *engine.solo] if s.cache is not None
+               for layer in s.cache.layers)
 
 
 def charge(engine, s, dt: float) -> None:
@@ -179,7 +183,7 @@ def _prefill_group(engine, group: list, finished: list) -> None:
 
 def _extend(engine, s, n: int, finished: list) -> int:
     """Feed ``n`` of ``s``'s pending ids into its own cache; once all are fed, it samples its
-    first token and joins the batch (or finishes). Returns n."""
+    first token and joins the batch, or the solo rows if it is long (or finishes). Returns n."""
     t0 = time.perf_counter()
     logits = engine.batch.extend(s, n)
     first = 0
@@ -191,6 +195,8 @@ def _extend(engine, s, n: int, finished: list) -> int:
         if s.append(sampler.choose(logits, [s])[0], engine.tok):
             s.cache = None
             finished.append(s)
+        elif solo(s):
+            engine.solo.append(s)
         else:
             engine.batch.add(engine.batch.part_from_cache(s))
     dt = time.perf_counter() - t0

@@ -216,3 +216,42 @@ def test_sched_view_shows_the_serving_stats_first():
     assert keys[:7] == ["model", "busy_s", "prefill_s", "decode_s", "prefill_tokens", "prefix_hit_tokens",
                         "cache_bytes"]
     assert lines[2].endswith("7.50s") and lines[6].endswith("3.0M")
+
+
+def test_a_long_row_decodes_in_its_own_cache_not_the_padded_batch(monkeypatch):
+    """A row at least LONG_ROW_TOKENS long (lowered here to 300) decodes in its own cache: the short
+    rows' batch never grows to its width, and greedy outputs are those of the whole-prompt run where
+    it shared the batch, also when rr preempts it (snapshot kept, or dropped and found again in the
+    prefix cache)."""
+    from kernel.llm import batch as batch_mod, iteration
+
+    monkeypatch.setattr(batch_mod, "LONG_ROW_TOKENS", 300)
+    monkeypatch.setattr(iteration, "LONG_ROW_TOKENS", 300)
+    long_prompt = "Summarize this log in one word. " + " ".join(f"line {i}: ok." for i in range(90))
+
+    def reqs():
+        return [LLMRequest(pid=1, req_id="long", messages=[{"role": "user", "content": long_prompt}],
+                           sampling=SamplingParams(max_new_tokens=8))] + [
+            LLMRequest(pid=2 + i, req_id=f"short{i}", messages=[{"role": "user", "content": f"Hi {i}"}],
+                       sampling=SamplingParams(max_new_tokens=4)) for i in range(2)]
+    ref, _ = run(reqs(), prefill_chunk=0, prefix_cache="off")
+    assert all(err is None for _, err in ref) and ref[0][0]["tokens_in"] > 300
+    for cfg in (dict(scheduler="fifo", prefix_cache="off"),
+                dict(scheduler="rr", rr_quantum=2, max_batch=1, prefix_cache="off"),
+                dict(scheduler="rr", rr_quantum=2, max_batch=1, kv_budget_mb=0, prefix_cache="on")):
+        e = start(prefill_chunk=64, **cfg)
+        widths, solo_steps = [], []
+        step, extend = e.batch.step, e.batch.extend
+        e.batch.step = lambda: widths.append(e.batch.width) or step()
+        e.batch.extend = lambda s, n: (n == 1 and s.kv_len >= 300 and solo_steps.append(s.kv_len)) or extend(s, n)
+        try:
+            got, st = run(reqs(), engine=e)
+        finally:
+            e.stop()
+        assert [r["text"] for r, _ in got] == [r["text"] for r, _ in ref], cfg
+        assert max(widths, default=0) < 300, (cfg, widths)  # the short rows never padded to the long one
+        assert len(solo_steps) >= 7, (cfg, solo_steps)  # its tokens after the first, one extend each
+        if cfg["scheduler"] == "rr":
+            assert st["preemptions"] > 0, st
+            key = "resumes_kv" if cfg.get("kv_budget_mb", 1) else "resumes_recompute"
+            assert st[key] > 0, (cfg, st)
