@@ -117,13 +117,14 @@ def op_stop(kernel, a, reply):
     return True
 
 
-PID_ARG = {"required": ["pid"], "properties": {"pid": {"type": "integer"}}}  # any other: ESRCH
+INT = control_ops.INT  # pids, cids, priorities: integers a C int holds
+PID_ARG = {"required": ["pid"], "properties": {"pid": INT}}  # any other: ESRCH
 NO_ARGS: dict = {"properties": {}}
 OPS = ops({
     "spawn": ({"required": ["agent", "task"],
                "properties": {"agent": {"type": "string", "minLength": 1, "maxLength": 128},
-                              "task": {"type": "string"}, "priority": {"type": "integer"},
-                              "restart_max": {"type": ["integer", "null"]}}},
+                              "task": {"type": "string"}, "priority": INT,
+                              "restart_max": {**INT, "type": ["integer", "null"]}}},
               op_spawn),
     "kill": (PID_ARG, op_kill),
     "wait": (PID_ARG, op_wait),
@@ -134,6 +135,18 @@ OPS = ops({
     "tools": (NO_ARGS, op_tools),
     "stop": (NO_ARGS, op_stop),
 }, control_ops.OPS)
+
+
+CLIENT_OPS = frozenset(OPS) - {"stop"}  # what a daemon client may send: all but the kernel's own stop
+
+
+def check(op: ControlOp, args: dict) -> str | None:
+    """Why ``args`` do not fit ``op``'s schema, or None."""
+    err = jsonschema.exceptions.best_match(op.validator.iter_errors(args))
+    if err is None:
+        return None
+    where = "/".join(str(p) for p in err.absolute_path)
+    return f"{op.name}: {err.message}" + (f" (at {where})" if where else "")
 
 
 def handle(kernel, req) -> None:
@@ -149,11 +162,9 @@ def handle(kernel, req) -> None:
     if op is None:
         return reply(False, error=f"unknown control op {name!r}", code=messages.ENOSYS)
     args = {k: v for k, v in req.items() if k not in ("op", "id")}
-    err = jsonschema.exceptions.best_match(op.validator.iter_errors(args))
-    if err is not None:
-        where = "/".join(str(p) for p in err.absolute_path)
-        return reply(False, error=f"{name}: {err.message}" + (f" (at {where})" if where else ""),
-                     code=messages.EINVAL)
+    bad = check(op, args)
+    if bad is not None:
+        return reply(False, error=bad, code=messages.EINVAL)
     try:
         result = op.handler(kernel, args, reply)
     except SyscallFailure as e:

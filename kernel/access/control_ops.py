@@ -30,10 +30,11 @@ def op_setgroup(kernel, a, reply):
     return {"agent": app.name if app else a["agent"], "group": a["group"]}
 
 
+INT = {"type": "integer", "minimum": -(2**31) + 1, "maximum": 2**31 - 1}  # ids and priorities: a C int
 # name -> (argument schema, handler)
 OPS = {
     "confirm": ({"required": ["cid", "allow"],
-                 "properties": {"cid": {"type": "integer"}, "allow": {"type": "boolean"}}}, op_confirm),
+                 "properties": {"cid": INT, "allow": {"type": "boolean"}}}, op_confirm),
     "access": ({"properties": {}}, op_access),
     "setgroup": ({"required": ["agent", "group"],
                   "properties": {"agent": {"type": "string", "minLength": 1}, "group": {"type": "string"}}},

@@ -1,7 +1,7 @@
 """One client of the daemon: its reader (frames in, validated), its writer (bounded queue out).
 
-What a client may send: the ops in OP_ARGS (the shell's calls; never the
-kernel's ``stop``) with exactly the listed argument types, plus ``hello``
+What a client may send: the control ops (kernel.control.CLIENT_OPS: all but the
+kernel's ``stop``) with arguments their schemas allow, plus ``hello``
 (``{"interactive": bool}``; interactive clients get confirm questions) and
 ``shutdown``. A frame that is not valid JSON gets an ``error`` event and the
 connection goes on; an oversized one closes it (its body was not read).
@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future
 
-from kernel import param
+from kernel import control, param
 from kernel.boot import KernelError
 from kernel.daemon import frames
 from kernel.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, CodedError
@@ -30,14 +30,6 @@ from kernel.param import (
 
 log = logging.getLogger("aios.daemon")
 MAX_ID = 2 ** 53  # request ids: positive integers JSON carries exactly
-_INT, _STR, _BOOL = "int", "str", "bool"
-OP_ARGS: dict[str, dict[str, str]] = {  # op -> {argument: type}; all arguments optional at this layer
-    "spawn": {"agent": _STR, "task": _STR, "priority": _INT, "restart_max": _INT},
-    "kill": {"pid": _INT}, "wait": {"pid": _INT}, "info": {"pid": _INT}, "logs": {"pid": _INT},
-    "ps": {"all": _BOOL}, "stats": {}, "tools": {}, "access": {},
-    "confirm": {"cid": _INT, "allow": _BOOL}, "setgroup": {"agent": _STR, "group": _STR},
-}
-INT_RANGE = 2 ** 31  # pids, cids, priorities
 
 
 class RequestError(CodedError):
@@ -45,22 +37,14 @@ class RequestError(CodedError):
 
 
 def check_args(op: str, frame: dict) -> dict:
-    """The request's arguments, checked against OP_ARGS; raises RequestError."""
-    spec = OP_ARGS[op]
-    args = {}
-    for key, value in frame.items():
-        if key in ("op", "id"):
-            continue
-        kind = spec.get(key)
-        if kind is None:
-            raise RequestError(EINVAL, f"{op}: unknown argument {key[:40]!r}")
-        if value is None:
-            continue
-        ok = {_INT: isinstance(value, int) and not isinstance(value, bool) and -INT_RANGE < value < INT_RANGE,
-              _STR: isinstance(value, str), _BOOL: isinstance(value, bool)}[kind]
-        if not ok:
-            raise RequestError(EINVAL, f"{op}: {key} must be {'an integer' if kind == _INT else 'a ' + kind}")
-        args[key] = value
+    """The request's arguments, checked against the control op's schema (kernel.control.OPS, the
+    same check the kernel makes); raises RequestError."""
+    if op not in control.CLIENT_OPS:
+        raise RequestError(ENOSYS, f"unknown op {op[:40]!r}")
+    args = {k: v for k, v in frame.items() if k not in ("op", "id")}
+    bad = control.check(control.OPS[op], args)
+    if bad is not None:
+        raise RequestError(EINVAL, bad[:300])
     return args
 
 
@@ -146,8 +130,6 @@ class ClientConn:
                 self.reply(req_id, True, True)
                 self.server.request_stop(f"shutdown asked by {self.name}")
                 return
-            if op not in OP_ARGS:
-                raise RequestError(ENOSYS, f"unknown op {op[:40]!r}")
             args = check_args(op, frame)
             kind, cap = ("wait", MAX_WAITS) if op == "wait" else ("other", MAX_INFLIGHT)
             with self._lock:

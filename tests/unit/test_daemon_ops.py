@@ -1,0 +1,35 @@
+"""The daemon checks a client's request with the kernel's own control-op schemas (one table)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernel import control
+from kernel.daemon.conn import RequestError, check_args
+
+
+def test_the_daemon_serves_every_control_op_but_stop_and_nothing_else():
+    assert control.CLIENT_OPS == set(control.OPS) - {"stop"}
+    for op in ("stop", "shutdown_kernel", "x" * 100):
+        with pytest.raises(RequestError) as e:
+            check_args(op, {"op": op, "id": 1})
+        assert e.value.code == "ENOSYS"
+
+
+@pytest.mark.parametrize("frame", [
+    {"op": "kill", "pid": 2**31}, {"op": "kill", "pid": "1"}, {"op": "kill"},
+    {"op": "spawn", "agent": "EchoAgent", "task": "x", "priority": 10**40},
+    {"op": "spawn", "agent": "", "task": "x"}, {"op": "confirm", "cid": 1, "allow": 1},
+    {"op": "ps", "all": "yes"}, {"op": "stats", "verbose": True},
+])
+def test_arguments_the_kernel_would_refuse_are_refused_at_the_socket(frame):
+    with pytest.raises(RequestError) as e:
+        check_args(frame["op"], {**frame, "id": 7})
+    assert e.value.code == "EINVAL" and e.value.message.startswith(frame["op"] + ":")
+    assert control.check(control.OPS[frame["op"]], {k: v for k, v in frame.items() if k != "op"}) is not None
+
+
+def test_good_arguments_pass_unchanged():
+    frame = {"op": "spawn", "id": 3, "agent": "EchoAgent", "task": "hi", "priority": -20, "restart_max": None}
+    assert check_args("spawn", frame) == {"agent": "EchoAgent", "task": "hi", "priority": -20, "restart_max": None}
+    assert check_args("kill", {"op": "kill", "id": 4, "pid": 2**31 - 1}) == {"pid": 2**31 - 1}
