@@ -76,6 +76,9 @@ class Tool:
     parallel: int = 4
     timeout_s: float = 10.0
     isolation: str = "thread"
+    # Words of a task this tool serves (lowercase). An agent may show a small model only the tools
+    # its task mentions (agent_apps/react_agent: a shortlist); the kernel never reads them.
+    keywords: tuple[str, ...] = ()
 
     def effect(self, args: dict, ctx: ToolContext) -> str:
         """Side-effect class of this call (default: the tool's). Must be cheap and must not block."""
@@ -92,7 +95,7 @@ class Tool:
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "side_effect": self.side_effect,
                 "parallel": self.parallel, "timeout_s": self.timeout_s, "isolation": self.isolation,
-                "schema": self.schema}
+                "schema": self.schema, "keywords": list(self.keywords)}
 
 
 def obj_schema(required: list[str], **props: dict) -> dict:

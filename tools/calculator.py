@@ -4,6 +4,12 @@ Accepts numbers, + - * / // % ** (and ^ as power), parentheses, unary signs,
 the constants pi, e, tau, and the functions below. Every intermediate result
 is bounded (exponents, integer size, factorial argument), so a call always
 ends fast and may run on a kernel thread.
+
+Small models often copy a task's words into the expression, so English is
+read too (``words``): number words ("twenty-three", "one hundred and five",
+"2.5 thousand"), operator words ("times", "multiplied by", "divided by",
+"plus", "minus", "to the power of", "squared"), "N% of M" and "N percent of
+M". Any other word is still an error: the calculator never guesses.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 
 from kernel.messages import EINVAL
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
@@ -75,12 +82,85 @@ def _eval(node):
     raise ToolError(EINVAL, f"unsupported syntax: {type(node).__name__}")
 
 
+SMALL = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
+SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9}
+PHRASES = [  # (pattern, replacement), applied in order once number words are numerals
+    (r"(\d+(?:\.\d+)?)\s*(?:%|percent)\s+of\b", r"(\1 / 100) *"),
+    (r"\bmultiplied\s+by\b|\btimes\b|(?<=\d)\s*x\s*(?=[\d(])", " * "),
+    (r"\bdivided\s+by\b|\bover\b", " / "), (r"\bplus\b", " + "), (r"\bminus\b", " - "),
+    (r"\b(?:raised\s+)?to\s+the\s+power\s+of\b", " ** "), (r"\bsquared\b", " ** 2"), (r"\bcubed\b", " ** 3"),
+    (r"\bmod(?:ulo)?\b", " % "), (r",\s*(?=[-+*/%])", " "),
+]
+ENGLISH = {*SMALL, *TENS, *SCALES, "times", "multiplied", "divided", "over", "plus", "minus", "percent", "power",
+           "squared", "cubed", "mod", "modulo"}  # one of these words: the expression is read as English
+
+
+def english(src: str) -> bool:
+    if set(re.findall(r"[a-z]+", src.lower())) & ENGLISH:
+        return True
+    return re.search(r"\d\s*x\s*[\d(]|%\s*of\b", src) is not None
+
+
+def words(expr: str) -> str:
+    """``expr`` with English number and operator words turned into symbols; other words are kept
+    (and then refused)."""
+    src = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", expr.lower())
+    out: list[str] = []
+    run: list[str] = []  # number words (and a leading numeral) being read
+
+    def flush():
+        if run:
+            out.append(_number(run))
+            run.clear()
+    for tok in re.findall(r"[a-z]+|\d+(?:\.\d+)?|\*\*|//|\S", src):
+        if tok in SMALL or tok in TENS or tok in SCALES or (tok == "and" and run and run[-1] in SCALES):
+            if tok in SCALES and not run and out and re.fullmatch(r"\d+(?:\.\d+)?", out[-1]):
+                run.append(out.pop())  # "2.5 thousand"
+            run.append(tok)
+            continue
+        flush()
+        out.append(tok)
+    flush()
+    src = " ".join(out)
+    for pattern, repl in PHRASES:
+        src = re.sub(pattern, repl, src)
+    return src
+
+
+def _number(run: list[str]) -> str:
+    total, part = 0.0, 0.0
+    for tok in run:
+        if tok == "and":
+            continue
+        if tok in SMALL or tok in TENS:
+            part += SMALL.get(tok, TENS.get(tok, 0))
+        elif tok in SCALES:
+            part = (part or 1) * SCALES[tok]
+            if SCALES[tok] > 100:
+                total, part = total + part, 0.0
+        else:
+            part += float(tok)
+    value = total + part
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def evaluate(expr: str):
     """Evaluate an arithmetic expression; raises ToolError with a clear message."""
     if len(expr) > MAX_EXPR:
         raise ToolError(EINVAL, f"expression longer than {MAX_EXPR} characters")
     src = expr.strip().replace("^", "**").replace("×", "*").replace("÷", "/")
-    src = src.rstrip("=").strip()
+    src = src.rstrip("=?").strip()
+    if not re.search(r"[a-zA-Z]", src):
+        src = re.sub(r"(?<=\d),(?=\d{3}\b)", "", src)  # 1,000 is a thousand where no function takes a list
+    elif english(src):
+        src = words(src)
+        unknown = [w for w in re.findall(r"[a-z_]\w*", src) if w not in FUNCS and w not in CONSTS]
+        if unknown:
+            raise ToolError(EINVAL, f"cannot read {unknown[0]!r} in {expr!r}: write numbers and operators, "
+                                    "e.g. 17 * 23 or (3 + 4) / 2")
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError as e:
@@ -109,6 +189,9 @@ class Calculator(Tool):
     side_effect = READ_ONLY
     parallel = 8
     timeout_s = 2.0
+    keywords = ("calculate", "compute", "arithmetic", "plus", "minus", "times", "multiply", "multiplied", "divide",
+                "divided", "product", "sum", "add", "subtract", "difference", "quotient", "percent", "power",
+                "squared", "square", "root", "total", "twice", "double", "half", "average")
 
     def run(self, args, ctx):
         return {"expression": args["expression"], "value": evaluate(args["expression"])}

@@ -80,6 +80,8 @@ def _nice(x: float) -> float:
 
 class UnitConverter(Tool):
     name = "unit_converter"
+    keywords = ("convert", "unit", "units", *sorted({w for n in [*UNITS, *TEMPS] for w in n.split()
+                                                     if len(w) > 2 and w.isalpha()}))
     description = ("Convert a value between units of length, mass, time, volume, area, speed, data, energy, "
                    "pressure or temperature, e.g. value=5, from_unit='km', to_unit='mi'.")
     schema = obj_schema(["value", "from_unit", "to_unit"], value={"type": "number"},
@@ -96,6 +98,9 @@ class UnitConverter(Tool):
 
 class CurrencyConverter(Tool):
     name = "currency_converter"
+    keywords = ("convert", "currency", "exchange", "money", "dollar", "dollars", "euro", "euros", "yen", "sterling",
+                "franc", "francs", "yuan", "rupee", "rupees", "won", "peso", "pesos",
+                *(c.lower() for c in json.loads(RATES_FILE.read_text())["rates"] if c != "TRY"))  # "try": a word
     description = ("Convert an amount between currencies with a bundled, dated rate table (offline), "
                    "e.g. amount=100, from_currency='USD', to_currency='EUR'.")
     schema = obj_schema(["amount", "from_currency", "to_currency"], amount={"type": "number"},

@@ -38,6 +38,7 @@ def _split(path: str) -> tuple[list[str], str]:
 
 class ReadFile(Tool):
     name = "read_file"
+    keywords = ("read", "file", "written", "contents", "content", "says", "open", "txt", "csv", "json", "md")
     description = "Read a text file from your workspace. Args: path (relative), max_bytes (optional)."
     schema = obj_schema(["path"], path=PATH, max_bytes={"type": "integer", "minimum": 1, "maximum": MAX_READ})
     side_effect = READ_ONLY
@@ -60,6 +61,7 @@ class ReadFile(Tool):
 
 class ListFiles(Tool):
     name = "list_files"
+    keywords = ("list", "files", "folder", "directory", "workspace", "ls")
     description = "List files in your workspace (or a folder of it). Args: path (optional, default '.')."
     schema = obj_schema([], path={**PATH, "minLength": 0}, recursive={"type": "boolean"})
     side_effect = READ_ONLY
@@ -93,6 +95,7 @@ class ListFiles(Tool):
 
 class WriteFile(Tool):
     name = "write_file"
+    keywords = ("write", "save", "create", "append", "store", "record")
     description = ("Write a text file in your workspace. Args: path (relative), content, append (optional). "
                    "Replacing an existing file asks for confirmation.")
     schema = obj_schema(["path", "content"], path=PATH, content={"type": "string", "maxLength": MAX_WRITE},
@@ -163,6 +166,7 @@ class WriteFile(Tool):
 
 class DeleteFile(Tool):
     name = "delete_file"
+    keywords = ("delete", "remove", "erase")
     description = "Delete a file (or an empty folder) in your workspace. Asks for confirmation."
     schema = obj_schema(["path"], path=PATH)
     side_effect = IRREVERSIBLE

@@ -35,6 +35,7 @@ class _Online(Tool):
 
 class Wikipedia(_Online):
     name = "wikipedia"
+    keywords = ("wikipedia", "who", "encyclopedia", "history", "biography", "born")
     description = "Look a topic up on Wikipedia; returns the intro of the best-matching article. Args: query."
     schema = obj_schema(["query"], query=QUERY, sentences={"type": "integer", "minimum": 1, "maximum": 20})
 
@@ -57,6 +58,7 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 
 class Arxiv(_Online):
     name = "arxiv"
+    keywords = ("arxiv", "paper", "papers", "research", "preprint")
     description = "Search arXiv papers; returns titles, authors, dates and abstracts. Args: query, max_results."
     schema = obj_schema(["query"], query=QUERY, max_results=COUNT)
 
@@ -84,6 +86,7 @@ class Arxiv(_Online):
 
 class WebSearch(_Online):
     name = "web_search"
+    keywords = ("web", "internet", "online", "news", "latest", "google", "bing")
     description = "Search the web (Bing or Google, needs an API key); returns titles, links and snippets. Args: query."
     schema = obj_schema(["query"], query=QUERY, count=COUNT)
 
@@ -110,6 +113,7 @@ class WebSearch(_Online):
 
 class WolframAlpha(_Online):
     name = "wolfram_alpha"
+    keywords = ("wolfram", "solve", "equation", "integral", "derivative")
     description = "Ask Wolfram|Alpha a factual or math question; returns a short answer (needs WOLFRAM_ALPHA_APPID)."
     schema = obj_schema(["query"], query=QUERY)
 

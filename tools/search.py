@@ -61,6 +61,7 @@ def _scan(label: str, root: str, words: set[str], phrase: str, ctx, budget: list
 
 class SearchDocs(Tool):
     name = "search_docs"
+    keywords = ("search", "find", "documents", "docs", "notes", "mention", "mentions", "grep")
     description = ("Search text files in your workspace and the local documents folder for keywords. "
                    "Args: query, max_results (optional).")
     schema = obj_schema(["query"], query={"type": "string", "minLength": 1, "maxLength": 500},

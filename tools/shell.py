@@ -172,6 +172,7 @@ def run_sandboxed(command: str, workspace: str, seconds: float, fsize: int = DEF
 
 class Shell(Tool):
     name = "shell"
+    keywords = ("shell", "command", "bash", "script", "terminal")
     description = ("Run a shell command in a sandbox: your workspace is the current folder (/workspace); "
                    "no network, no other files. Asks for confirmation.")
     schema = obj_schema(["command"], command={"type": "string", "minLength": 1, "maxLength": 4000})

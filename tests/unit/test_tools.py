@@ -41,7 +41,21 @@ def test_calculator_values(expr, value):
     assert evaluate(expr) == value
 
 
+@pytest.mark.parametrize("expr,value", [
+    ("seventeen times twenty-three", 391), ("twelve plus thirty", 42), ("one hundred divided by four", 25),
+    ("forty-five minus nineteen", 26), ("6 multiplied by 7 times eight", 336),
+    ("three thousand two hundred and one", 3201),
+    ("2.5 thousand + 1", 2501), ("2 to the power of 10", 1024), ("five squared", 25), ("12 x 15 + 20", 200),
+    ("25% of 80, times 3", 60), ("twenty-five percent of eighty", 20), ("1,000 - 387", 613), ("gcd(12,120)", 12),
+    ("7 % 2", 1), ("sqrt(16) times 2", 8)])
+def test_calculator_reads_english(expr, value):
+    """A small model copies a task's words into the expression: number and operator words are read."""
+    assert evaluate(expr) == value
+
+
 @pytest.mark.parametrize("expr,needle", [
+    ("What is 17 times 23?", "cannot read 'what'"), ("seventeen times __import__('os')", "cannot read"),
+    ("one hundred and one dalmatians", "cannot read 'dalmatians'"),
     ("__import__('os')", "unknown function"), ("__import__('os').system('true')", "unsupported"), ("(1).__class__", "unsupported syntax"),
     ("[x for x in range(9)]", "unsupported"), ("lambda: 1", "unsupported"), ("9**9**9", "too large"),
     ("2**100000", "too large"), ("1/0", "division by zero"), ("factorial(10000)", "factorial"),
