@@ -12,7 +12,13 @@ repeated identical call ends the loop (a greedy model that repeats itself will
 not stop on its own).
 
 The model sees only the tools its profile (config.json "tools") lists, and the
-kernel enforces the same list. An observation is data, not an instruction: an
+kernel enforces the same list. Of those, a small model is shown only a shortlist
+(``shortlist``, default 3): the tools whose keywords (each tool declares the words
+of a task it serves: unit names, currency codes, "times", "file"...) the task
+mentions most, plus the profile's ``always`` tools (the calculator, which composes
+the others' results); a task that mentions none of them gets every tool. With
+twelve tools to choose from, the 135M model called unit_converter for "seventeen
+times twenty-three" and search_docs to read a named file. An observation is data, not an instruction: an
 irreversible call still goes through the access manager's confirmation.
 
 ``"constrained": false`` in the profile falls back to free text parsed by
@@ -25,6 +31,7 @@ Returns {"answer": str, "steps": [{"tool", "args", "observation" | "error"}],
 from __future__ import annotations
 
 import json
+import re
 
 from agent_apps import toolcall
 from agent_apps.sdk import SyscallError, function_tools, llm, log, tools
@@ -51,6 +58,10 @@ EXAMPLES = [
     ("What is twelve times the sum of three and four?",
      [("calculator", {"expression": "12 * (3 + 4)"}, {"expression": "12 * (3 + 4)", "value": 84})],
      "Twelve times the sum of three and four is 84."),
+    ("Convert 4 feet to meters, then multiply by 3.",
+     [("unit_converter", {"value": 4, "from_unit": "ft", "to_unit": "m"}, {"value": 1.2192, "unit": "m"}),
+      ("calculator", {"expression": "1.2192 * 3"}, {"expression": "1.2192 * 3", "value": 3.6576})],
+     "4 feet is 1.2192 meters; times 3 that is 3.6576 meters."),
     ("Convert 20 GBP to JPY.",
      [("currency_converter", {"amount": 20, "from_currency": "GBP", "to_currency": "JPY"},
        {"amount": 4062.95, "currency": "JPY"})],
@@ -72,9 +83,30 @@ def call_text(tool: str, args: dict) -> str:
     return f"<tool_call>[{json.dumps({'name': tool, 'arguments': args})}]</tool_call>"
 
 
+def shortlist(task: str, specs: list[dict], k: int, always: list[str]) -> list[dict]:
+    """The tools to show for ``task``: up to ``k`` whose keywords (or name parts) it mentions most
+    (at least half as many as the best), best first, then the ``always`` ones; every tool if it
+    mentions none (or k is 0)."""
+    if k <= 0:
+        return specs
+    said = set(re.findall(r"[a-z]+", task.lower()))
+    symbols = re.search(r"\d\s*(?:[-+*/^%x]|\*\*)\s*[\d(]|\(\s*\d", task) is not None
+
+    def score(t: dict) -> int:
+        vocab = {*(t.get("keywords") or ()), *t["name"].lower().split("_")}
+        return len(said & vocab) + (symbols and "arithmetic" in vocab)
+    ranked = sorted(((score(t), i, t) for i, t in enumerate(specs)), key=lambda x: (-x[0], x[1]))
+    top = ranked[0][0] if ranked else 0
+    picked = [t for s, _, t in ranked if s > 0 and 2 * s >= top][:k]  # "convert" alone does not pick both converters
+    if not picked:
+        return specs
+    return picked + [t for t in specs if t["name"] in always and t not in picked]
+
+
 class ReActAgent:
     max_steps = 6
     max_new_tokens = 96
+    shortlist = 3
 
     def __init__(self, app):
         self.app = app
@@ -82,6 +114,8 @@ class ReActAgent:
         self.max_steps = int(app.config.get("max_steps", self.max_steps))
         self.max_new_tokens = int(app.config.get("max_new_tokens", self.max_new_tokens))
         self.constrained = bool(app.config.get("constrained", True))
+        self.shortlist = int(app.config.get("shortlist", self.shortlist))
+        self.always = list(app.config.get("always", ["calculator"]))
         self.tokens = 0
 
     # -- prompts -----------------------------------------------------------------------
@@ -123,7 +157,7 @@ class ReActAgent:
         return {"answer": answer, "steps": steps, "stopped": why, "tokens": self.tokens}
 
     def run(self, task: str) -> dict:
-        specs = [t for t in tools.list() if t["allowed"]]
+        specs = shortlist(task, [t for t in tools.list() if t["allowed"]], self.shortlist, self.always)
         by_name = {t["name"]: t for t in specs}
         defs = function_tools(specs)
         messages = [{"role": "system", "content": self.system_prompt(specs)}, *self.examples(set(by_name)),
