@@ -55,6 +55,18 @@ def test_code_literals_only_in_messages():
     assert found == []
 
 
+def test_every_environment_variable_is_in_the_readme_table():
+    """The AIOS_* variables the code reads are listed once, in the README's table (and no stale one)."""
+    import re
+    used = set()
+    for path in [*ROOT.glob("kernel/**/*.py"), *ROOT.glob("aios_shell/*.py"), *ROOT.glob("agent_apps/**/*.py"),
+                 *ROOT.glob("tools/*.py"), ROOT / "main.py", ROOT / "simulator.py"]:
+        used |= set(re.findall(r"\bAIOS_[A-Z_]+\b", path.read_text()))
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("**Environment variables.**"):readme.index("## Logs")]
+    assert used == set(re.findall(r"\bAIOS_[A-Z_]+\b", table))
+
+
 def _sdk_calls() -> dict[str, set[str]]:
     """Every ``syscall("name", kw=...)`` in the SDK: name -> the argument names it may send."""
     import ast
