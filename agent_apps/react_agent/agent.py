@@ -139,12 +139,12 @@ class ReActAgent:
         return shots
 
     # -- the loop ----------------------------------------------------------------------
-    def ask(self, messages: list[dict], defs: list[dict], first: bool) -> toolcall.Step:
+    def ask(self, messages: list[dict], defs: list[dict], first: bool, names: list[str]) -> toolcall.Step:
         """One model turn as a Step: a tool call, an answer, or (free mode only) text."""
         if not self.constrained:
             reply = llm.chat_full(messages, max_new_tokens=self.max_new_tokens)
             self.tokens += reply["tokens_in"] + reply["tokens_out"]
-            return toolcall.parse(reply["text"], [d["function"]["name"] for d in defs])
+            return toolcall.parse(reply["text"], names)
         rec = llm.call_tool(messages, defs, tool_choice="required" if first else "auto",
                             max_new_tokens=self.max_new_tokens)
         self.tokens += rec["tokens_in"] + rec["tokens_out"]
@@ -157,16 +157,18 @@ class ReActAgent:
         return {"answer": answer, "steps": steps, "stopped": why, "tokens": self.tokens}
 
     def run(self, task: str) -> dict:
-        specs = shortlist(task, [t for t in tools.list() if t["allowed"]], self.shortlist, self.always)
-        by_name = {t["name"]: t for t in specs}
-        defs = function_tools(specs)
-        messages = [{"role": "system", "content": self.system_prompt(specs)}, *self.examples(set(by_name)),
+        allowed = [t for t in tools.list() if t["allowed"]]
+        by_name = {t["name"]: t for t in allowed}  # free text may still name any of them
+        shown = shortlist(task, allowed, self.shortlist, self.always)
+        defs = function_tools(shown)  # the grammar allows only these
+        messages = [{"role": "system", "content": self.system_prompt(shown)},
+                    *self.examples({t["name"] for t in shown}),
                     {"role": "user", "content": f"Task: {task}"}]
         steps: list[dict] = []
         seen: set[str] = set()
         nudged = False
         for i in range(self.max_steps):
-            step = self.ask(messages, defs, first=not steps)
+            step = self.ask(messages, defs, first=not steps, names=list(by_name))
             log(f"step {i + 1}: {step.raw.strip()}")
             if step.kind == "answer":
                 return self.done(with_value(step.answer, steps), steps, "answer")
