@@ -79,6 +79,10 @@ class Tool:
     # Words of a task this tool serves (lowercase). An agent may show a small model only the tools
     # its task mentions (agent_apps/react_agent: a shortlist); the kernel never reads them.
     keywords: tuple[str, ...] = ()
+    # Words an argument accepts, for arguments that take a name from a known set (units, currencies),
+    # matched without case. Not enforced by the kernel (the tool reports an unknown one itself); an
+    # agent may keep a small model's call to the words its task contains.
+    values: dict[str, tuple[str, ...]] = {}
 
     def effect(self, args: dict, ctx: ToolContext) -> str:
         """Side-effect class of this call (default: the tool's). Must be cheap and must not block."""
@@ -95,7 +99,8 @@ class Tool:
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "side_effect": self.side_effect,
                 "parallel": self.parallel, "timeout_s": self.timeout_s, "isolation": self.isolation,
-                "schema": self.schema, "keywords": list(self.keywords)}
+                "schema": self.schema, "keywords": list(self.keywords),
+                "values": {k: list(v) for k, v in self.values.items()}}
 
 
 def obj_schema(required: list[str], **props: dict) -> dict:

@@ -80,8 +80,8 @@ def _nice(x: float) -> float:
 
 class UnitConverter(Tool):
     name = "unit_converter"
-    keywords = ("convert", "unit", "units", *sorted({w for n in [*UNITS, *TEMPS] for w in n.split()
-                                                     if len(w) > 2 and w.isalpha()}))
+    keywords = ("convert", "unit", "units", *sorted({*UNITS, *TEMPS}))
+    values = {"from_unit": tuple(sorted({*UNITS, *TEMPS})), "to_unit": tuple(sorted({*UNITS, *TEMPS}))}
     description = ("Convert a value between units of length, mass, time, volume, area, speed, data, energy, "
                    "pressure or temperature, e.g. value=5, from_unit='km', to_unit='mi'.")
     schema = obj_schema(["value", "from_unit", "to_unit"], value={"type": "number"},
@@ -98,9 +98,10 @@ class UnitConverter(Tool):
 
 class CurrencyConverter(Tool):
     name = "currency_converter"
-    keywords = ("convert", "currency", "exchange", "money", "dollar", "dollars", "euro", "euros", "yen", "sterling",
-                "franc", "francs", "yuan", "rupee", "rupees", "won", "peso", "pesos",
-                *(c.lower() for c in json.loads(RATES_FILE.read_text())["rates"] if c != "TRY"))  # "try": a word
+    _TABLE = json.loads(RATES_FILE.read_text())
+    _NAMES = tuple(sorted({*(c.lower() for c in _TABLE["rates"]), *(a.lower() for a in _TABLE["aliases"])}))
+    keywords = ("convert", "currency", "exchange", "money", *(n for n in _NAMES if n not in ("try", "real")))
+    values = {"from_currency": _NAMES, "to_currency": _NAMES}
     description = ("Convert an amount between currencies with a bundled, dated rate table (offline), "
                    "e.g. amount=100, from_currency='USD', to_currency='EUR'.")
     schema = obj_schema(["amount", "from_currency", "to_currency"], amount={"type": "number"},

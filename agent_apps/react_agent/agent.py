@@ -34,6 +34,7 @@ import json
 import re
 
 from agent_apps import toolcall
+from agent_apps.react_agent.ground import ground, unused
 from agent_apps.sdk import SyscallError, function_tools, llm, log, tools
 
 PROTOCOL = ("Solve the task with the tools, one call per turn. Put the numbers of the task into the call. "
@@ -55,9 +56,9 @@ EXAMPLES = [
     ("How many feet are in 3 meters?",
      [("unit_converter", {"value": 3, "from_unit": "m", "to_unit": "ft"}, {"value": 9.84252, "unit": "ft"})],
      "3 meters is 9.84252 feet."),
-    ("What is twelve times the sum of three and four?",
-     [("calculator", {"expression": "12 * (3 + 4)"}, {"expression": "12 * (3 + 4)", "value": 84})],
-     "Twelve times the sum of three and four is 84."),
+    ("What is eight plus five?",
+     [("calculator", {"expression": "8 + 5"}, {"expression": "8 + 5", "value": 13})],
+     "Eight plus five is 13."),
     ("Convert 4 feet to meters, then multiply by 3.",
      [("unit_converter", {"value": 4, "from_unit": "ft", "to_unit": "m"}, {"value": 1.2192, "unit": "m"}),
       ("calculator", {"expression": "1.2192 * 3"}, {"expression": "1.2192 * 3", "value": 3.6576})],
@@ -89,7 +90,7 @@ def shortlist(task: str, specs: list[dict], k: int, always: list[str]) -> list[d
     mentions none (or k is 0)."""
     if k <= 0:
         return specs
-    said = set(re.findall(r"[a-z]+", task.lower()))
+    said = {w for w in re.findall(r"[a-z]+", task.lower()) if len(w) > 2}  # not "in", "m", "to"
     symbols = re.search(r"\d\s*(?:[-+*/^%x]|\*\*)\s*[\d(]|\(\s*\d", task) is not None
 
     def score(t: dict) -> int:
@@ -139,13 +140,13 @@ class ReActAgent:
         return shots
 
     # -- the loop ----------------------------------------------------------------------
-    def ask(self, messages: list[dict], defs: list[dict], first: bool, names: list[str]) -> toolcall.Step:
+    def ask(self, messages: list[dict], defs: list[dict], must_call: bool, names: list[str]) -> toolcall.Step:
         """One model turn as a Step: a tool call, an answer, or (free mode only) text."""
         if not self.constrained:
             reply = llm.chat_full(messages, max_new_tokens=self.max_new_tokens)
             self.tokens += reply["tokens_in"] + reply["tokens_out"]
             return toolcall.parse(reply["text"], names)
-        rec = llm.call_tool(messages, defs, tool_choice="required" if first else "auto",
+        rec = llm.call_tool(messages, defs, tool_choice="required" if must_call else "auto",
                             max_new_tokens=self.max_new_tokens)
         self.tokens += rec["tokens_in"] + rec["tokens_out"]
         if rec.get("tool_calls"):
@@ -161,6 +162,9 @@ class ReActAgent:
         by_name = {t["name"]: t for t in allowed}  # free text may still name any of them
         shown = shortlist(task, allowed, self.shortlist, self.always)
         defs = function_tools(shown)  # the grammar allows only these
+        # The first call is one of the tools the task names (not the calculator a unit task also
+        # shows: the model reached for it and multiplied by a number of its own).
+        first = function_tools(shortlist(task, allowed, self.shortlist, []))
         messages = [{"role": "system", "content": self.system_prompt(shown)},
                     *self.examples({t["name"] for t in shown}),
                     {"role": "user", "content": f"Task: {task}"}]
@@ -168,7 +172,8 @@ class ReActAgent:
         seen: set[str] = set()
         nudged = False
         for i in range(self.max_steps):
-            step = self.ask(messages, defs, first=not steps, names=list(by_name))
+            grounded = ground(defs if steps else first, by_name, task, [s.get("observation", "") for s in steps])
+            step = self.ask(messages, grounded, not steps, names=list(by_name))
             log(f"step {i + 1}: {step.raw.strip()}")
             if step.kind == "answer":
                 return self.done(with_value(step.answer, steps), steps, "answer")
@@ -198,8 +203,12 @@ class ReActAgent:
                 call["error"] = obs
             log(f"{step.tool}({json.dumps(args)}) -> {obs[:300]}")
             steps.append(call)
-            messages.append({"role": "user", "content": f"Observation: {obs}" + (f"\n{NEXT}" if self.constrained
-                                                                                    else "")})
+            hint = ""
+            if self.constrained:
+                left = unused(task, steps)  # a stated number no call has used: a step may remain
+                hint = f"\nNot used yet: {', '.join(left)}. Call the next tool." if left and "error" not in call \
+                    else f"\n{NEXT}"
+            messages.append({"role": "user", "content": f"Observation: {obs}{hint}"})
         return self.done(with_value(last_seen(steps), steps), steps, f"{self.max_steps} steps")
 
 

@@ -25,12 +25,13 @@ SYSCALLS = Entries("tool")
 def _listing(kernel, pcb) -> list[dict]:
     keys = ("name", "description", "side_effect", "parallel", "timeout_s", "schema")
     return [{k: d[k] for k in keys} | {"keywords": d.get("keywords", []),
+                                       "values": d.get("values", {}),
                                        "allowed": kernel.access.tool_allowed(pcb, d["name"])}
             for d in kernel.tools.describe()]
 
 
 @SYSCALLS.register("tool.list", {},
-                   "the installed tools: name, description, side_effect, parallel, schema, keywords, allowed")
+                   "the installed tools: name, description, side_effect, parallel, schema, keywords, values, allowed")
 def tool_list(kernel, ap, call):
     mcp = kernel.tools.mcp
     if mcp is None or not mcp.unstarted:
