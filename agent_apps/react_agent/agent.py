@@ -173,7 +173,8 @@ class ReActAgent:
         nudged = False
         for i in range(self.max_steps):
             grounded = ground(defs if steps else first, by_name, task, [s.get("observation", "") for s in steps])
-            step = self.ask(messages, grounded, not steps, names=list(by_name))
+            must_call = not steps or bool(unused(task, steps))  # a stated number no call has used yet
+            step = self.ask(messages, grounded, must_call, names=list(by_name))
             log(f"step {i + 1}: {step.raw.strip()}")
             if step.kind == "answer":
                 return self.done(with_value(step.answer, steps), steps, "answer")
