@@ -140,13 +140,13 @@ class ReActAgent:
         return shots
 
     # -- the loop ----------------------------------------------------------------------
-    def ask(self, messages: list[dict], defs: list[dict], must_call: bool, names: list[str]) -> toolcall.Step:
+    def ask(self, messages: list[dict], defs: list[dict], choice, names: list[str]) -> toolcall.Step:
         """One model turn as a Step: a tool call, an answer, or (free mode only) text."""
         if not self.constrained:
             reply = llm.chat_full(messages, max_new_tokens=self.max_new_tokens)
             self.tokens += reply["tokens_in"] + reply["tokens_out"]
             return toolcall.parse(reply["text"], names)
-        rec = llm.call_tool(messages, defs, tool_choice="required" if must_call else "auto",
+        rec = llm.call_tool(messages, defs, tool_choice=choice,
                             max_new_tokens=self.max_new_tokens)
         self.tokens += rec["tokens_in"] + rec["tokens_out"]
         if rec.get("tool_calls"):
@@ -163,8 +163,10 @@ class ReActAgent:
         shown = shortlist(task, allowed, self.shortlist, self.always)
         defs = function_tools(shown)  # the grammar allows only these
         # The first call is one of the tools the task names (not the calculator a unit task also
-        # shows: the model reached for it and multiplied by a number of its own).
-        first = function_tools(shortlist(task, allowed, self.shortlist, []))
+        # shows: the model reached for it and multiplied by a number of its own). Every call shows
+        # the same tools, so each turn's prompt extends the last one's (the prefix cache's hit).
+        named = shortlist(task, allowed, self.shortlist, [])
+        first = {"type": "function", "function": {"name": named[0]["name"]}} if len(named) == 1 else "required"
         messages = [{"role": "system", "content": self.system_prompt(shown)},
                     *self.examples({t["name"] for t in shown}),
                     {"role": "user", "content": f"Task: {task}"}]
@@ -172,9 +174,9 @@ class ReActAgent:
         seen: set[str] = set()
         nudged = False
         for i in range(self.max_steps):
-            grounded = ground(defs if steps else first, by_name, task, [s.get("observation", "") for s in steps])
-            must_call = not steps or bool(unused(task, steps))  # a stated number no call has used yet
-            step = self.ask(messages, grounded, must_call, names=list(by_name))
+            grounded = ground(defs, by_name, task, [s.get("observation", "") for s in steps])
+            choice = first if not steps else "required" if unused(task, steps) else "auto"  # unused: a step remains
+            step = self.ask(messages, grounded, choice, names=list(by_name))
             log(f"step {i + 1}: {step.raw.strip()}")
             if step.kind == "answer":
                 return self.done(with_value(step.answer, steps), steps, "answer")

@@ -202,15 +202,18 @@ def signature(f: dict) -> str:
 
 
 def tools_prompt(tools: list | None, tool_choice=None) -> str:
-    """The system block that shows a local model its tools, and SmolLM2's call format."""
+    """The system block that shows a local model its tools, and SmolLM2's call format.
+
+    It lists every tool whatever ``tool_choice`` says (the grammar enforces the choice, as
+    OpenAI's API does), so an agent's calls with one tool list start with the same tokens
+    turn after turn and the prefix cache serves all but the new turn."""
     functions, mode = _chosen(_functions(tools), tool_choice)
     if mode == "none":
         return ""
-    listed = "\n".join(signature(f) for f in functions)
-    also = "" if mode == "required" else " If no tool is needed, answer in plain text."
+    listed = "\n".join(signature(f) for f in _functions(tools))
     return (f"You have access to the following tools:\n<tools>\n{listed}\n</tools>\n"
             f"To call a tool, reply with {CALL_OPEN}{{\"name\": \"<tool>\", \"arguments\": {{...}}}}{CALL_CLOSE}."
-            f"{also}")
+            f" If no tool is needed, answer in plain text.")
 
 
 def with_tools(messages: list[dict], tools: list | None, tool_choice=None) -> list[dict]:
