@@ -2,9 +2,10 @@
 
 Usage::
 
-    python bench/agents.py [--agents 16] [--policies fifo,rr,priority] [--no-plas] [--json]
+    python bench/agents.py [--agents 16] [--agent ReActAgent] [--policies fifo,rr,priority] [--no-plas] [--json]
 
-Each run is a fresh kernel in this one invocation. N ReActAgent processes
+Each run is a fresh kernel in this one invocation. N ReActAgent processes (or ``--agent``:
+ReActAllToolsAgent, bench/agents/, shows every tool at every call instead of a per-task shortlist)
 (agent_apps/react_agent: a multi-step tool-using program whose system prompt,
 tool descriptions and worked examples are the same for every agent, and
 whose history grows by one tool call and observation per step) solve tasks
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ["AIOS_AGENT_PATH"] = os.pathsep.join(
+    p for p in [str(ROOT / "bench" / "agents"), os.environ.get("AIOS_AGENT_PATH", "")] if p)
 
 TASKS = ["What is 17 * 23?", "Convert 5 km to miles.", "What is (12 + 30) * 4?", "How many feet are in 7 meters?",
          "What is 144 / 12 + 9?", "Convert 3 kg to pounds.", "What is 2 ** 10 - 24?", "Convert 100 F to C.",
@@ -42,7 +46,7 @@ TASKS = ["What is 17 * 23?", "Convert 5 km to miles.", "What is (12 + 30) * 4?",
          "How many grams are in 3 pounds?"]
 
 
-def run(overrides: dict, n: int) -> dict:
+def run(overrides: dict, n: int, agent: str = "ReActAgent") -> dict:
     from kernel.boot import KernelClient
     from kernel.config import KernelConfig
 
@@ -53,7 +57,7 @@ def run(overrides: dict, n: int) -> dict:
             if not k.ready.wait(300) or k.ready_info.get("load_error"):
                 raise RuntimeError(f"model did not load: {k.ready_info.get('load_error')}")
             t0 = time.time()
-            pids = [k.spawn("ReActAgent", TASKS[i % len(TASKS)] + (f" (case {i // len(TASKS)})" if i >= len(TASKS)
+            pids = [k.spawn(agent, TASKS[i % len(TASKS)] + (f" (case {i // len(TASKS)})" if i >= len(TASKS)
                                                                    else "")) for i in range(n)]
             snaps = [k.wait(pid, timeout=3600) for pid in pids]
             stats = k.stats()
@@ -72,6 +76,7 @@ def run(overrides: dict, n: int) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="N ReActAgents: prefix reuse off vs on, per policy, PLAS")
     p.add_argument("--agents", type=int, default=16)
+    p.add_argument("--agent", default="ReActAgent", help="the agent app (ReActAllToolsAgent: every tool shown)")
     p.add_argument("--policies", default="fifo,rr,priority")
     p.add_argument("--no-plas", action="store_true", help="skip the --program_aware on runs")
     p.add_argument("--llm-threads", type=int, default=0)
@@ -79,15 +84,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     policies = [x.strip() for x in args.policies.split(",") if x.strip()]
     base = {"llm_threads": args.llm_threads}
-    runs = {"off": run({**base, "scheduler": "fifo", "prefix_cache": "off"}, args.agents)}
+    runs = {"off": run({**base, "scheduler": "fifo", "prefix_cache": "off"}, args.agents, args.agent)}
     for pol in policies:
-        runs[f"on/{pol}"] = run({**base, "scheduler": pol, "prefix_cache": "on"}, args.agents)
+        runs[f"on/{pol}"] = run({**base, "scheduler": pol, "prefix_cache": "on"}, args.agents, args.agent)
     if not args.no_plas:
         for pol in policies:
             runs[f"plas/{pol}"] = run({**base, "scheduler": pol, "prefix_cache": "on", "program_aware": "on"},
-                                      args.agents)
+                                      args.agents, args.agent)
     off, on = runs["off"], runs.get("on/fifo") or runs[f"on/{policies[0]}"]
-    out = {"agents": args.agents, "wall_off_s": round(off["wall_s"], 2), "wall_on_s": round(on["wall_s"], 2),
+    out = {"agents": args.agents, "agent": args.agent, "wall_off_s": round(off["wall_s"], 2),
+           "wall_on_s": round(on["wall_s"], 2),
            "speedup": round(off["wall_s"] / on["wall_s"], 2), "prefill_tokens_off": off["prefill_tokens"],
            "prefill_tokens_on": on["prefill_tokens"], "prefix_hit_tokens_on": on["prefix_hit_tokens"],
            "llm_calls": off["llm_calls"],
@@ -97,7 +103,7 @@ def main(argv=None) -> int:
         out["mean_agent_completion_plas_s"] = {pol: round(runs[f"plas/{pol}"]["mean_completion_s"], 2)
                                                for pol in policies}
     if not args.json:
-        print(f"{args.agents} ReActAgents, {off['llm_calls']} LLM calls per run")
+        print(f"{args.agents} {args.agent}s, {off['llm_calls']} LLM calls per run")
         print(f"{'run':<14}{'wall s':>8}{'mean agent s':>14}{'prefill tok':>12}{'hit tok':>9}{'prefill s':>10}"
               f"{'decode s':>9}{'same':>6}")
         for name, r in runs.items():
