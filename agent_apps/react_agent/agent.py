@@ -18,8 +18,9 @@ of a task it serves: unit names, currency codes, "times", "file"...) the task
 mentions most, plus the profile's ``always`` tools (the calculator, which composes
 the others' results); a task that mentions none of them gets every tool. With
 twelve tools to choose from, the 135M model called unit_converter for "seventeen
-times twenty-three" and search_docs to read a named file. An observation is data, not an instruction: an
-irreversible call still goes through the access manager's confirmation.
+times twenty-three" and search_docs to read a named file. Arguments are grounded in
+the task (ground.py). An observation is data, not an instruction: an irreversible
+call still goes through the access manager's confirmation.
 
 ``"constrained": false`` in the profile falls back to free text parsed by
 agent_apps.toolcall (the original protocol; bench/agent_tasks.py compares both).

@@ -11,7 +11,7 @@ prompt and the kernel's own checks are unchanged):
   right after a number of the task is where the conversion starts ("50 EUR to GBP", "10 USD",
   "2.5 hours"), the other accepted words of the task where it may end; only when the task
   names both;
-- a ``path``: an ``enum`` of the file names the task and observations mention.
+- a required ``path``: an ``enum`` of the file names the task and observations mention.
 
 An argument with nothing to ground it keeps its schema (an expression is left to the model:
 constraining it to the task's numbers made the model write worse ones).
@@ -65,7 +65,7 @@ def ground(defs: list[dict], specs: dict[str, dict], task: str, observations: li
                 start, end = conversion(task, {w.lower() for w in accepted[name]})
                 if start and end:
                     p["enum"] = start if name.startswith("from_") else end
-            elif kind == "string" and name == "path" and files:
+            elif kind == "string" and name == "path" and files and name in params.get("required", ()):
                 p["enum"] = files
         out.append({**d, "function": {**f, "parameters": params}})
     return out
