@@ -2,10 +2,12 @@
 
 Usage::
 
-    python bench/agents.py [--agents 16] [--agent ReActAgent] [--policies fifo,rr,priority] [--no-plas] [--json]
+    python bench/agents.py [--agents 16] [--agent ReActAllToolsAgent] [--policies fifo,rr,priority] [--no-plas]
+                           [--json]
 
-Each run is a fresh kernel in this one invocation. N ReActAgent processes (or ``--agent``:
-ReActAllToolsAgent, bench/agents/, shows every tool at every call instead of a per-task shortlist)
+Each run is a fresh kernel in this one invocation. N ReActAllToolsAgent processes (bench/agents/:
+ReActAgent shown every tool of its profile at every call; ``--agent ReActAgent`` runs the bundled agent,
+which shows each task a shortlist of tools, so its agents share less)
 (agent_apps/react_agent: a multi-step tool-using program whose system prompt,
 tool descriptions and worked examples are the same for every agent, and
 whose history grows by one tool call and observation per step) solve tasks
@@ -46,7 +48,7 @@ TASKS = ["What is 17 * 23?", "Convert 5 km to miles.", "What is (12 + 30) * 4?",
          "How many grams are in 3 pounds?"]
 
 
-def run(overrides: dict, n: int, agent: str = "ReActAgent") -> dict:
+def run(overrides: dict, n: int, agent: str) -> dict:
     from kernel.boot import KernelClient
     from kernel.config import KernelConfig
 
@@ -76,7 +78,9 @@ def run(overrides: dict, n: int, agent: str = "ReActAgent") -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="N ReActAgents: prefix reuse off vs on, per policy, PLAS")
     p.add_argument("--agents", type=int, default=16)
-    p.add_argument("--agent", default="ReActAgent", help="the agent app (ReActAllToolsAgent: every tool shown)")
+    p.add_argument("--agent", default="ReActAllToolsAgent",
+                   help="the agent app: ReActAllToolsAgent (every tool at every call, one shared prompt) or "
+                        "ReActAgent (a per-task shortlist of tools)")
     p.add_argument("--policies", default="fifo,rr,priority")
     p.add_argument("--no-plas", action="store_true", help="skip the --program_aware on runs")
     p.add_argument("--llm-threads", type=int, default=0)
