@@ -5,13 +5,13 @@ Usage::
     python bench/agents.py [--agents 16] [--agent ReActAllToolsAgent] [--policies fifo,rr,priority] [--no-plas]
                            [--json]
 
-Each run is a fresh kernel in this one invocation. N ReActAllToolsAgent processes (bench/agents/:
-ReActAgent shown every tool of its profile at every call; ``--agent ReActAgent`` runs the bundled agent,
-which shows each task a shortlist of tools, so its agents share less)
-(agent_apps/react_agent: a multi-step tool-using program whose system prompt,
-tool descriptions and worked examples are the same for every agent, and
-whose history grows by one tool call and observation per step) solve tasks
-whose tools (calculator, unit_converter) answer at once. Runs:
+Each run is a fresh kernel in this one invocation. N ReActAllToolsAgent processes
+(bench/agents/: ReActAgent shown every tool of its profile at every call, a multi-step
+tool-using program whose system prompt, tool descriptions and worked examples are the same
+for every agent, and whose history grows by one tool call and observation per step) solve
+tasks whose tools (calculator, unit_converter) answer at once. ``--agent ReActAgent`` runs
+the bundled agent instead, which shows each task a shortlist of tools, so its agents share
+less. Runs:
 
 - ``--prefix_cache off`` under fifo (the baseline: every call prefills all);
 - ``--prefix_cache on`` under each policy;
