@@ -80,8 +80,9 @@ def _nice(x: float) -> float:
 
 class UnitConverter(Tool):
     name = "unit_converter"
-    keywords = ("convert", "unit", "units", *sorted({*UNITS, *TEMPS}))
-    values = {"from_unit": tuple(sorted({*UNITS, *TEMPS})), "to_unit": tuple(sorted({*UNITS, *TEMPS}))}
+    _NAMES = tuple(sorted({*UNITS, *TEMPS}))
+    keywords = ("convert", "unit", "units", *_NAMES)
+    values = {"from_unit": _NAMES, "to_unit": _NAMES}
     description = ("Convert a value between units of length, mass, time, volume, area, speed, data, energy, "
                    "pressure or temperature, e.g. value=5, from_unit='km', to_unit='mi'.")
     schema = obj_schema(["value", "from_unit", "to_unit"], value={"type": "number"},
@@ -111,13 +112,8 @@ class CurrencyConverter(Tool):
     parallel = 8
     timeout_s = 2.0
 
-    def __init__(self):
-        self._table: dict | None = None
-
     def table(self) -> dict:
-        if self._table is None:
-            self._table = json.loads(RATES_FILE.read_text())
-        return self._table
+        return self._TABLE
 
     def code(self, name: str) -> str:
         t = self.table()
