@@ -74,7 +74,7 @@ def main(argv=None) -> int:
 
     from agent_apps import registry
     from aios_shell import views
-    from kernel.boot import KernelClient, KernelError
+    from aios_shell.client import KernelClient, KernelError
     from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
     from kernel.config import KernelConfig, add_kernel_args
 

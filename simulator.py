@@ -26,7 +26,7 @@ arguments or script file, 130 interrupted.
 Leaving (exit, Ctrl-D, end of script, SIGTERM or SIGHUP; SIGINT in batch
 mode) stops every agent and the kernel, which flushes its logs.
 
-Service (kernel/daemon): ``--daemon`` prints ``AIOS daemon pid N serving on
+Service (aios_shell/daemon): ``--daemon`` prints ``AIOS daemon pid N serving on
 SOCKET ...`` and returns once the daemon serves (exit 0), or one ``error:``
 line (exit 1). ``--connect`` attaches this shell to it: ``exit`` only
 detaches, ``shutdown`` stops the daemon, its kernel and every agent;
@@ -42,12 +42,11 @@ import sys
 from pathlib import Path
 
 from aios_shell import Repl, ShellContext, run_batch
+from aios_shell.client import KernelClient, KernelError
+from aios_shell.daemon import paths
 from aios_shell.repl import Terminated, leave_on_signals
-from kernel.boot import KernelClient, KernelError
 from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
 from kernel.config import KernelConfig, add_kernel_args, state_dir
-from kernel.daemon import paths
-
 
 SHELL_DEFAULTS = {"top_interval": 1.5, "history": "~/.local/state/aios/shell_history"}
 
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sock_path = args.socket or paths.default_socket()
     if args.daemon:
-        from kernel.daemon import run
+        from aios_shell.daemon import run
 
         if args.foreground:
             return run.serve(config, sock_path, ready_fd=args.ready_fd)

@@ -41,22 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent_apps import sdk
-from kernel.messages import (
-    E2BIG,
-    EACCES,
-    EAGAIN,
-    ECANCELED,
-    ECONNRESET,
-    EDQUOT,
-    EINVAL,
-    EIO,
-    ENOENT,
-    ENOSPC,
-    ENOSYS,
-    EPERM,
-    ESRCH,
-    ETIMEDOUT,
-)
+from kernel.protocol.messages import (E2BIG, EACCES, EAGAIN, ECANCELED, ECONNRESET, EDQUOT, EINVAL, EIO, ENOENT, ENOSPC,
+                                      ENOSYS, EPERM, ESRCH, ETIMEDOUT)
 
 MAX_BODY = 4 << 20  # bytes of a request body; the channel's frame limit (1 MiB) answers E2BIG below it
 READ_TIMEOUT_S = 30.0  # a client that stops sending mid-request loses its connection, not the server

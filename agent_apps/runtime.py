@@ -190,8 +190,8 @@ def _bind_endpoint(boot: dict, plan: dict):
 def agent_main(rx_fd: int, tx_fd: int) -> None:
     """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
     kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
-    from kernel.channel import read_frame
     from kernel.confine import inside
+    from kernel.protocol.channel import read_frame
 
     boot = json.loads(read_frame(rx_fd))
     plan = boot["confine"]

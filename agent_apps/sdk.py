@@ -21,9 +21,9 @@ import itertools
 import threading
 from typing import Any
 
-from kernel import messages
-from kernel.channel import ChannelClosed, read_frame, write_frame
-from kernel.messages import ECONNRESET, EIO, CodedError
+from kernel.protocol import messages
+from kernel.protocol.channel import ChannelClosed, read_frame, write_frame
+from kernel.protocol.messages import ECONNRESET, EIO, CodedError
 
 
 class SyscallError(CodedError):

@@ -22,10 +22,10 @@ import sys
 from typing import Iterable
 
 from aios_shell import views
+from aios_shell.client import KernelError
 from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.handlers import TABLE
-from kernel.boot import KernelError
-from kernel.messages import ESRCH
+from kernel.protocol.messages import ESRCH
 
 REPORT_KEYS = ("pid", "agent", "task", "status", "result", "error", "exit_code", "exit_signal", "priority", "waiting_s",
                "turnaround_s", "elapsed_s", "tokens_in", "tokens_out", "llm_calls", "syscalls_total",

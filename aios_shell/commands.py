@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from aios_shell.client import KernelError
 from aios_shell.views import cut
-from kernel.boot import KernelError
 
 MAX_LINE = 100_000  # characters; longer lines are refused, not sent to the kernel
 SHOW_CHARS = 40  # how much of a bad word an error message echoes

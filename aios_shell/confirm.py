@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from kernel.boot import KernelError
+from aios_shell.client import KernelError
 
 
 @dataclass

@@ -5,7 +5,7 @@
     python simulator.py --connect --script jobs.aios [--json]   # a batch run, as without --connect
 
 The commands are the same table and dispatcher as the foreground shell; the
-client is a RemoteKernelClient (kernel/daemon/remote.py). Leaving (exit,
+client is a RemoteKernelClient (aios_shell/daemon/remote.py). Leaving (exit,
 Ctrl-D, end of script, SIGTERM/SIGHUP) detaches: the daemon, its kernel and
 agents go on. Kernel flags (--llm_name ...) are the daemon's, not ours.
 Exit status: as the batch runner's; 1 when the daemon cannot be reached or
@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 
 from aios_shell.batch import run_batch
+from aios_shell.client import KernelError
 from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.confirm import ConfirmBroker
 from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE
 from aios_shell.repl import Repl, Terminated, leave_on_signals
-from kernel.boot import KernelError
 from kernel.config import state_dir
 
 
@@ -37,7 +37,7 @@ def run_command(ctx, line: str) -> int:
 
 
 def run_connected(args, sock_path: str, batch: bool, name: str, lines) -> int:
-    from kernel.daemon.remote import RemoteKernelClient
+    from aios_shell.daemon.remote import RemoteKernelClient
 
     one = args.command is not None
     ctx = ShellContext(interactive=not batch, out=sys.stderr if args.json else None,

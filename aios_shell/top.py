@@ -25,7 +25,7 @@ from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 
 from aios_shell import views
-from kernel.boot import KernelError
+from aios_shell.client import KernelError
 
 SORTS = {"P": ("cpu_percent", True, "CPU"), "M": ("rss", True, "memory"), "T": ("cpu_time_s", True, "CPU time"),
          "N": ("pid", False, "pid")}

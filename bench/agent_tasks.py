@@ -108,7 +108,8 @@ def mask_bench() -> None:
     import torch
 
     from kernel.config import KernelConfig
-    from kernel.llm import constrain, model as model_mod
+    from kernel.llm import constrain
+    from kernel.llm import model as model_mod
     from kernel.llm.logitmask import Matcher, apply
     torch.set_num_threads(1)
     model, tok = model_mod.load(KernelConfig().llm_name)
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
     if args.mask_bench:
         mask_bench()
         return 0
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     tasks = [t for t in TASKS if args.kinds is None or t[0] in args.kinds]

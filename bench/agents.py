@@ -49,7 +49,7 @@ TASKS = ["What is 17 * 23?", "Convert 5 km to miles.", "What is (12 + 30) * 4?",
 
 
 def run(overrides: dict, n: int, agent: str) -> dict:
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     with tempfile.TemporaryDirectory() as tmp:

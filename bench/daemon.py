@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kernel.boot import KernelClient  # noqa: E402
+from aios_shell.client import KernelClient  # noqa: E402
+from aios_shell.daemon.remote import RemoteKernelClient  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
-from kernel.daemon.remote import RemoteKernelClient  # noqa: E402
 
 SIM = str(ROOT / "simulator.py")
 

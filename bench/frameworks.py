@@ -67,7 +67,7 @@ def main() -> None:
     a = ap.parse_args()
     warmup = a.warmup_s or 2.0 + 2.0 * a.agents
 
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -95,7 +95,7 @@ def idle_spawn(k, n: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     p = argparse.ArgumentParser(description="AIOS load benchmark")

@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +51,7 @@ def long_prompt(tokens: int) -> str:
 def run_setting(chunk: int, args) -> dict:
     import psutil
 
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 
-from kernel.boot import KernelClient  # noqa: E402
-from kernel.config import KernelConfig  # noqa: E402
 from mcp_util import notes, time_server, write_config  # noqa: E402
+
+from aios_shell.client import KernelClient  # noqa: E402
+from kernel.config import KernelConfig  # noqa: E402
 
 
 def pct(xs, q):

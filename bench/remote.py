@@ -54,7 +54,7 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 
 def run_policy(policy: str, base_url: str, args, tmp: str) -> dict:
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     models = Path(tmp) / f"models-{policy}.json"

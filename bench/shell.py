@@ -33,7 +33,7 @@ os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 import psutil  # noqa: E402
 
 from aios_shell import ShellContext, run_batch  # noqa: E402
-from kernel.boot import KernelClient  # noqa: E402
+from aios_shell.client import KernelClient  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
 
 

@@ -53,7 +53,7 @@ MODES = {  # column -> (--confine, environment of the kernel)
 
 
 def measure(mode: str, agents: int, calls: int) -> dict:
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     confine, env = MODES[mode]

@@ -79,7 +79,7 @@ def wait_sleeping(k, pids: list[int], timeout: float = 300.0) -> None:
 def run_policy(policy: str, prompts: list[str], args, threads: int) -> dict:
     import psutil
 
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
 
     names = {f.name for f in fields(KernelConfig)}
@@ -122,9 +122,8 @@ def run_policy(policy: str, prompts: list[str], args, threads: int) -> dict:
 
 
 def run_raw(prompts: list[str], args, threads: int) -> dict:
-    from kernel.config import EMBEDDED_MODEL
-
     from bench import raw_decode
+    from kernel.config import EMBEDDED_MODEL
 
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(raw_decode.measure, (EMBEDDED_MODEL, prompts, args.calls, args.max_new_tokens,

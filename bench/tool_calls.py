@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")
 
-from kernel.boot import KernelClient  # noqa: E402
+from aios_shell.client import KernelClient  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
 
 

@@ -22,9 +22,9 @@ from typing import Any, Callable
 import jsonschema
 import psutil
 
-from kernel import messages
 from kernel.access import control_ops
 from kernel.process.history import Results
+from kernel.protocol import messages
 from kernel.syscall import DEFERRED, SyscallFailure
 
 log = logging.getLogger("aios.kernel")

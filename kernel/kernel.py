@@ -22,9 +22,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from kernel import messages
 from kernel.access.manager import AccessManager
-from kernel.channel import Oversize
 from kernel.confine.probe import boot_report, probe
 from kernel.confine.sandbox import ConfineError
 from kernel.llm.factory import make_engine
@@ -33,7 +31,9 @@ from kernel.param import ENDED_OUTPUT_KEPT, OUTPUT_LINE_MAX
 from kernel.process.agentproc import AgentProc
 from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
-from kernel.process.table import ProcState, ProcessTable
+from kernel.process.table import ProcessTable, ProcState
+from kernel.protocol import messages
+from kernel.protocol.channel import Oversize
 from kernel.storage import StorageManager
 from kernel.syscall import DEFERRED, SyscallFailure, validate
 from kernel.systable import TABLE

@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 import jsonschema
 
-from kernel import messages
-from kernel.messages import CodedError
+from kernel.protocol import messages
+from kernel.protocol.messages import CodedError
 
 DEFERRED = object()  # a handler's result meaning "a Reply answers this call later"
 log = logging.getLogger("aios.kernel")

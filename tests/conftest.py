@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.boot import KernelClient
+from aios_shell.client import KernelClient
 from kernel.config import KernelConfig
 
 ROOT = Path(__file__).resolve().parent.parent

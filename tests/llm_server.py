@@ -23,9 +23,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, EventLog
-from kernel.boot import KernelClient
+
+from aios_shell.client import KernelClient
 from kernel.config import EMBEDDED_MODEL, KernelConfig
 
 START_TIMEOUT_S = 120

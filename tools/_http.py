@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from kernel.messages import EIO, ETIMEDOUT
+from kernel.protocol.messages import EIO, ETIMEDOUT
 from tools.base import ToolError
 
 MAX_BODY = 2 << 20

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernel.messages import CodedError
+from kernel.protocol.messages import CodedError
 
 READ_ONLY = "read_only"
 WRITES = "writes"

@@ -19,7 +19,7 @@ import math
 import operator
 import re
 
-from kernel.messages import EINVAL
+from kernel.protocol.messages import EINVAL
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 
 MAX_EXPR = 500  # characters

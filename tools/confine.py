@@ -17,7 +17,7 @@ import os
 import stat
 from contextlib import contextmanager
 
-from kernel.messages import EACCES, EINVAL, EIO, ENOENT, ENOTDIR, EPERM
+from kernel.protocol.messages import EACCES, EINVAL, EIO, ENOENT, ENOTDIR, EPERM
 from tools.base import ToolError
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kernel.messages import EINVAL
+from kernel.protocol.messages import EINVAL
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 
 RATES_FILE = Path(__file__).resolve().parent / "data" / "currency_rates.json"

@@ -19,7 +19,7 @@ import os
 import secrets
 import stat
 
-from kernel.messages import EDQUOT, EEXIST, EINVAL, ENOENT, ENOTEMPTY, EPERM
+from kernel.protocol.messages import EDQUOT, EEXIST, EINVAL, ENOENT, ENOTEMPTY, EPERM
 from tools import confine
 from tools.base import IRREVERSIBLE, READ_ONLY, WRITES, Tool, ToolError, obj_schema
 

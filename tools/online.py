@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
-from kernel.messages import EIO, ENOSYS
+from kernel.protocol.messages import EIO, ENOSYS
 from tools import _http
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 

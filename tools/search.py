@@ -16,7 +16,7 @@ import os
 import re
 import stat
 
-from kernel.messages import EINVAL
+from kernel.protocol.messages import EINVAL
 from tools import confine
 from tools.base import READ_ONLY, Tool, ToolError, obj_schema
 

@@ -33,7 +33,7 @@ import stat
 import subprocess
 import time
 
-from kernel.messages import ENOSYS
+from kernel.protocol.messages import ENOSYS
 from tools import confine
 from tools.base import IRREVERSIBLE, Tool, ToolError, obj_schema
 

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 
 

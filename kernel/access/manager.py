@@ -42,9 +42,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from kernel import messages
 from kernel.access.audit import AuditLog
 from kernel.access.quota import Quotas
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 
 log = logging.getLogger("aios.access")

@@ -31,8 +31,8 @@ from __future__ import annotations
 import threading
 import time
 
-from kernel import messages
-from kernel.messages import EDQUOT
+from kernel.protocol import messages
+from kernel.protocol.messages import EDQUOT
 from kernel.syscall import SyscallFailure
 
 EDQUOT = EDQUOT

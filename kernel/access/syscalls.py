@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kernel import messages
 from kernel.access.manager import GROUP_RE
 from kernel.process.table import ProcState
+from kernel.protocol import messages
 from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("access")

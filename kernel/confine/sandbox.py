@@ -32,8 +32,9 @@ from kernel.param import TMP_BYTES
 ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kernel/ live here
 SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/toolcall.py",
              "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py", "kernel/config.py",
-             "kernel/messages.py", "kernel/channel.py", "kernel/param.py", "kernel/confine/__init__.py",
-             "kernel/confine/inside.py", "kernel/confine/landlock.py")
+             "kernel/param.py", "kernel/protocol/__init__.py", "kernel/protocol/messages.py",
+             "kernel/protocol/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
+             "kernel/confine/landlock.py")
 SDK_FILES += ("agent_apps/endpoint.py", "agent_apps/command.py")  # the agent's OpenAI endpoint, command agents
 SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/localtime")
 TOP_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")

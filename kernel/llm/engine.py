@@ -43,10 +43,10 @@ import threading
 import time
 
 from kernel.llm.request import LLMError, LLMRequest, result
-from kernel.llm.sequence import Sequence, SeqStatus
+from kernel.llm.sequence import SeqStatus, Sequence
 from kernel.llm.stats import EngineStats
 from kernel.llm.threads import default_threads
-from kernel.messages import E2BIG, ECANCELED, EINVAL, EIO
+from kernel.protocol.messages import E2BIG, ECANCELED, EINVAL, EIO
 
 log = logging.getLogger("aios.engine")
 

@@ -28,8 +28,8 @@ from kernel.llm.batch import room
 from kernel.llm.context import KVSnapshot, snapshot_nbytes
 from kernel.llm.request import LLMError
 from kernel.llm.sequence import SeqStatus
-from kernel.messages import ECANCELED, EIO
 from kernel.param import LONG_ROW_TOKENS
+from kernel.protocol.messages import ECANCELED, EIO
 
 log = logging.getLogger("aios.scheduler")
 

@@ -48,8 +48,8 @@ from kernel.llm import catalog
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
 from kernel.llm.scheduler import make_policy
-from kernel.messages import ECANCELED, EIO
 from kernel.param import MAX_BACKOFF_S
+from kernel.protocol.messages import ECANCELED, EIO
 
 log = logging.getLogger("aios.engine")
 

@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kernel.messages import CodedError
+from kernel.protocol.messages import CodedError
 
 _seq = itertools.count()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
-from kernel import messages, param
+from kernel import param
 from kernel.llm import constrain
 from kernel.llm.request import LLMError, LLMRequest, SamplingParams
 from kernel.process.table import LLMCallTiming, ProcState
+from kernel.protocol import messages
 from kernel.syscall import CHAT_MESSAGES, DEFERRED, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("llm")

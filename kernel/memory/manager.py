@@ -31,11 +31,11 @@ import logging
 import time
 from typing import Callable
 
-from kernel import messages
 from kernel.memory.block import Block
 from kernel.memory.search import fuse
 from kernel.memory.space import Space, utf8_size
 from kernel.param import LOW_WATERMARK, MAX_GET_BYTES, SEARCH_EMBEDS
+from kernel.protocol import messages
 from kernel.storage import guard
 from kernel.storage.swap import SwapArea
 from kernel.syscall import SyscallFailure

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernel import messages
 from kernel.memory.block import Block
 from kernel.memory.bm25 import BM25Index
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 
 

@@ -7,9 +7,9 @@ caller's own memory only.
 
 from __future__ import annotations
 
-from kernel import messages
 from kernel.memory.block import KINDS
 from kernel.memory.manager import MODES
+from kernel.protocol import messages
 from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("mem")

@@ -26,10 +26,10 @@ import subprocess
 
 import psutil
 
-from kernel.channel import HEADER, FrameDecoder
 from kernel.confine import sandbox
 from kernel.param import LOG_TAIL, MAX_OUTBUF
 from kernel.process.table import PCB
+from kernel.protocol.channel import HEADER, FrameDecoder
 
 
 class AgentProc:

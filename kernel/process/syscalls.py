@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kernel import messages
 from kernel.param import ERROR_KEPT
 from kernel.process.history import Results
 from kernel.process.table import ProcState
+from kernel.protocol import messages
 from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("proc")

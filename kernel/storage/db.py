@@ -26,7 +26,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 
 SYNC_MODES = ("full", "normal")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 
 # our action -> the access manager's verb

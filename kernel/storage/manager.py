@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.storage.db import StorageDB
 from kernel.syscall import SyscallFailure
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.storage import guard
 from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 

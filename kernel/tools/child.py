@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 
-from kernel.messages import EIO
+from kernel.protocol.messages import EIO
 
 
 def main() -> int:

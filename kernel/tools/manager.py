@@ -47,8 +47,8 @@ from typing import Any, Callable
 
 import jsonschema
 
-from kernel import messages
 from kernel.param import TOOL_MAX_RESULT as MAX_RESULT
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 from tools import registry
 from tools.base import IRREVERSIBLE, Tool, ToolContext, ToolError

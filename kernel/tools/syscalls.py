@@ -14,8 +14,8 @@ them; the hold is bounded by the servers' start timeout.
 
 from __future__ import annotations
 
-from kernel import messages
 from kernel.process.table import ProcState
+from kernel.protocol import messages
 from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 from tools.base import IRREVERSIBLE
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from kernel.boot import KernelClient
+from aios_shell.client import KernelClient
 from kernel.config import KernelConfig
 
 BOOTS = 20

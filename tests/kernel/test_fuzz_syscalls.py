@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernel.channel import read_frame, write_frame
+from kernel.protocol.channel import read_frame, write_frame
 from kernel.systable import TABLE
 
 CODES = {"EINVAL", "ENOSYS", "EPERM", "ESRCH", "E2BIG", "EAGAIN", "ECANCELED", "EIO", "ETIMEDOUT",

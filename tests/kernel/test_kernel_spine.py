@@ -13,7 +13,6 @@ import uuid
 
 import psutil
 import pytest
-
 from conftest import ROOT, start_kernel
 
 
@@ -122,7 +121,7 @@ def test_kill_request_and_crash_are_recorded(kernel):
     assert killed["state"] == "killed" and _gone(snap["os_pid"])
     crashed = kernel.wait(kernel.spawn("EchoAgent", "crash"), timeout=30)
     assert crashed["state"] == "failed" and "asked to crash" in crashed["error"]
-    from kernel.boot import KernelError
+    from aios_shell.client import KernelError
     with pytest.raises(KernelError, match="no agent named"):
         kernel.spawn("NoSuchAgent", "x")
     with pytest.raises(KernelError, match="already ended"):
@@ -149,7 +148,7 @@ def test_kernel_sigkill_takes_agents_with_it(tmp_path):
 FRONT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from kernel.boot import KernelClient
+    from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
     if __name__ == "__main__":
         k = KernelClient(KernelConfig(log_dir={logs!r}))

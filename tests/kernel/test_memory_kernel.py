@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from memfs_helpers import err, grouped, ok, payload, run_ops
 
-from kernel import messages
+from kernel.protocol import messages
 
 
 def test_eviction_and_recall_through_an_agent(kernel):

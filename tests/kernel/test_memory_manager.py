@@ -7,11 +7,11 @@ import queue
 
 import pytest
 
-from kernel import messages
 from kernel.config import KernelConfig
 from kernel.memory import MemoryManager
 from kernel.memory.block import Block
 from kernel.process.table import PCB
+from kernel.protocol import messages
 from kernel.storage import guard
 from kernel.syscall import SyscallFailure
 

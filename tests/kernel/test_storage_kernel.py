@@ -7,7 +7,7 @@ import base64
 
 from memfs_helpers import err, grouped, ok, run_ops, unique
 
-from kernel import messages
+from kernel.protocol import messages
 
 
 def test_versions_and_rollback_through_an_agent(kernel):

@@ -13,7 +13,7 @@ import psutil
 from conftest import start_kernel
 from memfs_helpers import err, ok, payload, run_ops
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.storage import StorageDB
 
 NAMES = 5  # the writer cycles through records w0..w4, so most writes are overwrites (new versions)

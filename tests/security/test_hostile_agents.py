@@ -11,10 +11,10 @@ import threading
 import time
 
 import psutil
-
-from agent_apps.endpoint import ENV_NAMES as ENDPOINT_ENV
 from conftest import ROOT
 from secure_kernel import SECRET, VICTIM_SECRET, digest, failed_clearly, running, target  # noqa: F401 (fixture)
+
+from agent_apps.endpoint import ENV_NAMES as ENDPOINT_ENV
 
 MARK = "HOSTILE-FORGED-7f3a"
 
@@ -52,7 +52,7 @@ def test_audit_log_cannot_be_forged(target):
 
 
 def test_kernel_and_sdk_source_cannot_be_rewritten(target):
-    files = [ROOT / rel for rel in ("kernel/kernel.py", "kernel/messages.py", "agent_apps/sdk.py",
+    files = [ROOT / rel for rel in ("kernel/kernel.py", "kernel/protocol/messages.py", "agent_apps/sdk.py",
                                     "agent_apps/runtime.py", "tests/security/agents/_lib/hostile.py")]
     before = [digest(str(f)) for f in files]
     failed_clearly(target.attack("SourceRewriterAgent"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aios_shell.daemon.conn import RequestError, check_args
 from kernel import control
-from kernel.daemon.conn import RequestError, check_args
 
 
 def test_the_daemon_serves_every_control_op_but_stop_and_nothing_else():

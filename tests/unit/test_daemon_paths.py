@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
+from aios_shell.daemon import frames, paths
 from kernel import param
-from kernel.daemon import frames, paths
 
 
 def test_default_socket_follows_xdg_runtime_dir(monkeypatch):
@@ -59,7 +59,7 @@ def test_pid_file_lock_admits_one_daemon(tmp_path):
     first = paths.PidFile(path)
     first.acquire()
     assert paths.read_pid(path) == os.getpid()
-    other = subprocess.run([sys.executable, "-c", "import sys; from kernel.daemon import paths\n"
+    other = subprocess.run([sys.executable, "-c", "import sys; from aios_shell.daemon import paths\n"
                             "try:\n    paths.PidFile(sys.argv[1]).acquire()\nexcept paths.PathError as e:\n"
                             "    print(e)", path], capture_output=True, text=True, timeout=60,
                            cwd=os.path.dirname(paths.__file__) + "/../..")
@@ -94,7 +94,7 @@ def test_frames_round_trip_and_reject_bad_input():
 USER_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
-from kernel.daemon import paths
+from aios_shell.daemon import paths
 os.environ.pop("XDG_RUNTIME_DIR", None)
 sock = paths.default_socket()
 try:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from agent_apps.sdk import KernelGone, SyscallError
-from kernel import messages
-from kernel.boot import KernelError
-from kernel.daemon.conn import RequestError
+from aios_shell.client import KernelError
+from aios_shell.daemon.conn import RequestError
 from kernel.llm.backends import BackendError
 from kernel.llm.request import LLMError
-from kernel.messages import EIO, EPERM, CodedError, ProtocolError
+from kernel.protocol import messages
+from kernel.protocol.messages import EIO, EPERM, CodedError, ProtocolError
 from kernel.syscall import SyscallFailure
 from tools.base import ToolError
 
@@ -45,9 +45,9 @@ def test_subclass_attributes_survive_pickling():
 def test_code_literals_only_in_messages():
     """A code spelled as a string literal ("EIO") instead of the constant is a typo waiting to happen."""
     found = []
-    for path in [*ROOT.glob("kernel/**/*.py"), *ROOT.glob("aios_shell/*.py"), *ROOT.glob("agent_apps/*.py"),
+    for path in [*ROOT.glob("kernel/**/*.py"), *ROOT.glob("aios_shell/**/*.py"), *ROOT.glob("agent_apps/*.py"),
                  *ROOT.glob("tools/*.py"), ROOT / "main.py", ROOT / "simulator.py"]:
-        if path == ROOT / "kernel" / "messages.py":
+        if path == ROOT / "kernel" / "protocol" / "messages.py":
             continue
         for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
             if tok.type == tokenize.STRING and tok.string[:1] in "\"'" and tok.string[1:-1] in CODES:
@@ -59,7 +59,7 @@ def test_every_environment_variable_is_in_the_readme_table():
     """The AIOS_* variables the code reads are listed once, in the README's table (and no stale one)."""
     import re
     used = set()
-    for path in [*ROOT.glob("kernel/**/*.py"), *ROOT.glob("aios_shell/*.py"), *ROOT.glob("agent_apps/**/*.py"),
+    for path in [*ROOT.glob("kernel/**/*.py"), *ROOT.glob("aios_shell/**/*.py"), *ROOT.glob("agent_apps/**/*.py"),
                  *ROOT.glob("tools/*.py"), ROOT / "main.py", ROOT / "simulator.py"]:
         used |= set(re.findall(r"\bAIOS_[A-Z_]+\b", path.read_text()))
     readme = (ROOT / "README.md").read_text()

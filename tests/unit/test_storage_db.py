@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from kernel import messages
+from kernel.protocol import messages
 from kernel.storage import StorageDB
 from kernel.syscall import SyscallFailure
 

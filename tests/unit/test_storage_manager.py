@@ -9,8 +9,8 @@ import queue
 
 import pytest
 
-from kernel import messages
 from kernel.config import KernelConfig
+from kernel.protocol import messages
 from kernel.storage import StorageManager
 from kernel.syscall import SyscallFailure
 

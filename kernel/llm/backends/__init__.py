@@ -29,7 +29,7 @@ import importlib
 from dataclasses import dataclass
 
 from kernel.llm.request import SamplingParams
-from kernel.messages import CodedError
+from kernel.protocol.messages import CodedError
 
 
 @dataclass

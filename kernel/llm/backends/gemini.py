@@ -27,8 +27,8 @@ from google import genai
 from google.genai import errors, types
 
 from kernel.llm.backends import BackendError, Call, one_line
-from kernel.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 from kernel.param import CHECK_TIMEOUT_S
+from kernel.protocol.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 
 MAX_SERVER_STOPS = 5
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}

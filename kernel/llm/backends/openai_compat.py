@@ -19,8 +19,8 @@ import httpx2
 import openai
 
 from kernel.llm.backends import BackendError, Call, one_line
-from kernel.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 from kernel.param import CHECK_TIMEOUT_S
+from kernel.protocol.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 
 MAX_SERVER_STOPS = 4  # OpenAI rejects more; the rest are applied by RemoteEngine on the text
 

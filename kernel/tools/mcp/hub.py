@@ -24,7 +24,8 @@ import mcp_types
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from kernel import messages, param
+from kernel import param
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 from kernel.tools.mcp import config as C
 from kernel.tools.mcp.server import Down, Server

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from kernel import messages, param
+from kernel import param
+from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 from kernel.tools.mcp import config as C
 from kernel.tools.mcp.tool import server_of

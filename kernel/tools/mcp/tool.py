@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 
 from kernel import param
-from kernel.messages import E2BIG, EIO, ENOSYS
+from kernel.protocol.messages import E2BIG, EIO, ENOSYS
 from kernel.tools.mcp import config as C
 from tools.base import IRREVERSIBLE, READ_ONLY, Tool, ToolError
 

@@ -6,8 +6,8 @@ and a SIGKILL almost surely lands in the middle of a frame.
 """
 
 from agent_apps import sdk
-from kernel import messages
-from kernel.channel import read_frame, write_frame
+from kernel.protocol import messages
+from kernel.protocol.channel import read_frame, write_frame
 
 
 class FloodAgent:

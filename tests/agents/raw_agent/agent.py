@@ -7,8 +7,8 @@ Task: JSON list of frames; a frame is a string (sent as UTF-8 bytes) or
 import json
 
 from agent_apps import sdk
-from kernel import messages
-from kernel.channel import read_frame, write_frame
+from kernel.protocol import messages
+from kernel.protocol.channel import read_frame, write_frame
 
 
 class RawAgent:

@@ -10,8 +10,8 @@ frame. So each fuzzed frame is answered, or provably dropped, before the next.
 import json
 
 from agent_apps import sdk
-from kernel import messages
-from kernel.channel import read_frame, write_frame
+from kernel.protocol import messages
+from kernel.protocol.channel import read_frame, write_frame
 
 MARK = 2**52
 

@@ -15,8 +15,8 @@ import json
 import time
 
 from agent_apps import sdk
-from kernel import messages
-from kernel.channel import read_frame, write_frame
+from kernel.protocol import messages
+from kernel.protocol.channel import read_frame, write_frame
 
 
 def outcome(fn, quiet=False):

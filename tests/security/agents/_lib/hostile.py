@@ -74,7 +74,7 @@ class Hostile:
         self.attempt("read the kernel log", lambda: os.listdir(a["log_dir"]))
 
     def source(self, a):
-        for rel in ("kernel/kernel.py", "kernel/messages.py", "agent_apps/sdk.py", "agent_apps/runtime.py"):
+        for rel in ("kernel/kernel.py", "kernel/protocol/messages.py", "agent_apps/sdk.py", "agent_apps/runtime.py"):
             path = os.path.join(a["root"], rel)
             self.attempt(f"append to {rel}", lambda p=path: _append(p, f"# {MARK}\n"))
             self.attempt(f"replace {rel}", lambda p=path: os.rename(p, p + ".bak"))

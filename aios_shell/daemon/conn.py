@@ -18,15 +18,13 @@ import threading
 import time
 from concurrent.futures import Future
 
+from aios_shell.client import KernelError
+from aios_shell.daemon import frames
 from kernel import control, param
-from kernel.boot import KernelError
-from kernel.daemon import frames
-from kernel.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, CodedError
-from kernel.param import (
-    DAEMON_MAX_INFLIGHT as MAX_INFLIGHT,
-    DAEMON_MAX_WAITS as MAX_WAITS,
-    DAEMON_OUT_QUEUE as OUT_QUEUE,
-)
+from kernel.param import DAEMON_MAX_INFLIGHT as MAX_INFLIGHT
+from kernel.param import DAEMON_MAX_WAITS as MAX_WAITS
+from kernel.param import DAEMON_OUT_QUEUE as OUT_QUEUE
+from kernel.protocol.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, CodedError
 
 log = logging.getLogger("aios.daemon")
 MAX_ID = 2 ** 53  # request ids: positive integers JSON carries exactly
@@ -49,7 +47,7 @@ def check_args(op: str, frame: dict) -> dict:
 
 
 class ClientConn:
-    def __init__(self, server, sock: socket.socket, peer_pid: int, number: int):  # server: kernel.daemon.server.Server
+    def __init__(self, server, sock: socket.socket, peer_pid: int, number: int):  # server: aios_shell.daemon.server.Server
         self.server, self.sock = server, sock
         self.name = f"client {number} (pid {peer_pid})"
         self.interactive = False

@@ -27,11 +27,11 @@ import struct
 import threading
 import time
 
-from kernel.boot import KernelError
-from kernel.daemon import frames
-from kernel.daemon.conn import ClientConn
-from kernel.messages import EACCES, EAGAIN
+from aios_shell.client import KernelError
+from aios_shell.daemon import frames
+from aios_shell.daemon.conn import ClientConn
 from kernel.param import DAEMON_MAX_CLIENTS as MAX_CLIENTS
+from kernel.protocol.messages import EACCES, EAGAIN
 
 log = logging.getLogger("aios.daemon")
 

@@ -32,11 +32,11 @@ import subprocess
 import sys
 import time
 
-from kernel.boot import KernelClient, KernelError
-from kernel.daemon import paths
-from kernel.daemon.server import Server
-from kernel.messages import EIO
+from aios_shell.client import KernelClient, KernelError
+from aios_shell.daemon import paths
+from aios_shell.daemon.server import Server
 from kernel.param import DAEMON_READY_WAIT_S as READY_WAIT_S
+from kernel.protocol.messages import EIO
 
 log = logging.getLogger("aios.daemon")
 FORMAT = "%(asctime)s %(levelname)s [%(process)d %(name)s] %(message)s"

@@ -1,6 +1,6 @@
 """RemoteKernelClient: the shell's handle on a daemon's kernel, over its unix socket.
 
-Same calls as KernelClient (kernel.boot.KernelCalls: spawn, kill, wait, ps,
+Same calls as KernelClient (aios_shell.client.KernelCalls: spawn, kill, wait, ps,
 info, stats, logs, request) and the same attributes the shell reads
 (``pid``, ``ready``, ``ready_info``, ``dead``, ``lost_reason``), so the
 REPL, the batch runner and top take either. Differences: ``stop()`` only
@@ -22,10 +22,10 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from aios_shell.client import KernelCalls, KernelError
+from aios_shell.daemon import frames
 from kernel import param
-from kernel.boot import KernelCalls, KernelError
-from kernel.daemon import frames
-from kernel.messages import ECONNREFUSED, ECONNRESET
+from kernel.protocol.messages import ECONNREFUSED, ECONNRESET
 
 
 class RemoteKernelClient(KernelCalls):

@@ -2,7 +2,7 @@
 
 Both sides import this module, so it must stay light (no torch, no
 transformers). Agent -> kernel messages are JSON objects, framed by
-kernel.channel; the kernel never unpickles anything an agent wrote.
+kernel.protocol.channel; the kernel never unpickles anything an agent wrote.
 
 Agent -> kernel::
 

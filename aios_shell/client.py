@@ -1,0 +1,210 @@
+"""The front's client of the kernel: start the kernel process and talk to it (shell, batch, main.py).
+
+Light module: the front never imports torch. Usage::
+
+    from aios_shell.client import KernelClient
+    from kernel.config import KernelConfig
+    with KernelClient(KernelConfig(), on_event=print) as k:
+        pid = k.spawn("MathAgent", "What is 12 * 7?")
+        print(k.wait(pid)["result"])
+
+Events the kernel sends (dicts with an "event" key): booted, ready (model
+loaded or failed), output (a line an agent printed, console mode), log (a
+kernel record, console mode), exit (a process ended, with its snapshot).
+
+Before it starts the kernel (kernel/boot.py ``kernel_main``), KernelClient
+checks the model name (kernel/llm/preflight.py) and raises KernelError at once
+for one that cannot be found. ``submit`` sends a request without waiting (the
+daemon's socket server multiplexes its clients with it); KernelCalls holds the
+calls the shell uses, shared with the daemon's RemoteKernelClient.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import multiprocessing as mp
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from kernel.boot import kernel_main
+from kernel.protocol.messages import ECONNRESET, EIO, ENOENT, ETIMEDOUT, CodedError
+
+SPAWN = mp.get_context("spawn")
+
+
+class KernelError(CodedError):
+    """A kernel request (control op) failed; ``code`` is the kernel's error code."""
+
+
+def unwrap(msg: dict) -> Any:
+    """A reply dict's result, or KernelError with its message and code."""
+    if not msg.get("ok"):
+        raise KernelError(msg.get("code") or EIO, msg.get("error") or "failed")
+    return msg.get("result")
+
+
+class KernelCalls:
+    """The calls the front uses, over ``request``; shared by KernelClient and the daemon's
+    RemoteKernelClient (aios_shell/daemon/remote.py), so the shell takes either."""
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        raise NotImplementedError
+
+    def _answer(self, op: str, req_id: int, fut: Future, timeout: float | None) -> Any:
+        """The reply to request ``req_id`` (its result, or KernelError); ETIMEDOUT after ``timeout`` s.
+        Subclasses own ``_pending`` (req_id -> Future) and ``_lock``, which guards it."""
+        try:
+            msg = fut.result(timeout)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(req_id, None)
+            raise KernelError(ETIMEDOUT, f"{op}: no answer within {timeout}s") from None
+        return unwrap(msg)
+
+    def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
+        """Start an agent; restart_max > 0 lets the kernel restart it after a crash (see supervisor.py)."""
+        return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority, restart_max=restart_max)
+
+    def kill(self, pid: int) -> None:
+        self.request("kill", timeout=10, pid=pid)
+
+    def wait(self, pid: int, timeout: float | None = None, follow_restarts: bool = True) -> dict:
+        """Block until pid ends; with follow_restarts, until the last process of its restart chain ends."""
+        snap = self.request("wait", timeout=timeout, pid=pid)
+        while follow_restarts and snap.get("restarted_as"):
+            snap = self.request("wait", timeout=timeout, pid=snap["restarted_as"])
+        return snap
+
+    def ps(self, all: bool = True) -> list[dict]:
+        return self.request("ps", timeout=10, all=all)
+
+    def info(self, pid: int) -> dict:
+        return self.request("info", timeout=10, pid=pid)
+
+    def stats(self) -> dict:
+        return self.request("stats", timeout=10)
+
+    def logs(self, pid: int) -> dict:
+        return self.request("logs", timeout=10, pid=pid)
+
+
+class KernelClient(KernelCalls):
+    """Front-side handle on a running kernel process."""
+
+    def __init__(self, config, on_event: Callable[[dict], None] | None = None, boot_timeout: float = 60.0):
+        """Raises KernelError (code ENOENT, one line) at once when the model cannot be found."""
+        from kernel.llm.preflight import PreflightError, preflight
+
+        try:
+            env = preflight(config.llm_name, config.llm_base_url)
+        except PreflightError as e:
+            raise KernelError(ENOENT, str(e)) from None
+        self.config = config
+        self.on_event = on_event
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Future] = {}
+        self._lock = threading.Lock()  # guards _pending and sends
+        self.booted = threading.Event()
+        self.ready = threading.Event()  # model loaded (or failed: see ready_info)
+        self.ready_info: dict = {}
+        self.dead = threading.Event()
+        self._conn, child = SPAWN.Pipe(duplex=True)
+        self.process = SPAWN.Process(target=kernel_main, args=(config, child, env), name="aios-kernel", daemon=False)
+        self.process.start()
+        child.close()
+        self._reader = threading.Thread(target=self._read_loop, name="kernel-events", daemon=True)
+        self._reader.start()
+        atexit.register(self.stop)
+        if not self.booted.wait(boot_timeout) or self.dead.is_set():
+            self.stop()
+            raise KernelError(EIO, "the kernel process did not start")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = self._conn.recv()
+                if "reply" in msg:
+                    with self._lock:
+                        fut = self._pending.pop(msg["reply"], None)
+                    if fut is not None:
+                        fut.set_result(msg)
+                    continue
+                ev = msg.get("event")
+                if ev == "booted":
+                    self.booted.set()
+                elif ev == "ready":
+                    self.ready_info = msg.get("stats", {})
+                    self.ready.set()
+                if self.on_event is not None:
+                    try:
+                        self.on_event(msg)
+                    except Exception:
+                        pass  # a view's bug must not stop replies from arriving
+        except (EOFError, OSError):
+            pass
+        finally:
+            self.dead.set()
+            self.booted.set()
+            self.ready.set()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for fut in pending.values():
+                fut.set_result({"ok": False, "error": "the kernel exited", "code": ECONNRESET})
+
+    @property
+    def lost_reason(self) -> str:
+        """Why the kernel is gone (for the shell's last line)."""
+        code = self.process.exitcode
+        return f"the kernel process exited{'' if code is None else f' (exit code {code})'}"
+
+    def submit(self, op: str, **args: Any) -> tuple[int, Future]:
+        """Send a request without waiting; the Future gets the raw reply dict
+        (``{"ok", "result", "error", "code"}``), set on the reader thread."""
+        if self.dead.is_set():
+            raise KernelError(ECONNRESET, "the kernel is not running")
+        fut: Future = Future()
+        with self._lock:
+            req_id = next(self._ids)
+            self._pending[req_id] = fut
+            try:
+                self._conn.send({"op": op, "id": req_id, **args})
+            except (OSError, BrokenPipeError):
+                self._pending.pop(req_id, None)
+                raise KernelError(ECONNRESET, "the kernel is not running") from None
+        return req_id, fut
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        req_id, fut = self.submit(op, **args)
+        return self._answer(op, req_id, fut, timeout)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Stop the kernel and every agent; returns the kernel's exit code. Idempotent."""
+        atexit.unregister(self.stop)
+        if self.process.exitcode is None and not self.dead.is_set():
+            try:
+                with self._lock:
+                    self._conn.send({"op": "stop", "id": 0})
+            except (OSError, BrokenPipeError):
+                pass
+        self.process.join(timeout)
+        if self.process.exitcode is None:  # stuck: SIGTERM, then SIGKILL (agents die with it: PDEATHSIG)
+            self.process.terminate()
+            self.process.join(5)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(5)
+        self._reader.join(timeout=2)  # it sees EOF now that the kernel is gone
+        self._conn.close()
+        return self.process.exitcode
