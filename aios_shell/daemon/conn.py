@@ -24,10 +24,9 @@ from kernel import control, param
 from kernel.param import DAEMON_MAX_INFLIGHT as MAX_INFLIGHT
 from kernel.param import DAEMON_MAX_WAITS as MAX_WAITS
 from kernel.param import DAEMON_OUT_QUEUE as OUT_QUEUE
-from kernel.protocol.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, CodedError
+from kernel.protocol.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, MAX_ID, CodedError
 
 log = logging.getLogger("aios.daemon")
-MAX_ID = 2 ** 53  # request ids: positive integers JSON carries exactly
 
 
 class RequestError(CodedError):
