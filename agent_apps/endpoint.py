@@ -86,10 +86,12 @@ def _text(content: Any, where: str) -> str:
 
 
 def kernel_messages(msgs: Any) -> list[dict]:
-    """OpenAI chat messages -> llm.chat messages ({role, content} strings).
+    """OpenAI chat messages -> llm.chat messages.
 
-    developer -> system; function -> tool; an assistant's tool_calls are kept as
-    their JSON text so the model sees what it asked for."""
+    developer -> system; function -> tool. An assistant's tool_calls become llm.chat's
+    ``tool_calls`` ({id, name, arguments}) and a tool message keeps its ``tool_call_id``: the
+    kernel shows them to its model in the model's own call format, and a remote backend gets
+    them in native form."""
     if not isinstance(msgs, list) or not msgs:
         raise HTTPError(400, "'messages' must be a non-empty array", param="messages")
     out = []
@@ -101,18 +103,28 @@ def kernel_messages(msgs: Any) -> list[dict]:
         if role not in ("system", "user", "assistant", "tool"):
             raise HTTPError(400, f"{where}.role {m.get('role')!r} is not one of system, developer, user, "
                                  "assistant, tool", param=where)
-        text = _text(m.get("content"), where)
+        msg: dict[str, Any] = {"role": role, "content": _text(m.get("content"), where)}
         calls = m.get("tool_calls") if role == "assistant" else None
         if calls:
-            try:
-                text = (text + "\n" if text else "") + "\n".join(
-                    json.dumps({"tool": c["function"]["name"], "args": json.loads(c["function"]["arguments"] or "{}")})
-                    for c in calls)
-            except (TypeError, KeyError, ValueError):
-                raise HTTPError(400, f"{where}.tool_calls: each needs function.name and JSON function.arguments",
-                                param=where) from None
-        out.append({"role": role, "content": text})
+            msg["tool_calls"] = [_kernel_call(c, f"{where}.tool_calls") for c in calls] \
+                if isinstance(calls, list) else _kernel_call(None, f"{where}.tool_calls")
+        if role == "tool" and isinstance(m.get("tool_call_id"), str) and m["tool_call_id"]:
+            msg["tool_call_id"] = m["tool_call_id"]
+        out.append(msg)
     return out
+
+
+def _kernel_call(c: Any, where: str) -> dict:
+    """One OpenAI tool call -> llm.chat's {id, name, arguments} (arguments: the JSON object)."""
+    try:
+        args = json.loads(c["function"]["arguments"] or "{}")
+        name = c["function"]["name"]
+        if not isinstance(args, dict) or not isinstance(name, str):
+            raise TypeError
+    except (TypeError, KeyError, ValueError):
+        raise HTTPError(400, f"{where}: each needs function.name and function.arguments, a JSON object",
+                        param=where) from None
+    return {**({"id": c["id"]} if isinstance(c.get("id"), str) and c["id"] else {}), "name": name, "arguments": args}
 
 
 def chat_args(body: dict) -> dict:

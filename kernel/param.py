@@ -29,6 +29,7 @@ MIN_CHUNK = 8  # fewest tokens a chunk feeds, however deep into the prompt
 LONG_ROW_TOKENS = 2048  # a sequence at least this long decodes in its own cache, not the padded batch
 MAX_SCHEMA_BYTES = 64 * 1024  # JSON text of response_format + tools, per request
 MAX_TOOLS = 64  # tool definitions one llm.chat may pass
+MAX_CALL_DEPTH = 32  # nesting of the arguments of an earlier tool call in llm.chat messages
 CACHE_GRAMMARS = 64  # compiled matchers kept (LRU) to copy for repeated grammars
 
 # -- Remote models ---------------------------------------------------------------------------------

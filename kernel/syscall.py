@@ -139,12 +139,20 @@ class Reply:
 
 
 # -- schemas shared by several syscalls ------------------------------------------
+TOOL_CALL = {  # a call the model made, as llm.chat returned it; ``id`` is what a tool message answers
+    "type": "object", "required": ["name", "arguments"], "additionalProperties": False,
+    "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64},
+                   "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},  # as llm.chat's tools
+                   "arguments": {"type": "object"}},
+}
 CHAT_MESSAGES = {
     "type": "array", "minItems": 1, "maxItems": 256,
     "items": {
         "type": "object", "required": ["role", "content"], "additionalProperties": False,
         "properties": {"role": {"enum": ["system", "user", "assistant", "tool"]},
-                       "content": {"type": "string", "maxLength": 200_000}},
+                       "content": {"type": "string", "maxLength": 200_000},
+                       "tool_calls": {"type": "array", "minItems": 1, "maxItems": 16, "items": TOOL_CALL},
+                       "tool_call_id": {"type": "string", "minLength": 1, "maxLength": 64}},
     },
 }
 PID = {"type": "integer", "minimum": 1, "maximum": 2**31}

@@ -216,6 +216,28 @@ def tools_prompt(tools: list | None, tool_choice=None) -> str:
             f" If no tool is needed, answer in plain text.")
 
 
+def call_text(calls: list[dict]) -> str:
+    """Tool calls as the local model writes them: the grammar's compact JSON between the call tags."""
+    body = ",".join(json.dumps({"name": c["name"], "arguments": c.get("arguments", {})}, ensure_ascii=False,
+                               separators=(",", ":")) for c in calls)
+    return f"{CALL_OPEN}{body}{CALL_CLOSE}"
+
+
+def as_text(messages: list[dict]) -> list[dict]:
+    """llm.chat messages as the local model's chat template takes them, ``{role, content}`` strings.
+
+    An assistant's ``tool_calls`` follow its content in the form the model itself writes them, so a
+    history of calls reads to the model like its own replies; a tool message is a ``tool`` turn, and
+    call ids (which remote APIs pair calls and results by) have no place in the local prompt."""
+    out = []
+    for m in messages:
+        text = m["content"]
+        if m.get("tool_calls"):
+            text = f"{text}\n{call_text(m['tool_calls'])}" if text else call_text(m["tool_calls"])
+        out.append({"role": m["role"], "content": text})
+    return out
+
+
 def with_tools(messages: list[dict], tools: list | None, tool_choice=None) -> list[dict]:
     """``messages`` with the tools block appended to the system message (one is added if none)."""
     block = tools_prompt(tools, tool_choice)

@@ -42,6 +42,7 @@ import logging
 import threading
 import time
 
+from kernel.llm import constrain
 from kernel.llm.request import LLMError, LLMRequest, result
 from kernel.llm.sequence import SeqStatus, Sequence
 from kernel.llm.stats import EngineStats
@@ -83,9 +84,7 @@ class Engine:
         self._ended: list[int] = []  # pids the kernel reaped, not yet forgotten by the engine thread
         self._stopping = False
         self.counters = EngineStats()
-        from kernel.llm.constrain import Compiler
-
-        self.grammars = Compiler(self._lltokenizer)
+        self.grammars = constrain.Compiler(self._lltokenizer)
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
 
     # -- public, thread-safe -----------------------------------------------------------
@@ -112,16 +111,13 @@ class Engine:
             self.grammars.submit(lambda: self._compile(req))
 
     def _lltokenizer(self):
-        from kernel.llm.constrain import lltokenizer
-
         self.ready.wait()
         if self.load_error:
             raise RuntimeError(self.load_error)
-        return lltokenizer(self.tok)
+        return constrain.lltokenizer(self.tok)
 
     def _compile(self, req: LLMRequest) -> None:
         """On the llm-grammar thread: attach a Matcher to ``req`` and queue it, or answer EINVAL."""
-        from kernel.llm import constrain
         from kernel.llm.logitmask import Matcher
 
         if req.cancelled or self._stopping:
@@ -291,12 +287,10 @@ class Engine:
         """Tokenize a new request and queue it (or answer it with an error)."""
         if req.cancelled:
             return self.finish(req, error=LLMError(ECANCELED, "request cancelled"))
-        messages = req.messages
-        if req.tools:
-            from kernel.llm.constrain import with_tools
-
-            messages = with_tools(messages, req.tools, req.tool_choice)  # the model's own tool format
         try:
+            messages = constrain.as_text(req.messages)  # earlier tool calls in the model's own format
+            if req.tools:
+                messages = constrain.with_tools(messages, req.tools, req.tool_choice)
             enc = self.tok.apply_chat_template(messages, add_generation_prompt=True)
             ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
         except Exception as e:
@@ -350,9 +344,7 @@ class Engine:
             return self.finish(seq.req, error=LLMError(EINVAL, f"the grammar failed: {seq.matcher.error}"))
         text, extra, reason = seq.final_text(self.tok), {}, seq.finish_reason or "stop"
         if seq.matcher is not None and seq.matcher.tools:
-            from kernel.llm.constrain import parse_reply
-
-            extra = parse_reply(text)
+            extra = constrain.parse_reply(text)
             text = extra.pop("text")
             if extra["tool_calls"] and reason == "stop":
                 reason = "tool_calls"

@@ -10,6 +10,7 @@ into the process's LLMCallTiming under the table's lock.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -70,8 +71,11 @@ class LLMRequest:
 
 def prompt_token_bound(messages: list[dict]) -> int:
     """An upper bound of a chat's prompt tokens without its tokenizer (remote models): every token of a
-    byte-level BPE covers at least one UTF-8 byte; 8 tokens per message cover the chat template."""
-    return 8 + sum(8 + len(str(m.get("content", "")).encode()) for m in messages)
+    byte-level BPE covers at least one UTF-8 byte; 8 tokens per message cover the chat template, and
+    an assistant's tool calls count as their JSON."""
+    return 8 + sum(8 + len(str(m.get("content", "")).encode()) + len(str(m.get("tool_call_id", "")).encode())
+                   + (len(json.dumps(m["tool_calls"], ensure_ascii=False).encode()) if m.get("tool_calls") else 0)
+                   for m in messages)
 
 
 class LLMError(CodedError):

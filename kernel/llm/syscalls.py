@@ -44,6 +44,24 @@ TOOL_CHOICE = {"oneOf": [
 ]}
 
 
+def _check_tool_turns(msgs: list[dict]) -> None:
+    """Earlier tool calls sit on assistant messages and call ids on tool messages; arguments nest at
+    most MAX_CALL_DEPTH deep (every later step, rendering and encoding, may recurse)."""
+    for i, m in enumerate(msgs):
+        for key, role in (("tool_calls", "assistant"), ("tool_call_id", "tool")):
+            if key in m and m["role"] != role:
+                raise SyscallFailure(messages.EINVAL, f"llm.chat: messages[{i}]: {key} belongs to a {role} "
+                                                      f"message, not a {m['role']} one")
+        todo = [(c["arguments"], 1) for c in m.get("tool_calls", ())]
+        while todo:
+            value, depth = todo.pop()
+            if depth > param.MAX_CALL_DEPTH:
+                raise SyscallFailure(messages.EINVAL, f"llm.chat: messages[{i}]: tool call arguments nest deeper "
+                                                      f"than {param.MAX_CALL_DEPTH}")
+            children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+            todo += [(v, depth + 1) for v in children if isinstance(v, (dict, list))]
+
+
 @SYSCALLS.register("llm.chat", {
     "required": ["messages"],
     "properties": {
@@ -62,6 +80,7 @@ TOOL_CHOICE = {"oneOf": [
 def llm_chat(kernel, ap, call):
     pcb = ap.pcb
     a = call.args
+    _check_tool_turns(a["messages"])
     try:  # only the size here: the schemas are checked on the llm-grammar thread, off this loop
         constrain.check_size(a.get("response_format"), a.get("tools"))
     except (constrain.ConstraintError, RecursionError) as e:

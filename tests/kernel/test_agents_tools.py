@@ -103,3 +103,17 @@ def test_repair_args_maps_names_and_types():
     assert toolcall.extract_arg("16 x 8 = 128\nThe answer is 128.", "calculator") == "16 * 8"
     assert toolcall.extract_arg("Query: Eiffel Tower", "search_docs") == "Eiffel Tower"
     assert json.loads(json.dumps(toolcall.describe_tools([{"name": "x", "description": "d", "schema": schema}])))
+
+
+def test_the_readme_tool_turn_runs_as_written(kernel):
+    """The README's "The next turn" example is ToolTurnAgent's code, and it runs: a call, the tool, an answer."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme[readme.index("**The next turn.**"):]
+    block = block[block.index("```python\n") + 10:block.index("```\n", block.index("```python\n") + 10)]
+    code = (Path(__file__).resolve().parents[1] / "agents" / "tool_turn_agent" / "agent.py").read_text()
+    assert all(line.strip() in code for line in block.splitlines() if line.strip()), block
+    pid = kernel.spawn("ToolTurnAgent", "go")
+    snap = kernel.wait(pid, timeout=180)
+    assert snap["state"] == "done", snap["error"]
+    assert snap["result"]["call"]["name"] in ("calculator", "unit_converter") and snap["result"]["answer"].strip()
+    assert snap["syscalls"]["llm.chat"] == 2 and snap["syscalls"]["tool.call"] == 1, snap["syscalls"]

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from kernel.llm import constrain
+from kernel.llm.request import LLMRequest, SamplingParams
 from test_engine import chat, run, shared_model, start  # noqa: F401 (fixture)
 from toolspecs import CALC, CONVERT, FMT, PERSON, TOOL_SCHEMAS
 
@@ -51,6 +52,29 @@ def test_json_schema_output_validates_and_tools_name_a_real_tool_in_one_mixed_ba
     calc, conv = check_call(out[2][0]), check_call(out[4][0])
     # Which tool the small model picks is its own business; the grammar's part is a valid call.
     assert "17" in json.dumps(calc["arguments"]) and "5" in json.dumps(conv["arguments"])
+
+
+def test_an_earlier_call_reads_back_as_the_model_wrote_it():
+    """The next turn shows the model its call as the very text it generated (constrain.as_text), so the
+    prefix cache serves the whole previous turn, the call included, and only the tool's result is new."""
+    e = start(prefix_cache="on", scheduler="fifo")
+    try:
+        (first, err), = run([tool_call("What is 17 * 23?", 0)], engine=e)[0]
+        assert err is None
+        check_call(first)
+        before = e.stats()["prefix_hit_tokens"]
+        history = [{"role": "user", "content": "What is 17 * 23?"},
+                   {"role": "assistant", "content": "", "tool_calls": first["tool_calls"]},
+                   {"role": "tool", "content": '{"value": 391}'}]
+        (second, err), = run([LLMRequest(pid=100, req_id=1, messages=history, tools=[CALC, CONVERT],
+                                         sampling=SamplingParams(max_new_tokens=4))], engine=e)[0]
+        assert err is None, err
+        hit = e.stats()["prefix_hit_tokens"] - before
+        # all of turn one (its last token, the end of turn, was sampled but never fed back)
+        assert hit >= first["tokens_in"] + first["tokens_out"] - 1, (hit, first)
+        assert second["tokens_in"] - hit <= 24, (second, hit)  # the tool turn and the reply header (20)
+    finally:
+        e.stop()
 
 
 def test_named_tool_choice_and_auto():

@@ -121,14 +121,20 @@ def test_messages_translate_to_llm_chat():
                          {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{\"a\": 1}"}}]},
                      {"role": "tool", "tool_call_id": "c1", "content": "1"}]})
     assert got == {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "ab"},
-                                {"role": "assistant", "content": '{"tool": "add", "args": {"a": 1}}'},
-                                {"role": "tool", "content": "1"}],
+                                {"role": "assistant", "content": "",
+                                 "tool_calls": [{"id": "c1", "name": "add", "arguments": {"a": 1}}]},
+                                {"role": "tool", "content": "1", "tool_call_id": "c1"}],
                    "max_new_tokens": 9, "stop": ["END"], "temperature": 0, "seed": 3}
     fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}
     assert endpoint.chat_args({"messages": [{"role": "user", "content": "q"}], "response_format": fmt})[
         "response_format"] == fmt
     for bad in ({"messages": []}, {"messages": [{"role": "god", "content": "x"}]}, {"messages": "hi"},
-                {"messages": [{"role": "user", "content": 5}]}, {"messages": [{"role": "user", "content": "x"}], "n": 2}):
+                {"messages": [{"role": "user", "content": 5}]}, {"messages": [{"role": "user", "content": "x"}], "n": 2},
+                {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "[1]"}}]}]},
+                {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{"}}]}]},
+                {"messages": [{"role": "assistant", "content": "x", "tool_calls": "add"}]}):
         with pytest.raises(endpoint.HTTPError) as e:
             endpoint.chat_args(bad)
         assert e.value.status == 400

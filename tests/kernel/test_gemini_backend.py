@@ -77,6 +77,12 @@ def test_gemini_kernel_end_to_end(llm_server, hooks, kernel, tmp_path):
         assert "error" not in tool, tool
         assert tool["tool_calls"] == call(kernel, "What is 17 * 23?", 48, **ask)["tool_calls"], tool
         assert tool["tool_calls"][0]["name"] in ("calculator", "unit_converter") and tool["finish_reason"] == "tool_calls"
+        history = [{"role": "user", "content": "What is 17 * 23?"},  # earlier call and result: native parts
+                   {"role": "assistant", "content": "", "tool_calls": tool["tool_calls"]},
+                   {"role": "tool", "content": '{"value": 391}'}]
+        turn = call(client, "", 12, messages=history)
+        assert "error" not in turn and (turn["text"], turn["tokens_in"]) == (
+            lambda r: (r["text"], r["tokens_in"]))(call(kernel, "", 12, messages=history)), turn
         hooks.admin("inject", fail=[429])  # RESOURCE_EXHAUSTED once, then served
         again = call(client, PROMPT, 3)
         assert again["text"] == "The capital of" and again["retries"] == 1

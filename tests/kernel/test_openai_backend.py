@@ -70,6 +70,30 @@ def test_constrained_calls_pass_through(remote, kernel, hooks):
     assert bad["error"]["code"] == "EINVAL"  # refused by the kernel before any request is sent
 
 
+def test_tool_turns_go_native_and_read_as_the_model_writes_them(remote, kernel, hooks):
+    """A history with the model's earlier call and its result. The server refuses a tool message that
+    answers no call by id, as OpenAI does, so the remote call works only if the kernel sent native tool
+    messages; greedy, its answer equals the local engine's, which reads the call in the model's own format
+    (the same history with the call written by hand as that text gives the same prompt and answer)."""
+    calls = [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]
+    history = [{"role": "user", "content": "What is 17 * 23?"},
+               {"role": "assistant", "content": "", "tool_calls": calls},
+               {"role": "tool", "content": '{"expression": "17 * 23", "value": 391}'}]
+    local, far = call(kernel, "", 24, messages=history), call(remote, "", 24, messages=history)
+    assert "error" not in far, far
+    assert (far["text"], far["tokens_in"]) == (local["text"], local["tokens_in"]) and local["text"], local
+    by_hand = [history[0], {"role": "assistant", "content": '<tool_call>[{"name":"calculator","arguments":'
+                                                            '{"expression":"17 * 23"}}]</tool_call>'}, history[2]]
+    assert (lambda r: (r["text"], r["tokens_in"]))(call(kernel, "", 24, messages=by_hand)) == (
+        local["text"], local["tokens_in"])
+    named = [history[0], {**history[1], "tool_calls": [{"id": "c7", **calls[0]}]}, {**history[2], "tool_call_id": "c7"}]
+    assert call(remote, "", 24, messages=named)["text"] == far["text"]
+    wrong = call(remote, "", 24, messages=[*named[:2], {**history[2], "tool_call_id": "c8"}])
+    assert wrong["error"]["code"] == "EINVAL" and "tool" in wrong["error"]["message"], wrong  # the server's 400
+    orphan = call(remote, "", 8, messages=[history[0], history[2]])  # answers no call: goes as user text
+    assert "error" not in orphan and orphan["text"], orphan
+
+
 def test_stop_string_and_max_tokens(remote, hooks):
     cut = call(remote, PROMPTS[0], 12, stop=[" of"])
     assert cut["text"] == "The capital", cut  # greedy: "The capital of France is Paris."

@@ -35,11 +35,33 @@ FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
 
 
 def to_contents(messages: list[dict]) -> tuple[list[types.Content], str | None]:
-    """Chat messages -> (contents, system_instruction)."""
+    """Chat messages -> (contents, system_instruction).
+
+    An assistant's ``tool_calls`` are ``function_call`` parts; a tool message is the
+    ``function_response`` of the call it answers, paired as for OpenAI (its ``tool_call_id``,
+    or else the first unanswered call just before it); one that answers no call is user text."""
     system = [m["content"] for m in messages if m["role"] == "system"]
-    contents = [types.Content(role="model" if m["role"] == "assistant" else "user",
-                              parts=[types.Part(text=m["content"])])
-                for m in messages if m["role"] != "system"]
+    contents: list[types.Content] = []
+    unanswered: list[tuple[str, str]] = []  # (id, name) of the last assistant message's calls
+    for i, m in enumerate(messages):
+        if m["role"] == "system":
+            continue
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            unanswered = [(c.get("id") or f"call_{i}_{j}", c["name"]) for j, c in enumerate(m["tool_calls"])]
+            parts = [types.Part(text=m["content"])] if m["content"] else []
+            parts += [types.Part(function_call=types.FunctionCall(name=c["name"], args=c["arguments"]))
+                      for c in m["tool_calls"]]
+            contents.append(types.Content(role="model", parts=parts))
+            continue
+        hit = [u for u in unanswered if u[0] == m.get("tool_call_id")] or unanswered[:1]
+        if m["role"] == "tool" and hit:
+            unanswered.remove(hit[0])
+            response = types.FunctionResponse(name=hit[0][1], response={"result": m["content"]})
+            contents.append(types.Content(role="user", parts=[types.Part(function_response=response)]))
+            continue
+        unanswered = []
+        contents.append(types.Content(role="model" if m["role"] == "assistant" else "user",
+                                      parts=[types.Part(text=m["content"])]))
     return contents, ("\n\n".join(system) if system else None)
 
 

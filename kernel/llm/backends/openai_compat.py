@@ -43,6 +43,34 @@ def _server_message(e) -> str:
     return getattr(e, "message", None) or str(e)
 
 
+def to_openai(messages: list[dict]) -> list[dict]:
+    """llm.chat messages -> OpenAI chat messages, tool calls and their results in native form.
+
+    An assistant's ``tool_calls`` keep their ``id`` or get ``call_<message>_<call>``. A tool message
+    answers the call its ``tool_call_id`` names, or else the first unanswered call of the assistant
+    message just before it (an agent that passes back the calls llm.chat returned needs no ids). A
+    tool message that answers no call goes as user text: OpenAI refuses a tool message without one.
+    """
+    out: list[dict] = []
+    unanswered: list[str] = []
+    for i, m in enumerate(messages):
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            calls = [{"id": c.get("id") or f"call_{i}_{j}", "type": "function",
+                      "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                     for j, c in enumerate(m["tool_calls"])]
+            unanswered = [c["id"] for c in calls]
+            out.append({"role": "assistant", "content": m["content"] or None, "tool_calls": calls})
+        elif m["role"] == "tool" and (m.get("tool_call_id") or unanswered):
+            call_id = m.get("tool_call_id") or unanswered[0]
+            if call_id in unanswered:
+                unanswered.remove(call_id)
+            out.append({"role": "tool", "tool_call_id": call_id, "content": m["content"]})
+        else:
+            unanswered = []
+            out.append({"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]})
+    return out
+
+
 class Stream:
     def __init__(self, backend: "Backend", raw):
         self.backend = backend
@@ -157,9 +185,7 @@ class Backend:
             raise BackendError(EINVAL, f"{spec.base_url} does not serve model {spec.model!r} (it serves: {shown})")
 
     def open(self, call: Call) -> Stream:
-        # OpenAI wants a tool_call_id on "tool" messages, which llm.chat does not carry: send them as user text.
-        messages = [{"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]}
-                    for m in call.messages]
+        messages = to_openai(call.messages)
         sp = call.sampling
         params: dict = dict(model=self.spec.model, max_tokens=sp.max_new_tokens, temperature=sp.temperature,
                             top_p=sp.top_p, stream=True, stream_options={"include_usage": True})

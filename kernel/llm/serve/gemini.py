@@ -2,7 +2,8 @@
 
 Enough of Google's protocol for the official ``google-genai`` client to talk
 to the embedded model, so the gemini backend's request/response mapping is
-exercised over real HTTP. Request: ``contents`` (role user|model, text parts),
+exercised over real HTTP. Request: ``contents`` (role user|model; text, functionCall and
+functionResponse parts: earlier calls read to the model as its own call text),
 ``systemInstruction``, ``generationConfig`` (maxOutputTokens, temperature,
 topP, stopSequences, seed). Response: ``candidates[0].content.parts[0].text``,
 ``finishReason`` (STOP | MAX_TOKENS), ``usageMetadata``. The stream variant
@@ -14,6 +15,8 @@ the OpenAI shapes and constrained like the chat route; a call comes back as a
 """
 
 from __future__ import annotations
+
+from kernel.llm.constrain import as_text
 
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
@@ -41,14 +44,26 @@ def get_model(h, path: str) -> None:
 
 
 def to_messages(req: dict) -> list[dict]:
+    """Gemini contents -> llm.chat messages: functionCall parts are the model turn's tool_calls, and a
+    user turn of functionResponse parts is one tool message per response (its ``result``)."""
     msgs = []
     system = req.get("systemInstruction") or req.get("system_instruction")
     if system:
         msgs.append({"role": "system", "content": "".join(p.get("text", "") for p in system.get("parts", []))})
     for c in req.get("contents") or []:
-        role = "assistant" if c.get("role") == "model" else "user"
-        msgs.append({"role": role, "content": "".join(p.get("text", "") for p in c.get("parts", []))})
-    return msgs
+        parts = c.get("parts") or []
+        text = "".join(p.get("text", "") for p in parts)
+        calls = [p["functionCall"] for p in parts if isinstance(p.get("functionCall"), dict)]
+        answers = [p["functionResponse"] for p in parts if isinstance(p.get("functionResponse"), dict)]
+        if answers:
+            msgs += [{"role": "tool", "content": str((a.get("response") or {}).get("result", ""))} for a in answers]
+        elif c.get("role") == "model":
+            msgs.append({"role": "assistant", "content": text,
+                         **({"tool_calls": [{"name": f.get("name", ""), "arguments": f.get("args") or {}}
+                                            for f in calls]} if calls else {})})
+        else:
+            msgs.append({"role": "user", "content": text})
+    return as_text(msgs)
 
 
 def openai_shapes(req: dict) -> tuple[dict | None, list | None, object]:

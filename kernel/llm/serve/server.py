@@ -11,7 +11,9 @@ then serves until SIGINT/SIGTERM. Use it with ``--llm_name local-serve`` (or
 
 Routes:
   GET  /v1/models                          the one served model
-  POST /v1/chat/completions                messages, max_tokens (or max_completion_tokens),
+  POST /v1/chat/completions                messages (an assistant's tool_calls and the tool
+                                           messages answering them by tool_call_id, checked as
+                                           OpenAI checks them), max_tokens (or max_completion_tokens),
                                            temperature (0 = greedy), top_p, seed, stop,
                                            stream (SSE, one chunk per token, usage last with
                                            stream_options.include_usage), vLLM's
@@ -52,6 +54,41 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from kernel.config import EMBEDDED_MODEL
+from kernel.llm.constrain import as_text
+
+
+def from_openai(msgs) -> list[dict]:
+    """OpenAI chat messages -> llm.chat's form (tool calls as {id, name, arguments}), checked as OpenAI
+    checks them: a tool message answers a call of the assistant message before it, by its id, and
+    every such call is answered before the next other message. ValueError says what is wrong."""
+    if not isinstance(msgs, list) or not msgs:
+        raise ValueError("messages must be a non-empty list of {role, content} objects")
+    out: list[dict] = []
+    unanswered: set[str] = set()
+    for i, m in enumerate(msgs):
+        role = m.get("role", "user") if isinstance(m, dict) else None
+        calls = m.get("tool_calls") if role == "assistant" else None
+        if role is None or not isinstance(m.get("content"), str) and not (calls and m.get("content") is None):
+            raise ValueError(f"messages[{i}]: each message needs a role and string content")
+        if unanswered and role != "tool":
+            raise ValueError(f"messages[{i}]: an assistant message with 'tool_calls' must be followed by tool "
+                             f"messages responding to each 'tool_call_id' ({', '.join(sorted(unanswered))})")
+        msg: dict = {"role": role, "content": m.get("content") or ""}
+        if calls:
+            try:
+                msg["tool_calls"] = [{"id": c["id"], "name": c["function"]["name"],
+                                      "arguments": json.loads(c["function"]["arguments"])} for c in calls]
+            except (TypeError, KeyError, ValueError):
+                raise ValueError(f"messages[{i}].tool_calls: each needs an id, function.name and JSON "
+                                 "function.arguments") from None
+            unanswered = {c["id"] for c in msg["tool_calls"]}
+        elif role == "tool":
+            if m.get("tool_call_id") not in unanswered:
+                raise ValueError(f"messages[{i}]: messages with role 'tool' must be a response to a preceding "
+                                 "message with 'tool_calls'")
+            unanswered.discard(m["tool_call_id"])
+        out.append(msg)
+    return out
 
 
 class Hooks:
@@ -226,14 +263,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- OpenAI chat completions ----------------------------------------------------------------
     def chat(self, req: dict) -> None:
-        msgs = req.get("messages")
-        if not isinstance(msgs, list) or not msgs or not all(
-                isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
-            return self.error(400, "messages must be a non-empty list of {role, content} objects")
+        try:
+            msgs = from_openai(req.get("messages"))
+        except ValueError as e:
+            return self.error(400, str(e))
         if req.get("model") not in (None, self.model_name):
             return self.error(404, f"model {req.get('model')!r} is not served here (serving {self.model_name})")
-        cont = bool(req.get("continue_final_message")) and msgs[-1].get("role") == "assistant"
-        msgs = [{"role": m.get("role", "user"), "content": m["content"]} for m in msgs]
+        cont = bool(req.get("continue_final_message")) and msgs[-1]["role"] == "assistant"
+        msgs = as_text(msgs)
         tools, choice = req.get("tools"), req.get("tool_choice")
         try:
             matcher = self.gen.constraint(req.get("response_format"), tools, choice)

@@ -5,7 +5,8 @@ from agent_apps.sdk import SyscallError, llm
 
 class LLMCallAgent:
     """Task: JSON {"prompt": ..., "max_new_tokens": N, "stop": [...], and optionally
-    "response_format", "tools", "tool_choice" as llm.chat takes them}.
+    "response_format", "tools", "tool_choice" as llm.chat takes them, and "messages" (the whole
+    history, sent instead of the prompt)}.
 
     Returns llm.chat_full's record, or {"error": {"code": ..., "message": ...}}
     when the kernel answers the call with an error (tests check that error).
@@ -17,7 +18,7 @@ class LLMCallAgent:
     def run(self, task):
         spec = json.loads(task)
         try:
-            return llm.chat_full([{"role": "user", "content": spec["prompt"]}],
+            return llm.chat_full(spec.get("messages") or [{"role": "user", "content": spec["prompt"]}],
                                  max_new_tokens=spec.get("max_new_tokens", 16), stop=spec.get("stop"),
                                  response_format=spec.get("response_format"), tools=spec.get("tools"),
                                  tool_choice=spec.get("tool_choice"))
