@@ -44,7 +44,10 @@ def test_openai_sdk_streaming_models_errors(kernel):
     assert stream["text"] == plain["text"] and stream["usage"] == plain["usage"]
     assert stream["chunks"] >= 4 and stream["finish"] in ("stop", "length")
     # tools: passed to llm.chat; a kernel without constrained decoding refuses them as a clear 400
-    assert out["tools"]["status"] == 200 or (out["tools"]["status"] == 400 and "EINVAL" in out["tools"]["message"])
+    assert out["tools"] == {"status": 200, "finish": "tool_calls"}, out["tools"]
+    # the next turn: openai's own message object and a tool message answering its call id
+    turn2 = out["turn2"]
+    assert turn2["call"] == "add" and turn2["text"] and turn2["prompt_tokens"] > turn2["first_prompt_tokens"], turn2
     assert out["refused"]["status"] == 400 and "EINVAL" in out["refused"]["message"]
     assert out["refused"]["type"] == "BadRequestError"
     # the plain and the streamed call went through the kernel (a call its validation refused is not counted)

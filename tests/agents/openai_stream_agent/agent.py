@@ -22,8 +22,13 @@ out["stream"] = {"text": "".join(c.choices[0].delta.content or "" for c in chunk
 tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {
     "a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]
 try:
-    r = client.chat.completions.create(model="m", messages=msgs, max_tokens=32, tools=tools, tool_choice="auto")
+    r = client.chat.completions.create(model="m", messages=msgs, max_tokens=32, tools=tools, tool_choice="required")
     out["tools"] = {"status": 200, "finish": r.choices[0].finish_reason}
+    call = r.choices[0].message.tool_calls[0]  # the next turn, as openai code writes it: the message object back
+    again = client.chat.completions.create(model="m", max_tokens=16, tools=tools, messages=[
+        *msgs, r.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "3"}])
+    out["turn2"] = {"call": call.function.name, "text": again.choices[0].message.content,
+                    "prompt_tokens": again.usage.prompt_tokens, "first_prompt_tokens": r.usage.prompt_tokens}
 except openai.APIStatusError as e:
     out["tools"] = {"status": e.status_code, "message": e.message}
 try:
