@@ -70,7 +70,7 @@ MCP_RESTART_MAX = 3
 MCP_RESTART_PERIOD_S = 60.0
 MCP_RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # seconds before the 1st, 2nd, ... restart
 
-# -- The daemon's socket ---------------------------------------------------------------------------
+# -- The daemon's socket (aios_shell/daemon runs in the front; its limits are kept here with the rest) ----
 DAEMON_MAX_CLIENT_FRAME = 1 << 20  # bytes: one request from a client (a task is at most 100,000 characters)
 DAEMON_MAX_SERVER_FRAME = 64 << 20  # bytes: one reply or event from the daemon (ps of many agents, logs)
 DAEMON_MAX_CLIENTS = 64  # connections at once; more are refused with an error frame
