@@ -63,6 +63,17 @@ class KernelCalls:
             raise KernelError(ETIMEDOUT, f"{op}: no answer within {timeout}s") from None
         return unwrap(msg)
 
+    def _deliver(self, event: dict) -> None:
+        """On the reader thread: note the model's readiness, then hand the event to ``on_event``."""
+        if event.get("event") == "ready":
+            self.ready_info = event.get("stats") or {}
+            self.ready.set()
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                pass  # a view's bug must not stop replies from arriving
+
     def spawn(self, agent: str, task: str, priority: int = 0, restart_max: int | None = None) -> int:
         """Start an agent; restart_max > 0 lets the kernel restart it after a crash (see supervisor.py)."""
         return self.request("spawn", timeout=30, agent=agent, task=task, priority=priority, restart_max=restart_max)
@@ -141,17 +152,9 @@ class KernelClient(KernelCalls):
                     if fut is not None:
                         fut.set_result(msg)
                     continue
-                ev = msg.get("event")
-                if ev == "booted":
+                if msg.get("event") == "booted":
                     self.booted.set()
-                elif ev == "ready":
-                    self.ready_info = msg.get("stats", {})
-                    self.ready.set()
-                if self.on_event is not None:
-                    try:
-                        self.on_event(msg)
-                    except Exception:
-                        pass  # a view's bug must not stop replies from arriving
+                self._deliver(msg)
         except (EOFError, OSError):
             pass
         finally:

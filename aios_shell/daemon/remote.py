@@ -92,14 +92,7 @@ class RemoteKernelClient(KernelCalls):
                     break
                 if ev == "shutdown":
                     self._lost = f"the daemon is shutting down ({msg.get('reason')})"
-                elif ev == "ready":
-                    self.ready_info = msg.get("stats") or {}
-                    self.ready.set()
-                if self.on_event is not None:
-                    try:
-                        self.on_event(msg)
-                    except Exception:
-                        pass  # a view's bug must not stop replies from arriving
+                self._deliver(msg)
         except (OSError, EOFError, frames.FrameError):
             pass
         finally:
