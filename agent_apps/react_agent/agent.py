@@ -9,7 +9,10 @@ must call a tool (``tool_choice="required"``); after an observation the model ma
 call another or answer in plain text (``"auto"``), and the observation turn tells
 it that a result that already answers the task should simply be stated. A
 repeated identical call ends the loop (a greedy model that repeats itself will
-not stop on its own).
+not stop on its own). Each call goes back into the history as the assistant
+message's ``tool_calls`` and its observation as the ``tool`` message that answers
+it: the local model reads the call as the text it wrote (the prefix cache keeps
+the whole turn), and a remote server gets OpenAI's own tool messages.
 
 The model sees only the tools its profile (config.json "tools") lists, and the
 kernel enforces the same list. Of those, a small model is shown only a shortlist
@@ -80,11 +83,6 @@ def observation(result) -> str:
     return json.dumps(result, ensure_ascii=False)
 
 
-def call_text(tool: str, args: dict) -> str:
-    """An assistant turn holding a call, in the local model's tool format (kernel.llm.constrain)."""
-    return f"<tool_call>[{json.dumps({'name': tool, 'arguments': args})}]</tool_call>"
-
-
 def shortlist(task: str, specs: list[dict], k: int, always: list[str]) -> list[dict]:
     """The tools to show for ``task``: up to ``k`` whose keywords (or name parts) it mentions most
     (at least half as many as the best), best first, then the ``always`` ones; every tool if it
@@ -132,10 +130,13 @@ class ReActAgent:
             if all(tool in names for tool, _, _ in calls):
                 shots.append({"role": "user", "content": f"Task: {task}"})
                 for tool, args, obs in calls:
-                    said = call_text(tool, args) if self.constrained else json.dumps({"tool": tool, "args": args})
-                    hint = f"\n{NEXT}" if self.constrained else ""
-                    shots += [{"role": "assistant", "content": said},
-                              {"role": "user", "content": f"Observation: {observation(obs)}{hint}"}]
+                    if self.constrained:
+                        shots += [{"role": "assistant", "content": "",
+                                   "tool_calls": [{"name": tool, "arguments": args}]},
+                                  {"role": "tool", "content": f"Observation: {observation(obs)}\n{NEXT}"}]
+                    else:
+                        shots += [{"role": "assistant", "content": json.dumps({"tool": tool, "args": args})},
+                                  {"role": "user", "content": f"Observation: {observation(obs)}"}]
                 shots.append({"role": "assistant",
                               "content": answer if self.constrained else json.dumps({"answer": answer})})
         return shots
@@ -194,8 +195,11 @@ class ReActAgent:
                 args = toolcall.repair_args(step.args, by_name[step.tool]["schema"])
             key = json.dumps([step.tool, args], sort_keys=True)
             call = {"tool": step.tool, "args": args}
-            said = call_text(step.tool, args) if self.constrained else json.dumps({"tool": step.tool, "args": args})
-            messages.append({"role": "assistant", "content": said})
+            if self.constrained:
+                messages.append({"role": "assistant", "content": "",
+                                 "tool_calls": [{"name": step.tool, "arguments": args}]})
+            else:
+                messages.append({"role": "assistant", "content": json.dumps({"tool": step.tool, "args": args})})
             if key in seen:
                 return self.done(with_value(last_seen(steps), steps), steps, "repeated call")
             seen.add(key)
@@ -212,7 +216,8 @@ class ReActAgent:
                 left = unused(task, steps)  # a stated number no call has used: a step may remain
                 hint = f"\nNot used yet: {', '.join(left)}. Call the next tool." if left and "error" not in call \
                     else f"\n{NEXT}"
-            messages.append({"role": "user", "content": f"Observation: {obs}{hint}"})
+            messages.append({"role": "tool" if self.constrained else "user",  # constrained: it answers the call
+                             "content": f"Observation: {obs}{hint}"})
         return self.done(with_value(last_seen(steps), steps), steps, f"{self.max_steps} steps")
 
 

@@ -94,6 +94,19 @@ def test_tool_turns_go_native_and_read_as_the_model_writes_them(remote, kernel, 
     assert "error" not in orphan and orphan["text"], orphan
 
 
+def test_react_agent_runs_on_a_remote_model(remote, kernel):
+    """ReActAgent passes its calls back as tool_calls and tool messages: the server (strict as OpenAI) takes
+    them, and the agent's steps and answer are the local engine's."""
+    snaps = []
+    for k in (remote, kernel):
+        pid = k.spawn("ReActAgent", "What is 17 * 23?")
+        snaps.append(k.wait(pid, timeout=300))
+    far, local = snaps
+    assert far["state"] == "done", far["error"]
+    assert far["syscalls"]["llm.chat"] >= 2 and "391" in far["result"]["answer"], far["result"]
+    assert far["result"]["answer"] == local["result"]["answer"] and far["result"]["steps"] == local["result"]["steps"]
+
+
 def test_stop_string_and_max_tokens(remote, hooks):
     cut = call(remote, PROMPTS[0], 12, stop=[" of"])
     assert cut["text"] == "The capital", cut  # greedy: "The capital of France is Paris."
