@@ -137,10 +137,12 @@ def bwrap_argv(bwrap: str, ro: list[str], ws_fd: int, network: bool, env: dict) 
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
+    # The private /tmp first: bwrap mounts in order, so a project, virtualenv or app folder that lives
+    # under /tmp is bound on top of it instead of being hidden by it.
+    argv += ["--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     for p in ro:
         argv += ["--ro-bind-try", p, p]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-             "--bind-fd", str(ws_fd), WORKSPACE, "--chdir", WORKSPACE]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--bind-fd", str(ws_fd), WORKSPACE, "--chdir", WORKSPACE]
     return argv
 
 

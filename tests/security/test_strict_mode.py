@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,36 @@ def test_a_workspace_replaced_by_a_link_is_refused(tmp_path):
     (tmp_path / "ws").symlink_to("/")
     with pytest.raises(sandbox.ConfineError, match="symlink"):
         sandbox.open_workspace(str(tmp_path / "ws"))
+
+
+def test_an_app_folder_under_tmp_is_seen_inside_the_sandbox(tmp_path):
+    """The agent's private /tmp must not hide what lives under the host's /tmp: an app folder there (and a
+    project or virtualenv cloned there) is bound on top of it. Before, bwrap could not find the agent."""
+    import shutil
+    import tempfile
+
+    from conftest import start_kernel
+
+    apps = Path(tempfile.mkdtemp(prefix="aios-apps-", dir="/tmp"))
+    try:
+        (apps / "tmp_app").mkdir()
+        (apps / "tmp_app" / "config.json").write_text('{"name": "TmpAppAgent", "description": "an app under /tmp"}')
+        (apps / "tmp_app" / "agent.py").write_text(
+            "import os\n\nclass TmpAppAgent:\n    def __init__(self, app):\n        self.app = app\n\n"
+            "    def run(self, task):\n        return {'task': task, 'tmp': os.listdir('/tmp')}\n")
+        saved = os.environ.get("AIOS_AGENT_PATH", "")
+        os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved, str(apps)])
+        try:
+            client, _ = start_kernel(tmp_path)
+        finally:
+            os.environ["AIOS_AGENT_PATH"] = saved
+        try:
+            snap = client.wait(client.spawn("TmpAppAgent", "hi"), timeout=120)
+        finally:
+            client.stop()
+        assert snap["state"] == "done", snap["error"]
+        assert snap["result"]["task"] == "hi" and "namespaces" in snap["confinement"], snap
+        # its /tmp is still its own: of the host's /tmp it sees only the folder bound for it
+        assert snap["result"]["tmp"] == [apps.name], snap["result"]
+    finally:
+        shutil.rmtree(apps)
