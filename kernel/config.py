@@ -11,7 +11,7 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 LOG_MODES = ("console", "file")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SCHEDULERS = ("serial", "fifo", "rr", "priority")
-CONFINE_MODES = ("auto", "strict", "off")
+CONFINE_MODES = ("auto", "strict", "landlock", "off")
 
 
 def state_dir() -> Path:
@@ -78,6 +78,9 @@ class KernelConfig:
     # Process limits and the ended-process history (kernel/process/history.py).
     max_agents: int = 256  # agent processes alive at once; spawn past it is EAGAIN
     max_children: int = 16  # live children one agent may have (proc.spawn); past it EAGAIN
+    max_agents_per_app: int = 0  # live agents of one app; 0 = a quarter of max_agents (at least 1)
+    max_agents_per_tree: int = 0  # live agents in one spawn tree (root + proc.spawn descendants); 0 = max_agents // 8
+    storage_max_records: int = 10_000  # records one agent app may keep in storage; past it ENOSPC
     history_max_procs: int = 1000  # ended processes kept in the table (ps -a, info, wait)
     history_max_bytes: int = 64 << 20  # bytes of tasks, results and errors those keep in kernel memory
     # MCP servers hosted by the tool manager (kernel/tools/mcp): a Claude-Desktop-style JSON file.
@@ -90,7 +93,7 @@ class KernelConfig:
     max_agent_kv_mb: float = 0.0  # MiB of KV one agent's calls in the engine may need, E2BIG beyond (0: unlimited)
     program_aware: str = "off"  # on: admit the call of the least-served agent first (Autellix PLAS)
     # Confinement of agent processes (kernel/confine): auto = every layer the machine has.
-    confine: str = "auto"  # auto | strict (refuse to start agents when a layer is missing) | off
+    confine: str = "auto"  # auto | strict (refuse to start agents when a layer is missing) | landlock (the fallback, forced) | off
     confine_allow_network: bool = False  # let apps whose profile says "network": true reach the network
     confine_memory_mb: int = 2048  # address space per agent process (profile "limits": {"memory_mb": N})
     confine_processes: int = 64  # processes per agent, itself and descendants ("processes")
@@ -141,6 +144,9 @@ class KernelConfig:
             raise ValueError("quotas must be >= 0 (0 = unlimited) and quota_syscall_burst >= 1")
         if self.max_agents < 1 or self.max_children < 0:
             raise ValueError("--max_agents must be >= 1 and --max_children >= 0")
+        if self.max_agents_per_app < 0 or self.max_agents_per_tree < 0 or self.storage_max_records < 1:
+            raise ValueError("--max_agents_per_app and --max_agents_per_tree must be >= 0 (0: derived from "
+                             "--max_agents) and --storage_max_records >= 1")
         if self.history_max_procs < 0 or self.history_max_bytes < 0:
             raise ValueError("--history_max_procs and --history_max_bytes must be >= 0")
         if self.mcp_config:
@@ -228,13 +234,19 @@ FLAGS = [
     ("quota_storage_bytes", "security", "storage bytes per agent app, all versions (0: unlimited)"),
     ("max_agents", "security", "agent processes alive at once; more spawns get EAGAIN"),
     ("max_children", "security", "live children one agent may spawn; more get EAGAIN"),
+    ("max_agents_per_app", "security", "live agents of one app; more spawns get EAGAIN (0: a quarter of "
+     "--max-agents)"),
+    ("max_agents_per_tree", "security", "live agents in one spawn tree, an agent and everything it spawned "
+     "(0: an eighth of --max-agents)"),
+    ("storage_max_records", "security", "records one agent app may keep in storage; more get ENOSPC"),
     ("history_max_procs", "services", "ended processes kept for ps -a, info and wait"),
     ("history_max_bytes", "services", "bytes of ended processes' tasks, results and errors kept in kernel "
      "memory; results over 64 KiB live whole under <log-dir>/results"),
     ("mcp_config", "services", 'MCP servers whose tools agents may call (mcp__<server>__<tool>): a JSON file '
      '{"mcpServers": {"<server>": {"command": ..., "args": [...], "env": {...}}}}'),
     ("confine", "security", "confinement of agent processes: auto = every layer this machine supports, missing "
-     "ones named at boot; strict = refuse to start agents when a layer is missing; off = unconfined",
+     "ones named at boot; strict = refuse to start agents when a layer is missing; landlock = the fallback of a "
+     "machine without user namespaces (Landlock, seccomp, rlimits), chosen on purpose; off = unconfined",
      {"choices": CONFINE_MODES}),
     ("confine_allow_network", "security", 'let agents whose config.json says "network": true use the network'),
     ("confine_memory_mb", "security", "address space limit per agent process, MiB"),
