@@ -85,12 +85,13 @@ def _to_kernel(level: str, line: str) -> None:
         sdk._conn.send_log(level, line)
 
 
-def _file_sink(log_path: str, max_bytes: int, backups: int):
+def _file_sink(log_path: str, max_bytes: int, backups: int, confined: bool):
     """Lines to the agent's own log file: ISO 8601 timestamp and level first.
 
-    The kernel opened the file as our fd 1. Where the log folder is visible (``--confine off``) the
-    file rotates by size (``<file>.1`` ... ``.N``); a confined agent cannot see the folder, so it
-    writes to fd 1 up to ``max_bytes * (backups + 1)`` bytes, then one truncation line and no more."""
+    The kernel opened the file as our fd 1. Unconfined (``--confine off``) the file rotates by size
+    (``<file>.1`` ... ``.N``); a confined agent may not open the log folder (in the Landlock fallback it
+    may still *see* it, and ``os.access`` says yes: Landlock answers only at open), so it writes to
+    fd 1 up to ``max_bytes * (backups + 1)`` bytes, then one truncation line and no more."""
     import logging
     import logging.handlers
     from datetime import datetime
@@ -99,7 +100,7 @@ def _file_sink(log_path: str, max_bytes: int, backups: int):
         def formatTime(self, record, datefmt=None) -> str:  # noqa: N802
             return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
-    if os.path.isdir(os.path.dirname(log_path)) and os.access(os.path.dirname(log_path), os.W_OK):
+    if not confined and os.path.isdir(os.path.dirname(log_path)) and os.access(os.path.dirname(log_path), os.W_OK):
         handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=max_bytes, backupCount=backups,
                                                        encoding="utf-8")
     else:
@@ -138,7 +139,8 @@ def _redirect_output(boot: dict) -> None:
     sink = _to_kernel
     if log_path:
         # The kernel opened the log file as our fd 1 (a confined agent cannot see the log folder).
-        sink = _file_sink(log_path, boot.get("log_max_bytes", 10 << 20), boot.get("log_backups", 5))
+        sink = _file_sink(log_path, boot.get("log_max_bytes", 10 << 20), boot.get("log_backups", 5),
+                          boot["confine"]["sandbox"] != "none")
         os.dup2(1, 2)
     else:  # never the user's terminal: raw bytes there would draw over the prompt, escape codes included
         fd = os.open(os.devnull, os.O_WRONLY)
@@ -220,6 +222,10 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         app = registry.AgentApp(name=boot["name"], **boot["app"])
         if app.config.get("command") is not None:
             from agent_apps import command
+
+            # Not dumpable: the command (same uid, same sandbox) cannot open /proc/<runtime>/fd or mem, nor
+            # ptrace us, so it cannot reopen our channel to the kernel; the endpoint is its only way there.
+            ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
 
             status, result, exit_status = command.run(app, boot["task"], endpoint.env() if endpoint else {})
         else:

@@ -30,11 +30,11 @@ PS_COLUMNS = [
     ("TIME", 7, True, lambda s: fmt_secs(s.get("elapsed_s"))),
     ("CONFINE", 8, False, lambda s: fmt_confine(s.get("confinement"))),
 ]
-CONFINE_SHORT = {"namespaces": "ns", "landlock": "ll", "rlimits": "rl", "net": "net"}
+CONFINE_SHORT = {"namespaces": "ns", "landlock": "ll", "seccomp": "sc", "rlimits": "rl", "net": "net"}
 
 
 def fmt_confine(c) -> str:
-    """namespaces+landlock+rlimits -> ns+ll+rl; "off" -> OFF (unconfined); unknown -> -."""
+    """namespaces+landlock+seccomp+rlimits -> ns+ll+sc+rl; "off" -> OFF (unconfined); unknown -> -."""
     if not c:
         return "-"
     return "OFF" if c == "off" else "+".join(CONFINE_SHORT.get(p, p) for p in c.split("+"))

@@ -9,9 +9,18 @@ Layers (each stops something the others do not):
                cannot be opened even if a mount leaks them; TCP bind/connect
                denied (ABI 4); signals and abstract unix sockets scoped to the
                agent (ABI 6); no ptrace outside the domain.
+  seccomp      a BPF filter (kernel/confine/seccomp.py): no unix, UDP, raw or
+               netlink sockets, no setuid bits, no ptrace, namespaces, io_uring;
+               without namespaces, connect() is checked by the kernel
+               (kernel/confine/notify.py): only the agent's own endpoint.
   rlimits      memory (address space), processes, open files, CPU seconds,
                file size, no core dumps; PR_SET_NO_NEW_PRIVS (no setuid gain).
-Nothing here writes system state: probing runs ``bwrap ... true`` once.
+A kernel running as root never gives an agent root's powers: under bubblewrap
+the agent is uid 65534 in its own user namespace; without it the agent runs as
+uid 65534 (``RUN_AS``) when that uid can read the interpreter and the project,
+else as uid 0 with every capability dropped (the runtime does it, see inside.py).
+Nothing here writes system state: probing runs ``bwrap ... true`` (and, as
+root without bwrap, the interpreter as uid 65534) once.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from dataclasses import dataclass
 
 from kernel.confine import landlock
 
-LAYERS = ("namespaces", "landlock", "rlimits")
+LAYERS = ("namespaces", "landlock", "seccomp", "rlimits")
+RUN_AS = 65534  # nobody: the uid of an agent started by a root kernel without namespaces
 BWRAP_TEST = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--as-pid-1",
               "--cap-drop", "ALL", "--ro-bind", "/", "/", "true"]
 
@@ -35,14 +45,23 @@ class Layers:
     bwrap_why: str  # why not, when None
     landlock_abi: int
     root: bool
+    seccomp_why: str = ""  # why the seccomp layer is missing ("" = it holds)
+    run_as: int | None = None  # root kernel without bwrap: the uid agents run as (None: uid 0, no capabilities)
+    run_as_why: str = ""  # why not, when root, without bwrap and run_as is None
 
     def missing(self) -> dict[str, str]:
         """layer -> what its absence costs (empty: everything is there)."""
         out = {}
         if not self.bwrap:
+            net = ("seccomp and the kernel's connect() check hold the network to the agent's own endpoint"
+                   if not self.seccomp_why else "share the host network (landlock blocks TCP only, not UDP)")
             out["namespaces"] = (f"{self.bwrap_why}: agents see the host's files (landlock still limits which they "
-                                 "open), share the host network (landlock blocks TCP only, not UDP), and a child "
-                                 "that calls setsid can outlive its agent")
+                                 f"open), {net}, and a child that calls setsid can outlive its agent (the kernel "
+                                 "kills what it can still find)")
+        if self.seccomp_why:
+            out["seccomp"] = (f"{self.seccomp_why}: agents may open unix sockets (the user's tmux, D-Bus and AIOS "
+                              "daemon sockets" + (", hidden by namespaces" if self.bwrap else "") +
+                              "), UDP and raw sockets, and set setuid bits")
         if self.landlock_abi < 1:
             out["landlock"] = "Landlock is not enabled in this Linux kernel: files are hidden by namespaces only"
         elif self.landlock_abi < 6:
@@ -52,13 +71,18 @@ class Layers:
 
     def notes(self) -> list[str]:
         """Limits of the layers that hold (reported at boot, whatever the mode)."""
-        if self.root:
-            return ["the kernel runs as root: Linux exempts uid 0 from RLIMIT_NPROC, so the per-agent process limit "
-                    "is not enforced (run the kernel as an ordinary user to enforce it); every other layer holds"]
+        if self.root and not self.bwrap:
+            if self.run_as is not None:
+                return [f"the kernel runs as root: agents run as uid {self.run_as} (their workspaces are given to "
+                        "it), so process and file limits bind"]
+            return [f"the kernel runs as root and {self.run_as_why}: agents run as uid 0 with every capability "
+                    "dropped; Linux exempts uid 0 from RLIMIT_NPROC, so the per-agent process limit is not "
+                    "enforced (run the kernel as an ordinary user to enforce it)"]
         return []
 
     def names(self) -> list[str]:
-        have = {"namespaces": bool(self.bwrap), "landlock": self.landlock_abi >= 1, "rlimits": True}
+        have = {"namespaces": bool(self.bwrap), "landlock": self.landlock_abi >= 1, "seccomp": not self.seccomp_why,
+                "rlimits": True}
         return [n for n in LAYERS if have[n]]
 
 
@@ -86,11 +110,54 @@ def _bwrap() -> tuple[str | None, str]:
     return path, ""
 
 
-@functools.lru_cache(maxsize=1)
-def probe() -> Layers:
+def _seccomp() -> str:
+    """'' when the filter and its connect() supervision work here, else why not."""
+    from kernel.confine import seccomp
+
+    why = seccomp.supported()
+    if why:
+        return why
+    try:
+        seccomp.notif_sizes()
+    except OSError as e:
+        return f"seccomp user notifications unavailable ({e.strerror or e}; Linux >= 5.9 needed)"
+    return ""
+
+
+def _run_as() -> tuple[int | None, str]:
+    """Root without bwrap: can uid RUN_AS run the agent runtime (read the interpreter and the project)?"""
+    import sys
+
+    from kernel.confine.sandbox import ROOT
+
+    try:
+        r = subprocess.run([sys.executable, "-s", "-B", "-c", "import agent_apps.runtime, kernel.confine.inside"],
+                           user=RUN_AS, group=RUN_AS, extra_groups=[], cwd="/", stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
+                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"uid {RUN_AS} cannot start the interpreter ({e})"
+    if r.returncode:
+        err = r.stderr.decode(errors="replace").strip().splitlines()
+        return None, (f"uid {RUN_AS} cannot read the interpreter or the project ({err[-1] if err else r.returncode}; "
+                      f"make {ROOT} and {sys.prefix} readable to others)")
+    return RUN_AS, ""
+
+
+@functools.lru_cache(maxsize=2)
+def probe(no_bwrap: bool = False) -> Layers:
+    """What holds here. no_bwrap: ``--confine landlock``, the fallback chosen on purpose."""
     forced = os.environ.get("AIOS_CONFINE_NO_BWRAP")  # tests and benchmarks of the landlock-only path
-    path, why = (None, "bubblewrap disabled by AIOS_CONFINE_NO_BWRAP") if forced else _bwrap()
-    return Layers(bwrap=path, bwrap_why=why, landlock_abi=landlock.abi(), root=os.geteuid() == 0)
+    if no_bwrap:
+        path, why = None, "--confine landlock chose the fallback without namespaces"
+    elif forced:
+        path, why = None, "bubblewrap disabled by AIOS_CONFINE_NO_BWRAP"
+    else:
+        path, why = _bwrap()
+    root = os.geteuid() == 0
+    run_as, run_as_why = _run_as() if root and not path else (None, "")
+    return Layers(bwrap=path, bwrap_why=why, landlock_abi=landlock.abi(), root=root, seccomp_why=_seccomp(),
+                  run_as=run_as, run_as_why=run_as_why)
 
 
 def boot_report(mode: str, layers: Layers) -> list[tuple[str, str]]:
@@ -102,7 +169,7 @@ def boot_report(mode: str, layers: Layers) -> list[tuple[str, str]]:
     out = [("info", f"confinement {mode}: {', '.join(layers.names()) or 'none'}"
                     f"{' (landlock ABI %d)' % layers.landlock_abi if layers.landlock_abi else ''}")]
     for name, cost in missing.items():
-        level = "error" if mode == "strict" else "warning"
+        level = "error" if mode == "strict" else "info" if mode == "landlock" and name == "namespaces" else "warning"
         out.append((level, f"confinement layer {name} missing: {cost}" +
                     ("; --confine strict refuses to start agents" if mode == "strict" else "")))
     out += [("warning", n) for n in layers.notes()]

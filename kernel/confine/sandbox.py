@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,13 +37,22 @@ SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py"
              "kernel/protocol/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
              "kernel/confine/landlock.py")
 SDK_FILES += ("agent_apps/endpoint.py", "agent_apps/command.py")  # the agent's OpenAI endpoint, command agents
-SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/localtime")
+SDK_FILES += ("kernel/confine/seccomp.py",)
+# Public CA certificates (an HTTP client builds its TLS context at start, even for the local endpoint),
+# never /etc/ssl itself: /etc/ssl/private holds the host's keys.
+CA_RO = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/pki/tls/certs",
+         "/etc/pki/ca-trust/extracted")
+SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/localtime", *CA_RO)
 TOP_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 NET_RO = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/services",
-          "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/etc/pki")
+          "/etc/protocols")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 WORKSPACE = "/workspace"  # where the app's workspace appears inside bwrap
+# What of /proc an agent may read (Landlock; "self" is the runtime's own pid, resolved as the rule is made):
+# not /proc/self/net (every unix socket of the host), mountinfo (host paths), nor any other process.
+PROC_RO = ("/proc/self/fd", "/proc/self/stat", "/proc/self/status", "/proc/self/statm", "/proc/self/cmdline",
+           "/proc/self/limits", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg", "/proc/uptime")
 LIMIT_KEYS = {"memory_mb": "memory_bytes", "processes": "processes", "files": "files", "cpu_s": "cpu_s"}
 
 
@@ -146,10 +156,27 @@ def bwrap_argv(bwrap: str, ro: list[str], ws_fd: int, network: bool, env: dict) 
     return argv
 
 
+def give_to(path: str, uid: int) -> None:
+    """chown the tree at ``path`` to ``uid`` (links themselves, never followed): a root kernel's agents run
+    as ``uid`` without namespaces and must own their workspace and private /tmp."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.chown(fd, uid, uid)
+        for _, dirs, files, dfd in os.fwalk(dir_fd=fd):
+            for name in dirs + files:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if st.st_uid != uid:
+                    os.chown(name, uid, uid, dir_fd=dfd, follow_symlinks=False)
+    finally:
+        os.close(fd)
+
+
 def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple[subprocess.Popen, dict, str]:
     """Start the agent; returns (process, the plan for boot["confine"], a one-line summary for ps/info).
 
     fds: the agent's channel ends (passed through, numbers unchanged). stdout: a file object or DEVNULL.
+    Without namespaces and with seccomp, the agent's connect() calls are checked by a supervisor thread
+    (kernel/confine/notify.py), returned in the plan's "supervisor" key (not sent to the agent).
     """
     argv_tail = [sys.executable, "-s", "-B", "-m", "agent_apps.runtime", *map(str, fds)]
     if config.confine == "off":
@@ -167,7 +194,7 @@ def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple
     limits = limits_for(config, app.config)
     ro = [*SYSTEM_RO, *python_paths(), *sdk_paths(), *app_paths(app), *(NET_RO if wants_net else ())]
     ws_fd = open_workspace(workspace)
-    tmp = None
+    tmp = notify_fd = supervisor = None
     try:
         if layers.bwrap:
             inner_ws, inner_tmp = WORKSPACE, "/tmp"
@@ -178,22 +205,40 @@ def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple
                "PYTHONPATH": str(ROOT)}
         ll = None
         if layers.landlock_abi >= 1:
-            ll = {"ro": ro + (["/proc"] if layers.bwrap else ["/proc/self"]),  # only the agent's own processes
-                  "rw": [inner_ws, inner_tmp, *DEVICES], "block_tcp": not wants_net}
+            ll = {"ro": ro + list(PROC_RO), "rw": [inner_ws, inner_tmp, *DEVICES], "block_tcp": not wants_net}
+        sc = None
+        if not layers.seccomp_why:
+            sc = {"network": wants_net, "supervise": not layers.bwrap and not wants_net}
+            if sc["supervise"]:
+                from kernel.confine import notify
+
+                notify_fd, supervisor = notify.watch(app.name)
+                sc["notify_fd"] = notify_fd
         plan = {"sandbox": "bwrap" if layers.bwrap else "session", "limits": limits, "landlock": ll,
-                "tmp": tmp}
+                "seccomp": sc, "tmp": tmp}
+        extra = [notify_fd] if notify_fd is not None else []
         if layers.bwrap:
             argv = bwrap_argv(layers.bwrap, ro, ws_fd, wants_net, env) + ["--", *argv_tail]
-            p = subprocess.Popen(argv, pass_fds=[*fds, ws_fd], stdin=subprocess.DEVNULL, stdout=stdout,
+            p = subprocess.Popen(argv, pass_fds=[*fds, ws_fd, *extra], stdin=subprocess.DEVNULL, stdout=stdout,
                                  env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"})
         else:
-            p = subprocess.Popen(argv_tail, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=stdout, cwd=workspace,
-                                 start_new_session=True, env=env)
+            user = {}
+            if layers.root and layers.run_as is not None:
+                give_to(workspace, layers.run_as)
+                give_to(tmp, layers.run_as)
+                user = {"user": layers.run_as, "group": layers.run_as, "extra_groups": []}
+            p = subprocess.Popen(argv_tail, pass_fds=[*fds, *extra], stdin=subprocess.DEVNULL, stdout=stdout,
+                                 cwd=workspace, start_new_session=True, env=env, **user)
     except BaseException:
         if tmp:
-            os.rmdir(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         os.close(ws_fd)
+        if notify_fd is not None:
+            os.close(notify_fd)  # the agent has its copy; the supervisor sees EOF if it never writes
+    plan_out = dict(plan)
+    if supervisor is not None:
+        plan_out["supervisor"] = supervisor
     summary = "+".join(layers.names()) + ("+net" if wants_net else "")
-    return p, plan, summary
+    return p, plan_out, summary

@@ -30,7 +30,7 @@ class Target:
     events: object
     data_dir: str
     log_dir: str
-    layers: tuple = ("namespaces", "landlock", "rlimits")  # what every agent of this kernel must run under
+    layers: tuple = ("namespaces", "landlock", "seccomp", "rlimits")  # what every agent of this kernel must run under
 
     def task(self, **extra) -> str:
         audit = sorted(glob.glob(os.path.join(self.log_dir, "audit-*.log")))

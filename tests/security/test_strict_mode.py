@@ -24,7 +24,7 @@ def test_bundled_agents_run_confined(target):
     snaps = {name: c.wait(pid, timeout=300) for name, pid in pids.items()}
     for name, snap in snaps.items():
         assert snap["state"] == "done", (name, snap["error"])
-        assert snap["confinement"].startswith("namespaces+landlock+rlimits"), snap["confinement"]
+        assert snap["confinement"].startswith("namespaces+landlock+seccomp+rlimits"), snap["confinement"]
         assert snap["syscalls"].get("llm.chat", 0) >= 1, (name, snap["syscalls"])
     assert snaps["MathAgent"]["syscalls"]["tool.call"] == 1  # the calculator, run by the kernel
     info = c.info(pids["MathAgent"])
