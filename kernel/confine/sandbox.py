@@ -205,7 +205,10 @@ def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple
                "PYTHONPATH": str(ROOT)}
         ll = None
         if layers.landlock_abi >= 1:
-            ll = {"ro": ro + list(PROC_RO), "rw": [inner_ws, inner_tmp, *DEVICES], "block_tcp": not wants_net}
+            # A command agent's program shares the runtime's Landlock domain, where "self" is the runtime: it
+            # gets none of those entries, so it cannot even list the runtime's fds (the runtime does not need them).
+            proc = [p for p in PROC_RO if not (app.config.get("command") and p.startswith("/proc/self/"))]
+            ll = {"ro": ro + proc, "rw": [inner_ws, inner_tmp, *DEVICES], "block_tcp": not wants_net}
         sc = None
         if not layers.seccomp_why:
             sc = {"network": wants_net, "supervise": not layers.bwrap and not wants_net}

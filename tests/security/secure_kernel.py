@@ -22,6 +22,7 @@ from conftest import ROOT, start_kernel
 SECRET = "sk-aios-test-secret-0123456789"
 HOSTILE = ROOT / "tests" / "security" / "agents"  # visible to this kernel only
 VICTIM_SECRET = "the victim's private notes"
+MARK_BYTES = b"HOSTILE-FORGED-7f3a"  # what hostile agents write where they should not
 
 
 @dataclass
@@ -88,4 +89,26 @@ def target(tmp_path_factory):
     ws.mkdir(parents=True, exist_ok=True)
     (ws / "secret.txt").write_text(VICTIM_SECRET)
     yield Target(client, events, data_dir, log_dir)
+    client.stop()
+
+
+@pytest.fixture(scope="session")
+def fallback(tmp_path_factory):
+    """One kernel under ``--confine landlock``: the fallback ``auto`` picks where bubblewrap cannot create a
+    user namespace (Ubuntu 24.04+), forced on purpose. Agents see the host's directory tree there, so the
+    attacks name real host paths; Landlock, seccomp and the kernel's connect() check must still refuse them."""
+    tmp = tmp_path_factory.mktemp("landlock")
+    saved = os.environ.get("AIOS_AGENT_PATH")
+    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved or "", str(HOSTILE)])
+    try:
+        client, events = start_kernel(tmp, confine="landlock")
+    finally:
+        if saved is None:
+            os.environ.pop("AIOS_AGENT_PATH", None)
+        else:
+            os.environ["AIOS_AGENT_PATH"] = saved
+    ws = Path(tmp, "data", "workspaces", "VictimAgent")
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "secret.txt").write_text(VICTIM_SECRET)
+    yield Target(client, events, str(tmp / "data"), str(tmp / "logs"), layers=("landlock", "seccomp", "rlimits"))
     client.stop()

@@ -108,6 +108,42 @@ class Hostile:
             self.attempt(f"udp send {host}", lambda f=fam, h=host: _udp(f, h, a["udp_port"]))
         self.attempt("tcp connect 1.1.1.1:53", lambda: _tcp(socket.AF_INET, "1.1.1.1", 53))
 
+    def sockets(self, a):
+        """Issue 24: what Landlock alone leaves open without namespaces (the user's unix sockets: tmux, the
+        AIOS daemon, D-Bus; the host's socket list; the endpoint's port on another address; UDP, raw)."""
+        self.attempt("connect to the user's unix socket", lambda: _unix(a["unix_path"]))
+        self.attempt("connect to the AIOS daemon's socket", lambda: _unix(a.get("daemon_socket") or a["unix_path"]))
+        self.attempt("bind a unix socket", lambda: _unix_bind(os.path.join(os.environ.get("TMPDIR", "/tmp"), "x.sock")))
+        self.attempt("list the host's unix sockets", lambda: open("/proc/self/net/unix").read(300))
+        self.attempt("list them through /proc/net", lambda: open("/proc/net/unix").read(300))
+        self.attempt("read the host paths in mountinfo", lambda: open("/proc/self/mountinfo").read(300))
+        port = int(os.environ["OPENAI_BASE_URL"].rsplit(":", 1)[1].split("/")[0])
+        self.attempt("tcp to 127.0.0.2 on my endpoint's port", lambda: _tcp(socket.AF_INET, "127.0.0.2", port))
+        self.attempt("tcp to ::ffff:127.0.0.2 on my endpoint's port",
+                     lambda: _tcp(socket.AF_INET6, "::ffff:127.0.0.2", port))
+        self.attempt("tcp to another local port", lambda: _tcp(socket.AF_INET, "127.0.0.1", a["tcp_port"]))
+        self.attempt("udp send 127.0.0.1", lambda: _udp(socket.AF_INET, "127.0.0.1", a["udp_port"]))
+        self.attempt("raw socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
+        self.attempt("netlink socket", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+        self.attempt("tcp fast open to 127.0.0.2", lambda: _fastopen("127.0.0.2", port))
+        self.tried.append({"what": "my own endpoint still answers", "ok": None,
+                           "got": _tcp(socket.AF_INET, "127.0.0.1", port)})
+
+    def privileges(self, a):
+        """Issue 24: a root kernel's agent keeps no power of root, and leaves no setuid file behind."""
+        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+        self.tried.append({"what": "my credentials", "ok": None,
+                           "got": {k: status[k].strip() for k in ("Uid", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs",
+                                                                   "Seccomp")}})
+        import shutil
+        self.attempt("copy id and make it setuid", lambda: (shutil.copy("/usr/bin/id", "id-suid"),
+                                                            os.chmod("id-suid", 0o4755)))
+        self.attempt("make it setgid", lambda: os.chmod("id-suid", 0o2755))
+        self.attempt("create a setuid file", lambda: os.open("born-suid", os.O_CREAT | os.O_WRONLY, 0o4755))
+        self.attempt("unshare a user namespace", lambda: _unshare(0x10000000))
+        self.attempt("load a kernel module", lambda: _syscall(175, None, 0, b""))  # init_module (x86_64)
+        self.attempt("io_uring", lambda: _syscall(425, 8, ctypes.create_string_buffer(120)))  # io_uring_setup
+
     # -- resources ---------------------------------------------------------------------------
     def memory_hog(self, a):
         self.attempt("allocate 2 GiB", lambda: len(bytearray(2 << 30)))
@@ -207,6 +243,50 @@ def _ptrace_attach(pid):
 def _kill_all_but_me():
     os.kill(-1, signal.SIGKILL)  # as pid 1 of its namespace this spares the caller
     return "sent"
+
+
+def _unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(3)
+        s.connect(path)
+        s.sendall(b'{"id": 1, "op": "shutdown"}\n')
+        return "connected"
+    finally:
+        s.close()
+
+
+def _unix_bind(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(path)
+        return "bound"
+    finally:
+        s.close()
+
+
+def _fastopen(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        return s.sendto(MARK.encode(), 0x20000000, (host, port))  # MSG_FASTOPEN connects as it sends
+    finally:
+        s.close()
+
+
+def _syscall(nr, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(nr, *args) == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return "done"
+
+
+def _unshare(flags):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(flags) == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return "unshared"
 
 
 def _tcp(fam, host, port):
