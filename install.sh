@@ -26,4 +26,24 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "warning: could not install bubblewrap; install it (e.g. apt-get install bubblewrap) for the shell tool" >&2
   fi
 fi
+# Ubuntu 24.04+: AppArmor denies unprivileged user namespaces unless bwrap has a profile allowing them;
+# without one, agents run in the Landlock fallback (--confine-check says what each mode gives).
+if [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)" = 1 ] && [ ! -e /etc/apparmor.d/bwrap ] &&
+   { [ "$(id -u)" = 0 ] || ! bwrap --unshare-user --ro-bind / / true 2>/dev/null; }; then
+  echo "AppArmor restricts user namespaces here: agents would run in the Landlock fallback (no namespaces)."
+  if [ "$(id -u)" = 0 ]; then
+    answer=${AIOS_APPARMOR:-}
+    if [ -z "$answer" ] && [ -t 0 ]; then
+      read -r -p "Add the one-file AppArmor profile /etc/apparmor.d/bwrap that lets bubblewrap work? [y/N] " answer
+    fi
+    case "$answer" in
+      y|Y|yes) .venv/bin/python -m kernel.confine.doctor --apparmor-profile > /etc/apparmor.d/bwrap &&
+               apparmor_parser -r /etc/apparmor.d/bwrap && echo "added /etc/apparmor.d/bwrap: bubblewrap can confine agents" ;;
+      *) echo "not added (AIOS_APPARMOR=yes sudo ./install.sh adds it without asking)" ;;
+    esac
+  else
+    echo "To let bubblewrap work, run: sudo ./install.sh (it asks before adding /etc/apparmor.d/bwrap)"
+  fi
+fi
+echo "Confinement on this machine: .venv/bin/python simulator.py --confine-check"
 echo "AIOS installed. Run: .venv/bin/python main.py"

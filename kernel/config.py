@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import MISSING, dataclass, field, fields
@@ -76,9 +77,9 @@ class KernelConfig:
     quota_storage_bytes: int = 0  # bytes an agent app may keep in storage (all versions); 0 = unlimited
     seed: int = 0
     # Process limits and the ended-process history (kernel/process/history.py).
-    max_agents: int = 256  # agent processes alive at once; spawn past it is EAGAIN
+    max_agents: int = 256  # agent processes alive at once; spawn past it is EAGAIN (agents: past it - user_reserve)
     max_children: int = 16  # live children one agent may have (proc.spawn); past it EAGAIN
-    max_agents_per_app: int = 0  # live agents of one app; 0 = a quarter of max_agents (at least 1)
+    max_agents_per_app: int = 0  # live agents of one app an agent's spawn may bring; 0 = max(1, max_agents // 4)
     max_agents_per_tree: int = 0  # live agents in one spawn tree (root + proc.spawn descendants); 0 = max_agents // 8
     storage_max_records: int = 10_000  # records one agent app may keep in storage; past it ENOSPC
     history_max_procs: int = 1000  # ended processes kept in the table (ps -a, info, wait)
@@ -176,6 +177,24 @@ class KernelConfig:
             if getattr(self, name) not in LOG_MODES:
                 raise ValueError(f"--{name} must be one of {', '.join(LOG_MODES)}")
 
+    # -- derived process limits: the one place their rules live (kernel.Kernel._admit applies them) --------
+    @property
+    def user_reserve(self) -> int:
+        """Agent slots kept for the user: max(1, max_agents // 8). A spawn from an agent (proc.spawn, or
+        the restart of a process an agent spawned) is refused once max_agents - user_reserve agents are
+        alive, so a spawn of the user's own (``run``) always finds a slot, whatever agents spawn."""
+        return max(1, self.max_agents // 8)
+
+    @property
+    def agents_per_app(self) -> int:
+        """Live agents of one app: --max_agents_per_app, or max(1, max_agents // 4) when it is 0."""
+        return self.max_agents_per_app or max(1, self.max_agents // 4)
+
+    @property
+    def agents_per_tree(self) -> int:
+        """Live agents of one spawn tree: --max_agents_per_tree, or max(1, max_agents // 8) when it is 0."""
+        return self.max_agents_per_tree or max(1, self.max_agents // 8)
+
     @classmethod
     def from_args(cls, args) -> "KernelConfig":
         """Build from an argparse namespace, taking only the fields it has."""
@@ -232,12 +251,13 @@ FLAGS = [
     ("quota_syscalls_per_s", "security", "syscalls per second per agent app (privilege group), all its "
      "processes together (0: unlimited)"),
     ("quota_storage_bytes", "security", "storage bytes per agent app, all versions (0: unlimited)"),
-    ("max_agents", "security", "agent processes alive at once; more spawns get EAGAIN"),
+    ("max_agents", "security", "agent processes alive at once; more spawns get EAGAIN. An eighth of them (at "
+     "least 1) is kept for the user's own spawns: agents' proc.spawn may fill only the rest"),
     ("max_children", "security", "live children one agent may spawn; more get EAGAIN"),
-    ("max_agents_per_app", "security", "live agents of one app; more spawns get EAGAIN (0: a quarter of "
-     "--max-agents)"),
-    ("max_agents_per_tree", "security", "live agents in one spawn tree, an agent and everything it spawned "
-     "(0: an eighth of --max-agents)"),
+    ("max_agents_per_app", "security", "live agents of one app; an agent's proc.spawn past it gets EAGAIN (0: a "
+     "quarter of --max-agents; the user's own spawns are held by --max-agents alone)"),
+    ("max_agents_per_tree", "security", "live agents in one spawn tree, a user-started agent and everything it "
+     "spawned; proc.spawn past it gets EAGAIN (0: an eighth of --max-agents)"),
     ("storage_max_records", "security", "records one agent app may keep in storage; more get ENOSPC"),
     ("history_max_procs", "services", "ended processes kept for ps -a, info and wait"),
     ("history_max_bytes", "services", "bytes of ended processes' tasks, results and errors kept in kernel "
@@ -285,6 +305,15 @@ def _argparse_kind(name: str) -> dict:
     return {}
 
 
+class _ConfineCheck(argparse.Action):
+    """``--confine-check``: kernel/confine/doctor.py's report, then exit (like --version)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from kernel.confine import doctor
+
+        parser.exit(doctor.main(values or "text", no_bwrap=getattr(namespace, "confine", None) == "landlock"))
+
+
 def add_kernel_args(parser) -> None:
     """The kernel's command-line flags in GROUPS (fronts add their "shell" group after them)."""
     from kernel.cli import FlagGroup, add_version
@@ -294,4 +323,8 @@ def add_kernel_args(parser) -> None:
     for name, group, help_text, *extra in FLAGS:
         kw = {**_argparse_kind(name), **(extra[0] if extra else {})}
         groups[group].add_argument(f"--{name}", help=help_text, **kw)
+    groups["security"].add_argument(
+        "--confine_check", nargs="?", const="text", choices=("text", "json"), action=_ConfineCheck,
+        help="print which confinement layers hold on this machine and why not (json: as one object), then exit: "
+             "0 when every layer holds, 1 when one is missing")
     g = groups["services"]  # noqa: F841  flags added below as g.add_argument("--x_y", ...) get both spellings and defaults
