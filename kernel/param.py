@@ -74,6 +74,7 @@ MCP_RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # seconds before the 1st, 2nd, ...
 DAEMON_MAX_CLIENT_FRAME = 1 << 20  # bytes: one request from a client (a task is at most 100,000 characters)
 DAEMON_MAX_SERVER_FRAME = 64 << 20  # bytes: one reply or event from the daemon (ps of many agents, logs)
 DAEMON_MAX_CLIENTS = 64  # connections at once; more are refused with an error frame
+DAEMON_HELLO_TIMEOUT_S = 10.0  # a new connection's hello (with the key) must arrive within this, or it is closed
 DAEMON_MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a flood queues little in the kernel
 DAEMON_MAX_WAITS = 1024  # unanswered `wait`s per client (each costs the kernel one callback)
 DAEMON_OUT_QUEUE = 4096  # frames queued for one client before it counts as stuck and is dropped

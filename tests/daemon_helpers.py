@@ -25,14 +25,16 @@ SIM = str(ROOT / "simulator.py")
 
 
 def env_for(tmp: Path, **extra) -> dict:
-    return dict(os.environ, AIOS_AGENT_PATH=str(ROOT / "tests" / "agents"), XDG_STATE_HOME=str(tmp / "state"),
-                XDG_RUNTIME_DIR=str(tmp / "run"), PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", **extra)
+    """The environment of the programs a test runs; ``extra`` overrides (AIOS_AGENT_PATH included)."""
+    return {**os.environ, "AIOS_AGENT_PATH": str(ROOT / "tests" / "agents"), "XDG_STATE_HOME": str(tmp / "state"),
+            "XDG_RUNTIME_DIR": str(tmp / "run"), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **extra}
 
 
 class Daemon:
     def __init__(self, tmp: Path, sock: Path, start: subprocess.CompletedProcess):
         self.tmp, self.sock, self.start = tmp, sock, start
         self.pidfile = sock.with_suffix(".pid")
+        self.keyfile = sock.with_suffix(".key")
         self.pid = int(self.pidfile.read_text())
         self.proc = psutil.Process(self.pid)
         self.kernel_pid = int(re.search(r"kernel pid (\d+)", start.stdout).group(1))
@@ -51,15 +53,28 @@ class Daemon:
                               cwd=str(self.tmp), env=env_for(self.tmp), capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL, **kw)
 
+    def key(self) -> str:
+        """This run's key, read as a legitimate client (the user) reads it."""
+        return self.keyfile.read_text().strip()
+
+    def connect(self, interactive: bool = False) -> socket.socket:
+        """A raw connection that has said hello with the key (what every real client does first)."""
+        s = raw_connect(self.sock)
+        send_obj(s, {"op": "hello", "id": HELLO_ID, "key": self.key(), "interactive": interactive})
+        msg = reply_to(s, HELLO_ID)
+        assert msg["ok"] is True and msg["result"]["daemon_pid"] == self.pid, msg
+        return s
+
     def daemon_log(self) -> str:
         return "".join(p.read_text() for p in sorted(self.log_dir.glob("daemon-*.log")))
 
 
-def start_daemon(tmp: Path, *extra: str, sock: Path | None = None) -> Daemon:
+def start_daemon(tmp: Path, *extra: str, sock: Path | None = None, env: dict | None = None) -> Daemon:
+    """``env``: variables for the daemon (and so its kernel and agents) over env_for's."""
     sock = sock or tmp / "run" / "aios" / "aios.sock"
     r = subprocess.run([sys.executable, SIM, "--daemon", "--socket", str(sock), "--log_dir", str(tmp / "logs"),
                         "--data_dir", str(tmp / "data"), "--max_new_tokens", "4", *extra],
-                       cwd=str(tmp), env=env_for(tmp), capture_output=True, text=True, timeout=300)
+                       cwd=str(tmp), env=env_for(tmp, **(env or {})), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.stdout, r.stderr)
     return Daemon(tmp, sock, r)
 
@@ -78,6 +93,9 @@ def stop_daemon(d: Daemon) -> None:
 
 
 # -- a raw client: frames by hand ------------------------------------------------------
+HELLO_ID = 1_000_000  # the id Daemon.connect gives its hello (tests number their own requests from 1)
+
+
 def raw_connect(sock: Path, timeout: float = 20) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)

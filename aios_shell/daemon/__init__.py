@@ -5,7 +5,7 @@
   conn.py     one client's connection: what it may send, its bounded outbound queue
   remote.py   RemoteKernelClient: KernelClient's calls over the socket (simulator.py --connect)
   frames.py   the wire format (length-prefixed JSON; never pickle)
-  paths.py    default socket, private folder and pid file checks
+  paths.py    default socket, private folder and pid file checks, the key file clients present
 
 Light modules: neither side imports torch.
 """

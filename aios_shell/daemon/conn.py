@@ -1,6 +1,14 @@
 """One client of the daemon: its reader (frames in, validated), its writer (bounded queue out).
 
-What a client may send: the control ops (kernel.control.CLIENT_OPS: all but the
+First, within HELLO_TIMEOUT_S: ``{"op": "hello", "id": N, "key": KEY}``
+with this daemon run's key (paths.KeyFile; compared in constant time). Any
+other first frame (another op, a hello with no key or a wrong one, a frame
+that is not JSON, silence) gets one ``refused`` event (EACCES) and the
+connection is closed: before the key, a client reaches no op and hears no
+event. Invariant: ``authenticated`` turns True only in ``_greet`` and
+never back; everything past ``_greet`` runs only when it is True.
+
+Then what a client may send: the control ops (kernel.control.CLIENT_OPS: all but the
 kernel's ``stop``) with arguments their schemas allow, plus ``hello``
 (``{"interactive": bool}``; interactive clients get confirm questions) and
 ``shutdown``. A frame that is not valid JSON gets an ``error`` event and the
@@ -21,10 +29,11 @@ from concurrent.futures import Future
 from aios_shell.client import KernelError
 from aios_shell.daemon import frames
 from kernel import control, param
+from kernel.param import DAEMON_HELLO_TIMEOUT_S as HELLO_TIMEOUT_S
 from kernel.param import DAEMON_MAX_INFLIGHT as MAX_INFLIGHT
 from kernel.param import DAEMON_MAX_WAITS as MAX_WAITS
 from kernel.param import DAEMON_OUT_QUEUE as OUT_QUEUE
-from kernel.protocol.messages import EAGAIN, EINVAL, ENOSYS, EPROTO, MAX_ID, CodedError
+from kernel.protocol.messages import EACCES, EAGAIN, EINVAL, ENOSYS, EPROTO, MAX_ID, CodedError
 
 log = logging.getLogger("aios.daemon")
 
@@ -49,6 +58,7 @@ class ClientConn:
     def __init__(self, server, sock: socket.socket, peer_pid: int, number: int):  # server: aios_shell.daemon.server.Server
         self.server, self.sock = server, sock
         self.name = f"client {number} (pid {peer_pid})"
+        self.authenticated = False  # presented the key (set once, by the reader: see _greet)
         self.interactive = False
         self.out: queue.Queue = queue.Queue(OUT_QUEUE)
         self.inflight = {"wait": 0, "other": 0}  # unanswered requests, guarded by _lock
@@ -58,6 +68,7 @@ class ClientConn:
         self._writer = threading.Thread(target=self._write_loop, name=f"daemon-{number}-out", daemon=True)
 
     def start(self) -> None:
+        self.sock.settimeout(HELLO_TIMEOUT_S)  # for the hello only: an unproven client cannot hold a slot
         self._writer.start()
         self._reader.start()
 
@@ -88,8 +99,41 @@ class ClientConn:
             self.close()
 
     # -- in -------------------------------------------------------------------------
+    def _greet(self) -> bool:
+        """Read the first frame: True once it is a hello with the key (and answered); otherwise the
+        client is refused and closed, and False."""
+        try:
+            frame = frames.read_frame(self.sock, param.DAEMON_MAX_CLIENT_FRAME)
+        except frames.FrameError as e:
+            return self._refuse(f"its first frame is not a request ({e})")
+        except TimeoutError:
+            return self._refuse(f"no hello within {HELLO_TIMEOUT_S:g}s")
+        if frame is None:
+            return False  # connected and left: a liveness probe (paths.daemon_alive)
+        op = frame.get("op")
+        if op != "hello":
+            return self._refuse(f"its first frame is {str(op)[:40]!r}, not a hello with the key")
+        if not self.server.key_matches(frame.get("key")):
+            return self._refuse("its hello has a wrong key" if "key" in frame else "its hello has no key")
+        self.sock.settimeout(None)  # before anything is queued: the writer never sees the hello timeout
+        self.authenticated = True
+        log.info("%s presented the daemon's key", self.name)
+        self._on_frame(frame)  # the hello's reply
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        """One ``refused`` event, then close (from the reader thread). Never says what the key is."""
+        log.warning("refused %s: %s", self.name, why)
+        self.send({"event": "refused", "code": EACCES,
+                   "error": f"permission denied: this client did not present the daemon's key "
+                            f"({self.server.keyfile})"})
+        self.drain(time.monotonic() + 2)
+        return False
+
     def _read_loop(self) -> None:
         try:
+            if not self._greet():
+                return
             while not self.closed.is_set():
                 try:
                     frame = frames.read_frame(self.sock, param.DAEMON_MAX_CLIENT_FRAME)
@@ -116,7 +160,7 @@ class ClientConn:
         try:
             if not isinstance(op, str):
                 raise RequestError(EINVAL, "a request needs an op (a string)")
-            if op == "hello":
+            if op == "hello":  # the key was checked by _greet, once for the connection
                 self.interactive = bool(frame.get("interactive"))
                 self.reply(req_id, True, self.server.hello())
                 if self.interactive:

@@ -2,10 +2,12 @@
 
 A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON
 holding one object. Nothing is ever unpickled: clients are other processes
-(of the same user, checked with SO_PEERCRED), and every frame from them is
-decoded and validated here and in server.py before it reaches the kernel.
+(of the same user, checked with SO_PEERCRED, that presented the daemon's key
+in their first frame, conn.py), and every frame from them is decoded and
+validated here and in server.py before it reaches the kernel.
 
-  client -> daemon   {"op": "ps", "id": 7, "all": true}         (id: a positive int)
+  client -> daemon   {"op": "hello", "id": 1, "key": "<aios.key>"}   (first, always)
+                     {"op": "ps", "id": 7, "all": true}         (id: a positive int)
   daemon -> client   {"reply": 7, "ok": true, "result": [...], "error": null, "code": null}
                      {"event": "output", "pid": 1, "agent": "EchoAgent", "text": "..."}
 """

@@ -4,7 +4,8 @@ Default socket: ``$XDG_RUNTIME_DIR/aios/aios.sock`` (systemd's per-user
 runtime folder, /run/user/UID). Without ``$XDG_RUNTIME_DIR`` (cron, su,
 containers): ``/tmp/aios-UID/aios.sock``, as tmux does with /tmp/tmux-UID
 (a short path: unix socket paths are limited to 107 bytes). The pid file
-sits beside the socket: ``aios.sock`` -> ``aios.pid``.
+and the key file sit beside the socket: ``aios.sock`` -> ``aios.pid``,
+``aios.key``.
 
 Privacy: the folder is created 0700; an existing folder must belong to us
 and be closed to group and others (otherwise we refuse rather than chmod
@@ -12,6 +13,13 @@ something we did not create: another user could own or watch it, the
 classic /tmp squatting attack). The socket is bound under umask 0177, so it
 is 0600 from its first instant. The daemon also checks each peer's uid
 (SO_PEERCRED), which holds even when someone loosens the modes.
+
+The uid is not enough: a confined agent runs with the user's uid, and
+Landlock does not mediate connect() to a pathname unix socket. So each
+daemon run writes a fresh random key (``aios.key``, 0600, in the 0700
+folder that no agent sandbox binds or lists), and a client must present it
+in its first frame (conn.py). Reading that file is the proof of being the
+user rather than one of the user's agents.
 """
 
 from __future__ import annotations
@@ -19,11 +27,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import socket
 import stat
 
 SOCKET_NAME = "aios.sock"
 MAX_SOCKET_PATH = 107  # bytes, sun_path of Linux minus the NUL
+KEY_BYTES = 32  # random bytes in a daemon's key (written as 64 hex characters)
+MAX_KEY_FILE = 256  # bytes read from a key file: a real one is 65
 
 
 class PathError(Exception):
@@ -36,9 +47,17 @@ def default_socket() -> str:
     return os.path.join(base, SOCKET_NAME)
 
 
-def pidfile_for(sock_path: str) -> str:
+def _beside(sock_path: str, suffix: str) -> str:
     root, ext = os.path.splitext(sock_path)
-    return (root if ext == ".sock" else sock_path) + ".pid"
+    return (root if ext == ".sock" else sock_path) + suffix
+
+
+def pidfile_for(sock_path: str) -> str:
+    return _beside(sock_path, ".pid")
+
+
+def keyfile_for(sock_path: str) -> str:
+    return _beside(sock_path, ".key")
 
 
 def ensure_private_dir(folder: str) -> None:
@@ -135,3 +154,66 @@ def read_pid(path: str) -> int | None:
             return int(f.read().strip() or 0) or None
     except (OSError, ValueError):
         return None
+
+
+class KeyFile:
+    """``aios.key``: this daemon run's secret, which every client presents in its hello.
+
+    Invariants: created and removed only while the daemon holds the pid file
+    lock (so a starting daemon never deletes a live one's key, and no two
+    daemons write it at once); created O_EXCL|O_NOFOLLOW, 0600 from its first
+    instant (umask cannot widen it, a planted file or symlink is unlinked, not
+    written through); a new key for every run, so an old copy opens nothing.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.key: str | None = None
+
+    def create(self) -> str:
+        """Replace any stale key file with a fresh key; the key (hex)."""
+        try:
+            os.unlink(self.path)  # a SIGKILLed daemon's, or anything planted: unlink, never follow
+        except FileNotFoundError:
+            pass
+        key = secrets.token_hex(KEY_BYTES)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask: never wider
+            os.write(fd, f"{key}\n".encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.key = key
+        return key
+
+    def remove(self) -> None:
+        """Idempotent; call before releasing the pid file lock."""
+        if self.key is None:
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.key = None
+
+
+def read_key(path: str) -> str:
+    """The key in a daemon's key file (client side). Raises OSError (a missing file, a symlink,
+    ELOOP) or PathError (a file that is not ours, is open to others, or holds no key)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PathError("not a regular file")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            # not the daemon's own (uid, 0600): do not send whatever it holds to the socket
+            raise PathError(f"owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}; "
+                            f"a daemon's key is yours (uid {os.geteuid()}) and 0600")
+        data = os.read(fd, MAX_KEY_FILE)
+    finally:
+        os.close(fd)
+    key = data.decode("ascii", "replace").strip()
+    if not key:
+        raise PathError("the file is empty")
+    return key

@@ -5,7 +5,9 @@ info, stats, logs, request) and the same attributes the shell reads
 (``pid``, ``ready``, ``ready_info``, ``dead``, ``lost_reason``), so the
 REPL, the batch runner and top take either. Differences: ``stop()`` only
 detaches (the daemon, its kernel and agents go on); ``shutdown()`` stops
-them all.
+them all. The hello carries the daemon's key, read from the key file beside
+the socket (``aios.sock`` -> ``aios.key``): the daemon serves no client
+without it (server.py).
 
     with RemoteKernelClient("/run/user/1000/aios/aios.sock", on_event=print) as k:
         print(k.ps())
@@ -23,9 +25,9 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from aios_shell.client import KernelCalls, KernelError
-from aios_shell.daemon import frames
+from aios_shell.daemon import frames, paths
 from kernel import param
-from kernel.protocol.messages import ECONNREFUSED, ECONNRESET
+from kernel.protocol.messages import EACCES, ECONNREFUSED, ECONNRESET
 
 
 class RemoteKernelClient(KernelCalls):
@@ -52,10 +54,15 @@ class RemoteKernelClient(KernelCalls):
         except OSError as e:
             self.sock.close()
             raise KernelError(ECONNREFUSED, f"cannot connect to {sock_path}: {e.strerror or e}") from None
+        try:
+            key = self._read_key()
+        except KernelError:
+            self.sock.close()
+            raise
         self._reader = threading.Thread(target=self._read_loop, name="daemon-events", daemon=True)
         self._reader.start()
         try:
-            self.hello = self.request("hello", timeout=timeout, interactive=interactive)
+            self.hello = self.request("hello", timeout=timeout, interactive=interactive, key=key)
         except KernelError:
             self.close()
             raise
@@ -63,6 +70,17 @@ class RemoteKernelClient(KernelCalls):
         self.ready_info = self.hello.get("ready_info") or {}
         if self.hello.get("ready"):
             self.ready.set()
+
+    def _read_key(self) -> str:
+        """The key beside the socket; after the connect, so "no daemon" stays the message when none runs."""
+        path = paths.keyfile_for(self.sock_path)
+        try:
+            return paths.read_key(path)
+        except OSError as e:
+            why = e.strerror or str(e)
+        except paths.PathError as e:
+            why = str(e)
+        raise KernelError(EACCES, f"cannot read the daemon's key {path}: {why}")
 
     def __enter__(self):
         return self

@@ -10,7 +10,8 @@ returns once that process writes one JSON line on the pipe, ``{"ok": true,
 ``{"ok": false, "error": ...}``, or closes the pipe by dying.
 
 ``serve`` is the daemon itself (systemd runs it directly, Type=simple):
-private socket folder, pid file lock, stale socket removal, logs, the
+private socket folder, pid file lock, stale socket removal, a fresh key
+file (``aios.key``: what clients present, see paths.KeyFile), logs, the
 kernel (KernelClient in this process), the socket server, and the shutdown
 on SIGTERM/SIGINT or the ``shutdown`` op. SIGHUP is ignored (no terminal to
 lose). Log files under ``log_dir``: ``daemon-<stamp>-<pid>.log`` (clients,
@@ -147,7 +148,16 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
     except PreflightError as e:
         report(ok=False, error=str(e))
         return 1
-    pidfile, listener = None, None
+    pidfile, keyfile, listener = None, None, None
+
+    def release() -> None:
+        """The key goes first, while we still hold the pid file lock: once the lock is free, the
+        key file may already be the next daemon's."""
+        if keyfile is not None:
+            keyfile.remove()
+        if pidfile is not None:
+            pidfile.release()
+
     try:
         sock_path = paths.check_socket_path(sock_path)
         paths.ensure_private_dir(os.path.dirname(sock_path))
@@ -158,11 +168,12 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
             raise paths.PathError(f"a daemon already serves {sock_path}")
         if stale:
             os.unlink(sock_path)
+        keyfile = paths.KeyFile(paths.keyfile_for(sock_path))
+        key = keyfile.create()  # before the bind: no client can connect before the key exists
         listener = _bind(sock_path)
     except (paths.PathError, OSError) as e:
         report(ok=False, error=f"{e}" if isinstance(e, paths.PathError) else f"{sock_path}: {e.strerror or e}")
-        if pidfile is not None:
-            pidfile.release()
+        release()
         return 1
     log_dir = os.path.abspath(config.log_dir)
     config = dataclasses.replace(config, log_dir=log_dir, scheduler_log_mode="file", interactive_confirm=True)
@@ -178,7 +189,7 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
         signal.signal(sig, interrupted)
     kernel, server = None, None
     try:
-        server = Server(None, listener, sock_path, {}, config.confirm_policy)
+        server = Server(None, listener, sock_path, {}, config.confirm_policy, key=key, keyfile=keyfile.path)
         kernel = KernelClient(config, on_event=server.on_event)
         server.kernel = kernel
         kernel.ready.wait()
@@ -208,11 +219,11 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
         listener.close()
         if kernel is not None:
             kernel.stop()
-        pidfile.release()
+        release()
         report(ok=False, error=msg)  # last: when the starter returns, nothing of ours is left
         return 1
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
-        pidfile.release()
+        release()
         logging.shutdown()

@@ -11,7 +11,13 @@ Threads and what they own:
                 says what a client may send).
 ``_lock`` guards ``clients`` and ``pending_confirms``.
 
-Every agent output, exit and ready event goes to every client; confirm questions go to
+Two checks, both required: the peer's uid is ours (at accept), and its
+first frame is a ``hello`` carrying this run's key (``aios.key``, see
+paths.KeyFile; checked in conn.py). The uid alone would admit the user's
+own confined agents, which share the uid and can connect() to the socket.
+Until a client has passed both, it gets no event and reaches no op.
+
+Every agent output, exit and ready event goes to every proven client; confirm questions go to
 the interactive ones, and the first answer decides (the kernel settles a
 question once and announces it with ``confirm_done``). With no interactive
 client attached, ``--confirm_policy`` answers at once.
@@ -19,6 +25,7 @@ client attached, ``--confirm_policy`` answers at once.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import selectors
@@ -43,10 +50,13 @@ def peer_cred(sock: socket.socket) -> tuple[int, int, int]:
 
 
 class Server:
-    def __init__(self, kernel, listener: socket.socket, sock_path: str, info: dict, confirm_policy: str):
+    def __init__(self, kernel, listener: socket.socket, sock_path: str, info: dict, confirm_policy: str, *,
+                 key: str, keyfile: str):
         self.kernel = kernel  # KernelClient, whose on_event is self.on_event
         self.listener = listener
         self.sock_path = sock_path
+        self._key = key.encode("ascii")  # this run's secret; never logged, never sent
+        self.keyfile = keyfile  # its path, named in refusals
         self.info = info  # constant part of the hello reply
         self.confirm_policy = confirm_policy
         self.clients: list[ClientConn] = []
@@ -68,6 +78,12 @@ class Server:
         except OSError:
             pass
 
+    def key_matches(self, presented) -> bool:
+        """Is ``presented`` (anything a client sent) this run's key? Constant time."""
+        if not isinstance(presented, str):
+            return False
+        return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), self._key)
+
     def hello(self) -> dict:
         return {**self.info, "ready": self.kernel.ready.is_set(), "ready_info": self.kernel.ready_info,
                 "kernel_pid": self.kernel.pid, "clients": len(self.clients)}
@@ -88,8 +104,9 @@ class Server:
             self._decide_by_policy(ev)
 
     def _targets(self, interactive_only: bool = False) -> list[ClientConn]:
+        """The clients that may hear events: those that presented the key (never one still unproven)."""
         with self._lock:
-            return [c for c in self.clients if c.interactive or not interactive_only]
+            return [c for c in self.clients if c.authenticated and (c.interactive or not interactive_only)]
 
     def on_event(self, ev: dict) -> None:
         """KernelClient reader thread: log the event and hand it to the clients' queues."""
@@ -126,7 +143,7 @@ class Server:
         log.info("confirmation %s: pid %s (%s) wants to %s", ev.get("cid"), ev.get("pid"), ev.get("agent"),
                  ev.get("action"))
         with self._lock:
-            targets = [c for c in self.clients if c.interactive]
+            targets = [c for c in self.clients if c.authenticated and c.interactive]
             if targets:
                 self.pending_confirms[ev.get("cid")] = ev
         if targets:
@@ -222,7 +239,8 @@ class Server:
             c.send({"event": "shutdown", "reason": self.stop_reason})
         code = self.kernel.stop()  # stops every agent; their exit events still reach the clients
         deadline = time.monotonic() + 2  # for all clients together: a stuck one cannot hold the exit
-        clients = self._targets()
+        with self._lock:
+            clients = list(self.clients)  # the unproven too: they are closed, not told
         for c in clients:
             c.end_of_stream()
         for c in clients:
