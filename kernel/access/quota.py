@@ -19,7 +19,9 @@ budget: spawning children or restarting does not start a fresh one.
   storage bytes per owner (agent app): the storage manager's
                 ``usage_bytes(owner)`` plus the bytes a write or a rollback
                 adds, checked on the storage thread that runs the writes one
-                by one; over the quota: EDQUOT.
+                by one; over the quota: EDQUOT. Bytes as charged by
+                kernel/storage/cost.py: data, names, rows and index entries of
+                every kept version and record.
 
 0 means unlimited. Thread-safety: one lock guards the buckets and the LLM
 ledger (dispatch runs on the loop, admission on the engine thread, storage
@@ -135,7 +137,8 @@ class Quotas:
 
     def check_storage(self, owner: str, used: int, add_bytes: int) -> None:
         if self.storage_bytes and used + add_bytes > self.storage_bytes:
-            raise SyscallFailure(EDQUOT, f"storage quota exceeded: {owner} would hold {used + add_bytes} bytes, "
+            raise SyscallFailure(EDQUOT, f"storage quota exceeded: {owner} would hold {used + add_bytes} bytes "
+                                         "(data, names and per-row overhead of every kept version and record), "
                                          f"its quota is {self.storage_bytes} (--quota_storage_bytes)")
 
     def forget(self, pid: int) -> None:

@@ -8,8 +8,9 @@ Threads and ownership:
                   a time (SQLite serialises writers anyway), then hands the
                   result back to the loop with ``kernel.post``. An fsync on
                   commit therefore never stalls other agents' syscalls.
-``_usage`` (bytes per owner, every kept version counted) is written by the
-storage thread and read from any thread under ``_usage_lock``.
+``_usage`` (bytes charged per owner, cost.py: every kept version and record,
+names and overheads included) is written by the storage thread and read
+from any thread under ``_usage_lock``.
 
 Files: ``<data_dir>/storage.sqlite3`` (+ ``-wal``, ``-shm``).
 """
@@ -37,6 +38,7 @@ class StorageManager:
         self.sync = config.storage_sync
         self.keep_versions = config.storage_keep_versions
         self.max_record_bytes = config.storage_max_record_bytes
+        self.max_records = config.storage_max_records  # records per app; a new one past it is ENOSPC
         self.confirm_overwrite = config.storage_confirm_overwrite  # else only overwrites that prune a version
         self.kernel = None
         self.db: StorageDB | None = None  # storage thread only, after start()
@@ -54,7 +56,7 @@ class StorageManager:
         """
         self.kernel = kernel
         try:
-            self.db = StorageDB(self.data_dir / DB_NAME, self.sync, self.keep_versions)
+            self.db = StorageDB(self.data_dir / DB_NAME, self.sync, self.keep_versions, self.max_records)
             self._usage = self.db.usage()
             log.info("storage: %s (sync=%s, %d owners)", self.db.path, self.sync, len(self._usage))
         except (sqlite3.Error, OSError) as e:
@@ -73,7 +75,7 @@ class StorageManager:
 
     # -- for the access manager (any thread) ---------------------------------------------
     def usage_bytes(self, owner: str) -> int:
-        """Bytes ``owner`` stores, every kept version counted (what a quota should limit)."""
+        """Bytes charged to ``owner`` (what --quota_storage_bytes limits): data, names, rows, index entries."""
         with self._usage_lock:
             return self._usage.get(owner, 0)
 
@@ -101,15 +103,14 @@ class StorageManager:
             self.kernel.post(lambda then=then, result=result, error=error: then(result, error))
 
     # -- jobs that keep the usage counters right (storage thread) -----------------------------
-    # ``charge(nbytes)`` raises EDQUOT when the owner's quota cannot take nbytes more. It runs here, on the
-    # storage thread that runs every job in turn, so pipelined writes cannot all pass one stale check.
+    # ``charge(nbytes)`` raises EDQUOT when the owner's quota cannot take nbytes more (charged bytes: cost.py).
+    # The DB calls it inside the write's transaction, here on the storage thread that runs every job in
+    # turn, so pipelined writes cannot all pass one stale check.
     def write_job(self, owner: str, name: str, data: bytes, group: str, pid: int, expect_head: int | None,
                   charge: Callable[[int], None] | None = None):
         def job(db: StorageDB):
-            if charge is not None:
-                charge(len(data))
-            info = db.write(owner, name, data, group, pid, expect_head)
-            self._account(owner, info["size"] - info["freed"])
+            info = db.write(owner, name, data, group, pid, expect_head, charge)
+            self._account(owner, info["charged"] - info["freed"])
             return info
         return job
 
@@ -117,7 +118,7 @@ class StorageManager:
                      charge: Callable[[int], None] | None = None):
         def job(db: StorageDB):
             info = db.rollback(owner, name, version, group, pid, charge)
-            self._account(owner, info["size"] - info["freed"])
+            self._account(owner, info["charged"] - info["freed"])
             return info
         return job
 

@@ -24,7 +24,7 @@ import base64
 import binascii
 
 from kernel.protocol import messages
-from kernel.storage import guard
+from kernel.storage import cost, guard
 from kernel.syscall import DEFERRED, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("fs")
@@ -80,7 +80,18 @@ def _encode(data: bytes, encoding: str, what: str) -> str:
 
 
 def _public(info: dict) -> dict:
-    return {k: v for k, v in info.items() if k not in ("data", "freed")}
+    return {k: v for k, v in info.items() if k not in ("data", "freed", "charged")}
+
+
+def _check_name(name: str) -> None:
+    """A record name is stored in UTF-8 in two rows and two indexes (cost.py): at most NAME_MAX_BYTES of it."""
+    try:
+        n = len(name.encode("utf-8"))
+    except UnicodeEncodeError as e:  # a lone surrogate from JSON "\\ud800"
+        raise SyscallFailure(messages.EINVAL, f"fs.write: name is not valid Unicode text: {e.reason}") from None
+    if n > cost.NAME_MAX_BYTES:
+        raise SyscallFailure(messages.EINVAL, f"fs.write: name is {n} bytes in UTF-8; at most "
+                                              f"{cost.NAME_MAX_BYTES} (256 characters of ASCII, fewer of others)")
 
 
 @SYSCALLS.register("fs.write", {
@@ -90,6 +101,7 @@ def _public(info: dict) -> dict:
 def fs_write(kernel, ap, call):
     pcb, sm, name = ap.pcb, kernel.storage, call.args["name"]
     text, enc = call.args["data"], call.args.get("encoding", "utf-8")
+    _check_name(name)
     if enc == "base64":
         try:
             data = base64.b64decode(text, validate=True)

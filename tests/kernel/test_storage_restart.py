@@ -15,6 +15,7 @@ from memfs_helpers import err, ok, payload, run_ops
 
 from kernel.protocol import messages
 from kernel.storage import StorageDB
+from kernel.storage.cost import record_cost, version_cost
 
 NAMES = 5  # the writer cycles through records w0..w4, so most writes are overwrites (new versions)
 SIZE = 2000
@@ -102,6 +103,7 @@ def check_confirmed(res):
     assert [ok(r)["version"] for r in res[:3]] == [1, 2, 3]
     assert [v["version"] for v in ok(res[3])] == [2, 3]
     err(res[4], messages.ENOENT)
-    assert ok(res[5]) == {"owner": "MemFsAgent", "name": "r", "versions": 2, "freed": 4}
+    freed = 2 * version_cost("MemFsAgent", "r", 2) + record_cost("MemFsAgent", "r", "MemFsAgent")  # quota bytes
+    assert ok(res[5]) == {"owner": "MemFsAgent", "name": "r", "versions": 2, "freed": freed}
     err(res[6], messages.ENOENT)
     assert ok(res[7]) == []

@@ -8,6 +8,7 @@ import pytest
 
 from kernel.protocol import messages
 from kernel.storage import StorageDB
+from kernel.storage.cost import record_cost, version_cost
 from kernel.syscall import SyscallFailure
 
 
@@ -58,13 +59,15 @@ def test_delete_removes_every_version_and_frees_usage(db):
     db.write("A", "x", b"12345", "A")
     db.write("A", "x", b"678", "A")
     db.write("A", "keep", b"k", "A")
-    assert db.usage() == {"A": 9}
+    x = record_cost("A", "x", "A") + version_cost("A", "x", 5) + version_cost("A", "x", 3)
+    keep = record_cost("A", "keep", "A") + version_cost("A", "keep", 1)
+    assert db.usage() == {"A": x + keep}  # charged bytes: data, names, rows and index entries
     out = db.delete("A", "x")
-    assert out["versions"] == 2 and out["freed"] == 8
+    assert out["versions"] == 2 and out["freed"] == x
     assert code_of(db.read, "A", "x") == messages.ENOENT
     assert code_of(db.versions, "A", "x") == messages.ENOENT
     assert code_of(db.delete, "A", "x") == messages.ENOENT
-    assert db.usage() == {"A": 1}
+    assert db.usage() == {"A": keep}
     assert db.write("A", "x", b"new", "A")["version"] == 1  # a new record of the same name starts over
 
 
@@ -72,13 +75,13 @@ def test_keep_versions_prunes_oldest(tmp_path):
     d = StorageDB(tmp_path / "s.sqlite3", keep_versions=3)
     for i in range(5):
         info = d.write("A", "x", f"v{i + 1}".encode(), "A")
-    assert info["version"] == 5 and info["freed"] == 2
+    assert info["version"] == 5 and info["freed"] == version_cost("A", "x", 2)
     assert [v["version"] for v in d.versions("A", "x")] == [3, 4, 5]
     assert d.head("A", "x")["kept"] == 3
     assert code_of(d.read, "A", "x", 1) == messages.ENOENT
     assert code_of(d.rollback, "A", "x", 2, "A") == messages.ENOENT
     assert d.rollback("A", "x", 3, "A")["version"] == 6
-    assert d.usage() == {"A": 6}  # v4 v5 v6(=v3's bytes): 2 bytes each
+    assert d.usage() == {"A": record_cost("A", "x", "A") + 3 * version_cost("A", "x", 2)}  # v4 v5 v6(=v3)
     d.close()
 
 

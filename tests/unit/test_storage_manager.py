@@ -12,6 +12,7 @@ import pytest
 from kernel.config import KernelConfig
 from kernel.protocol import messages
 from kernel.storage import StorageManager
+from kernel.storage.cost import record_cost, version_cost
 from kernel.syscall import SyscallFailure
 
 
@@ -43,10 +44,13 @@ def test_usage_bytes_follow_writes_pruning_rollback_and_delete(tmp_path):
     try:
         for i in range(5):  # 10 + 20 + ... : versions 1..5, the first two pruned
             loop.run(sm, sm.write_job("A", "x", b"a" * 10 * (i + 1), "A", 1, None))
-        assert sm.usage_bytes("A") == 30 + 40 + 50
+        a = lambda *sizes: record_cost("A", "x", "A") + sum(version_cost("A", "x", n) for n in sizes)  # noqa: E731
+        assert sm.usage_bytes("A") == a(30, 40, 50)
         loop.run(sm, sm.write_job("B", "y", b"b" * 7, "B", 2, None))
-        loop.run(sm, sm.rollback_job("A", "x", 3, "A", 1))  # +30, prunes v3 (-30)
-        assert sm.usage_bytes("A") == 40 + 50 + 30 and sm.usage_bytes("B") == 7
+        b = record_cost("B", "y", "B") + version_cost("B", "y", 7)
+        loop.run(sm, sm.rollback_job("A", "x", 3, "A", 1))  # adds v6 (v3's 30 bytes), prunes v3
+        assert sm.usage_bytes("A") == a(40, 50, 30) and sm.usage_bytes("B") == b
+        assert sm.usage_bytes("A") == sm.db.usage()["A"]  # the counter and the SQL sum agree
         loop.run(sm, sm.delete_job("A", "x", None))
         assert sm.usage_bytes("A") == 0 and sm.usage_bytes("nobody") == 0
         with pytest.raises(SyscallFailure) as e:
@@ -57,7 +61,7 @@ def test_usage_bytes_follow_writes_pruning_rollback_and_delete(tmp_path):
     again = StorageManager(cfg)  # a restarted kernel counts from the DB
     again.start(Loop())
     try:
-        assert again.usage_bytes("B") == 7 and again.usage_bytes("A") == 0
+        assert again.usage_bytes("B") == b and again.usage_bytes("A") == 0
     finally:
         again.stop()
 
