@@ -102,11 +102,13 @@ class Supervisor(threading.Thread):
         listener = self._receive()
         if listener is None:
             return
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
         try:
             while True:
-                r, _, _ = select.select([listener], [], [])
-                if not r:
-                    continue
+                events = poller.poll()
+                if any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in events):
+                    return  # every process of the agent is gone: the filter has no user left (never spin here)
                 buf = bytearray(NOTIF_SIZE)
                 try:
                     fcntl.ioctl(listener, NOTIF_RECV, buf, True)
