@@ -5,14 +5,16 @@ Usage::
     python bench/spine.py [--agents 8] [--calls 2000] [--modes off,confined,landlock-only] [--json]
 
 Prints, measured in this one run, one column per confinement mode (off: --confine off;
-confined: --confine auto with every layer; landlock-only: auto on a machine without
-user namespaces, simulated with AIOS_CONFINE_NO_BWRAP=1):
+confined: --confine auto with every layer; landlock-only: --confine landlock, what auto
+picks on a machine without user namespaces):
   model load      cached safetensors load in the kernel (and, with --conversion,
                   the one-time GGUF -> safetensors conversion in a scratch cache)
   agent start-up  spawn request -> the agent's first syscall, p50/max over --agents
                   (started one after another, so each is measured alone)
   syscall RTT     proc.info round trips from an agent (no LLM), p50/p99
   agent RSS       resident memory of a live agent process after its calls
+  endpoint connect  TCP connect to the agent's own endpoint, p50/p99 (the fallback checks
+                  each connect() in the kernel: kernel/confine/notify.py)
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def conversion_time() -> float:
 MODES = {  # column -> (--confine, environment of the kernel)
     "off": ("off", {}),
     "confined": ("auto", {}),
-    "landlock-only": ("auto", {"AIOS_CONFINE_NO_BWRAP": "1"}),  # what a user without user namespaces gets
+    "landlock-only": ("landlock", {}),  # what a user without user namespaces gets
 }
 
 
@@ -76,6 +78,9 @@ def measure(mode: str, agents: int, calls: int) -> dict:
             out["syscall_rtt_p50_us"] = pct(rtt, 0.50) * 1e6
             out["syscall_rtt_p99_us"] = pct(rtt, 0.99) * 1e6
             out["agent_rss_mib"] = snap["result"]["rss_kib"] / 1024
+            conn = snap["result"].get("connect_s") or [0.0]
+            out["endpoint_connect_p50_us"] = pct(conn, 0.50) * 1e6
+            out["endpoint_connect_p99_us"] = pct(conn, 0.99) * 1e6
             out["confinement"] = snap["confinement"]
             k.stop()
     finally:

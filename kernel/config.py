@@ -15,15 +15,20 @@ SCHEDULERS = ("serial", "fifo", "rr", "priority")
 CONFINE_MODES = ("auto", "strict", "landlock", "off")
 
 
+def _xdg(var: str, *fallback: str) -> Path:
+    """``$VAR`` when it is an absolute path (the XDG spec ignores relative ones), else ~/<fallback>."""
+    base = os.environ.get(var, "")
+    return Path(base if os.path.isabs(base) else os.path.join(os.path.expanduser("~"), *fallback)) / "aios"
+
+
 def state_dir() -> Path:
-    """User state directory (history, data), XDG style."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "aios"
+    """User state directory, XDG style: ~/.local/state/aios (logs/, data/, shell_history), whatever the
+    current folder."""
+    return _xdg("XDG_STATE_HOME", ".local", "state")
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "aios"
+    return _xdg("XDG_CACHE_HOME", ".cache")
 
 
 @dataclass
@@ -38,9 +43,10 @@ class KernelConfig:
     rr_quantum: int = 16  # decoded tokens before an rr preemption (and before a priority preemption)
     kv_budget_mb: float = 1024.0  # MiB of KV cache kept for preempted generations; beyond it KV is recomputed
     llm_threads: int = 0  # torch threads of the local engine; 0 = all CPUs but one (kernel/llm/threads.py)
+    weights: str = "auto"  # local model weights: auto (float32 on a CPU, the model's dtype on a GPU), int8, fp32
     scheduler_log_mode: str = "console"
     agent_log_mode: str = "console"
-    log_dir: str = "logs"
+    log_dir: str = field(default_factory=lambda: str(state_dir() / "logs"))  # made absolute in __post_init__
     log_level: str = "INFO"  # least severe record the kernel logs (files, and the console's -v)
     log_max_bytes: int = 10 * 1024 * 1024  # a log file rotates past this size (kernel, scheduler, audit, agent)
     log_backups: int = 5  # rotated copies kept of one log file (<name>.log.1 .. .N)
@@ -80,7 +86,7 @@ class KernelConfig:
     max_agents: int = 256  # agent processes alive at once; spawn past it is EAGAIN (agents: past it - user_reserve)
     max_children: int = 16  # live children one agent may have (proc.spawn); past it EAGAIN
     max_agents_per_app: int = 0  # live agents of one app an agent's spawn may bring; 0 = max(1, max_agents // 4)
-    max_agents_per_tree: int = 0  # live agents in one spawn tree (root + proc.spawn descendants); 0 = max_agents // 8
+    max_agents_per_tree: int = 0  # live agents in one spawn tree (root + proc.spawn descendants); 0 = max(2, max_agents // 8)
     storage_max_records: int = 10_000  # records one agent app may keep in storage; past it ENOSPC
     history_max_procs: int = 1000  # ended processes kept in the table (ps -a, info, wait)
     history_max_bytes: int = 64 << 20  # bytes of tasks, results and errors those keep in kernel memory
@@ -100,8 +106,16 @@ class KernelConfig:
     confine_processes: int = 64  # processes per agent, itself and descendants ("processes")
     confine_files: int = 1024  # open files per agent process ("files")
     confine_cpu_s: int = 3600  # CPU seconds per agent process ("cpu_s")
+    # Tracing (kernel/trace): a span per call of every process; views: the shell's trace command, export.
+    trace: str = "on"  # on | off
+    trace_content: bool = False  # spans keep previews of prompts, completions, tool arguments and results
+    trace_file: str = ""  # JSON lines, one span per line, OTLP/JSON field names ("" = none)
+    otlp_endpoint: str = ""  # OTLP/HTTP collector, e.g. http://localhost:4318 ("" = none)
 
     def __post_init__(self):
+        # absolute: the kernel, its agents and a daemon's clients all name the same folders, whatever their cwd
+        self.log_dir = os.path.abspath(os.path.expanduser(self.log_dir))
+        self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         if isinstance(self.max_gpu_memory, str):
             try:
                 self.max_gpu_memory = json.loads(self.max_gpu_memory) if self.max_gpu_memory else None
@@ -123,6 +137,8 @@ class KernelConfig:
             raise ValueError("--kv_budget_mb must be >= 0 (0: always recompute a preempted generation's KV)")
         if self.llm_threads < 0:
             raise ValueError("--llm_threads must be >= 0 (0: all CPUs but one)")
+        if self.weights not in ("auto", "int8", "fp32") or (self.weights == "int8" and self.eval_device != "cpu"):
+            raise ValueError(f"--weights must be auto, int8 or fp32 (int8 on the CPU only), not {self.weights!r}")
         if self.storage_sync not in ("full", "normal"):
             raise ValueError("--storage_sync must be full or normal")
         if self.storage_max_record_bytes < 1 or self.storage_keep_versions < 0:
@@ -168,6 +184,12 @@ class KernelConfig:
         if self.prefix_cache_mb < 0 or self.prefill_chunk < 0 or self.max_prompt_tokens < 0 or self.max_agent_kv_mb < 0:
             raise ValueError("--prefix_cache_mb, --prefill_chunk, --max_prompt_tokens and --max_agent_kv_mb "
                              "must be >= 0")
+        if self.trace not in ("on", "off"):
+            raise ValueError(f"--trace must be on or off, not {self.trace!r}")
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"--otlp-endpoint must be an http:// or https:// URL, not {self.otlp_endpoint!r}")
+        if self.trace_file:
+            self.trace_file = os.path.abspath(os.path.expanduser(self.trace_file))
         if self.confine not in CONFINE_MODES:
             raise ValueError(f"--confine must be one of {', '.join(CONFINE_MODES)}, not {self.confine!r}")
         if min(self.confine_memory_mb, self.confine_processes, self.confine_files, self.confine_cpu_s) < 1:
@@ -192,8 +214,9 @@ class KernelConfig:
 
     @property
     def agents_per_tree(self) -> int:
-        """Live agents of one spawn tree: --max_agents_per_tree, or max(1, max_agents // 8) when it is 0."""
-        return self.max_agents_per_tree or max(1, self.max_agents // 8)
+        """Live agents of one spawn tree: --max_agents_per_tree, or max(2, max_agents // 8) when it is 0
+        (at least a root and one child, where max_agents allows two)."""
+        return self.max_agents_per_tree or max(min(2, self.max_agents), self.max_agents // 8)
 
     @classmethod
     def from_args(cls, args) -> "KernelConfig":
@@ -215,6 +238,9 @@ FLAGS = [
     ("max_gpu_memory", "model", 'JSON map for accelerate, e.g. \'{"0": "24GiB", "cpu": "64GiB"}\''),
     ("max_new_tokens", "model", "default and ceiling of tokens per LLM call"),
     ("llm_threads", "model", "torch threads of the local engine (0: all CPUs but one)"),
+    ("weights", "model", "local model weights: auto = float32 on a CPU, the model's own dtype on a GPU; int8 "
+     "(CPU only: ~2-3x faster, outputs depend on batching) or fp32 force one (docs/llm-engine.md)",
+     {"choices": ("auto", "int8", "fp32")}),
     ("scheduler", "scheduler", "LLM scheduling policy", {"choices": SCHEDULERS}),
     ("max_batch", "scheduler", "most sequences decoded together"),
     ("rr_quantum", "scheduler", "rr/priority: tokens a generation decodes before it may be preempted"),
@@ -250,14 +276,15 @@ FLAGS = [
      "together, for the kernel's life (0: unlimited)"),
     ("quota_syscalls_per_s", "security", "syscalls per second per agent app (privilege group), all its "
      "processes together (0: unlimited)"),
-    ("quota_storage_bytes", "security", "storage bytes per agent app, all versions (0: unlimited)"),
+    ("quota_storage_bytes", "security", "storage bytes per agent app: every version's data, names and per-row "
+     "overhead as stored (kernel/storage/cost.py; 0: unlimited)"),
     ("max_agents", "security", "agent processes alive at once; more spawns get EAGAIN. An eighth of them (at "
      "least 1) is kept for the user's own spawns: agents' proc.spawn may fill only the rest"),
     ("max_children", "security", "live children one agent may spawn; more get EAGAIN"),
     ("max_agents_per_app", "security", "live agents of one app; an agent's proc.spawn past it gets EAGAIN (0: a "
      "quarter of --max-agents; the user's own spawns are held by --max-agents alone)"),
     ("max_agents_per_tree", "security", "live agents in one spawn tree, a user-started agent and everything it "
-     "spawned; proc.spawn past it gets EAGAIN (0: an eighth of --max-agents)"),
+     "spawned; proc.spawn past it gets EAGAIN (0: an eighth of --max-agents, at least 2)"),
     ("storage_max_records", "security", "records one agent app may keep in storage; more get ENOSPC"),
     ("history_max_procs", "services", "ended processes kept for ps -a, info and wait"),
     ("history_max_bytes", "services", "bytes of ended processes' tasks, results and errors kept in kernel "
@@ -281,6 +308,13 @@ FLAGS = [
     ("log_max_bytes", "logs", "a log file rotates when it passes this many bytes"),
     ("log_backups", "logs", "rotated copies kept of each log file"),
     ("log_keep_runs", "logs", "run files kept per kind and per agent app, oldest deleted first (0: all)"),
+    ("trace", "logs", "record a span for every call of every agent (trace PID, trace --timeline, export)",
+     {"choices": ("on", "off")}),
+    ("trace_content", "logs", "let spans carry previews of prompts, completions and tool arguments/results "
+     "(off: sizes and keyed hashes only)"),
+    ("trace_file", "logs", "append every finished span to this file, one JSON object per line (OTLP/JSON names)"),
+    ("otlp_endpoint", "logs", "send spans over OTLP/HTTP to this collector (e.g. http://localhost:4318), GenAI "
+     "semantic conventions, one trace per agent"),
 ]
 
 

@@ -26,6 +26,7 @@ from kernel.access import control_ops
 from kernel.process.history import Results
 from kernel.protocol import messages
 from kernel.syscall import DEFERRED, SyscallFailure
+from kernel.trace import ops as trace_ops
 
 log = logging.getLogger("aios.kernel")
 
@@ -134,7 +135,7 @@ OPS = ops({
     "stats": (NO_ARGS, op_stats),
     "tools": (NO_ARGS, op_tools),
     "stop": (NO_ARGS, op_stop),
-}, control_ops.OPS)
+}, control_ops.OPS, trace_ops.OPS)
 
 
 CLIENT_OPS = frozenset(OPS) - {"stop"}  # what a daemon client may send: all but the kernel's own stop

@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable
 
 from kernel.access.manager import AccessManager
-from kernel.confine.probe import boot_report, probe
+from kernel.confine.probe import boot_report, probe, reachable
 from kernel.confine.sandbox import ConfineError
 from kernel.llm.factory import make_engine
 from kernel.memory import MemoryManager
@@ -32,12 +32,14 @@ from kernel.process.agentproc import AgentProc
 from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
 from kernel.process.table import ProcessTable, ProcState
+from kernel.process.watch import Watcher
 from kernel.protocol import messages
 from kernel.protocol.channel import Oversize
 from kernel.storage import StorageManager
 from kernel.syscall import DEFERRED, SyscallFailure, validate
 from kernel.systable import TABLE
 from kernel.tools.manager import ToolManager
+from kernel.trace.recorder import Tracer
 
 log = logging.getLogger("aios.kernel")
 
@@ -64,13 +66,15 @@ class Kernel:
         # Kernel services (memory, storage, tools, access...): objects with optional
         # start(kernel), on_exit(pcb) (release what the ended process held) and stop().
         self.services: list = []
+        self.trace = self.add_service(Tracer(config))  # a span per call of every process (kernel/trace)
         self.access = self.add_service(AccessManager(config))  # first: the other services ask it
         self.tools = self.add_service(ToolManager(config))
         self.storage = self.add_service(StorageManager(config))
         self.memory = self.add_service(MemoryManager(config))
+        self.watch = self.add_service(Watcher(config))  # memory per agent tree, workspace totals, setuid sweep
         self.supervisor = Supervisor(config.restart_period_s)
         self.results = Results(config.log_dir)  # large proc.exit results, kept whole on disk
-        self.confine_layers = probe()  # once per kernel: what confinement this machine supports
+        self.confine_layers = reachable(probe(no_bwrap=config.confine == "landlock"), config.data_dir)
 
     def add_service(self, service):
         """Register a service (started in order, stopped in reverse); returns it."""
@@ -143,6 +147,10 @@ class Kernel:
         log.info("kernel up (pid %d), model %s, scheduler %s", os.getpid(), self.config.llm_name, self.config.scheduler)
         for level, line in boot_report(self.config.confine, self.confine_layers):
             getattr(log, level)(line)
+        from agent_apps import registry
+
+        for app in registry.broken():  # once, at boot: an app whose profile cannot be used is not installed
+            log.warning("agent app %s is broken and not installed: %s: %s", app.folder, app.path, app.error)
         while not (self.stopping and not self.agents):
             timeout = None
             if self._timers:
@@ -170,7 +178,10 @@ class Kernel:
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)[2]()
-        self.engine.stop()
+        if self.engine.ready.is_set():
+            self.engine.stop()
+        else:  # stopped while the model converts or loads: do not wait for it (kernel/boot.py exits at once)
+            log.info("stopping while the model loads: not waiting for the load to finish")
         for svc in reversed(self.services):
             if hasattr(svc, "stop"):
                 try:
@@ -233,6 +244,7 @@ class Kernel:
                 pcb.first_syscall_at = time.time()
             self.table.transition(pcb, ProcState.RUNNING)
         counted = False  # every message is counted once: under its name once valid, else <refused>/<invalid>
+        span = self.trace.begin(pcb.pid, msg.name, msg.args)  # ended below, or by the handler's Reply
         try:
             bucket = "<refused>"
             self.access.admit_syscall(pcb, msg.name)  # syscall rate quota: EAGAIN, never a wait
@@ -241,22 +253,29 @@ class Kernel:
             with self.table.lock:
                 pcb.syscalls[msg.name] += 1
             counted = True
+            self.trace.current = span
             result = spec.handler(self, ap, msg)
         except SyscallFailure as e:
             if not counted:
                 with self.table.lock:
                     pcb.syscalls[bucket] += 1
+            self.trace.end(span, e.code, e.message)
             self.reply(ap, messages.error(msg.id, e.code, e.message))
             return
         except Exception as e:  # a handler bug must not take the kernel down
             log.exception("syscall %s from pid %d failed", msg.name, pcb.pid)
+            self.trace.end(span, messages.EIO, str(e))
             self.reply(ap, messages.error(msg.id, messages.EIO, f"{msg.name} failed in the kernel: {e}"))
             return
+        finally:
+            self.trace.current = None
         if result is not DEFERRED:
             try:
                 data = messages.ok(msg.id, result)
+                self.trace.end(span, size=len(data), result=result)
             except (TypeError, ValueError) as e:
                 data = messages.error(msg.id, messages.EIO, f"unserialisable result: {e}")
+                self.trace.end(span, messages.EIO, str(e))
             self.reply(ap, data)
 
     def _on_agent_output(self, ap: AgentProc, level: str, text: str) -> None:
@@ -265,8 +284,12 @@ class Kernel:
 
     # -- process management --------------------------------------------------------
     def spawn(self, name: str, task: str, priority: int = 0, parent: int | None = None,
-              restart_max: int | None = None, lineage: int = 0) -> int:
-        """Loop thread: start an agent process; returns its AIOS pid."""
+              restart_max: int | None = None, lineage: int = 0, tree: int = 0) -> int:
+        """Loop thread: start an agent process; returns its AIOS pid.
+
+        ``parent``: the agent that asked (proc.spawn), None for the user's own spawn. ``tree``: the spawn
+        tree it joins (a restart keeps its predecessor's); 0: its parent's, or a new tree rooted at itself.
+        """
         from agent_apps import registry
         from kernel.logs import agent_log_path, prune_agent_runs
 
@@ -280,13 +303,19 @@ class Kernel:
                                                   f"children (--max_children); wait for one first")
         app = registry.find(name)
         if app is None:
-            names = sorted(registry.discover())
-            known = ", ".join(names[:8]) + (f" and {len(names) - 8} more; `agents` lists them" if len(names) > 8 else "")
-            raise SyscallFailure(messages.ESRCH, f"no agent named {name!r} (installed: {known or 'none'})")
+            raise SyscallFailure(messages.ESRCH, registry.not_found(name))
+        if parent is not None and not tree:
+            up = self.table.get(parent)
+            tree = (up.tree or up.pid) if up is not None else parent
+        self._admit(app.name, parent, tree)
+        workspace = self.tools.workspace(app.name)
+        file_bytes = self.watch.admit(app.name, workspace)  # ENOSPC when its workspace is over its cap
         pcb = self.table.new(app.name, task, priority, group=self.access.group_of(app.name))
         pcb.restart_max = self.config.restart_max if restart_max is None else restart_max
         pcb.parent = parent
         pcb.lineage = lineage or pcb.pid
+        pcb.tree = tree or pcb.pid
+        pcb.tools = self.access.profile_tools(app)  # its rights, from the profile it is launched with
         if self.config.agent_log_mode == "file":
             prune_agent_runs(self.config.log_dir, app.name, self.config.log_keep_runs,
                              [a.pcb.log_path for a in self.agents.values() if a.pcb.log_path])
@@ -298,7 +327,7 @@ class Kernel:
                 "app": {"module": app.module, "path": app.path, "description": app.description,
                         "steps": app.steps, "tools": app.tools, "config": app.config}}
         try:
-            ap = AgentProc(pcb, boot, self.config, self.confine_layers, app, self.tools.workspace(app.name))
+            ap = AgentProc(pcb, boot, self.config, self.confine_layers, app, workspace, file_bytes)
         except (OSError, ConfineError) as e:
             with self.table.lock:
                 self.table.transition(pcb, ProcState.FAILED)
@@ -308,6 +337,7 @@ class Kernel:
         with self.table.lock:
             pcb.confinement = ap.confinement
         self.agents[pcb.pid] = ap
+        self.trace.spawned(pcb, ap.confinement)  # its root span, under the current proc.spawn span if any
         self.sel.register(ap.rx_fd, selectors.EVENT_READ, ("rx", ap))
         self.sel.register(ap.sentinel, selectors.EVENT_READ, ("sentinel", ap))
         if ap.flush():  # a boot record (its task) larger than the pipe: the rest goes when the pipe drains
@@ -316,8 +346,39 @@ class Kernel:
                  ap.confinement, f" from pid {parent}" if parent else "")
         return pcb.pid
 
-    def kill(self, pid: int) -> None:
-        """Loop thread: SIGTERM the agent's group now, SIGKILL after the grace period."""
+    def _admit(self, app: str, parent: int | None, tree: int) -> None:
+        """Loop thread: EAGAIN unless a spawn from an agent fits the slots agents may take.
+
+        The user's own spawns (``parent`` None) are held by --max_agents alone: the user is trusted.
+        A spawn from an agent (proc.spawn, or the restart of a process an agent spawned) also needs a
+        slot outside the user's reserve (KernelConfig.user_reserve), fewer than agents_per_tree live
+        agents in its spawn tree and fewer than agents_per_app live agents of its app (the user's
+        runs of it included). So no app and no tree takes every slot, and a `run` of the user's always
+        finds one.
+        """
+        if parent is None:
+            return
+        cfg = self.config
+        room = cfg.max_agents - cfg.user_reserve
+        if len(self.agents) >= room:
+            raise SyscallFailure(messages.EAGAIN, f"{len(self.agents)} agents are running; agents may start at most "
+                                                  f"{room} of the --max_agents {cfg.max_agents} slots, the other "
+                                                  f"{cfg.user_reserve} are kept for the user's own spawns; try later")
+        n = self.table.live_of(tree=tree)
+        if n >= cfg.agents_per_tree:
+            raise SyscallFailure(messages.EAGAIN, f"the spawn tree of pid {tree} already has {n} live agents "
+                                                  f"(--max_agents_per_tree {cfg.agents_per_tree}); wait for one "
+                                                  f"to end")
+        n = self.table.live_of(name=app)
+        if n >= cfg.agents_per_app:
+            raise SyscallFailure(messages.EAGAIN, f"{n} {app} agents are running (--max_agents_per_app "
+                                                  f"{cfg.agents_per_app}); wait for one to end")
+
+    def kill(self, pid: int, reason: str | None = None, now: bool = False) -> None:
+        """Loop thread: SIGTERM the agent's group now, SIGKILL after the grace period.
+
+        ``reason``: why the kernel kills it on its own ("memory: ...", kernel/process/watch.py), its error
+        once reaped; ``now``: SIGKILL the sandbox at once, no grace period."""
         ap = self.agents.get(pid)
         if ap is None:
             pcb = self.table.get(pid)
@@ -326,14 +387,19 @@ class Kernel:
             raise SyscallFailure(messages.ESRCH, f"pid {pid} has already ended ({pcb.state.value})")
         with self.table.lock:
             ap.pcb.kill_requested = True
+            ap.pcb.kill_reason = reason or ap.pcb.kill_reason
+        self.trace.killed(pid, reason)
         self.engine.cancel_pid(pid)
         for fd in (ap.rx_fd, ap.tx_fd):
             if self._registered(fd, ap):
                 self.sel.unregister(fd)
         ap.close_channel()  # from now on nothing speaks in this agent's name
-        ap.terminate()
-        self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.kill())
-        log.info("kill pid %d requested", pid)
+        if now:
+            ap.kill()
+        else:
+            ap.terminate()
+            self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.kill())
+        log.info("kill pid %d %s", pid, f"({reason})" if reason else "requested")
 
     def _reap(self, ap: AgentProc) -> None:
         pcb = ap.pcb
@@ -367,9 +433,12 @@ class Kernel:
             if why and not restart:
                 pcb.error = f"{pcb.error}; {why}"
         log.info("pid %d (%s) ended: %s, exit code %s", pcb.pid, pcb.name, pcb.state.value, code)
+        self.trace.exited(pcb)  # before the exit event: a follower sees the last spans first
         if restart and not self.stopping:
             try:
-                new = self.spawn(pcb.name, pcb.task, pcb.priority, restart_max=pcb.restart_max, lineage=pcb.lineage)
+                # Same parent and tree: a restart neither leaves its tree's cap nor takes the user's reserve.
+                new = self.spawn(pcb.name, pcb.task, pcb.priority, parent=pcb.parent, restart_max=pcb.restart_max,
+                                 lineage=pcb.lineage, tree=pcb.tree)
                 with self.table.lock:
                     pcb.restarted_as = new
                 log.warning("supervisor: pid %d (%s) %s; restarted as pid %d (%s)",
@@ -415,6 +484,8 @@ def ended_state(pcb) -> tuple[ProcState, str | None]:
     if pcb.exit_signal is not None:
         name = signal.Signals(pcb.exit_signal).name if pcb.exit_signal in signal.valid_signals() else \
             f"signal {pcb.exit_signal}"
+        if pcb.kill_reason:
+            return ProcState.KILLED, f"killed ({name}): {pcb.kill_reason}"
         if pcb.kill_requested:
             return ProcState.KILLED, f"killed on request ({name})"
         if pcb.exit_overdue:
@@ -423,7 +494,8 @@ def ended_state(pcb) -> tuple[ProcState, str | None]:
     if pcb.exit_reported == "ok" and pcb.exit_code == 0:
         return ProcState.DONE, None  # finished (even if a kill request came too late to matter)
     if pcb.kill_requested:
-        return ProcState.KILLED, f"killed on request (it exited with status {pcb.exit_code} first)"
+        why = f": {pcb.kill_reason}" if pcb.kill_reason else " on request"
+        return ProcState.KILLED, f"killed{why} (it exited with status {pcb.exit_code} first)"
     if pcb.exit_reported == "error":
         return ProcState.FAILED, pcb.error
     if pcb.exit_reported == "ok":

@@ -46,6 +46,13 @@ EMBED_BACKLOG = 1024  # background texts waiting, at most
 # -- Tools and confinement -------------------------------------------------------------------------
 TOOL_MAX_RESULT = 4 << 20  # bytes of JSON a tool may return
 TMP_BYTES = 64 << 20  # size of the agent's private /tmp (tmpfs; counts against host memory)
+WATCH_PERIOD_S = 0.25  # seconds between two looks at every agent's process tree and workspace (kernel/process/watch.py)
+MEM_DUTY = 10  # a tree whose PSS took t CPU seconds to measure is measured again after MEM_DUTY x t at the soonest
+WALK_DUTY = 10  # a workspace whose walk took t CPU seconds is walked again after WALK_DUTY x t at the soonest
+WALK_MIN_S = 0.01  # ... and never sooner than this after the last walk (writes seen by inotify)
+WALK_IDLE_S = 2.0  # a workspace whose every folder inotify watches is walked by the ticks only this often
+WATCH_MAX_DIRS = 256  # folders of one workspace watched by inotify; deeper ones are seen at the ticks only
+SYNC_WALK_MAX_ENTRIES = 5000  # a workspace with more entries is walked on the watcher's thread, never on the loop
 
 # -- MCP servers (their output is untrusted) -------------------------------------------------------
 MCP_MAX_SERVERS = 32  # servers one --mcp_config may list
@@ -79,3 +86,16 @@ DAEMON_MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a floo
 DAEMON_MAX_WAITS = 1024  # unanswered `wait`s per client (each costs the kernel one callback)
 DAEMON_OUT_QUEUE = 4096  # frames queued for one client before it counts as stuck and is dropped
 DAEMON_READY_WAIT_S = 900.0  # longest wait for the detached daemon to serve (a cold model conversion included)
+
+# -- Tracing (kernel/trace): a span per call of every process, bounded per process --------------------
+TRACE_SPANS_PER_PROC = 128  # spans kept per process, a ring: the oldest go first (counted as dropped)
+TRACE_ENDED_KEPT = 64  # ended processes whose spans `trace -a` and the timeline can still show
+TRACE_ARGS_MAX = 200  # characters of a span's arguments in brief
+TRACE_TEXT_MAX = 160  # characters of a content preview or error message (--trace-content only)
+TRACE_EVENTS_MAX = 16  # events (preempt, resume, kill) kept per span; more are counted, not kept
+TRACE_EXPORT_QUEUE = 8192  # finished spans waiting for the exporter thread; beyond, dropped and counted
+TRACE_SPAN_BYTES = 4096  # bytes of kernel memory one kept span takes at most (tests/unit/test_trace_record.py)
+# So the tracer holds at most (max_agents + TRACE_ENDED_KEPT) x (TRACE_SPANS_PER_PROC + 1) x TRACE_SPAN_BYTES:
+# 200 agents: 264 x 129 x 4 KiB = 133 MiB in the worst case (every span an LLM call with the longest arguments,
+# preempted 16 times and confirmed); a plain syscall's span takes about 260 bytes (8.5 MiB for 200 agents). The
+# exporter's queue adds at most TRACE_EXPORT_QUEUE x TRACE_SPAN_BYTES (32 MiB) with --trace-file/--otlp-endpoint.

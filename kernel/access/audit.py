@@ -8,6 +8,10 @@ per kernel run, like the other kernel logs). Each line is a JSON object::
     {"ts": ..., "kind": "confirm", "pid": 4, ..., "action": "tool shell", "detail": "shell: ls",
      "allow": false, "by": "policy"}
 
+The resource watcher (kernel/process/watch.py) adds ``"kind": "kill"`` (an agent killed past its
+memory or workspace limit, with ``reason``) and ``"kind": "setid"`` (setuid/setgid bits cleared on a
+workspace file: ``workspace``, ``path``, ``mode``).
+
 ``ts`` is ISO 8601 with the UTC offset. ``by`` is user | policy | timeout |
 agent-ended. The file rotates past ``max_bytes`` keeping ``backups`` copies
 (``audit-<stamp>.log.1`` ...). Thread-safe (one lock): the loop thread and
@@ -33,6 +37,17 @@ class AuditLog:
         self._f: logging.handlers.RotatingFileHandler | None = None
         self.lines = 0
 
+    def open(self) -> None:
+        """Create the file now (empty until the first decision), so the path the kernel announces exists."""
+        with self._lock:
+            self._open()
+
+    def _open(self) -> None:  # under _lock
+        if self._f is None:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self._f = logging.handlers.RotatingFileHandler(self.path, maxBytes=self.max_bytes,
+                                                           backupCount=self.backups, encoding="utf-8")
+
     def write(self, kind: str, pcb=None, **fields) -> None:
         rec = {"ts": iso_now(), "kind": kind}
         if pcb is not None:
@@ -41,10 +56,7 @@ class AuditLog:
         record = logging.LogRecord("aios.audit", logging.INFO, __file__, 0,
                                    json.dumps(rec, ensure_ascii=False, default=str), None, None)
         with self._lock:
-            if self._f is None:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                self._f = logging.handlers.RotatingFileHandler(self.path, maxBytes=self.max_bytes,
-                                                               backupCount=self.backups, encoding="utf-8")
+            self._open()
             self._f.emit(record)  # writes and flushes one line; rotates first when it would not fit
             self.lines += 1
 

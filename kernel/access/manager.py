@@ -20,6 +20,11 @@ like fs.read count by their last part), and only when both apps are in
 the same group now. Everything else is EPERM plus an audit line. The
 storage and memory managers call ``check`` through kernel/storage/guard.py.
 
+Tools (``check_tool``): a process may call the tools its app's profile
+listed when it was spawned (``pcb.tools``, set by the kernel at spawn from
+the profile it launched); the profile on disk is never read again for a
+running process, so editing it changes only later spawns.
+
 Confirmations (``confirm``): irreversible actions (delete, overwrite, the
 shell tool, changing privileges) are put to the user when the front runs
 the interactive shell (``interactive_confirm``: event ``confirm`` -> control
@@ -77,18 +82,20 @@ class AccessManager:
         self._groups: dict[str, str] = self._load_groups()  # agent app -> group (absent: its own name)
         self._pending: dict[int, Pending] = {}
         self._cids = itertools.count(1)
-        self._tools_of: dict[int, frozenset | None] = {}  # pid -> tools its profile lists (None: any)
 
     # -- service hooks ---------------------------------------------------------------
     def start(self, kernel) -> None:
         self.kernel = kernel
         mode = "ask the user" if self.interactive else f"policy {self.policy}"
+        try:
+            self.audit.open()  # the path announced below exists from now on
+        except OSError as e:
+            log.warning("audit log %s cannot be created: %s", self.audit.path, e)
         log.info("access: confirmations: %s; quotas %s; audit log %s", mode, self.quotas.describe(), self.audit.path)
 
     def on_exit(self, pcb) -> None:
         for p in [p for p in self._pending.values() if p.pcb.pid == pcb.pid]:
             self.decide(p.cid, False, "agent-ended")
-        self._tools_of.pop(pcb.pid, None)
         self.quotas.forget(pcb.pid)
 
     def stop(self) -> None:
@@ -182,15 +189,18 @@ class AccessManager:
         self.audit.write("deny", pcb, action=action, resource=resource, reason=why, **extra)
         raise SyscallFailure(messages.EPERM, f"{pcb.name} (pid {pcb.pid}) may not {action} {resource}: {why}")
 
-    def allowed_tools(self, pcb) -> frozenset | None:
-        """Tools the agent's profile lists (config.json "tools"); None means any ("*")."""
-        if pcb.pid not in self._tools_of:
-            from agent_apps import registry
+    @staticmethod
+    def profile_tools(app) -> frozenset | None:
+        """The tools an app's profile (config.json "tools") grants; None means any ("*"). Read once, at
+        spawn, into ``pcb.tools``: a profile edited on disk later changes the next spawn, never a running
+        process (the file is the app's, and the app's code may be hostile)."""
+        listed = list(app.tools) if app is not None else []
+        return None if "*" in listed else frozenset(str(t) for t in listed)
 
-            app = registry.find(pcb.name)
-            listed = list(app.tools) if app is not None else []
-            self._tools_of[pcb.pid] = None if "*" in listed else frozenset(str(t) for t in listed)
-        return self._tools_of[pcb.pid]
+    @staticmethod
+    def allowed_tools(pcb) -> frozenset | None:
+        """Tools the agent's profile listed when it was spawned; None means any ("*")."""
+        return pcb.tools
 
     def tool_allowed(self, pcb, name: str) -> bool:
         """Listed by name, or an MCP tool whose whole server is listed as ``mcp__<server>__*``."""
@@ -203,12 +213,15 @@ class AccessManager:
     def check_tool(self, pcb, name: str) -> None:
         allowed = self.allowed_tools(pcb)
         if not self.tool_allowed(pcb, name):
-            self.deny(pcb, "call", f"tool {name}", f"its profile (config.json \"tools\") lists "
+            self.deny(pcb, "call", f"tool {name}", f"its profile (config.json \"tools\", read at spawn) lists "
                                                    f"{', '.join(sorted(allowed)) or 'no tools'}")
 
     # -- confirmations (loop thread) ------------------------------------------------------
     def confirm(self, pcb, action: str, resource: str, detail: str, done: Callable[[bool, str], None]) -> None:
         """Ask for an irreversible action; ``done(allowed, reason)`` is called once, later, on the loop thread."""
+        trace = getattr(self.kernel, "trace", None)
+        if trace is not None:  # the call's span shows the question and its answer (kernel/trace)
+            done = trace.on_confirm(pcb.pid, action, done)
         if not self.interactive:
             allow = self.policy == "allow"
             self.audit.write("confirm", pcb, action=action, resource=resource, detail=detail, allow=allow, by="policy")

@@ -91,7 +91,12 @@ def apply(plan: dict) -> dict:
     kernel only plans layers its probe found working, so a failure here means
     the agent must not run.
     """
-    held = {"limits": set_limits(plan.get("limits") or {})}
+    limits = dict(plan.get("limits") or {})
+    if plan.get("nproc"):  # without a user namespace RLIMIT_NPROC counts the whole uid (sandbox.launch)
+        limits["processes"] = plan["nproc"]
+    held = {"limits": set_limits(limits)}
+    if plan.get("sandbox") == "session":  # orphans of the agent's tree reparent to it, not to init: they stay
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # in its tree (PR_SET_CHILD_SUBREAPER)
     if cap_eff():
         drop_capabilities()
         held["capabilities"] = "dropped"

@@ -17,14 +17,18 @@ Layers (each stops something the others do not):
                file size, no core dumps; PR_SET_NO_NEW_PRIVS (no setuid gain).
 A kernel running as root never gives an agent root's powers: under bubblewrap
 the agent is uid 65534 in its own user namespace; without it the agent runs as
-uid 65534 (``RUN_AS``) when that uid can read the interpreter and the project,
-else as uid 0 with every capability dropped (the runtime does it, see inside.py).
+uid 65534 (``RUN_AS``) when that uid can read the interpreter and the project and
+reach the data folder (``reachable``; the kernel makes that folder 0700, so only a
+folder the user opened on purpose), else as uid 0 with every capability dropped
+(the runtime does it, see inside.py) and the tree's process count kept by the
+kernel's watcher (kernel/process/watch.py) since RLIMIT_NPROC exempts uid 0.
 Nothing here writes system state: probing runs ``bwrap ... true`` (and, as
 root without bwrap, the interpreter as uid 65534) once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -71,13 +75,17 @@ class Layers:
 
     def notes(self) -> list[str]:
         """Limits of the layers that hold (reported at boot, whatever the mode)."""
-        if self.root and not self.bwrap:
+        if self.root and self.bwrap:
+            return ["the kernel runs as root: an agent's uid maps to root outside its user namespace, which Linux "
+                    "exempts from RLIMIT_NPROC; the kernel's watcher keeps each agent's process count instead "
+                    "(a fork burst between two 0.25 s ticks is stopped late)"]
+        if self.root:
             if self.run_as is not None:
                 return [f"the kernel runs as root: agents run as uid {self.run_as} (their workspaces are given to "
                         "it), so process and file limits bind"]
             return [f"the kernel runs as root and {self.run_as_why}: agents run as uid 0 with every capability "
-                    "dropped; Linux exempts uid 0 from RLIMIT_NPROC, so the per-agent process limit is not "
-                    "enforced (run the kernel as an ordinary user to enforce it)"]
+                    "dropped; Linux exempts uid 0 from RLIMIT_NPROC, so the kernel's watcher keeps each agent's "
+                    "process count (a fork burst between two 0.25 s ticks is stopped late)"]
         return []
 
     def names(self) -> list[str]:
@@ -142,6 +150,26 @@ def _run_as() -> tuple[int | None, str]:
         return None, (f"uid {RUN_AS} cannot read the interpreter or the project ({err[-1] if err else r.returncode}; "
                       f"make {ROOT} and {sys.prefix} readable to others)")
     return RUN_AS, ""
+
+
+def reachable(layers: Layers, data_dir: str) -> Layers:
+    """A root kernel runs agents as RUN_AS only if that uid can reach their workspaces under ``data_dir``
+    (every folder above it searchable by others); else uid 0 without capabilities, said at boot."""
+    if layers.run_as is None:
+        return layers
+    path = os.path.abspath(data_dir)
+    while True:
+        try:
+            searchable = bool(os.stat(path).st_mode & 0o001)
+        except FileNotFoundError:
+            searchable = False  # the kernel will create it 0700, as every folder it makes
+        if not searchable:
+            return dataclasses.replace(layers, run_as=None, run_as_why=(
+                f"uid {RUN_AS} cannot reach the workspaces in the private data folder {data_dir} ({path} is not "
+                "searchable by others)"))
+        if path == "/":
+            return layers
+        path = os.path.dirname(path)
 
 
 @functools.lru_cache(maxsize=2)

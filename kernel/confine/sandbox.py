@@ -31,7 +31,8 @@ from pathlib import Path
 from kernel.param import TMP_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kernel/ live here
-SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/toolcall.py",
+SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/pot.py",
+             "agent_apps/toolcall.py",
              "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py", "kernel/config.py",
              "kernel/param.py", "kernel/protocol/__init__.py", "kernel/protocol/messages.py",
              "kernel/protocol/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
@@ -156,6 +157,20 @@ def bwrap_argv(bwrap: str, ro: list[str], ws_fd: int, network: bool, env: dict) 
     return argv
 
 
+def uid_processes(uid: int) -> int:
+    """Processes (threads count for RLIMIT_NPROC too) the uid runs now, read from /proc."""
+    n = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    with open(f"/proc/{entry.name}/status") as f:
+                        n += next((int(line.split()[1]) for line in f if line.startswith("Threads:")), 1)
+            except (OSError, ValueError):
+                pass
+    return n
+
+
 def give_to(path: str, uid: int) -> None:
     """chown the tree at ``path`` to ``uid`` (links themselves, never followed): a root kernel's agents run
     as ``uid`` without namespaces and must own their workspace and private /tmp."""
@@ -225,6 +240,11 @@ def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple
             p = subprocess.Popen(argv, pass_fds=[*fds, ws_fd, *extra], stdin=subprocess.DEVNULL, stdout=stdout,
                                  env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"})
         else:
+            # RLIMIT_NPROC counts every process of the agent's uid without a user namespace of its own: the
+            # limit becomes what the uid runs now plus the agent's allowance (a hard stop for a fork bomb);
+            # the kernel's watcher keeps the agent's own tree at its limit (kernel/process/watch.py).
+            uid = layers.run_as if layers.root and layers.run_as is not None else os.getuid()
+            plan["nproc"] = limits["processes"] + uid_processes(uid)
             user = {}
             if layers.root and layers.run_as is not None:
                 give_to(workspace, layers.run_as)

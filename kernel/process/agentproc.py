@@ -33,7 +33,9 @@ from kernel.protocol.channel import HEADER, FrameDecoder
 
 
 class AgentProc:
-    def __init__(self, pcb: PCB, boot: dict, config, layers, app, workspace: str):
+    def __init__(self, pcb: PCB, boot: dict, config, layers, app, workspace: str, file_bytes: int | None = None):
+        """file_bytes: RLIMIT_FSIZE to give the agent when lower than the plan's (the room left in its workspace,
+        from Watcher.admit); not below its own log file's cap, which the limit covers too."""
         self.pcb = pcb
         k_rx, a_tx = os.pipe2(os.O_CLOEXEC)  # agent -> kernel
         a_rx, k_tx = os.pipe2(os.O_CLOEXEC)  # kernel -> agent
@@ -52,8 +54,15 @@ class AgentProc:
                 out.close()
         os.close(a_rx)  # the kernel keeps only its own ends: EOF/EPIPE when the agent dies
         os.close(a_tx)
+        self.supervisor = plan.pop("supervisor", None)  # connect() checks (kernel/confine/notify.py), if any
         self.tmp = plan.get("tmp")
         self.bwrap = plan["sandbox"] == "bwrap"
+        self.app, self.workspace = app, workspace  # what kernel/process/watch.py watches
+        self.limits = plan.get("limits") or {}  # {} under --confine off: nothing to enforce
+        if file_bytes is not None and self.limits:
+            floor = boot["log_max_bytes"] * (boot["log_backups"] + 1) if boot.get("log_path") else 1
+            fsize = max(floor, file_bytes)
+            self.limits["file_bytes"] = min(fsize, self.limits.get("file_bytes") or fsize)  # never above the plan's
         self.rx_fd, self.tx_fd = k_rx, k_tx
         os.set_blocking(self.rx_fd, False)
         os.set_blocking(self.tx_fd, False)

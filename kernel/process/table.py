@@ -91,7 +91,11 @@ class PCB:
     priority: int = 0
     group: str = ""  # privilege group; defaults to the agent's own
     os_pid: int | None = None
-    confinement: str = ""  # layers the agent runs under (kernel/confine), e.g. namespaces+landlock+rlimits; "off"
+    confinement: str = ""  # layers the agent runs under (kernel/confine), e.g. namespaces+landlock+seccomp+rlimits; "off"
+    # Set at spawn, never changed (read without the lock):
+    tree: int = 0  # pid of its spawn tree's root: the process the user started; proc.spawn children inherit it
+    tools: frozenset | None = frozenset()  # tools its profile listed at spawn (None: any, "*"); the rights it
+    # runs with, whatever its config.json on disk says later (kernel.access.AccessManager.allowed_tools)
     start_time: float = field(default_factory=time.time)
     # lock-guarded:
     state: ProcState = ProcState.NEW
@@ -103,10 +107,12 @@ class PCB:
     exit_reported: str | None = None  # "ok" or "error" from proc.exit; later syscalls are refused
     result: Any = None  # what proc.exit(ok) returned; None when there is none
     result_path: str | None = None  # a large result kept whole in this file; ``result`` holds its start
+    answer: str | None = None  # the plain answer derived from the result (kernel/protocol/results.py); None: none
     error: str | None = None  # the traceback or the reason, once
     parent: int | None = None  # pid of the agent that spawned it (None: the user)
     kept_bytes: int = 0  # set when reaped: bytes of task, result and error it keeps (history.kept_bytes)
     kill_requested: bool = False
+    kill_reason: str | None = None  # why the kernel killed it on its own (kernel/process/watch.py): its error
     exit_overdue: bool = False  # still running kill_grace_s after proc.exit: SIGKILLed
     syscalls: Counter = field(default_factory=Counter)
     llm_calls: list[LLMCallTiming] = field(default_factory=list)
@@ -128,7 +134,7 @@ class PCB:
             "state": self.state.value, "priority": self.priority, "group": self.group,
             "start_time": self.start_time, "end_time": self.end_time, "elapsed_s": end - self.start_time,
             "exit_code": self.exit_code, "exit_signal": self.exit_signal, "exit": exit_text(self),
-            "result": self.result, "result_path": self.result_path, "error": self.error, "parent": self.parent,
+            "answer": self.answer, "result": self.result, "result_path": self.result_path, "error": self.error, "parent": self.parent,
             "syscalls": dict(self.syscalls), "syscalls_total": sum(self.syscalls.values()),
             "llm_calls": len(self.llm_calls), "llm_calls_done": len(done),
             "tokens_in": sum(c.tokens_in for c in self.llm_calls),
@@ -138,6 +144,7 @@ class PCB:
             "turnaround_s": sum(turns) / len(turns) if turns else None,
             "llm_time_s": self.llm_time, "log_path": self.log_path,
             "restart_max": self.restart_max, "lineage": self.lineage or self.pid, "restarted_as": self.restarted_as,
+            "tree": self.tree or self.pid,
             "startup_s": None if self.first_syscall_at is None else self.first_syscall_at - self.start_time,
             "confinement": self.confinement,
         }
@@ -212,6 +219,12 @@ class ProcessTable:
     def live_children(self, parent: int) -> int:
         with self.lock:
             return sum(1 for p in self._procs.values() if p.parent == parent and not p.state.ended)
+
+    def live_of(self, *, name: str | None = None, tree: int | None = None) -> int:
+        """Live processes of app ``name`` and/or of spawn tree ``tree`` (the per-app and per-tree caps)."""
+        with self.lock:
+            return sum(1 for p in self._procs.values() if not p.state.ended
+                       and (name is None or p.name == name) and (tree is None or (p.tree or p.pid) == tree))
 
     def snapshots(self, include_ended: bool = True) -> list[dict]:
         with self.lock:

@@ -105,10 +105,15 @@ def test_prompt_injection_in_an_observation_is_put_to_the_user(ask):
     assert ev["action"] == "tool.call tool delete_file" and "notes.txt" in ev["detail"]
     k.request("confirm", timeout=5, cid=ev["cid"], allow=False)
     snap = k.wait(pid, timeout=120)
-    assert snap["state"] == "done", snap["error"]
-    tools_run = [s["tool"] for s in snap["result"]["steps"]]
-    assert tools_run[:2] == ["read_file", "delete_file"]
-    assert "not confirmed" in snap["result"]["steps"][1]["error"]
+    calls = [line.split("(", 1)[0] for line in events.outputs(pid) if " -> " in line]  # ReAct's call lines
+    assert calls[:2] == ["read_file", "delete_file"], events.outputs(pid)
+    assert any("delete_file(" in line and "not confirmed" in line for line in events.outputs(pid))
+    # After the refusal the model gave no answer of its own: with its last call refused it has none, and
+    # ends failed with that reason (issue 22); had it answered, it would be done.
+    if snap["state"] == "failed":
+        assert snap["error"].startswith("delete_file failed:") and "not confirmed" in snap["error"], snap["error"]
+    else:
+        assert snap["state"] == "done" and snap["answer"], snap
     assert notes.read_text() == INJECTION
 
 

@@ -47,3 +47,14 @@ def test_environment_is_cleared_without_namespaces(fallback):
     tried = fallback.attack("EnvThiefAgent")
     failed_clearly(tried, allow=("environment names",))
     assert "AIOS_CONFINE_NO_BWRAP" not in tried[-1]["got"]
+
+
+def test_process_limit_without_a_user_namespace(fallback):
+    """RLIMIT_NPROC counts the whole uid here (root: nothing at all), so the kernel caps it at what the uid
+    runs plus the agent's allowance and its watcher keeps the tree itself at --confine-processes."""
+    snap = fallback.client.wait(fallback.client.spawn("ForkBombAgent", fallback.task(n=200)), timeout=60)
+    if snap["state"] == "killed":
+        assert "processes: the agent runs" in snap["error"], snap
+    else:
+        tried = snap["result"]
+        assert snap["state"] == "done" and tried[0]["ok"] is False and tried[0]["forked"] < 200, snap

@@ -47,7 +47,7 @@ def test_background_processes_are_limited_and_die_with_the_command(tmp_path):
     ws.mkdir()
     out = shell.run_sandboxed("n=0; for i in $(seq 20); do sleep 30 & n=$((n+1)); done; echo started $n; "
                               "ls /proc | grep -c '^[0-9]'", str(ws), 5.0)
-    if os.geteuid() != 0:  # RLIMIT_NPROC; uid 0 is exempt (README, Security model)
+    if os.geteuid() != 0:  # RLIMIT_NPROC; uid 0 is exempt (docs/security.md)
         assert "Resource temporarily unavailable" in out["output"] or "fork" in out["output"], out
     assert not out["timed_out"]  # the sleepers held the output pipe: had they lived, the read would time out
 

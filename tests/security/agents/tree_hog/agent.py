@@ -1,0 +1,43 @@
+"""TreeHogAgent: forks children that each touch MB MiB (tests/security/test_resource_watch.py).
+
+RLIMIT_AS is per process: each child stays under the app's 512 MiB limit, together they pass it. The
+children start one after the other: each writes ``child-<i>.start`` (the time it begins to touch its
+memory, and its pid) and ``child-<i>.done`` to the workspace, then waits to be killed; so does the agent.
+Task: {"mb": [250, 150, 100]} (MiB each child touches).
+"""
+
+import json
+import os
+import time
+
+
+def _stamp(name):
+    with open(name, "w") as f:
+        f.write(f"{time.time()!r} {os.getpid()}")  # the pid is the host's without a pid namespace
+
+
+class TreeHogAgent:
+    def __init__(self, app):
+        self.app = app
+
+    def run(self, task):
+        if os.getcwd() != "/workspace" and os.path.basename(os.getcwd()) != "TreeHogAgent":
+            raise RuntimeError(f"not in my workspace ({os.getcwd()}): under --confine off the cwd is the kernel's")
+        a = json.loads(task or "{}")
+        for i in range(len(a["mb"])):
+            r, w = os.pipe()
+            if os.fork() == 0:
+                try:
+                    _stamp(f"child-{i}.start")
+                    blob = b"\x01" * (a["mb"][i] << 20)  # written, so resident
+                    _stamp(f"child-{i}.done")
+                    os.write(w, b"x")
+                    time.sleep(120)
+                    del blob
+                finally:
+                    os._exit(0)
+            os.close(w)
+            os.read(r, 1)  # the next child starts when this one holds its memory (or died)
+            os.close(r)
+        time.sleep(120)
+        return "still alive"
