@@ -87,12 +87,15 @@ class Reply:
     ``error`` and ``run`` send the frame through ``kernel.reply_later`` (written on the loop thread,
     dropped if the process has ended). Only the first answer counts: a timeout racing a result, or a
     confirmation racing a kill, is safe. ``before`` runs once, just before that answer (a state move).
+    ``span``: the call's trace span (kernel/trace), the one whose handler made this Reply; the answer ends it.
     """
 
     def __init__(self, kernel, pid: int, call_id: int, before: Callable[[], None] | None = None):
         self.kernel, self.pid, self.call_id, self._before = kernel, pid, call_id, before
         self._lock = threading.Lock()
         self.done = False
+        self.tracer = getattr(kernel, "trace", None)
+        self.span = self.tracer.current if self.tracer is not None else None
 
     def _claim(self) -> bool:
         with self._lock:
@@ -108,14 +111,20 @@ class Reply:
             return False
         try:
             data = messages.ok(self.call_id, result)
+            if self.span is not None:
+                self.tracer.end(self.span, size=len(data), result=result)
         except (TypeError, ValueError) as e:
             data = messages.error(self.call_id, messages.EIO, f"unserialisable result: {e}")
+            if self.span is not None:
+                self.tracer.end(self.span, messages.EIO, str(e))
         self.kernel.reply_later(self.pid, data)
         return True
 
     def fail(self, code: str, message: str) -> bool:
         if not self._claim():
             return False
+        if self.span is not None:
+            self.tracer.end(self.span, code, message)
         self.kernel.reply_later(self.pid, messages.error(self.call_id, code, message))
         return True
 

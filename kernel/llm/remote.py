@@ -71,6 +71,7 @@ class _Job:
         self.preemptions = 0
         self.retries = 0
         self.llm_time_s = 0.0
+        self.first_token_at: float | None = None  # time.time() of the first piece streamed (the trace's prefill end)
         self.wake = threading.Event()  # set on cancel/stop: ends a backoff wait
 
     @property
@@ -320,16 +321,19 @@ class RemoteEngine:
         before = job.tokens_out
         if before >= job.max_new:  # a stream cut at the limit, then retried or resumed
             self._finish(job, res=result(job.text, job.tokens_in or 0, before, "length", llm_time_s=job.llm_time_s,
-                                         preemptions=job.preemptions, retries=job.retries))
+                                         preemptions=job.preemptions, retries=job.retries,
+                                         first_token_at=job.first_token_at))
             return False
         call = Call(messages=req.messages, sampling=replace(req.sampling, max_new_tokens=job.max_new - job.tokens_out),
-                    partial=job.text,
+                    partial=job.text, traceparent=req.traceparent,
                     response_format=req.response_format, tools=req.tools, tool_choice=req.tool_choice)
         t0 = time.monotonic()
         stream = self.backend.open(call)
         stopped = False
         try:
             for piece in stream:
+                if job.first_token_at is None:
+                    job.first_token_at = time.time()
                 job.text += piece
                 job.tokens_out += 1  # replaced by the server's count when it reports usage
                 job.slice_tokens += 1
@@ -367,7 +371,7 @@ class RemoteEngine:
                 finish = "tool_calls"
         self._finish(job, res=result(job.text, job.tokens_in or 0, job.tokens_out, finish,
                                      llm_time_s=job.llm_time_s, preemptions=job.preemptions,
-                                     retries=job.retries, **extra))
+                                     retries=job.retries, first_token_at=job.first_token_at, **extra))
         return False
 
     def _preempted(self, job: _Job) -> bool:

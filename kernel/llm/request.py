@@ -53,6 +53,7 @@ class LLMRequest:
     cancelled: bool = False
     matcher: Any = None  # local engine: the compiled kernel.llm.logitmask.Matcher, set before intake
     tokens_in: int = 0  # local engine: the prompt's tokens once counted (an error after that still used them)
+    traceparent: str | None = None  # W3C trace context of the call's span: remote backends send it on
 
     @property
     def constrained(self) -> bool:

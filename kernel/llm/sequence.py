@@ -62,6 +62,7 @@ class Sequence:
         self.preemptions = 0
         self.llm_time_s = 0.0  # engine seconds attributed to this request
         self.finish_reason: str | None = None
+        self.first_token_at: float | None = None  # time.time() of its first generated token (the trace's prefill end)
         # Constrained decoding: a kernel.llm.logitmask.Matcher, or None (free text). It has
         # consumed exactly the generated ids (logitmask checks it before every mask).
         self.matcher = None
@@ -97,6 +98,8 @@ class Sequence:
         """
         self.ids.append(token)
         self.slice_tokens += 1
+        if self.first_token_at is None:
+            self.first_token_at = time.time()
         if self.matcher is not None:
             self.matcher.advance(token)
             if self.matcher.error is not None:

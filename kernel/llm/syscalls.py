@@ -92,6 +92,8 @@ def llm_chat(kernel, ap, call):
     max_new = min(a.get("max_new_tokens", kernel.config.max_new_tokens), kernel.config.max_new_tokens)
     held = {"group": pcb.group, "tokens": 0}  # the quota reservation of this call (kernel/access/quota.py)
     reply = Reply(kernel, pcb.pid, call.id, before=lambda: kernel.table.transition(pcb, ProcState.RUNNING))
+    trace, span = kernel.trace, reply.span  # the call's span: queue, prefill, decode, tokens (kernel/trace)
+    trace.llm_begin(span, max_new)
 
     def admit(prompt_tokens: int, want: int) -> int:
         """Engine: the call is admitted with ``prompt_tokens``; reserve them plus the granted max_new."""
@@ -112,6 +114,7 @@ def llm_chat(kernel, ap, call):
             elif s == "preempted":
                 timing.preemptions += 1
         kernel.table.transition(pcb, ProcState.LLM_RUNNING if s == "running" else ProcState.LLM_QUEUED)
+        trace.llm_state(span, s)
         call_event(req, s, timing)
 
     def on_done(req, result, error):
@@ -128,10 +131,13 @@ def llm_chat(kernel, ap, call):
                 timing.tokens_in = req.tokens_in  # counted before it failed (0 if never)
             used = (timing.tokens_in + timing.tokens_out) if held["tokens"] or result is not None else 0
         kernel.access.quotas.llm_settle(held["group"], held["tokens"], used)
+        first_token_at = result.get("first_token_at") if result is not None else None
+        trace.llm_done(span, result, first_token_at)  # before the reply ends the span
         if error is not None:
             reply.error(error)
         else:
             result = dict(result, waiting_s=timing.waiting, turnaround_s=timing.turnaround)
+            result.pop("first_token_at", None)  # the engine's, for the trace
             reply.ok(result)
         call_event(req, "finish", timing, result, error)
 
@@ -140,7 +146,8 @@ def llm_chat(kernel, ap, call):
         sampling=SamplingParams(max_new_tokens=max_new, temperature=a.get("temperature", 0.0),
                                 top_p=a.get("top_p", 1.0), stop=tuple(a.get("stop", ())), seed=a.get("seed")),
         priority=pcb.priority, on_done=on_done, on_state=on_state, admit=admit,
-        response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice"))
+        response_format=a.get("response_format"), tools=a.get("tools"), tool_choice=a.get("tool_choice"),
+        traceparent=trace.traceparent(span))
     if req.constrained and not hasattr(kernel.engine, "grammars"):
         _checks.submit(lambda: _check_then_submit(kernel.engine, req))  # a remote engine: check, then pass on
     else:

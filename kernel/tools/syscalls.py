@@ -76,6 +76,8 @@ def _call(kernel, pcb, call, reply: Reply | None = None):
     job = kernel.tools.prepare(pcb, name, call.args.get("args", {}), call.args.get("timeout"))
     kernel.access.check_tool(pcb, name)
     reply = reply or _reply(kernel, pcb, call)
+    server = name.split("__")[1] if name.startswith("mcp__") and name.count("__") >= 2 else None
+    kernel.trace.note(reply.span, tool=name, side_effect=job.effect, mcp_server=server)  # the call's span
 
     def on_done(result, error):
         reply.error(error) if error is not None else reply.ok(result)

@@ -107,6 +107,16 @@ def test_react_agent_runs_on_a_remote_model(remote, kernel):
     assert far["result"]["answer"] == local["result"]["answer"] and far["result"]["steps"] == local["result"]["steps"]
 
 
+def test_calls_carry_the_traceparent_of_their_span(remote, hooks):
+    """W3C trace context: the server gets a ``traceparent`` header naming the kernel's llm.chat span, so
+    an OpenTelemetry-instrumented server (vLLM) continues the agent's trace."""
+    pid = remote.spawn("LLMCallAgent", json.dumps({"prompt": PROMPTS[1], "max_new_tokens": 4}))
+    assert remote.wait(pid, timeout=120)["state"] == "done"
+    chat = next(s for s in remote.request("trace", timeout=10, pid=pid)["spans"] if s["name"] == "llm.chat")
+    assert chat["attrs"]["backend"] == "openai_compat" and chat["attrs"]["tokens_out"] > 0
+    assert hooks.admin("stats")["traceparents"] == [f"00-{chat['trace_id']}-{chat['span_id']}-01"]
+
+
 def test_stop_string_and_max_tokens(remote, hooks):
     cut = call(remote, PROMPTS[0], 12, stop=[" of"])
     assert cut["text"] == "The capital", cut  # greedy: "The capital of France is Paris."

@@ -16,6 +16,10 @@ ends: ``finish_reason`` ("stop" | "length" | other, None if cut off),
 ``tool_calls`` ([{"name", "arguments": dict}]) holds the calls the model made when
 the call carried ``tools``; their text does not come through the iteration.
 
+``call.traceparent`` (the kernel's span of the call, kernel/trace) goes out as the W3C
+``traceparent`` header where the backend speaks HTTP, so an OpenTelemetry-instrumented server
+(vLLM) continues the agent's trace.
+
 ``response_format``, ``tools`` and ``tool_choice`` are OpenAI-shaped (as llm.chat
 takes them); each backend passes them on in its server's native form.
 
@@ -40,6 +44,7 @@ class Call:
     response_format: dict | None = None
     tools: list[dict] | None = None
     tool_choice: object = None
+    traceparent: str | None = None  # W3C trace context of the llm.chat span; sent as the ``traceparent`` header
 
 
 class BackendError(CodedError):

@@ -2,7 +2,8 @@
 
 OpenAI itself, vLLM, SGLang, Ollama, llama.cpp server, and ``python -m
 kernel.llm.serve``. Every call streams (``stream=True`` with usage in the
-last chunk). Resuming a preempted call sends the partial text as a final
+last chunk) and carries the ``traceparent`` header of its llm.chat span
+(kernel/trace). Resuming a preempted call sends the partial text as a final
 assistant message with ``continue_final_message=True, add_generation_prompt=False``
 in the body (vLLM's parameters, also understood by kernel.llm.serve); only
 specs with ``resume: continue_final_message`` are ever resumed.
@@ -202,6 +203,8 @@ class Backend:
             params["tools"] = call.tools
             if call.tool_choice is not None:
                 params["tool_choice"] = call.tool_choice
+        if call.traceparent:  # W3C trace context: the server's spans continue the agent's trace
+            params["extra_headers"] = {"traceparent": call.traceparent}
         if call.partial:
             messages.append({"role": "assistant", "content": call.partial})
             params["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}

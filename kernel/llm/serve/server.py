@@ -26,8 +26,9 @@ Routes:
                                            /v1beta/... too)
   POST /v1/models/M:streamGenerateContent?alt=sse
 With ``--test-hooks`` (tests only):
-  GET  /admin/stats    {"requests", "inflight", "max_inflight", "injected"}: chat requests, and
-                       the most that were in flight at once (the client's concurrency, measured here)
+  GET  /admin/stats    {"requests", "inflight", "max_inflight", "injected", "traceparents"}: chat requests,
+                       the most that were in flight at once (the client's concurrency, measured here),
+                       and the W3C ``traceparent`` headers of the last 16 generation requests
   POST /admin/inject   {"fail": [503, 429], "retry_after": 0.1, "delay_s": 0, "token_delay_s": 0,
                        "api_key": null}: the next len(fail) generation requests get those
                        statuses; delay_s stalls every later request before its first byte,
@@ -107,11 +108,14 @@ class Hooks:
             self.retry_after: float | None = None
             self.delay_s = self.token_delay_s = 0.0
             self.api_key: str | None = None  # overrides --api-key while set
+            self.traceparents: list[str] = []  # the last 16 generation requests' traceparent headers
 
-    def enter(self) -> tuple[int | None, float]:
+    def enter(self, traceparent: str | None = None) -> tuple[int | None, float]:
         """A generation request arrives: (status to fail it with or None, stall seconds)."""
         with self.lock:
             self.requests += 1
+            if traceparent:
+                self.traceparents = [*self.traceparents[-15:], traceparent[:128]]
             if self.fail:
                 self.injected += 1
                 return self.fail.pop(0), 0.0
@@ -126,7 +130,8 @@ class Hooks:
     def snapshot(self) -> dict:
         with self.lock:
             return {"requests": self.requests, "inflight": self.inflight, "max_inflight": self.max_inflight,
-                    "injected": self.injected, "pending_failures": list(self.fail)}
+                    "injected": self.injected, "pending_failures": list(self.fail),
+                    "traceparents": list(self.traceparents)}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -243,7 +248,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, self.hooks.snapshot())
 
     def generation(self, run) -> None:
-        status, delay = self.hooks.enter()
+        status, delay = self.hooks.enter(self.headers.get("traceparent"))
         if status is not None:
             headers = {} if self.hooks.retry_after is None else {"Retry-After": str(self.hooks.retry_after)}
             return self.error(status, f"injected failure {status}", headers)
