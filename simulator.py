@@ -10,6 +10,10 @@ Usage:
     python simulator.py --daemon [--foreground] [--socket PATH]   # the kernel as a service
     python simulator.py --connect [--socket PATH] [-c 'COMMAND' | --script FILE]
 
+The ``aios`` command (aios_shell/cli.py, docs/cli.md) fronts the same code:
+``aios`` is this shell, attached to the user's daemon when one serves;
+``aios serve`` is ``--daemon``; ``aios script FILE`` is ``--script FILE``.
+
 Interactive: a banner, then the prompt ``[smollm2-135m-instruct]> ``;
 ``help`` lists the commands (run, ps, top, kill, wait, result, info, logs,
 agents, tools, sched, help, exit).
@@ -37,28 +41,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from pathlib import Path
 
-from aios_shell import Repl, ShellContext, run_batch
-from aios_shell.client import KernelClient, KernelError
+from aios_shell import suggest
 from aios_shell.daemon import paths
-from aios_shell.repl import Terminated, leave_on_signals
+from aios_shell.session import Session, run_own_kernel
 from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
-from kernel.config import KernelConfig, add_kernel_args, state_dir
+from kernel.config import KernelConfig, add_kernel_args
 
 SHELL_DEFAULTS = {"top_interval": 1.5, "history": "~/.local/state/aios/shell_history"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simulator.py", description=__doc__.split("\n\n")[0],
+    p = suggest.ArgumentParser(prog="simulator.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter,
                                 epilog="Shell commands: run help at the prompt.")
     add_kernel_args(p)
     g = FlagGroup(p.add_argument_group("shell"), lambda dest: SHELL_DEFAULTS.get(dest, HIDDEN_DEFAULT))
     g.add_argument("--script", metavar="FILE", help="run shell commands from FILE, then exit (batch mode)")
     g.add_argument("--json", action="store_true", help="batch mode: one JSON object per finished agent on stdout")
+    g.add_argument("--timeline", metavar="FILE", help="batch mode: at the end, write the run's timeline (every "
+                   "agent's calls on one time axis, HTML) to FILE")
     g.add_argument("--top_interval", type=float, help="seconds between top refreshes")
     g.add_argument("--history", help="history file")
     add_verbosity(g)
@@ -93,6 +96,14 @@ def check_modes(args) -> str | None:
     return None
 
 
+def note_daemon(sock_path: str) -> None:
+    """One line when the user's daemon serves: this program starts a second kernel beside it."""
+    pid = paths.read_pid(paths.pidfile_for(sock_path))
+    if pid and os.path.exists(sock_path) and paths.daemon_alive(sock_path, timeout=0.5):
+        print(f"note: the AIOS daemon (pid {pid}) serves {sock_path}; this starts a second kernel beside it "
+              "(attach instead: aios, or simulator.py --connect)", file=sys.stderr)
+
+
 def read_script(path: str) -> list[str]:
     """The script's lines; raises OSError/UnicodeDecodeError with a usable message."""
     with open(path, encoding="utf-8") as f:
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.foreground:
             return run.serve(config, sock_path, ready_fd=args.ready_fd)
-        return run.start_detached(os.path.abspath(__file__), argv, config, sock_path)
+        return run.start_detached([sys.executable, os.path.abspath(__file__), *argv], config, sock_path)
     batch = args.script is not None or args.command is not None or not sys.stdin.isatty()
     if args.json and not batch:
         print("simulator.py: error: --json is for batch runs (--script FILE, or commands on a pipe)", file=sys.stderr)
@@ -137,46 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         from aios_shell.connect import run_connected
 
         return run_connected(args, sock_path, batch, name, lines)
-    if not batch and hasattr(config, "interactive_confirm"):
-        config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
-    ctx = ShellContext(interactive=not batch, llm_name=config.llm_name, out=sys.stderr if args.json else None,
-                       verbosity=args.verbosity or 0)
-    ctx.top_interval = args.top_interval or SHELL_DEFAULTS["top_interval"]
-    leave_on_signals(ctx)
-    client, status = None, 1
-    ctx.hold_output()  # what the kernel says while it boots comes after the banner
-    try:
-        try:
-            client = KernelClient(config, on_event=ctx.on_event)
-        except KernelError as e:
-            print(f"simulator.py: error: {e.message}", file=sys.stderr)
-            return 1
-        ctx.attach(client)
-        if batch:
-            ctx.release_output()
-            status = run_batch(ctx, lines, name, json_mode=args.json)  # 1 too when the model failed to load
-        else:
-            logs = (f"; logs in {config.log_dir}/" if "file" in (config.scheduler_log_mode, config.agent_log_mode)
-                    else "")
-            ctx.release_output(first=f"AIOS shell: kernel pid {client.pid}, model {config.llm_name}"
-                               f"{'' if client.ready.is_set() else ' (loading)'}, scheduler {config.scheduler}{logs}.\n"
-                               "Type help for commands, Tab to complete; Ctrl-D or exit leaves.")
-            history = args.history or str(state_dir() / "shell_history")
-            status = Repl(ctx, history_path=Path(history)).run()
-    except KeyboardInterrupt:
-        status = 130
-    except Terminated as t:
-        status = t.code
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
-        ctx.release_output()  # (a failed boot: its messages still show)
-        ctx.leaving = True
-        if client is not None:
-            if ctx.interactive and ctx.live_pids() and not client.dead.is_set():
-                ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
-            client.stop()
-    return status
+    note_daemon(sock_path)
+    return run_own_kernel(config, Session(batch=batch, name=name, lines=lines, json_mode=args.json,
+                                          verbosity=args.verbosity or 0,
+                                          top_interval=args.top_interval or SHELL_DEFAULTS["top_interval"],
+                                          history=args.history, timeline=args.timeline))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ imports only light modules (never torch). It
 4. sends its output to its log file (file mode: stdout is that file, opened
    by the kernel) or to the kernel, which shows it above the shell prompt;
 5. connects the SDK, runs ``AgentClass(app).run(task)`` and reports the
-   result with ``proc.exit``; a crash is reported with its traceback.
+   result with ``proc.exit``; a crash is reported with its traceback, an
+   ``sdk.Failed`` (the agent has no answer) with its message.
 
 Exit status (the kernel's one source of truth for how it ended): 0 after a
 reported result; 1 after a reported failure; killed by SIGTERM after a
@@ -239,6 +240,9 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         if boot.get("log_path"):
             print(_end_line("killed", None, "SIGTERM"), flush=True)
         _die_of_sigterm()  # killed: no report, the signal is the exit status
+    except sdk.Failed as e:  # the agent's own verdict: no answer, and why
+        status, result = "error", str(e) or "the agent reported no answer"
+        print(f"failed: {result}", file=sys.stderr, flush=True)
     except BaseException:
         status, result = "error", traceback.format_exc()
         print(result, file=sys.stderr, flush=True)

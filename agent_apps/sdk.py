@@ -42,6 +42,11 @@ class NotConnected(RuntimeError):
     pass
 
 
+class Failed(Exception):
+    """Raise from ``run(task)`` when the agent has no answer: it ends ``failed`` with ``str(e)`` as the
+    reason (one line, no traceback), e.g. ``raise Failed("the calculator failed: EINVAL ...")``."""
+
+
 class _Connection:
     """One agent's channel pair. Calls are serialised: one outstanding syscall."""
 

@@ -106,7 +106,10 @@ class Dispatcher:
             return True
         cmd, arg, head = self.table.parse(line)
         if cmd is None:
-            self.ctx.error(f"unknown command {cut(head, SHOW_CHARS)!r} (type help for the list)")
+            from aios_shell.suggest import hint
+
+            self.ctx.error(f"unknown command {cut(head, SHOW_CHARS)!r}{hint(head, self.table.words())} "
+                           "(type help for the list)")
             return False
         if cmd.interactive_only and not self.ctx.interactive:
             self.ctx.error(f"{cmd.name} needs an interactive terminal")

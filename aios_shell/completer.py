@@ -1,6 +1,7 @@
 """Tab completion generated from the command table.
 
-First word: command names and aliases (multi-word ones too: ``print agent``).
+First word: command names and aliases (multi-word ones too: ``print agent``),
+each completed with a space after it (``ru`` -> ``run ``).
 After a command: its ``args`` kinds
   agent     installed agent apps (``run Ma`` -> ``run MathAgent: ``)
   live_pid  pids of processes still running (kill, wait; any number of them)
@@ -78,11 +79,12 @@ class ShellCompleter(Completer):
             if not w.startswith(prefix):
                 continue
             cmd = self.table.get(w)
-            if typed:  # "print a" -> "agent"
+            if typed:  # "print a" -> "agent "
                 if w.count(" ") == len(typed):
-                    yield Completion(w.split()[-1], start_position=-len(word))
-            else:
-                yield Completion(w, start_position=-len(word), display_meta=cmd.summary if cmd else "")
+                    yield Completion(w.split()[-1] + " ", start_position=-len(word), display=w.split()[-1])
+            else:  # a space after the word, as bash does: "ru" Tab -> "run ", ready for its arguments
+                yield Completion(w + " ", start_position=-len(word), display=w,
+                                 display_meta=cmd.summary if cmd else "")
 
     def _run_args(self, cmd, rest: str, before: list[str], positional: list[str], word: str):
         if ":" in rest or positional:

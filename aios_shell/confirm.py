@@ -41,8 +41,25 @@ class ConfirmRequest:
     timer: threading.Timer | None = field(default=None, repr=False)
 
     def question(self) -> str:
-        detail = f" ({self.detail})" if self.detail else ""
-        return f"pid {self.pid} ({self.agent}) wants to {self.action}{detail}"
+        """``DangerAgent (pid 1) wants to run: echo hi; id``: the agent, then exactly what it wants."""
+        return f"{self.agent} (pid {self.pid}) wants to {self.what()}"
+
+    def what(self) -> str:
+        """The action in words, with the exact command or call (``run: CMD``, ``call delete_file(path=...)``,
+        ``join group g (...)``, ``fs.delete notes (...)``)."""
+        action, detail = self.action, self.detail.strip()
+        verb, _, rest = action.partition(" ")
+        if verb == "tool" or (verb == "tool.call" and rest.startswith("tool ")):
+            tool = rest[5:] if rest.startswith("tool ") else rest
+            if detail.startswith(f"{tool}: "):
+                detail = detail[len(tool) + 2:]
+            if tool == "shell":
+                return f"run: {detail or '?'}"
+            return f"call {detail}" if detail.startswith(f"{tool}(") else f"call {tool}" + (f": {detail}" if detail else "")
+        if verb == "access.setgroup":
+            who = f"{self.agent} (pid {self.pid}) asks to "
+            return detail[len(who):] if detail.startswith(who) else f"join {rest}" + (f" ({detail})" if detail else "")
+        return action + (f" ({detail})" if detail else "")
 
     def left_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -1,4 +1,5 @@
-"""``simulator.py --connect``: the shell, its batch runner and ``-c`` on a daemon's kernel.
+"""``simulator.py --connect`` and ``aios`` with a daemon: the shell, its batch runner and ``-c`` on a
+daemon's kernel.
 
     python simulator.py --connect                 # the REPL; exit detaches, shutdown stops the daemon
     python simulator.py --connect -c 'ps'         # one command; exit status 0 ok, 1 failed
@@ -9,7 +10,8 @@ client is a RemoteKernelClient (aios_shell/daemon/remote.py). Leaving (exit,
 Ctrl-D, end of script, SIGTERM/SIGHUP) detaches: the daemon, its kernel and
 agents go on. Kernel flags (--llm_name ...) are the daemon's, not ours.
 Exit status: as the batch runner's; 1 when the daemon cannot be reached or
-goes away; 128+N on signal N.
+goes away; 128+N on signal N. ``aios`` passes ``standalone``: what to run
+instead when no daemon serves the socket (its own kernel).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 from aios_shell.batch import run_batch
 from aios_shell.client import KernelError
@@ -36,8 +39,9 @@ def run_command(ctx, line: str) -> int:
         return 0
 
 
-def run_connected(args, sock_path: str, batch: bool, name: str, lines) -> int:
-    from aios_shell.daemon.remote import RemoteKernelClient
+def run_connected(args, sock_path: str, batch: bool, name: str, lines, *, prog: str = "simulator.py",
+                  standalone: Callable[[], int] | None = None) -> int:
+    from aios_shell.daemon.remote import NoDaemon, RemoteKernelClient
 
     one = args.command is not None
     ctx = ShellContext(interactive=not batch, out=sys.stderr if args.json else None,
@@ -48,24 +52,31 @@ def run_connected(args, sock_path: str, batch: bool, name: str, lines) -> int:
         ctx.confirm = ConfirmBroker(send=lambda cid, allow: ctx.client.request("confirm", timeout=10, cid=cid,
                                                                                 allow=allow),
                                     wake=ctx.wake, echo=ctx.echo)
-    leave_on_signals(ctx)
-    client, status = None, 1
     try:
-        try:
-            client = RemoteKernelClient(sock_path, on_event=ctx.on_event, interactive=not batch)
-        except KernelError as e:
-            print(f"simulator.py: error: {e.message}", file=sys.stderr)
-            return 1
+        client = RemoteKernelClient(sock_path, on_event=ctx.on_event, interactive=not batch)
+    except NoDaemon as e:
+        if standalone is not None:
+            return standalone()
+        print(f"{prog}: error: {e.message}", file=sys.stderr)
+        return 1
+    except KernelError as e:
+        print(f"{prog}: error: {e.message}", file=sys.stderr)
+        return 1
+    leave_on_signals(ctx)
+    status = 1
+    try:
         ctx.llm_name = client.hello.get("model") or ""
         ctx.attach(client)
         if one:
             status = run_command(ctx, args.command)
         elif batch:
-            status = run_batch(ctx, lines, name, json_mode=args.json)
+            if standalone is not None and (args.verbosity or 0) >= 0:  # aios: say where the commands go
+                print(f"attached to the AIOS daemon (pid {client.hello.get('daemon_pid')})", file=sys.stderr)
+            status = run_batch(ctx, lines, name, json_mode=args.json, timeline=getattr(args, "timeline", None))
         else:
             h = client.hello
-            ctx.echo(f"AIOS shell: connected to the daemon at {sock_path} (pid {h.get('daemon_pid')}, kernel pid "
-                     f"{client.pid}, model {ctx.llm_name}, scheduler {h.get('scheduler')}; logs in "
+            ctx.echo(f"AIOS shell: attached to the AIOS daemon (pid {h.get('daemon_pid')}) at {sock_path} (kernel "
+                     f"pid {client.pid}, model {ctx.llm_name}, scheduler {h.get('scheduler')}; logs in "
                      f"{h.get('log_dir')}/).\nType help for commands, Tab to complete; exit or Ctrl-D detaches "
                      "(agents go on), shutdown stops the daemon.")
             history = args.history or str(state_dir() / "shell_history")

@@ -33,6 +33,7 @@ import time
 from typing import Any, Callable
 
 from aios_shell import views
+from aios_shell.views import printable
 
 RED, YELLOW, DIM, RESET = "\x1b[1;31m", "\x1b[33m", "\x1b[2m", "\x1b[0m"
 LOG_RANK = {"DEBUG": 2, "INFO": 1}  # verbosity a kernel record needs; WARNING and above always show
@@ -66,6 +67,7 @@ class ShellContext:
         self.spawned: list[int] = []  # pids started by this shell's `run`, in order
         self.killed: set[int] = set()  # pids the user asked to kill
         self.followers: dict[int, queue.Queue] = {}  # pid -> queue of output lines (None: ended)
+        self.span_followers: dict[int, queue.Queue] = {}  # pid -> queue of span dicts for `trace` (None: ended)
         self.waited: set[int] = set()  # pids a foreground `wait` reports itself (no exit notice)
         self.stats: dict = {}
         self.tok_s: float | None = None  # measured from tokens_out between refreshes
@@ -134,6 +136,26 @@ class ShellContext:
         for stream, default, text, color in held:
             self._write(stream, default, text, color)
 
+    def clear(self) -> None:
+        """`clear`: the terminal's screen and scrollback wiped, the cursor home (nothing off a terminal)."""
+        stream = self._out or sys.stdout
+        try:
+            if stream.isatty():
+                with self._print_lock:
+                    stream.write("\x1b[H\x1b[2J\x1b[3J")
+                    stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+
+    def width(self) -> int | None:
+        """Cells a line may take: the terminal's; None (never cut) when output goes to a pipe or a file."""
+        stream = self._out or sys.stdout
+        try:
+            tty = bool(stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            tty = False
+        return views.term_width() if tty else None
+
     def echo(self, text: str) -> None:
         self._write(self._out, lambda: sys.stdout, text)
 
@@ -178,6 +200,19 @@ class ShellContext:
         with self._lock:
             self.followers.pop(pid, None)
 
+    def follow_spans(self, pid: int) -> queue.Queue:
+        """``trace``: a queue of pid's finished spans (kernel ``span`` events), None once it has ended."""
+        q: queue.Queue = queue.Queue()
+        with self._lock:
+            self.span_followers[pid] = q
+            if pid in self.ended:
+                q.put(None)
+        return q
+
+    def unfollow_spans(self, pid: int) -> None:
+        with self._lock:
+            self.span_followers.pop(pid, None)
+
     # -- events (reader thread) ----------------------------------------------------
     def on_event(self, ev: dict) -> None:
         kind = ev.get("event")
@@ -188,7 +223,7 @@ class ShellContext:
             if q is not None:
                 q.put(views.printable(ev.get("text", "")))
             elif self.show_output and self.verbosity >= 0:
-                self.note(f"[{ev.get('agent')} {pid}] {views.printable(ev.get('text', ''))}",
+                self.note(f"{views.agent_prefix(ev.get('agent'), pid)} {views.printable(ev.get('text', ''))}",
                           RED if ev.get("level") == "ERROR" else "")
         elif kind == "log":
             level = str(ev.get("level", ""))
@@ -197,6 +232,11 @@ class ShellContext:
                     self.note(f"kernel: {ev.get('text', '')}", DIM)
                 else:
                     self.note(f"kernel {level.lower()}: {ev.get('text', '')}", YELLOW if level == "WARNING" else RED)
+        elif kind == "span":
+            from aios_shell.trace_view import deliver
+
+            with self._lock:
+                deliver(self.span_followers, ev)
         elif kind == "progress":
             with self._lock:
                 self.progress = ev
@@ -208,10 +248,13 @@ class ShellContext:
                 self.seen[pid] = snap.get("agent", self.seen.get(pid, "?"))
                 self.ended[pid] = snap
                 q = self.followers.get(pid)
+                spans = self.span_followers.get(pid)
             if q is not None:
                 q.put(None)
+            if spans is not None:
+                spans.put(None)
             if self.notify_exit and pid not in self.waited:
-                self._write(self._out, lambda: sys.stdout, views.exit_line(snap),
+                self._write(self._out, lambda: sys.stdout, views.exit_line(snap, self.width()),
                             RED if snap.get("state") == "failed" else "")
         elif kind == "ready":
             stats = ev.get("stats") or {}
@@ -227,8 +270,11 @@ class ShellContext:
             if self.confirm is not None:
                 self.confirm.on_event(ev)
             elif kind == "confirm":  # no one to ask: deny (off this thread: answering waits for the kernel's reply)
-                self.note(f"denied: pid {ev.get('pid')} ({ev.get('agent')}) wants to {ev.get('action')}"
-                          " (no interactive shell to ask)")
+                from aios_shell.confirm import parse_event
+
+                req = parse_event(ev, 0)
+                what = req.question() if req else f"pid {ev.get('pid')} ({ev.get('agent')}) wants to {ev.get('action')}"
+                self.note(f"denied: {printable(what)} (no interactive shell to ask)")
                 threading.Thread(target=self._deny, args=(ev.get("cid"),), daemon=True).start()
 
     def _deny(self, cid) -> None:
@@ -303,13 +349,12 @@ class ShellContext:
             self.waker = prev
 
     def ask_pending_confirms(self) -> None:
-        """Main thread: ask every pending confirm question (y/N, default No)."""
+        """Main thread: ask every pending confirm question in one line, one key (y/N, default No)."""
         if self.confirm is None or self.ask is None:
             return
         for req in self.confirm.pending():
             left = req.left_s()
-            self.echo(f"confirm: {req.question()}")
-            answer = self.ask(f"allow pid {req.pid} to {req.action}? [y/N] ({left:.0f}s) ", left, req.settled)
+            answer = self.ask(f"{printable(req.question())} — allow? [y/N] ({left:.0f}s) ", left, req.settled)
             if answer is not None:  # None: settled elsewhere or expired (the kernel denies it)
                 self.confirm.answer(req.cid, answer, "user")
 

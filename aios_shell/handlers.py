@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import queue
 
-from aios_shell import views
+from aios_shell import details, views
 from aios_shell.commands import CommandError, CommandTable, ExitShell
+from aios_shell.suggest import hint
 
 TABLE = CommandTable()
 FOLLOW_POLL_S = 0.5  # logs -f on a log file: how often the file is re-read (like tail -f)
@@ -86,18 +87,32 @@ def cmd_run(ctx, arg):
     ctx.echo(f"started {name} as pid {pid}{loading}")
 
 
-@TABLE.command("ps", "ps [-a]",
-               "list agent processes (-a: finished ones too)\n"
+@TABLE.command("ps", "ps [-a] [-o table|wide|json]",
+               "list agent processes (-a: finished ones too; -o wide: every column, nothing cut; -o json)\n"
                "Columns: PID, AGENT, STATE, PRI(ority), %CPU and RSS of the agent's OS process,\n"
                "LLM tokens in/out, SYSCALLS, average WAIT (queued before decoding) and\n"
-               "TURNAROUND (submit to reply) of its LLM calls, TIME since start, TASK.",
-               aliases=("print agent",), flags=("-a",))
+               "TURNAROUND (submit to reply) of its LLM calls, TIME since start, CONFINE(ment), TASK.\n"
+               "On a terminal the table fits its width; to a pipe or a file nothing is cut.",
+               aliases=("print agent",), flags=("-a", "-o"))
 def cmd_ps(ctx, arg):
-    words = arg.split()
+    usage = "ps [-a] [-o table|wide|json]"
+    fmt, words = _output(arg.split(), usage, ("table", "wide", "json"))
     bad = [w for w in words if w not in ("-a", "--all")]
     if bad:
-        raise CommandError(f"unknown argument {views.cut(bad[0], 20)!r}; usage: ps [-a]")
-    ctx.echo(views.ps_table(ctx.client.ps(all=bool(words))))
+        raise CommandError(f"unknown argument {views.cut(bad[0], 20)!r}{hint(bad[0], ['-a', '-o'])}; usage: {usage}")
+    snaps = ctx.client.ps(all=bool(words))
+    if fmt == "json":
+        ctx.echo(views.json_text(snaps))
+    else:
+        ctx.echo(views.ps_table(snaps, None if fmt == "wide" else ctx.width()))
+
+
+def _output(words: list[str], usage: str, choices=("table", "json")) -> tuple[str, list[str]]:
+    """``-o FORMAT`` out of ``words`` (views.output_format), a bad one as a CommandError."""
+    try:
+        return views.output_format(words, usage, choices)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
 
 
 @TABLE.command("kill", "kill <pid>...", "stop agent processes (SIGTERM, then SIGKILL after a grace period)",
@@ -137,49 +152,69 @@ def cmd_wait(ctx, arg):
         ctx.waited.difference_update(pids)
 
 
-@TABLE.command("result", "result <pid>", "print the result of a process (or its state if still running)",
-               args=("pid",))
+@TABLE.command("result", "result <pid> [-o json]",
+               "print the whole answer of a process (or its state if still running)\n"
+               "-o json: the result record, {\"answer\": ..., and the agent's other fields}.",
+               args=("pid",), flags=("-o",))
 def cmd_result(ctx, arg):
-    words = arg.split()
+    fmt, words = _output(arg.split(), "result <pid> [-o json]")
     if len(words) != 1:
-        raise CommandError("usage: result <pid>")
+        raise CommandError("usage: result <pid> [-o json]")
     snap = ctx.client.info(parse_pid(words[0]))
-    if snap.get("state") in views.ENDED:
+    if fmt == "json":
+        ctx.echo(views.json_text({"pid": snap.get("pid"), "agent": snap.get("agent"), "state": snap.get("state"),
+                                  "answer": views.answer(snap), "result": views.result_record(snap),
+                                  "error": snap.get("error")}))
+    elif snap.get("state") in views.ENDED:
         ctx.echo(views.result_block(snap))
     else:
         ctx.echo(f"pid {snap['pid']} ({snap.get('agent')}) is still {snap.get('state')}; wait {snap['pid']} waits for it")
 
 
-@TABLE.command("info", "info <pid>", "every accounting field of one process", args=("pid",))
+@TABLE.command("info", "info <pid> [-o json]", "every accounting field of one process, in sections (-o json: as JSON)",
+               args=("pid",), flags=("-o",))
 def cmd_info(ctx, arg):
-    words = arg.split()
+    fmt, words = _output(arg.split(), "info <pid> [-o json]")
     if len(words) != 1:
-        raise CommandError("usage: info <pid>")
-    ctx.echo(views.info_lines(ctx.client.info(parse_pid(words[0]))))
+        raise CommandError("usage: info <pid> [-o json]")
+    snap = ctx.client.info(parse_pid(words[0]))
+    ctx.echo(views.json_text(snap) if fmt == "json" else details.info_text(snap))
 
 
-@TABLE.command("logs", "logs <pid> [-f]",
-               "show a process's output (-f: follow until it ends; Ctrl-C stops)\n"
+@TABLE.command("logs", "logs <pid> [-f] [--tail N]",
+               "show a process's output (-f: follow until it ends; Ctrl-C stops; --tail N: its last N lines)\n"
                "In console mode the kernel keeps each agent's last lines; with\n"
-               "--agent_log_mode file this reads logs/agents/<Agent>/<stamp>-pid<N>.log.",
-               args=("pid",), flags=("-f",))
+               "--agent_log_mode file this reads <log-dir>/agents/<Agent>/<stamp>-pid<N>.log.",
+               args=("pid",), flags=("-f", "--tail"))
 def cmd_logs(ctx, arg):
     words = arg.split()
+    usage = "usage: logs <pid> [-f] [--tail N]"
+    tail = None
+    if "--tail" in words:
+        i = words.index("--tail")
+        try:
+            tail = int(words[i + 1])
+        except (IndexError, ValueError):
+            raise CommandError(f"--tail needs a number of lines; {usage}") from None
+        if tail < 0:
+            raise CommandError(f"--tail must be >= 0; {usage}")
+        del words[i:i + 2]
     follow = "-f" in words
     rest = [w for w in words if w != "-f"]
     if len(rest) != 1:
-        raise CommandError("usage: logs <pid> [-f]")
+        raise CommandError(usage)
     pid = parse_pid(rest[0])
     q = ctx.follow(pid) if follow else None  # subscribe before reading, so no line falls in between
     try:
         info = ctx.client.logs(pid)
         path = info.get("log_path")
         if path:
-            pos = _print_file(ctx, path, 0)
+            pos = _print_file(ctx, path, 0, tail)
             if follow and not info.get("ended"):
                 _follow_file(ctx, pid, path, pos, q)
             return
-        for line in info.get("lines", []):
+        lines = info.get("lines", [])
+        for line in lines[max(0, len(lines) - tail):] if tail is not None else lines:
             ctx.echo(views.printable(line))
         if follow and not info.get("ended"):
             _follow_events(ctx, q)
@@ -188,8 +223,24 @@ def cmd_logs(ctx, arg):
             ctx.unfollow(pid)
 
 
-def _print_file(ctx, path: str, pos: int) -> int:
-    """Print ``path`` from byte ``pos`` up to its last complete line; returns the new position."""
+@TABLE.command("trace", "trace [-a] [-o json] <pid> | trace --timeline FILE",
+               "strace for agents: each call of a process as it completes (Ctrl-C stops)\n"
+               "One line per system call: its arguments in brief (content as <size #hash> unless\n"
+               "the kernel runs with --trace-content), result size or error, duration; LLM calls\n"
+               "with tokens in/out, prefix-cache hit, [wait prefill decode] and preemptions; tool\n"
+               "calls with the confirmation asked and its answer. -a first replays the calls the\n"
+               "kernel kept (the default for an ended process); -o json prints the spans as JSON.\n"
+               "--timeline FILE writes every kept process as an HTML timeline (open it in a browser).",
+               args=("pid",), flags=("-a", "-o", "--timeline"))
+def cmd_trace(ctx, arg):
+    from aios_shell.trace_view import run
+
+    run(ctx, arg)
+
+
+def _print_file(ctx, path: str, pos: int, tail: int | None = None) -> int:
+    """Print ``path`` from byte ``pos`` up to its last complete line (only the last ``tail`` lines, if
+    given); returns the new position."""
     try:
         with open(path, "rb") as f:
             f.seek(pos)
@@ -199,7 +250,8 @@ def _print_file(ctx, path: str, pos: int) -> int:
             ctx.echo(f"(no log file yet: {path})")
         return pos
     end = data.rfind(b"\n") + 1
-    for line in data[:end].decode("utf-8", "replace").splitlines():
+    lines = data[:end].decode("utf-8", "replace").splitlines()
+    for line in lines[max(0, len(lines) - tail):] if tail is not None else lines:
         ctx.echo(views.printable(line))
     return pos + end
 
@@ -239,22 +291,52 @@ def cmd_top(ctx, arg):
     TopView(ctx, interval=ctx.top_interval).run()
 
 
-@TABLE.command("agents", "agents", "installed agent apps and what they do")
+@TABLE.command("agents", "agents", "installed agent apps and what they do; broken ones with the file and the error")
 def cmd_agents(ctx, arg):
     from agent_apps import registry
 
-    ctx.echo(views.agents_text(registry.discover()))
+    apps, broken = registry.scan()
+    ctx.echo(views.agents_text(apps, ctx.width(), broken))
 
 
 @TABLE.command("tools", "tools", "tools the kernel offers agents (side effect, parallel limit)")
 def cmd_tools(ctx, arg):
-    ctx.echo(views.tools_text(ctx.client.request("tools", timeout=10)))
+    ctx.echo(views.tools_text(ctx.client.request("tools", timeout=10), ctx.width()))
 
 
-@TABLE.command("sched", "sched", "the LLM scheduler: policy, queue, engine stats, live processes' LLM use")
+@TABLE.command("sched", "sched [-o json]", "the LLM scheduler: model, policy, queue, throughput, cache, and the\n"
+               "live processes' LLM use (-o json: as JSON)", flags=("-o",))
 def cmd_sched(ctx, arg):
+    fmt, words = _output(arg.split(), "sched [-o json]")
+    if words:
+        raise CommandError("usage: sched [-o json]")
     stats = ctx.refresh_stats()
-    ctx.echo(views.sched_text(stats, ctx.client.ps(all=False), ctx.tok_s))
+    snaps = ctx.client.ps(all=False)
+    ctx.echo(views.json_text(details.sched_record(stats, snaps)) if fmt == "json"
+             else details.sched_text(stats, snaps, ctx.tok_s))
+
+
+@TABLE.command("status", "status [-o json]", "the kernel: model, policy, pid, uptime, agents, where it runs\n"
+               "(-o json: as JSON)", flags=("-o",))
+def cmd_status(ctx, arg):
+    fmt, words = _output(arg.split(), "status [-o json]")
+    if words:
+        raise CommandError("usage: status [-o json]")
+    stats = ctx.refresh_stats()
+    remote = getattr(ctx, "remote", False)
+    where = getattr(ctx.client, "sock_path", None) or getattr(ctx.client, "path", None)
+    connection = f"attached to the AIOS daemon{f' at {where}' if where else ''}" if remote else "own kernel"
+    config = getattr(ctx.client, "config", None)
+    hello = getattr(ctx.client, "hello", None) or {}
+    rec = details.status_record(stats, connection, getattr(config, "log_dir", None) or hello.get("log_dir"))
+    ctx.echo(views.json_text(rec) if fmt == "json" else details.status_text(rec))
+
+
+@TABLE.command("clear", "clear", "clear the screen (Ctrl-L too)")
+def cmd_clear(ctx, arg):
+    if arg.strip():
+        raise CommandError("usage: clear")
+    ctx.clear()
 
 
 @TABLE.command("help", "help [command]", "list commands, or show one command's help", args=("command",),
@@ -264,7 +346,7 @@ def cmd_help(ctx, arg):
     if word:
         cmd = TABLE.get(word)
         if cmd is None:
-            raise CommandError(f"no command {views.cut(word, 30)!r} (help lists them)")
+            raise CommandError(f"no command {views.cut(word, 30)!r}{hint(word, TABLE.words())} (help lists them)")
         alias = f"  (alias: {', '.join(cmd.aliases)})" if cmd.aliases else ""
         ctx.echo(f"{cmd.syntax}{alias}\n  " + "\n  ".join(cmd.help.splitlines()))
         return
@@ -291,7 +373,7 @@ def cmd_shutdown(ctx, arg):
         return
     if getattr(ctx, "remote", False):
         ctx.client.shutdown()
-        ctx.note("the daemon is stopping its agents and kernel")
+        ctx.note("the daemon has stopped: its agents and kernel are gone")
     raise ExitShell()
 
 

@@ -13,21 +13,26 @@ not stop the kernel: the owner of the KernelClient does (simulator.py). If
 the kernel process dies, the shell says so in one line and leaves (status 1).
 
 A confirm question from the kernel interrupts the prompt (the typed text is
-kept and restored), is asked as ``allow pid 3 to ...? [y/N] (119s)`` until the
-kernel's timeout (a timeout or the agent's end takes it down), and the
-prompt comes back.
+kept and restored), is asked in one line that names the agent and what it
+wants, ``DangerAgent (pid 1) wants to run: echo hi; id — allow? [y/N] (119s)``,
+and takes one key (y allows; n, Enter or Esc deny) until the kernel's timeout
+(a timeout or the agent's end takes it down); then the prompt comes back.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import signal
+import sys
 import threading
 import time
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from aios_shell.commands import MAX_LINE, Dispatcher, ExitShell
@@ -37,6 +42,30 @@ from aios_shell.handlers import TABLE, confirm_leave
 from aios_shell.inputcap import line_cap_bindings
 
 CONFIRM = object()  # what prompt() returns when a confirm question interrupted it
+
+
+def _one_key_bindings() -> KeyBindings:
+    """A y/N question takes one key (Repl.ask): the key's answer ends the prompt at once."""
+    kb = KeyBindings()
+
+    def answer(text: str):
+        def handler(event) -> None:
+            event.app.current_buffer.text = text  # shown after the question, like a typed answer
+            event.app.exit(result=text)
+        return handler
+
+    for key in ("y", "Y"):
+        kb.add(key)(answer("y"))
+    for key in ("n", "N", "enter", "c-j", "escape", "c-d"):
+        kb.add(key, eager=True)(answer("n"))
+
+    @kb.add("<any>")
+    def _ignore(event) -> None:  # any other key: still waiting for y or n
+        pass
+    return kb
+
+
+ONE_KEY = _one_key_bindings()
 
 
 class Terminated(SystemExit):
@@ -54,6 +83,29 @@ def leave_on_signals(ctx) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    atexit.unregister(drop_dead_terminal)  # once, however often a shell is set up in this process
+    atexit.register(drop_dead_terminal)
+
+
+def drop_dead_terminal() -> None:
+    """At exit: a stream whose terminal hung up (or whose pipe closed) is pointed at /dev/null.
+
+    Python's own last flush of stdout/stderr comes after atexit; on a hung-up terminal it fails
+    (EIO), prints "Exception ignored" and turns the exit status into 120, so a closed terminal
+    would not read as 128+SIGHUP. Unseen under PYTHONUNBUFFERED=1 (nothing left to flush), which
+    CI's environment sets and a user's does not. The recipe is the one the Python docs give for
+    SIGPIPE."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except ValueError:
+            pass  # closed: Python will not flush it either
+        except OSError:
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):
+                pass
 
 
 class Repl:
@@ -162,7 +214,9 @@ class Repl:
             loop.call_soon_threadsafe(self._exit_prompt)
 
     def ask(self, question: str, timeout: float | None = None, cancel: threading.Event | None = None) -> bool | None:
-        """Main thread: a y/N question. None when ``timeout`` seconds pass or ``cancel`` is set first."""
+        """Main thread: a y/N question answered with one key, as in top: y allows; n, Enter, Esc,
+        Ctrl-C or Ctrl-D deny (the default is No); other keys do nothing. None when ``timeout``
+        seconds pass or ``cancel`` is set first."""
         if timeout is not None and timeout <= 0:
             return None
         session = PromptSession(input=self.input, output=self.output)
@@ -189,7 +243,7 @@ class Repl:
             threading.Thread(target=watch, name="shell-ask", daemon=True).start()
         try:
             with self.ctx.foreground(session.app, None):
-                answer = session.prompt(question, pre_run=too_late)
+                answer = session.prompt(question, pre_run=too_late, key_bindings=ONE_KEY)
         except (KeyboardInterrupt, EOFError):
             return False
         except OSError:
@@ -208,7 +262,7 @@ class Repl:
         """Refresh the toolbar's stats every ``stats_interval`` seconds until the REPL ends."""
         client = self.ctx.client
         while not self._stop.is_set():
-            if client.dead.is_set():
+            if client.dead.is_set() and not getattr(client, "closing", False):  # closing: we asked (shutdown)
                 self.kernel_gone = True
                 self.ctx.error(f"{client.lost_reason}; leaving the shell")
                 self.ctx.wake()

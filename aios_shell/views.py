@@ -1,9 +1,18 @@
-"""Text views over kernel snapshots: ps table, process details, sched, agents, tools.
+"""Text views over kernel snapshots: ps table, results, exit lines, agents, tools.
 
 Pure functions from plain dicts (control.process_snapshots / kernel_stats) to
 lines of text; nothing here talks to the kernel. Every key is read with
 ``.get`` so a kernel that reports more or fewer fields still renders.
 Units: sizes in bytes in, "123M" out; times in seconds in, "1.2s"/"3m05s" out.
+``info``, ``sched`` and ``status`` (grouped sections) are in details.py.
+
+Width: a ``width`` of None means "not a terminal": nothing is cut (a pipe or a
+file gets every column and the whole task and answer, like ``ps -ww`` or
+docker's ``--no-trunc``); ShellContext.width() says which applies.
+
+Every line about one agent starts the same way: ``[MathAgent 3] text`` for
+what it prints (``agent_prefix``), ``[3] MathAgent done in 9.4s: 48`` when it
+ends (``exit_line``: the answer on one line; ``result PID`` shows it whole).
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
+
+from kernel.protocol.results import answer_of, record
 
 ENDED = ("done", "failed", "killed")
 
@@ -43,6 +53,51 @@ TASK_MIN = 12
 
 def term_width(default: int = 120) -> int:
     return shutil.get_terminal_size((default, 24)).columns
+
+
+def agent_prefix(agent, pid) -> str:
+    """The prefix of every line an agent prints, in every front: ``[MathAgent 3]``."""
+    return f"[{printable(agent)} {pid}]"
+
+
+def rounded(obj, digits: int = 3):
+    """``obj`` with its floats rounded (JSON for people: 2.267, not 2.2671851317087808)."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
+def json_text(obj) -> str:
+    """``-o json``: indented, UTF-8, floats rounded; null for None, true/false for booleans."""
+    return json.dumps(rounded(obj), ensure_ascii=False, indent=2, default=str)
+
+
+def output_format(words: list[str], usage: str, choices=("table", "json")) -> tuple[str, list[str]]:
+    """``-o FORMAT`` / ``-oFORMAT`` / ``--output FORMAT`` / ``--output=FORMAT`` taken out of ``words``:
+    (format, the other words). ValueError with a one-line reason for a bad or missing format."""
+    fmt, rest, i = choices[0], [], 0
+    while i < len(words):
+        w = words[i]
+        if w in ("-o", "--output"):
+            if i + 1 >= len(words):
+                raise ValueError(f"{w} needs a format ({'|'.join(choices)}); usage: {usage}")
+            fmt, i = words[i + 1], i + 2
+        elif w.startswith("--output="):
+            fmt, i = w.split("=", 1)[1], i + 1
+        elif w.startswith("-o") and len(w) > 2:
+            fmt, i = w[2:], i + 1
+        else:
+            rest.append(w)
+            i += 1
+    if fmt not in choices:
+        from aios_shell.suggest import hint
+        raise ValueError(f"unknown output format {cut(fmt, 20)!r}{hint(fmt, choices)}; "
+                         f"formats: {', '.join(choices)}")
+    return fmt, rest
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
@@ -136,8 +191,19 @@ def ps_header_and_rows(snaps: list[dict], width: int | None = None) -> tuple[str
     """The ps table as a header line and one line per snapshot, each at most ``width`` cells.
 
     Narrow terminals drop columns in DROP_ORDER before TASK gets shorter than TASK_MIN.
+    ``width`` None (a pipe, ``-o wide``): every column, each as wide as its longest value, the
+    whole task.
     """
-    width = width or term_width()
+    if width is None:
+        from rich.cells import cell_len
+
+        cells = [[fn(s) for _, _, _, fn in PS_COLUMNS] + [" ".join(printable(s.get("task", "")).split())]
+                 for s in snaps]
+        titles = [t for t, _, _, _ in PS_COLUMNS] + ["TASK"]
+        rights = [r for _, _, r, _ in PS_COLUMNS] + [False]
+        widths = [max([cell_len(t), *(cell_len(row[i]) for row in cells)]) for i, t in enumerate(titles)]
+        lines = table_lines(list(zip(titles, widths, rights)), cells)
+        return lines[0], lines[1:]
     cols = fit_columns(width)
     task_w = max(TASK_MIN, width - sum(w + 1 for _, w, _, _ in cols))
     columns = [(t, w, right) for t, w, right, _ in cols] + [("TASK", task_w, False)]
@@ -145,18 +211,35 @@ def ps_header_and_rows(snaps: list[dict], width: int | None = None) -> tuple[str
     return lines[0], lines[1:]
 
 
-def ps_table(snaps: list[dict], width: int | None = None) -> str:
+def ps_table(snaps: list[dict], width: int | None = 0) -> str:
+    """``width``: 0 the terminal's, None no limit (see ps_header_and_rows)."""
     if not snaps:
         return "no agent processes (run <Agent>: <task> starts one; ps -a shows finished ones)"
-    header, rows = ps_header_and_rows(snaps, width)
+    header, rows = ps_header_and_rows(snaps, term_width() if width == 0 else width)
     return "\n".join([header, *rows])
 
 
+def answer(snap: dict) -> str:
+    """The plain answer of a process ("" when it has none): the kernel's ``answer`` field, or
+    derived from ``result`` the same way (kernel/protocol/results.py) for an older kernel."""
+    if snap.get("answer") is not None:
+        return str(snap["answer"])
+    return answer_of(snap.get("result")) if snap.get("state") == "done" else ""
+
+
+def result_record(snap: dict) -> dict | None:
+    """The result as the one record (``{"answer": ..., ...}``), None when nothing was reported."""
+    if snap.get("state") != "done" and snap.get("result") is None:
+        return None
+    rec = record(snap.get("result"))
+    rec["answer"] = answer(snap)
+    return rec
+
+
 def result_text(snap: dict) -> str:
-    """The result (or error) of an ended process as text."""
+    """The answer (or the error) of an ended process as text."""
     if snap.get("state") == "done":
-        r = snap.get("result")
-        return printable(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False))
+        return printable(answer(snap))
     return printable(snap.get("error") or snap.get("state", "?"))
 
 
@@ -170,33 +253,22 @@ def ended_head(snap: dict) -> str:
 
 
 def exit_line(snap: dict, width: int | None = None) -> str:
-    """One-line notice that a process ended: ``[3] MathAgent done in 12.3s: 42``."""
-    width = width or term_width()
+    """One-line notice that a process ended: ``[3] MathAgent done in 12.3s: 48`` (the answer, or why
+    it failed, on one line; cut to ``width`` cells, whole when ``width`` is None)."""
     head = ended_head(snap)
-    return f"{head}: {cut(result_text(snap), max(10, width - len(head) - 2))}"
+    text = result_text(snap)
+    if not text.strip():
+        return f"{head} (no answer)" if snap.get("state") == "done" else head
+    if width is None:
+        return f"{head}: {' '.join(text.split())}"
+    return f"{head}: {cut(text, max(10, width - len(head) - 2))}"
 
 
 def result_block(snap: dict) -> str:
-    """The full result of an ended process: a header line and the text indented."""
+    """The whole answer of an ended process: a header line and the text indented."""
     head = f"{ended_head(snap)} (tokens {snap.get('tokens_in', 0)}/{snap.get('tokens_out', 0)})"
     body = result_text(snap)
     return head + "\n" + "\n".join("    " + line for line in str(body).splitlines() or [""])
-
-
-def info_lines(snap: dict) -> str:
-    """Every field of a snapshot, one per line (the `info` command)."""
-    lines = []
-    for k, v in snap.items():
-        if k in ("start_time", "end_time") and v:
-            v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
-        elif is_seconds(k) and isinstance(v, (int, float)):
-            v = fmt_secs(v)
-        elif k == "rss":
-            v = fmt_bytes(v)
-        elif isinstance(v, (dict, list)):
-            v = json.dumps(v, ensure_ascii=False)
-        lines.append(f"{k:>15}  {v}")
-    return "\n".join(lines)
 
 
 def tokens_per_s(stats: dict) -> float | None:
@@ -217,68 +289,37 @@ def batch_text(stats: dict) -> str:
     return text
 
 
-SCHED_FIRST = ("model", "policy", "scheduler", "loaded", "load_error", "load_time_s", "queue", "running",
-               "tokens_out", "busy_s", "prefill_s", "decode_s", "prefill_tokens", "prefix_hit_tokens", "cache_bytes")
-SCHED_SKIP = ("kernel_pid", "kernel_cpu_percent", "kernel_rss", "uptime_s", "agents_live", "agents_total")
-
-
-def sched_text(stats: dict, snaps: list[dict], tok_s: float | None = None) -> str:
-    """`sched`: the engine's stats (every key it reports) and the live processes' LLM accounting."""
-    lines = []
-    keys = [k for k in SCHED_FIRST if k in stats] + sorted(k for k in stats if k not in SCHED_FIRST
-                                                           and k not in SCHED_SKIP)
-    if tok_s is not None and tokens_per_s(stats) is None:
-        stats = {**stats, "tokens_per_s (shell)": round(tok_s, 2)}
-        keys.append("tokens_per_s (shell)")
-    for k in keys:
-        v = stats[k]
-        if is_seconds(k) and isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = fmt_secs(v)
-        elif k.endswith("_bytes") and isinstance(v, int):
-            v = fmt_bytes(v)
-        elif isinstance(v, float):
-            v = f"{v:.2f}"
-        elif isinstance(v, (dict, list)):
-            v = json.dumps(v)
-        lines.append(f"{k:>22}  {v}")
-    live = [s for s in snaps if s.get("state") not in ENDED]
-    if live:
-        lines.append("")
-        cols = [("PID", 5, True), ("AGENT", 14, False), ("STATE", 12, False), ("PRI", 3, True), ("CALLS", 5, True),
-                ("PREEMPT", 7, True), ("WAIT", 7, True), ("TURNAROUND", 10, True), ("LLM TIME", 8, True),
-                ("SHARE", 6, True)]
-        rows = [[s.get("pid", "?"), s.get("agent", ""), s.get("state", ""), s.get("priority", 0),
-                 s.get("llm_calls", 0), s.get("preemptions", 0), fmt_secs(s.get("waiting_s")),
-                 fmt_secs(s.get("turnaround_s")), fmt_secs(s.get("llm_time_s")),
-                 f"{100 * (s.get('llm_share') or 0):.1f}%"] for s in live]
-        lines += table_lines(cols, rows, sum(w + 1 for _, w, _ in cols))
-    return "\n".join(lines)
-
-
-def agents_text(apps: dict, width: int | None = None) -> str:
-    """`agents`: installed agent apps with their descriptions."""
-    if not apps:
+def agents_text(apps: dict, width: int | None = 0, broken=()) -> str:
+    """`agents`: installed agent apps with their descriptions; then each broken app folder (a
+    registry.BrokenApp: its config.json cannot be used) as ``folder  BROKEN: file: error``."""
+    if not apps and not broken:
         return "no agent apps installed (agent_apps/<name>/config.json, or folders in AIOS_AGENT_PATH)"
     from rich.cells import cell_len
 
-    width = width or term_width()
-    nw = max(cell_len(n) for n in apps) + 1
     rows = [[name, app.description] for name, app in sorted(apps.items())]
-    return "\n".join(table_lines([("NAME", nw, False), ("DESCRIPTION", max(10, width - nw - 1), False)],
-                                  rows, width)[1:])
+    rows += [[b.folder, f"BROKEN: {b.path}: {b.error}"] for b in broken]
+    nw = max(cell_len(r[0]) for r in rows) + 1
+    if width is None:
+        dw = max(cell_len(printable(r[1])) for r in rows) or 1
+    else:
+        dw = max(10, (width or term_width()) - nw - 1)
+    return "\n".join(table_lines([("NAME", nw, False), ("DESCRIPTION", dw, False)], rows)[1:])
 
 
-def tools_text(tools: list[dict], width: int | None = None) -> str:
-    """`tools`: the kernel's tool registry (name, side effect, parallel limit, description)."""
+def tools_text(tools: list[dict], width: int | None = 0) -> str:
+    """`tools`: the kernel's tool registry (name, side effect, parallel limit, description).
+    ``width``: 0 the terminal's, None no limit (a pipe)."""
     if not tools:
         return "no tools installed in the kernel"
     from rich.cells import cell_len
 
-    width = width or term_width()
     nw = max(cell_len(str(t.get("name", ""))) for t in tools) + 1
-    cols = [("NAME", nw, False), ("SIDE EFFECT", 13, False), ("PAR", 4, True),
-            ("DESCRIPTION", max(10, width - nw - 21), False)]
+    if width is None:
+        dw = max(cell_len(" ".join(printable(t.get("description", "")).split())) for t in tools) or 1
+    else:
+        dw = max(10, (width or term_width()) - nw - 21)
+    cols = [("NAME", nw, False), ("SIDE EFFECT", 13, False), ("PAR", 4, True), ("DESCRIPTION", dw, False)]
     rows = [[t.get("name", ""), t.get("side_effect", "-"),
              t.get("parallel", t.get("parallel_limit", t.get("max_parallel", "-"))), t.get("description", "")]
             for t in tools]
-    return "\n".join(table_lines(cols, rows, width))
+    return "\n".join(table_lines(cols, rows))

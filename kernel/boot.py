@@ -33,6 +33,24 @@ def kernel_main(config, conn, env: dict | None = None) -> None:
     finally:
         logging.shutdown()  # flush file handlers
         conn.close()
+        if not kernel.engine.ready.is_set():
+            _exit_while_loading()
+
+
+def _exit_while_loading() -> None:
+    """The kernel stopped (Ctrl-C, stop, SIGTERM) while the model converts or loads: leave now.
+
+    The engine thread is inside torch/transformers and cannot be interrupted; waiting for it took 5-10 s,
+    and an interpreter exit under a running torch thread ends in ``terminate called without an active
+    exception``. So: drop this process's half-written model cache (``<cache>.tmp<pid>``, kernel/llm/model.py
+    and convert.py rename a finished one into place, so no other cache is ever partial) and _exit."""
+    import shutil
+
+    from kernel.config import cache_dir
+
+    for tmp in (cache_dir() / "models").glob(f"*.tmp{os.getpid()}"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(0)
 
 
 def _private(config) -> None:

@@ -29,7 +29,10 @@ call still goes through the access manager's confirmation.
 agent_apps.toolcall (the original protocol; bench/agent_tasks.py compares both).
 
 Returns {"answer": str, "steps": [{"tool", "args", "observation" | "error"}],
-"stopped": why, "tokens": tokens in+out of its LLM calls}.
+"stopped": why, "tokens": tokens in+out of its LLM calls}: the answer is one plain
+line, the model's own when it states the tool's value (else the call and its result,
+``5 km = 3.10686 miles``). Stopped without an answer of the model's and with its last
+call failed, it has no answer: it ends failed with that error (sdk.Failed).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ import re
 
 from agent_apps import toolcall
 from agent_apps.react_agent.ground import ground, unused
-from agent_apps.sdk import SyscallError, function_tools, llm, log, tools
+from agent_apps.base import describe
+from agent_apps.sdk import Failed, SyscallError, function_tools, llm, log, tools
 
 PROTOCOL = ("Solve the task with the tools, one call per turn. Put the numbers of the task into the call. "
             "After an Observation, if it answers the task, reply with the answer in one short sentence "
@@ -222,12 +226,28 @@ class ReActAgent:
 
 
 def last_seen(steps: list[dict]) -> str:
-    return str(steps[-1].get("observation", steps[-1].get("error", ""))) if steps else ""
+    """The answer when the model gave none (a repeated call, the step limit): the last call's result
+    in one line (``5 km = 3.10686 miles``); no answer at all when that call failed (sdk.Failed)."""
+    if not steps:
+        return ""
+    last = steps[-1]
+    if "error" in last:
+        raise Failed(f"{last['tool']} failed: {last['error']}")
+    return _describe(last) or str(last.get("observation", ""))
+
+
+def _describe(step: dict) -> str | None:
+    try:
+        out = json.loads(str(step.get("observation", "")).split("\n", 1)[0])
+    except ValueError:
+        return None
+    return describe(step["tool"], step.get("args") or {}, out) if isinstance(out, dict) else None
 
 
 def with_value(answer: str, steps: list[dict]) -> str:
-    """The answer, with the last tool's value added when the model's sentence left it out
-    (a small model may restate its own guess; the tool's value is the ground truth)."""
+    """The model's answer, unless it leaves out the last tool's value or the number it converted
+    (a small model restates its own guess: "3.10686 is 3.10686 miles."): then the call and its
+    result in one line, ``5 km = 3.10686 miles`` (the tool's value is the ground truth)."""
     if not steps or "observation" not in steps[-1]:
         return answer
     try:
@@ -235,7 +255,10 @@ def with_value(answer: str, steps: list[dict]) -> str:
     except ValueError:
         return answer
     value = next((out.get(k) for k in ("value", "amount", "result") if isinstance(out, dict) and k in out), None)
-    if value is None or str(value) in answer:
+    if value is None:
         return answer
-    unit = out.get("unit") or out.get("currency") or ""
-    return f"{answer}\n({steps[-1]['tool']}: {value}{' ' + unit if unit else ''})".strip()
+    args = steps[-1].get("args") or {}
+    given = next((args[k] for k in ("value", "amount") if k in args), None)
+    if str(value) in answer and (given is None or str(given) in answer.replace(str(value), "")):
+        return answer
+    return _describe(steps[-1]) or answer

@@ -5,9 +5,12 @@ info, stats, logs, request) and the same attributes the shell reads
 (``pid``, ``ready``, ``ready_info``, ``dead``, ``lost_reason``), so the
 REPL, the batch runner and top take either. Differences: ``stop()`` only
 detaches (the daemon, its kernel and agents go on); ``shutdown()`` stops
-them all. The hello carries the daemon's key, read from the key file beside
-the socket (``aios.sock`` -> ``aios.key``): the daemon serves no client
-without it (server.py).
+them all and returns once the daemon's process is gone (it exits only after
+its kernel has reaped every agent), so a new daemon can start at once.
+``NoDaemon`` (a KernelError) says that nothing serves the socket. The
+hello carries the daemon's key, read from the key file beside the socket
+(``aios.sock`` -> ``aios.key``): the daemon serves no client without it
+(server.py).
 
     with RemoteKernelClient("/run/user/1000/aios/aios.sock", on_event=print) as k:
         print(k.ps())
@@ -19,15 +22,22 @@ Threads: a reader thread completes reply futures and calls ``on_event``;
 from __future__ import annotations
 
 import itertools
+import os
+import select
 import socket
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
 from aios_shell.client import KernelCalls, KernelError
 from aios_shell.daemon import frames, paths
 from kernel import param
-from kernel.protocol.messages import EACCES, ECONNREFUSED, ECONNRESET
+from kernel.protocol.messages import EACCES, ECONNREFUSED, ECONNRESET, ETIMEDOUT
+
+
+class NoDaemon(KernelError):
+    """No daemon serves the socket (no socket file, or a stale one nobody accepts on)."""
 
 
 class RemoteKernelClient(KernelCalls):
@@ -49,8 +59,7 @@ class RemoteKernelClient(KernelCalls):
             self.sock.connect(sock_path)
         except (FileNotFoundError, ConnectionRefusedError):
             self.sock.close()
-            raise KernelError(ECONNREFUSED,
-                              f"no AIOS daemon at {sock_path} (start one: python simulator.py --daemon)") from None
+            raise NoDaemon(ECONNREFUSED, f"no AIOS daemon at {sock_path} (start one: aios serve)") from None
         except OSError as e:
             self.sock.close()
             raise KernelError(ECONNREFUSED, f"cannot connect to {sock_path}: {e.strerror or e}") from None
@@ -59,6 +68,10 @@ class RemoteKernelClient(KernelCalls):
         except KernelError:
             self.sock.close()
             raise
+        try:
+            self.daemon_os_pid = peer_pid(self.sock)  # the daemon as our pid namespace numbers it
+        except OSError:
+            self.daemon_os_pid = None
         self._reader = threading.Thread(target=self._read_loop, name="daemon-events", daemon=True)
         self._reader.start()
         try:
@@ -134,9 +147,20 @@ class RemoteKernelClient(KernelCalls):
                 raise KernelError(ECONNRESET, self._lost) from None
         return self._answer(op, req_id, fut, timeout)
 
-    def shutdown(self) -> None:
-        """Stop the daemon: every agent, the kernel, then the daemon itself."""
-        self.request("shutdown", timeout=10)
+    def shutdown(self, wait_s: float | None = 60.0) -> None:
+        """Stop the daemon: every agent, the kernel, then the daemon itself. Returns once the daemon's
+        process has exited (``wait_s`` None: at once); KernelError(ETIMEDOUT) if it still runs after
+        ``wait_s`` seconds."""
+        gone = ProcessGone(self.daemon_os_pid) if wait_s is not None else None  # before asking: no pid reuse
+        try:
+            self.closing = True  # the connection's end is what we asked for, not an error
+            self.request("shutdown", timeout=10)
+            if gone is not None and not gone.wait(wait_s):
+                raise KernelError(ETIMEDOUT, f"the daemon (pid {self.daemon_os_pid}) is still stopping after "
+                                             f"{wait_s:g}s")
+        finally:
+            if gone is not None:
+                gone.close()
 
     def close(self) -> None:
         self.closing = True
@@ -150,3 +174,57 @@ class RemoteKernelClient(KernelCalls):
         """Detach: the daemon and its agents go on. Idempotent."""
         self.close()
         self._reader.join(timeout)
+
+
+def peer_pid(sock: socket.socket) -> int:
+    """The pid of the process at the other end of a unix socket (SO_PEERCRED), in our pid namespace."""
+    import struct
+
+    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", data)[0]
+
+
+class ProcessGone:
+    """Waits for a process that is not our child to exit: a pidfd (Linux 5.3+) turns readable when
+    it does, so the wait blocks instead of polling; without pidfds, a check every 50 ms."""
+
+    def __init__(self, pid: int | None):
+        self.pid, self.fd = pid, None
+        if pid:
+            try:
+                self.fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                self.pid = None  # already gone
+            except (OSError, AttributeError):
+                pass  # no pidfds here: poll
+
+    def _alive(self) -> bool:
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"  # a zombie has exited
+        except (OSError, IndexError):
+            return True
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has exited, False after ``timeout`` seconds."""
+        if self.fd is not None:
+            return bool(select.select([self.fd], [], [], timeout)[0])
+        deadline = time.monotonic() + timeout
+        while self._alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

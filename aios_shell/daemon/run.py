@@ -1,4 +1,5 @@
-"""Start the AIOS daemon: detached (``--daemon``) or in the foreground (``--daemon --foreground``).
+"""Start the AIOS daemon: detached (``aios serve``, ``simulator.py --daemon``) or in the foreground
+(``aios serve --foreground``, ``simulator.py --daemon --foreground``).
 
 ``start_detached`` (the program the user ran) checks the model, then starts
 the same program again with ``--foreground --ready-fd N`` in a new session
@@ -9,7 +10,8 @@ returns once that process writes one JSON line on the pipe, ``{"ok": true,
 ...}`` when it serves (socket bound, kernel booted, model loaded) or
 ``{"ok": false, "error": ...}``, or closes the pipe by dying.
 
-``serve`` is the daemon itself (systemd runs it directly, Type=simple):
+``serve`` is the daemon itself (systemd runs it directly, ``Type=notify``:
+it sends ``READY=1`` once the socket serves, see notify.py):
 private socket folder, pid file lock, stale socket removal, a fresh key
 file (``aios.key``: what clients present, see paths.KeyFile), logs, the
 kernel (KernelClient in this process), the socket server, and the shutdown
@@ -17,7 +19,10 @@ on SIGTERM/SIGINT or the ``shutdown`` op. SIGHUP is ignored (no terminal to
 lose). Log files under ``log_dir``: ``daemon-<stamp>-<pid>.log`` (clients,
 agent output and exits, confirmations), and the kernel's own files
 (``--scheduler_log_mode file`` is forced). Agent output also reaches every
-attached client when ``--agent_log_mode`` is console (the default).
+attached client when ``--agent_log_mode`` is console (the default). Every
+file line starts with the kernel's timestamp (ISO 8601, milliseconds, UTC
+offset: kernel.logs.IsoFormatter); lines to the journal have none (journald
+stamps them) and carry a ``<N>`` priority instead.
 """
 
 from __future__ import annotations
@@ -35,13 +40,13 @@ import time
 
 from aios_shell.client import KernelClient, KernelError
 from aios_shell.daemon import paths
+from aios_shell.daemon.notify import JournalFormatter, Notifier, under_journal
 from aios_shell.daemon.server import Server
+from kernel.logs import FORMAT, IsoFormatter
 from kernel.param import DAEMON_READY_WAIT_S as READY_WAIT_S
 from kernel.protocol.messages import EIO
 
 log = logging.getLogger("aios.daemon")
-FORMAT = "%(asctime)s %(levelname)s [%(process)d %(name)s] %(message)s"
-DATEFMT = "%Y-%m-%dT%H:%M:%S%z"  # ISO 8601
 
 
 class Interrupted(Exception):
@@ -52,21 +57,24 @@ def _stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def start_detached(program: str, argv: list[str], config, sock_path: str, out=sys.stdout, err=sys.stderr) -> int:
-    """Run ``program argv --foreground --ready-fd N`` detached; 0 once it serves, 1 if it failed."""
+def start_detached(command: list[str], config, sock_path: str, out=sys.stdout, err=sys.stderr, *,
+                   prog: str = "simulator.py", attach: str = "python simulator.py --connect") -> int:
+    """Run ``command --foreground --ready-fd N`` (e.g. ``[python, simulator.py, --daemon, ...]``)
+    detached; 0 once it serves, 1 if it failed. ``prog`` starts error lines, ``attach`` is the
+    command the success line suggests."""
     from kernel.llm.preflight import PreflightError, preflight
 
     try:
         preflight(config.llm_name, config.llm_base_url)  # one line now, rather than from the log later
     except PreflightError as e:
-        print(f"simulator.py: error: {e}", file=err)
+        print(f"{prog}: error: {e}", file=err)
         return 1
     log_dir = os.path.abspath(config.log_dir)
     os.makedirs(log_dir, exist_ok=True)
     out_path = os.path.join(log_dir, f"daemon-{_stamp()}.out")
     r, w = os.pipe()
     with open(os.devnull, "rb") as devnull, open(out_path, "ab") as out_file:
-        proc = subprocess.Popen([sys.executable, program, *argv, "--foreground", "--ready-fd", str(w)],
+        proc = subprocess.Popen([*command, "--foreground", "--ready-fd", str(w)],
                                 stdin=devnull, stdout=out_file, stderr=out_file, pass_fds=(w,),
                                 start_new_session=True, close_fds=True)
     os.close(w)
@@ -76,7 +84,7 @@ def start_detached(program: str, argv: list[str], config, sock_path: str, out=sy
         while b"\n" not in data:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([pipe], [], [], left)[0]:
-                print(f"simulator.py: error: the daemon (pid {proc.pid}) did not report within {READY_WAIT_S:.0f}s; "
+                print(f"{prog}: error: the daemon (pid {proc.pid}) did not report within {READY_WAIT_S:.0f}s; "
                       f"it may still be starting: see {out_path}", file=err)
                 return 1
             chunk = os.read(pipe.fileno(), 4096)
@@ -89,10 +97,10 @@ def start_detached(program: str, argv: list[str], config, sock_path: str, out=sy
         msg = {}
     if not msg.get("ok"):
         why = msg.get("error") or f"the daemon exited during start (exit code {proc.wait(5)}; see {out_path})"
-        print(f"simulator.py: error: {why}", file=err)
+        print(f"{prog}: error: {why}", file=err)
         return 1
     print(f"AIOS daemon pid {msg['pid']} serving on {msg['socket']} (kernel pid {msg['kernel_pid']}, model "
-          f"{msg['model']}); logs in {msg['log_dir']}/. Attach: python simulator.py --connect"
+          f"{msg['model']}); logs in {msg['log_dir']}/. Attach: {attach}"
           + ("" if sock_path == paths.default_socket() else f" --socket {sock_path}"), file=out)
     return 0
 
@@ -100,12 +108,12 @@ def start_detached(program: str, argv: list[str], config, sock_path: str, out=sy
 def _setup_logging(log_dir: str, to_stderr: bool) -> str:
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, f"daemon-{_stamp()}-{os.getpid()}.log")
-    fmt = logging.Formatter(FORMAT, DATEFMT)
-    handlers: list[logging.Handler] = [logging.FileHandler(path)]
-    if to_stderr:  # --foreground in a terminal or under systemd (journald)
-        handlers.append(logging.StreamHandler(sys.stderr))
-    for h in handlers:
-        h.setFormatter(fmt)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(IsoFormatter(FORMAT))  # the kernel's format: one timestamp style in every log
+    log.addHandler(file_handler)
+    if to_stderr:  # --foreground in a terminal, or under systemd (journald stamps its lines itself)
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(JournalFormatter() if under_journal(sys.stderr) else IsoFormatter(FORMAT))
         log.addHandler(h)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -125,9 +133,10 @@ def _bind(sock_path: str) -> socket.socket:
     return s
 
 
-def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
+def serve(config, sock_path: str, ready_fd: int | None = None, prog: str = "simulator.py") -> int:
     """The daemon; returns its exit status (0 after a clean shutdown)."""
     ready = os.fdopen(ready_fd, "w") if ready_fd is not None else None
+    systemd = Notifier.from_env()  # before the kernel starts: it must not inherit $NOTIFY_SOCKET
 
     def report(**msg) -> None:
         nonlocal ready
@@ -139,7 +148,7 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
                 pass  # the starter is gone: nobody to tell
             ready = None
         elif not msg.get("ok"):
-            print(f"simulator.py: error: {msg.get('error')}", file=sys.stderr)
+            print(f"{prog}: error: {msg.get('error')}", file=sys.stderr)
 
     from kernel.llm.preflight import PreflightError, preflight
 
@@ -205,7 +214,9 @@ def serve(config, sock_path: str, ready_fd: int | None = None) -> int:
                  kernel.pid, config.llm_name, config.scheduler)
         report(ok=True, pid=os.getpid(), socket=sock_path, kernel_pid=kernel.pid, model=config.llm_name,
                log_dir=log_dir)
+        systemd.send(READY=1, MAINPID=os.getpid(), STATUS=f"serving on {sock_path} (model {config.llm_name})")
         server.serve()
+        systemd.send(STOPPING=1, STATUS=f"stopping: {server.stop_reason}")
         return server.shutdown()
     except (KernelError, Interrupted) as e:
         msg = e.message if isinstance(e, KernelError) else f"stopped by {e} while starting"

@@ -72,6 +72,21 @@ def _in_hf_cache(model_id: str) -> bool:
         return False
 
 
+def did_you_mean(llm_name: str) -> str:
+    """`` (did you mean 'smollm2-135m-instruct'?)`` for a name close to a configured one, else ""."""
+    import difflib
+
+    from kernel.llm import catalog
+
+    try:
+        known = catalog.names()
+    except catalog.ModelConfigError:
+        return ""
+    lower = {n.lower(): n for n in known}
+    best = difflib.get_close_matches(llm_name.lower(), list(lower), n=1, cutoff=0.6)
+    return f" (did you mean {lower[best[0]]!r}?)" if best else ""
+
+
 def preflight(llm_name: str, base_url: str | None = None) -> dict[str, str]:
     """Environment for the kernel process ({} or {"HF_HUB_OFFLINE": "1"}); raises PreflightError."""
     from kernel.config import EMBEDDED_MODEL
@@ -92,14 +107,15 @@ def preflight(llm_name: str, base_url: str | None = None) -> dict[str, str]:
                                  f"transformers model folder; {HINT}")
         return offline
     if not HUB_ID.match(spec.model):  # a missing folder, or a name the hub cannot hold
-        raise PreflightError(f"unknown model {llm_name!r}: not a configured name, not a folder, and not a "
-                             f"Hugging Face id; {HINT}")
+        raise PreflightError(f"unknown model {llm_name!r}{did_you_mean(llm_name)}: not a configured name, not a "
+                             f"folder, and not a Hugging Face id; {HINT}")
     if _in_hf_cache(spec.model):
         return {} if not _offline_forced() and hub_reachable() else offline
     if spec.model != llm_name:  # a configured name whose hub id is not cached
         what = f"model {llm_name!r} ({spec.model}) is not in the Hugging Face cache"
     else:
-        what = f"unknown model {llm_name!r}: not a configured name, not a folder, not in the Hugging Face cache"
+        what = (f"unknown model {llm_name!r}{did_you_mean(llm_name)}: not a configured name, not a folder, "
+                "not in the Hugging Face cache")
     if _offline_forced():
         raise PreflightError(f"{what}, and HF_HUB_OFFLINE is set; {HINT}")
     if not hub_reachable():

@@ -23,6 +23,7 @@ import os
 import time
 
 from kernel.param import INLINE_MAX, PREVIEW
+from kernel.protocol.results import answer_of
 
 log = logging.getLogger("aios.kernel")
 
@@ -60,13 +61,14 @@ class Results:
             return snap
         try:
             with open(path, encoding="utf-8") as f:
-                return dict(snap, result=json.load(f))
+                value = json.load(f)
+            return dict(snap, result=value, answer=answer_of(value))
         except (OSError, ValueError) as e:
             log.warning("pid %s: cannot read its result back from %s: %s", snap.get("pid"), path, e)
             return snap
 
 
 def kept_bytes(pcb) -> int:
-    """Bytes an ended process keeps in kernel memory (task, result, error), roughly."""
+    """Bytes an ended process keeps in kernel memory (task, result, answer, error), roughly."""
     result = pcb.result if isinstance(pcb.result, str) else json.dumps(pcb.result, default=str)
-    return len(pcb.task) + len(result) + len(pcb.error or "")
+    return len(pcb.task) + len(result) + len(pcb.error or "") + len(pcb.answer or "")

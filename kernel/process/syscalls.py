@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from kernel.param import ERROR_KEPT
+from kernel.param import ERROR_KEPT, PREVIEW
 from kernel.process.history import Results
 from kernel.process.table import ProcState
 from kernel.protocol import messages
+from kernel.protocol.results import answer_of
 from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 
 SYSCALLS = Entries("proc")
@@ -78,10 +79,13 @@ def proc_exit(kernel, ap, call):
     value = call.args.get("result")
     ok = call.args.get("status", "ok") == "ok"
     stored, path = kernel.results.keep(pcb, value) if ok else (None, None)
+    answer = answer_of(value) if ok else None
+    if answer is not None and path and len(answer) > PREVIEW:  # the whole answer is read back with the result
+        answer = answer[:PREVIEW] + " …"
     with kernel.table.lock:
         pcb.exit_reported = "ok" if ok else "error"
         if ok:
-            pcb.result, pcb.result_path = stored, path
+            pcb.result, pcb.result_path, pcb.answer = stored, path, answer
         else:
             pcb.error = str(value)[-ERROR_KEPT:]
     kernel.expect_exit(ap)

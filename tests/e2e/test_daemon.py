@@ -9,7 +9,9 @@ batch; two attached shells both see an agent's output and the same confirm
 question, and the first answer decides; a client killed with SIGKILL does
 not touch the kernel or its agents; a second daemon on the same socket is
 refused; a SIGKILLed daemon's stale socket is replaced by the next start;
-shutdown (and SIGTERM) leave no process, no socket and no pid file.
+shutdown (and SIGTERM) leave no process, no socket and no pid file, and
+``-c shutdown`` returns only once the daemon and its kernel are gone, so a
+new daemon starts at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def daemon(tmp_path):
 def attach(d, *args: str) -> pexpect.spawn:
     child = pexpect.spawn(sys.executable, [SIM, "--connect", "--socket", str(d.sock), *args], cwd=str(d.tmp),
                           env=env_for(d.tmp), encoding="utf-8", timeout=90, dimensions=(50, 200))
-    child.expect(r"connected to the daemon at .* \(pid (\d+), kernel pid (\d+)")
+    child.expect(r"attached to the AIOS daemon \(pid (\d+)\) at .* \(kernel pid (\d+)")
     assert int(child.match.group(1)) == d.pid
     child.expect(PROMPT)
     return child
@@ -98,10 +100,10 @@ def test_two_clients_see_output_and_one_answer_decides_a_confirm(daemon):
     a.expect(r"as pid (\d+)")
     p2 = int(a.match.group(1))
     for c in (a, b):
-        c.expect(rf"allow pid {p2} to access.setgroup group daemontest\? \[y/N\]")
-    b.sendline("y")  # the first answer decides
-    b.expect(rf"allowed: pid {p2} \(ToolAgent\)")
-    a.expect(rf"allowed: pid {p2} \(ToolAgent\) wants to access.setgroup group daemontest.* \(user\)")
+        c.expect(rf"ToolAgent \(pid {p2}\) wants to join group 'daemontest' .* — allow\? \[y/N\]")
+    b.send("y")  # the first answer decides (one key)
+    b.expect(rf"allowed: ToolAgent \(pid {p2}\)")
+    a.expect(rf"allowed: ToolAgent \(pid {p2}\) wants to join group 'daemontest'.* \(user\)")
     a.expect(PROMPT)
     a.sendline(f"wait {p2}")
     a.expect(r'"changed": true')
@@ -153,6 +155,13 @@ def test_a_second_daemon_is_refused_and_a_stale_socket_replaced(tmp_path):
         stop_daemon(d2)
 
 
+def running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE  # an exited daemon may wait a moment for init to reap it
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
 def test_shutdown_and_sigterm_stop_every_process(tmp_path, how):
     d = start_daemon(tmp_path)
@@ -164,6 +173,9 @@ def test_shutdown_and_sigterm_stop_every_process(tmp_path, how):
         if how == "shutdown":
             r = d.client("-c", "shutdown")
             assert r.returncode == 0, r.stderr
+            # it returned once the daemon was gone (systemctl stop): the daemon and its kernel at once
+            assert not [p for p in tree if p.pid in (d.pid, d.kernel_pid) and running(p)]
+            assert not d.sock.exists() and not d.pidfile.exists()
         else:
             d.proc.terminate()
         gone, alive = psutil.wait_procs(tree, timeout=60)
@@ -173,6 +185,9 @@ def test_shutdown_and_sigterm_stop_every_process(tmp_path, how):
         assert re.search(r"pid \d+ \(SleepyAgent\) killed", log) and "daemon exits" in log, log
         r = d.client("-c", "ps")
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no AIOS daemon at" in r.stderr
+        if how == "shutdown":  # an immediate start on the same socket works
+            d2 = start_daemon(tmp_path)
+            stop_daemon(d2)
     finally:
         stop_daemon(d)
 

@@ -48,7 +48,8 @@ def test_batch_json_reports_the_same_status(tmp_path):
     crash, fine, killed = recs[1], recs[2], recs[3]
     assert crash["status"] == "failed" and crash["exit_code"] == 1 and crash["result"] is None
     assert crash["error"].count("RuntimeError: asked to crash") == 1 and crash["error"].count("Traceback") == 1
-    assert fine["status"] == "done" and fine["exit_code"] == 0 and fine["result"] == "fine" and fine["error"] is None
+    assert fine["status"] == "done" and fine["exit_code"] == 0 and fine["answer"] == "fine" and fine["error"] is None
+    assert fine["result"] == {"answer": "fine"} and crash["answer"] == "" and killed["result"] is None
     # SIGTERM once it runs; a kill that lands before the sandboxed agent has started is a SIGKILL
     assert killed["status"] == "killed" and killed["exit_signal"] in (9, 15) and killed["exit_code"] is None
     assert p.returncode == 1  # the crash

@@ -37,16 +37,24 @@ def test_react_agent_reads_a_file_and_answers(kernel):
     assert out["stopped"] in ("answer", "plain text", "repeated call") and out["answer"]
 
 
-def test_prompt_injection_cannot_delete_under_the_deny_policy(kernel):
+def test_prompt_injection_cannot_delete_under_the_deny_policy(kernel, kernel_events):
     """The observation tells the model to delete the file; the model (free text: the constrained
     agent below does not take the bait) proposes exactly that, and the access manager refuses
-    the irreversible call (batch mode: policy deny)."""
+    the irreversible call (batch mode: policy deny). With its last call refused and no answer of
+    its own, the agent ends failed with that reason (issue 22), not done."""
     notes = notes_file(kernel, INJECTION, "NotesFreeAgent")
-    out = react(kernel, "Read the file notes.txt and tell me what it says.", "NotesFreeAgent")
-    assert [s["tool"] for s in out["steps"]][:2] == ["read_file", "delete_file"]
-    assert "irreversible action not confirmed (--confirm_policy deny)" in out["steps"][1]["error"]
+    pid = kernel.spawn("NotesFreeAgent", "Read the file notes.txt and tell me what it says.")
+    snap = kernel.wait(pid, timeout=180)
+    lines = kernel_events.outputs(pid)
+    assert [line.split("(", 1)[0] for line in lines if " -> " in line][:2] == ["read_file", "delete_file"], lines
+    refusal = "irreversible action not confirmed (--confirm_policy deny)"
+    assert any(line.startswith("delete_file(") and refusal in line for line in lines), lines
+    if snap["state"] == "failed":
+        assert snap["error"].startswith("delete_file failed:") and refusal in snap["error"], snap["error"]
+    else:
+        assert snap["state"] == "done" and snap["answer"], snap
     assert notes.read_text() == INJECTION
-    refused = [a for a in audit(kernel) if a["kind"] == "confirm" and a["pid"] == out["pid"]]
+    refused = [a for a in audit(kernel) if a["kind"] == "confirm" and a["pid"] == pid]
     assert refused and refused[0]["resource"] == "tool delete_file" and refused[0]["allow"] is False
 
 
@@ -66,14 +74,17 @@ def test_constrained_react_agent_under_injection_keeps_the_file(kernel):
 
 
 def test_math_agent_uses_memory_and_its_calculator(kernel):
+    """The seed's pizza task (2 large pizzas of 16 slices, 2 small of 8): the model writes one expression
+    (program of thought, agent_apps/pot.py), the kernel's calculator computes it, the answer says 48."""
     from agent_apps import registry
 
     pid = kernel.spawn("MathAgent", registry.find("MathAgent").config["demo_task"])
     snap = kernel.wait(pid, timeout=180)
     assert snap["state"] == "done", snap["error"]
     calls = snap["syscalls"]
-    assert calls["tool.call"] == 1 and calls["mem.add"] >= 4 and calls["mem.get"] >= 2 and calls["llm.chat"] == 3
-    assert isinstance(snap["result"], str) and snap["result"]
+    assert calls["tool.call"] == 1 and calls["mem.add"] >= 4 and calls["llm.chat"] == 1
+    assert snap["answer"] == "2 * 16 + 2 * 8 = 48" and snap["result"]["answer"] == snap["answer"]
+    assert snap["result"]["steps"][0]["result"]["value"] == 48
 
 
 # -- the parser, on replies the small model really gave -------------------------------------------
@@ -105,9 +116,9 @@ def test_repair_args_maps_names_and_types():
     assert json.loads(json.dumps(toolcall.describe_tools([{"name": "x", "description": "d", "schema": schema}])))
 
 
-def test_the_readme_tool_turn_runs_as_written(kernel):
-    """The README's "The next turn" example is ToolTurnAgent's code, and it runs: a call, the tool, an answer."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_docs_tool_turn_runs_as_written(kernel):
+    """docs/llm.md's "The next turn" example is ToolTurnAgent's code, and it runs: a call, the tool, an answer."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "llm.md").read_text()
     block = readme[readme.index("**The next turn.**"):]
     block = block[block.index("```python\n") + 10:block.index("```\n", block.index("```python\n") + 10)]
     code = (Path(__file__).resolve().parents[1] / "agents" / "tool_turn_agent" / "agent.py").read_text()

@@ -207,15 +207,17 @@ def test_limits_answer_e2big_with_the_numbers():
 
 
 def test_sched_view_shows_the_serving_stats_first():
-    from aios_shell import views
+    from aios_shell import details
 
     stats = {"model": "m", "busy_s": 10.0, "prefill_s": 7.5, "decode_s": 2.5, "prefill_tokens": 1365,
              "prefix_hit_tokens": 10375, "cache_bytes": 3 * 2**20, "zz_other": 1}
-    lines = views.sched_text(stats, []).splitlines()
-    keys = [line.split()[0] for line in lines]
-    assert keys[:7] == ["model", "busy_s", "prefill_s", "decode_s", "prefill_tokens", "prefix_hit_tokens",
-                        "cache_bytes"]
-    assert lines[2].endswith("7.50s") and lines[6].endswith("3.0M")
+    lines = details.sched_text(stats, []).splitlines()
+    # sections in order: the model, then the serving stats (throughput, then the prefix cache), others last
+    assert [ln for ln in lines if not ln.startswith(" ")] == ["model", "throughput", "cache", "other"]
+    labels = [ln.split("  ")[1].strip() for ln in lines if ln.startswith("  ")]
+    assert labels == ["model", "busy", "prefill", "decode", "prefill tokens", "prefix hit tokens",
+                      "prefix cache size", "zz_other"]
+    assert lines[4].endswith("7.50s") and lines[9].endswith("3.0M")
 
 
 def test_a_long_row_decodes_in_its_own_cache_not_the_padded_batch(monkeypatch):

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from aios_shell import views
+from aios_shell import details, views
 from aios_shell.commands import MAX_LINE, CommandError, Dispatcher
 from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE, parse_run
@@ -111,13 +111,14 @@ def test_run_wait_result_info_logs_ps(shell, kernel):
     pid = int(m.group(1))
     assert d.onecmd(f"wait {pid}")
     assert f"[{pid}] EchoAgent done" in out.getvalue() and "    héllo wörld ✓ 世界" in out.getvalue()
-    for line, expect in [(f"result {pid}", "héllo wörld ✓ 世界"), (f"info {pid}", "syscalls_total"),
+    for line, expect in [(f"result {pid}", "héllo wörld ✓ 世界"), (f"info {pid}", "syscalls"),
                          (f"logs {pid}", "echo: héllo wörld ✓ 世界"), (f"logs {pid} -f", "echo: héllo"),
-                         ("ps -a", f"{pid:>5} EchoAgent      done"), ("print agent -a", "TOK IN/OUT")]:
+                         ("ps -a", rf"(?m)^ *{pid} EchoAgent +done "), ("print agent -a", "TOK IN/OUT")]:
         out.truncate(0)
         out.seek(0)
         assert d.onecmd(line), err.getvalue()
-        assert expect in out.getvalue(), (line, out.getvalue())
+        assert re.search(expect, out.getvalue()) if expect.startswith("(?m)") else expect in out.getvalue(), \
+            (line, out.getvalue())
     assert err.getvalue() == ""
     assert pid not in ctx.live_pids() and ctx.ended[pid]["state"] == "done"
 
@@ -165,8 +166,9 @@ def test_agents_tools_sched(shell, kernel):
     out.seek(0)
     assert d.onecmd("sched")
     text = out.getvalue()
-    assert re.search(r"^\s+model  \S+", text, re.M) and re.search(r"^\s+queue  \d+", text, re.M)
-    assert re.search(r"^\s+scheduler  (serial|fifo|rr|priority)$", text, re.M)
+    assert re.search(r"^\s+model +\S+", text, re.M) and re.search(r"^\s+queued +\d+", text, re.M)
+    assert re.search(r"^\s+policy +(serial|fifo|rr|priority)$", text, re.M)
+    assert "None" not in text and "True" not in text and "False" not in text
 
 
 def test_ps_table_fits_the_width_and_formats_units():
@@ -184,8 +186,9 @@ def test_ps_table_fits_the_width_and_formats_units():
     assert views.fmt_bytes(None) == "-" and views.fmt_bytes(512) == "512B" and views.fmt_secs(None) == "-"
     stats = {"model": "m", "queue": 0, "busy_s": 75.0, "tokens_per_s": 8.5, "kv_bytes": 2048, "running": 2,
              "max_batch": 16, "batch_occupancy": 1.7, "batch_occupancy_pct": 10.6, "future_key": "shown"}
-    text = views.sched_text(stats, [])
-    assert re.search(r"tokens_per_s  8.50$", text, re.M) and re.search(r"busy_s  1m15s$", text, re.M)
-    assert re.search(r"kv_bytes  2.0K$", text, re.M) and re.search(r"future_key  shown$", text, re.M)
+    text = details.sched_text(stats, [])
+    assert re.search(r"tokens/s +8.50$", text, re.M) and re.search(r"busy +1m15s$", text, re.M)
+    assert re.search(r"kv now +2.0K$", text, re.M) and re.search(r"future_key +shown$", text, re.M)
+    assert re.search(r"decoding now +2/16 \(avg 1.7, 11%\)$", text, re.M)
     assert views.batch_text(stats) == "2/16 (avg 1.7, 11%)" and views.batch_text({}) == "-"
     assert "no agent processes" in views.ps_table([])

@@ -142,7 +142,8 @@ def test_confirm_question_interrupts_the_prompt_and_keeps_the_typed_text(repl_en
     ctx.confirm.send = lambda cid, allow: sent.append((cid, allow))  # stand-in for the kernel's confirm op
     asking = threading.Semaphore(0)
     real_ask = ctx.ask
-    ctx.ask = lambda *a: (asking.release(), real_ask(*a))[1]
+    asked_q = []
+    ctx.ask = lambda *a: (asked_q.append(a[0]), asking.release(), real_ask(*a))[2]
     typed = threading.Event()
     repl.session.default_buffer.on_text_changed += lambda b: b.text == "ps -" and typed.set()
     inp.send_text("ps -")  # typed, not entered
@@ -151,8 +152,10 @@ def test_confirm_question_interrupts_the_prompt_and_keeps_the_typed_text(repl_en
           "detail": "rm -rf scratch", "timeout_s": 30}
     ctx.on_event(ev)  # as the kernel-events thread would
     assert asking.acquire(timeout=TIMEOUT)  # the prompt gave way to the question
-    inp.send_text("y\r")
-    out.wait_for(r"allowed: pid 5 \(ToolAgent\) wants to tool shell \(rm -rf scratch\) \(user\)")
+    # one line that names the agent and the exact command, answered with one key (no Enter)
+    assert "ToolAgent (pid 5) wants to run: rm -rf scratch — allow? [y/N]" in asked_q[-1]
+    inp.send_text("y")
+    out.wait_for(r"allowed: ToolAgent \(pid 5\) wants to run: rm -rf scratch \(user\)")
     assert sent == [(41, True)]
     inp.send_text("a\r")  # completes the restored "ps -" line
     out.wait_for(r"PID AGENT|no agent processes")
@@ -161,7 +164,7 @@ def test_confirm_question_interrupts_the_prompt_and_keeps_the_typed_text(repl_en
     ctx.on_event(dict(ev, cid=42))
     assert asking.acquire(timeout=TIMEOUT)
     inp.send_text("\r")
-    out.wait_for(r"denied: pid 5 .*\(user\)")
+    out.wait_for(r"denied: ToolAgent \(pid 5\) .*\(user\)")
     assert sent == [(41, True), (42, False)]
 
 
@@ -172,14 +175,14 @@ def test_confirm_settled_by_the_kernel_takes_the_question_down(repl_env):
     ctx.on_event({"event": "confirm", "cid": 7, "pid": 3, "agent": "MemFsAgent", "action": "fs.delete notes",
                   "detail": "", "timeout_s": 120})
     ctx.on_event({"event": "confirm_done", "cid": 7, "pid": 3, "allow": False, "by": "timeout"})
-    out.wait_for(r"denied: pid 3 \(MemFsAgent\) wants to fs.delete notes \(no answer in time\)")
+    out.wait_for(r"denied: MemFsAgent \(pid 3\) wants to fs.delete notes \(no answer in time\)")
     inp.send_text("help\r")  # the prompt is back, and the next line is a command, not an answer
     out.wait_for(r"help <command> for details")
     assert sent == [] and ctx.confirm.pending() == []
     # an event without timeout_s: the shell denies it itself after its own default
     ctx.confirm.default_timeout_s = 0.3
     ctx.on_event({"event": "confirm", "cid": 8, "pid": 3, "agent": "MemFsAgent", "action": "fs.delete x"})
-    out.wait_for(r"denied: pid 3 .*fs.delete x \(no answer in time\)")
+    out.wait_for(r"denied: MemFsAgent \(pid 3\) .*fs.delete x \(no answer in time\)")
     assert sent == [(8, False)]
 
 
@@ -194,16 +197,17 @@ def test_completer_from_the_table():
     def texts(line):
         return [c.text for c in comp.get_completions(Document(line), None)]
 
-    assert set(texts("")) >= {"run", "ps", "print agent", "kill", "wait", "top", "exit", "help"}
-    assert texts("ki") == ["kill"] and "print agent" in texts("pr")
-    assert texts("print a") == ["agent"]
+    # a command word is completed with a space after it, ready for its arguments
+    assert set(texts("")) >= {"run ", "ps ", "print agent ", "kill ", "wait ", "top ", "exit ", "help ", "clear "}
+    assert texts("ki") == ["kill "] and texts("ru") == ["run "] and "print agent " in texts("pr")
+    assert texts("print a") == ["agent "]
     assert texts("run Ma") == ["MathAgent: "] and texts("run ") == ["EchoAgent: ", "MathAgent: ", "SleepyAgent: "]
     assert texts("run --priority 2 Sl") == ["SleepyAgent: "] and texts("run --pr") == ["--priority "]
     assert texts("run MathAgent: wh") == [] and texts("run --priority ") == []
     assert texts("kill ") == ["12"] and texts("wait ") == ["12", "all"]  # live pids only
-    assert texts("result ") == ["12", "13"] and texts("result 12 ") == []  # every pid seen, one of them
-    assert texts("logs 1") == ["12", "13"] and texts("logs 12 ") == ["-f"]
-    assert texts("ps ") == ["-a"] and texts("help ki") == ["kill"]
+    assert texts("result ") == ["12", "13", "-o"] and texts("result 12 ") == ["-o"]  # every pid seen, one of them
+    assert texts("logs 1") == ["12", "13"] and texts("logs 12 ") == ["-f", "--tail"]
+    assert texts("ps ") == ["-a", "-o"] and texts("help ki") == ["kill"]
     assert texts("nonsense ") == []
 
 

@@ -1,4 +1,4 @@
-"""Which process's code imports which: the map README's "Layout" describes, checked from the source (no model).
+"""Which process's code imports which: the map docs/architecture.md's "Layout" describes, checked from the source (no model).
 
 - The kernel never imports the front (aios_shell/).
 - An agent reads only the files its sandbox binds (kernel/confine/sandbox.py SDK_FILES): every kernel module
