@@ -4,6 +4,7 @@ Usage::
 
     python bench/agent_tasks.py [--agents ReActAgent ReActFreeAgent MathAgent] [--kinds arith words ...]
                                 [--per-kind N] [--json] [--show-failures] [--mask-bench]
+                                [--weights fp32 int8]
 
 36 tasks with checkable answers, in six kinds: arithmetic in symbols (arith) and in
 words (words), unit conversions (unit), currency conversions (currency, the bundled
@@ -20,6 +21,8 @@ tasks whose numbers are stated in the question (all but file), the mean steps an
 tokens (in + out) per task, and the calls to unknown tools and with schema-invalid
 arguments (the kernel refuses those with ENOENT / EINVAL "bad arguments").
 ``--mask-bench`` prints instead the grammar's per-token cost next to a decode step.
+``--weights fp32 int8`` runs the whole suite once per weight mode (a fresh kernel each,
+one after the other) and prints a table per mode: int8 against float32 in one run.
 """
 
 from __future__ import annotations
@@ -157,16 +160,26 @@ def main(argv=None) -> int:
     p.add_argument("--show-failures", action="store_true")
     p.add_argument("--mask-bench", action="store_true", help="only print the grammar mask's per-token cost")
     p.add_argument("--log-dir", help="keep the kernel's and agents' logs here (default: a temporary folder)")
+    p.add_argument("--weights", nargs="+", default=["auto"], choices=("auto", "int8", "fp32"),
+                   help="the local model's --weights; several: the suite once per mode, tables side by side")
     args = p.parse_args(argv)
     if args.mask_bench:
         mask_bench()
         return 0
-    from aios_shell.client import KernelClient
-    from kernel.config import KernelConfig
-
     tasks = [t for t in TASKS if args.kinds is None or t[0] in args.kinds]
     if args.per_kind:
         tasks = [t for t in tasks if [u for u in tasks if u[0] == t[0]].index(t) < args.per_kind]
+    runs = [(weights, *run_suite(args, tasks, weights)) for weights in args.weights]
+    for weights, rows, wall in runs:
+        report(rows, args, wall, weights)
+    return 0
+
+
+def run_suite(args, tasks: list, weights: str) -> tuple[list[dict], float]:
+    """Every (agent, task) pair on one fresh kernel with ``--weights weights``: (rows, wall seconds)."""
+    from aios_shell.client import KernelClient
+    from kernel.config import KernelConfig
+
     with tempfile.TemporaryDirectory() as tmp:
         for agent in args.agents:
             ws = Path(tmp, "workspaces", agent)
@@ -174,7 +187,7 @@ def main(argv=None) -> int:
             for name, text in FILES.items():
                 (ws / name).write_text(text)
         cfg = KernelConfig(log_dir=args.log_dir or tmp, data_dir=tmp, scheduler=args.scheduler, scheduler_log_mode="file",
-                           agent_log_mode="file", max_new_tokens=128)
+                           agent_log_mode="file", max_new_tokens=128, weights=weights)
         t0 = time.time()
         with KernelClient(cfg) as k:
             jobs = [(agent, t, k.spawn(agent, t[1])) for agent in args.agents for t in tasks
@@ -190,22 +203,21 @@ def main(argv=None) -> int:
                              "steps": len(steps) if res else None,
                              "tokens": snap.get("tokens_in", 0) + snap.get("tokens_out", 0),
                              "unknown_tool": sum("no tool named" in e for e in errs),
-                             "bad_args": sum("bad arguments" in e for e in errs), "state": snap.get("state")})
-                print(f"[{len(rows)}/{len(jobs)} {time.time() - t0:.0f}s] {agent} {task!r}: "
+                             "bad_args": sum("bad arguments" in e for e in errs), "state": snap.get("state"),
+                             "weights": weights})
+                print(f"[{weights} {len(rows)}/{len(jobs)} {time.time() - t0:.0f}s] {agent} {task!r}: "
                       f"{'ok' if rows[-1]['solved'] else 'x'} {answer[:100]!r}", file=sys.stderr, flush=True)
-        wall = time.time() - t0
-    report(rows, args, wall)
-    return 0
+        return rows, time.time() - t0
 
 
-def report(rows: list[dict], args, wall: float) -> None:
+def report(rows: list[dict], args, wall: float, weights: str = "auto") -> None:
     kinds = [k for k in dict.fromkeys(t[0] for t in TASKS) if args.kinds is None or k in args.kinds]
     if args.json:
         for r in rows:
             print(json.dumps(r))
     head = f"{'agent':<16}" + "".join(f"{k:>10}" for k in kinds) + f"{'all':>9}{'stated':>9}{'steps':>7}" \
            f"{'tokens':>8}{'unknown':>9}{'bad args':>9}"
-    print(f"\n{len(rows)} agent runs in {wall:.0f} s (one kernel, one batch, greedy)\n{head}")
+    print(f"\n{len(rows)} agent runs in {wall:.0f} s (one kernel, one batch, greedy; --weights {weights})\n{head}")
     for agent in args.agents:
         mine = [r for r in rows if r["agent"] == agent]
         if not mine:

@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def measure(llm_name: str, prompts: list[str], calls: int, max_new: int, max_batch: int, threads: int) -> dict:
+def measure(llm_name: str, prompts: list[str], calls: int, max_new: int, max_batch: int, threads: int,
+            weights: str = "auto") -> dict:
     """Decode every prompt ``calls`` times; returns tokens, seconds and the texts of the first round."""
     import torch
     from transformers import DynamicCache
@@ -30,7 +31,7 @@ def measure(llm_name: str, prompts: list[str], calls: int, max_new: int, max_bat
     from kernel.llm import model as model_mod
 
     torch.set_num_threads(threads)
-    model, tok = model_mod.load(llm_name)
+    model, tok = model_mod.load(llm_name, weights=weights)
     eos = {tok.eos_token_id, *([model.generation_config.eos_token_id]
                                if isinstance(model.generation_config.eos_token_id, int)
                                else model.generation_config.eos_token_id or [])}

@@ -4,7 +4,7 @@ Usage::
 
     python bench/throughput.py [--agents 16] [--calls 2] [--max-new-tokens 64]
                                [--policies serial,fifo,rr] [--max-batch 16]
-                               [--rr-quantum 16] [--llm-threads 0] [--repeat 1] [--json]
+                               [--rr-quantum 16] [--llm-threads 0] [--weights auto] [--repeat 1] [--json]
 
 For each policy, in this one invocation: a fresh kernel with that
 ``--scheduler``; N LLMBenchAgent processes (bench/agents) that block on a
@@ -76,7 +76,8 @@ def wait_sleeping(k, pids: list[int], timeout: float = 300.0) -> None:
     raise TimeoutError("bench agents did not reach the gate")
 
 
-def run_policy(policy: str, prompts: list[str], args, threads: int) -> dict:
+def run_policy(policy: str, prompts: list[str], args, threads: int, **extra) -> dict:
+    """One kernel with ``--scheduler policy`` (and the KernelConfig fields in ``extra``, e.g. trace="off")."""
     import psutil
 
     from aios_shell.client import KernelClient
@@ -87,7 +88,7 @@ def run_policy(policy: str, prompts: list[str], args, threads: int) -> dict:
         cfg = dict(scheduler=policy, max_batch=args.max_batch, rr_quantum=args.rr_quantum,
                    max_new_tokens=args.max_new_tokens, llm_threads=threads, log_dir=f"{tmp}/logs",
                    data_dir=f"{tmp}/data", scheduler_log_mode="file", agent_log_mode="file",
-                   mem_search="bm25")  # no embedding model in the kernel: only the LLM competes for the CPU
+                   mem_search="bm25", **extra)  # no embedding model in the kernel: only the LLM competes for the CPU
         k = KernelClient(KernelConfig(**{key: v for key, v in cfg.items() if key in names}))
         try:
             if not k.ready.wait(300) or k.ready_info.get("load_error"):
@@ -103,6 +104,7 @@ def run_policy(policy: str, prompts: list[str], args, threads: int) -> dict:
             snaps = [k.wait(pid, timeout=3600) for pid in pids]
             cpu_s = sum(kproc.cpu_times()[:2]) - cpu0
             stats = k.stats()
+            rss = kproc.memory_info().rss  # the kernel process, model loaded, after the run
         finally:
             k.stop()
     failed = [s for s in snaps if s["state"] != "done"]
@@ -118,16 +120,17 @@ def run_policy(policy: str, prompts: list[str], args, threads: int) -> dict:
             "turnaround_mean_s": statistics.mean(turn), "turnaround_p95_s": pct(turn, 0.95),
             "preemptions": sum(c["preemptions"] for c in calls),
             "batch_occupancy": stats.get("batch_occupancy", 0.0),
+            "rss_bytes": rss, "load_time_s": stats.get("load_time_s"), "weights": stats.get("weights"),
             "texts": [s["result"][0]["text"] for s in snaps]}
 
 
-def run_raw(prompts: list[str], args, threads: int) -> dict:
+def run_raw(prompts: list[str], args, threads: int, weights: str = "auto") -> dict:
     from bench import raw_decode
     from kernel.config import EMBEDDED_MODEL
 
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(raw_decode.measure, (EMBEDDED_MODEL, prompts, args.calls, args.max_new_tokens,
-                                               args.max_batch, threads))
+                                               args.max_batch, threads, weights))
 
 
 def main(argv=None) -> int:
@@ -141,6 +144,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-batch", type=int, default=16)
     p.add_argument("--rr-quantum", type=int, default=16)
     p.add_argument("--llm-threads", type=int, default=0, help="torch threads (default 0: the kernel's default)")
+    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp32"), help="the local model's weights")
     p.add_argument("--repeat", type=int, default=1, help="interleaved runs of everything; the fastest of each counts")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
@@ -153,12 +157,14 @@ def main(argv=None) -> int:
         for name in [*policies, "raw_batched"]:
             if not args.json:
                 print(f"run {rep + 1}/{args.repeat}: {name} ...", file=sys.stderr, flush=True)
-            r = run_raw(prompts, args, threads) if name == "raw_batched" else run_policy(name, prompts, args, threads)
+            r = (run_raw(prompts, args, threads, args.weights) if name == "raw_batched"
+                 else run_policy(name, prompts, args, threads, weights=args.weights))
             if name not in res or r["tok_s"] > res[name]["tok_s"]:
                 res[name] = r
     raw = res.pop("raw_batched")
     out: dict = {"agents": args.agents, "calls": args.calls, "max_new_tokens": args.max_new_tokens,
                  "max_batch": args.max_batch, "rr_quantum": args.rr_quantum, "llm_threads": threads,
+                 "weights": args.weights,
                  "repeat": args.repeat, "cpus": len(os.sched_getaffinity(0)), "loadavg_start": load0,
                  "loadavg_end": os.getloadavg()[0]}
     for policy, r in res.items():

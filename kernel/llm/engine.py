@@ -34,6 +34,8 @@ queued, ``"running"`` when admitted to the batch, ``"preempted"`` when
 switched out, ``req.finish`` exactly once; the engine writes no process
 record. Torch threads: ``--llm_threads``, 0 = kernel.llm.threads' default
 (all CPUs but one: the loop, the agents and the shell need the other).
+Weights: ``--weights`` (kernel/llm/model.py): on a CPU the model runs int8
+linear layers by default (kernel/llm/quant.py); nothing here depends on it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Engine:
         self.quantum = config.rr_quantum
         self.kv_budget_bytes = int(config.kv_budget_mb * 2**20)
         self.threads = config.llm_threads or default_threads()
+        self.weights = config.weights  # --weights; once loaded: what the model runs (int8, float32, ...)
         self.prefix_on = config.prefix_cache == "on"
         self.prefix_budget_bytes = int(config.prefix_cache_mb * 2**20)
         self.prefill_chunk = int(config.prefill_chunk)  # tokens per iteration; 0 = whole prompts
@@ -171,7 +174,7 @@ class Engine:
             "model": self.llm_name, "backend": "hf_local", "device": self.device, "policy": self.policy_name,
             "loaded": self.ready.is_set() and not self.load_error, "load_error": self.load_error,
             "load_time_s": self.load_time_s, "max_batch": self.max_batch, "rr_quantum": self.quantum,
-            "threads": self.threads, "kv_budget_bytes": self.kv_budget_bytes,
+            "threads": self.threads, "weights": self.weights, "kv_budget_bytes": self.kv_budget_bytes,
             "kv_saved_bytes": store.held_bytes if store else 0,
             "resumes_kv": store.restored if store else 0, "resumes_recompute": store.recomputed if store else 0,
             "prefix_cache": "on" if self.prefix_on else "off", "prefix_cache_budget_bytes": self.prefix_budget_bytes,
@@ -237,7 +240,9 @@ class Engine:
         torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
         self.model, self.tok = model_mod.load(self.llm_name, self.device, self.max_gpu_memory,
-                                              progress=self.on_progress or model_mod.no_progress)
+                                              progress=self.on_progress or model_mod.no_progress,
+                                              weights=self.weights)
+        self.weights = model_mod.weights_of(self.model)
         if not batchable(self.model) and self.policy_name != "serial":
             log.warning("%s has a cache layout the batch cannot re-pad (sliding window or recurrent "
                         "layers): scheduling it serially", self.llm_name)
@@ -259,8 +264,8 @@ class Engine:
                             "re-padded)", self.llm_name)
             self.prefix_on, self.prefill_chunk = False, 0
         self.load_time_s = time.time() - t0
-        log.info("model %s loaded in %.2fs: policy %s, max_batch %d, %d torch threads", self.llm_name,
-                 self.load_time_s, self.policy_name, self.max_batch, self.threads)
+        log.info("model %s (%s weights) loaded in %.2fs: policy %s, max_batch %d, %d torch threads",
+                 self.llm_name, self.weights, self.load_time_s, self.policy_name, self.max_batch, self.threads)
 
     def _serve(self) -> None:
         from kernel.llm import iteration
@@ -349,7 +354,7 @@ class Engine:
             if extra["tool_calls"] and reason == "stop":
                 reason = "tool_calls"
         self.finish(seq.req, res=result(text, seq.prompt_len, seq.n_generated, reason, llm_time_s=seq.llm_time_s,
-                                        preemptions=seq.preemptions,
+                                        preemptions=seq.preemptions, first_token_at=seq.first_token_at,
                                         prefix_hit_tokens=seq.prefix_hit, **extra))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:

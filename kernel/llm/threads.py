@@ -7,7 +7,9 @@ is descheduled the whole forward pass waits for it. Measured with
 bench/throughput.py (16 agents x 2 calls x 64 tokens) on a 2-core machine
 shared with other work: 2 threads gave serial 5.7 tok/s and fifo 147 tok/s;
 1 thread gave serial 22-25 tok/s and fifo 118-130 tok/s. Small forward
-passes (one sequence) suffer most. On a dedicated machine more threads pay
+passes (one sequence) suffer most. The same with int8 weights (issue 25,
+docs/llm-engine.md): 2 threads serial 11.5 and fifo 68 tok/s, 1 thread serial
+31-33 and fifo 164-200 tok/s. On a dedicated machine more threads pay
 off for large batches: pass ``--llm_threads N`` there.
 """
 
