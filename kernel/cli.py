@@ -13,6 +13,7 @@ Light module: no torch, imported by every front.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any, Callable
 
 from kernel import __version__
@@ -39,6 +40,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             action = argparse.Action(shown, action.dest, nargs=action.nargs, metavar=action.metavar,
                                      help=action.help, choices=action.choices)
         return super()._format_action_invocation(action)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """argparse's wrapping, but at spaces only: a default path is never split at a hyphen
+        (a user named aios-ci read ``/home/aios- ci/.local/state/aios/logs``)."""
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
 
 
 class FlagGroup:
