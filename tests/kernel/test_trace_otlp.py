@@ -2,8 +2,9 @@
 
 The receiver is a real OTLP/HTTP server started here on 127.0.0.1: it decodes each POST /v1/traces
 body as an ``ExportTraceServiceRequest`` (the protobuf of opentelemetry-proto, what every collector
-parses) and answers as a collector does; the client side is the SDK's own exporter, unmocked. (No
-Collector binary can be installed on this project's machines, so no test depends on one.)
+parses) and answers as a collector does; the client side is the SDK's own exporter, unmocked. When
+an OpenTelemetry Collector binary is installed (``otelcol`` or ``otelcol-contrib`` on PATH, or
+$AIOS_OTELCOL), the same run goes through it too; otherwise that test is skipped, saying why.
 
 Proves: one trace per agent, ``invoke_agent {agent}`` at its root, ``chat {model}`` and
 ``execute_tool {tool}`` under it, the GenAI attributes (usage tokens, request model, tool name), the
@@ -15,8 +16,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
+import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
 
 from conftest import start_kernel
 
@@ -111,3 +119,42 @@ def test_spans_reach_a_real_otlp_receiver_with_genai_names(tmp_path):
     assert tool[G.GEN_AI_TOOL_NAME] == "calculator" and tool[G.GEN_AI_OPERATION_NAME] == "execute_tool"
     assert attrs(root)[G.GEN_AI_AGENT_NAME] == "ToolAgent" and attrs(root)[G.GEN_AI_AGENT_ID] == str(pid)
     assert SECRET not in repr([s for _, s in rx.spans])
+
+
+def _collector() -> str | None:
+    return os.environ.get("AIOS_OTELCOL") or shutil.which("otelcol-contrib") or shutil.which("otelcol")
+
+
+@pytest.mark.skipif(_collector() is None, reason="no OpenTelemetry Collector here: install otelcol or otelcol-contrib "
+                    "(https://github.com/open-telemetry/opentelemetry-collector-releases) or set AIOS_OTELCOL")
+def test_spans_reach_the_opentelemetry_collector(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "otelcol.yaml"
+    cfg.write_text(f"receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n"
+                   "exporters:\n  debug:\n    verbosity: detailed\n"
+                   "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n")
+    log = tmp_path / "otelcol.log"
+    with open(log, "w") as out:
+        col = subprocess.Popen([_collector(), "--config", str(cfg)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "Everything is ready" not in log.read_text():
+            assert col.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        k, _ = start_kernel(tmp_path, otlp_endpoint=f"http://127.0.0.1:{port}")
+        try:
+            pid = k.spawn("ToolAgent", json.dumps(SCRIPT))
+            assert k.wait(pid, timeout=120)["state"] == "done"
+        finally:
+            k.stop()
+        deadline = time.monotonic() + 30
+        while "invoke_agent ToolAgent" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "execute_tool calculator" in text and "gen_ai.usage.input_tokens" in text
+    finally:
+        col.terminate()
+        col.wait(10)
