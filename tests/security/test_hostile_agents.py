@@ -155,7 +155,7 @@ def test_fifteen_thousand_files_fail(target):
 def test_process_limit(target):
     if os.geteuid() == 0:  # Linux exempts uid 0 from RLIMIT_NPROC: the kernel's watcher counts the tree instead
         assert "the kernel runs as root" in " ".join(e.get("text", "") for e in target.events.events)
-        snap = target.client.wait(target.client.spawn("ForkBombAgent", target.task(n=200)), timeout=60)
+        snap = target.client.wait(target.client.spawn("ForkBombAgent", target.task(n=200, hold=20)), timeout=60)
         assert snap["state"] == "killed" and "processes: the agent runs" in snap["error"], snap
     else:
         tried = target.attack("ForkBombAgent", n=200)

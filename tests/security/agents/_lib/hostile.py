@@ -173,6 +173,7 @@ class Hostile:
             return len(kids)
         self.attempt(f"fork {a.get('n', 200)} processes", bomb)
         self.tried[-1]["forked"] = len(kids)
+        time.sleep(a.get("hold", 0))  # keep them: a watcher that counts the tree must see it over its limit
         for pid in kids:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
