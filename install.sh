@@ -56,5 +56,5 @@ if [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null)"
     echo "To let bubblewrap work, run: sudo ./install.sh (it asks before adding /etc/apparmor.d/bwrap)"
   fi
 fi
-echo "Confinement on this machine: .venv/bin/python simulator.py --confine-check"
-echo "AIOS installed in $((SECONDS - START))s. Run: .venv/bin/python main.py"
+echo "Confinement on this machine: .venv/bin/aios serve --confine-check"
+echo "AIOS installed in $((SECONDS - START))s. Next: source .venv/bin/activate, then: aios run MathAgent \"What is 12*7?\""
