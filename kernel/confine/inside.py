@@ -95,8 +95,8 @@ def apply(plan: dict) -> dict:
     if plan.get("nproc"):  # without a user namespace RLIMIT_NPROC counts the whole uid (sandbox.launch)
         limits["processes"] = plan["nproc"]
     held = {"limits": set_limits(limits)}
-    if plan.get("sandbox") == "session":  # orphans of the agent's tree reparent to it, not to init: they stay
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # in its tree (PR_SET_CHILD_SUBREAPER)
+    # Not PR_SET_CHILD_SUBREAPER without namespaces: the runtime would have to reap adopted orphans, and a
+    # reaper of every child takes exit statuses its own subprocess.Popen objects wait for (a command agent's).
     if cap_eff():
         drop_capabilities()
         held["capabilities"] = "dropped"
