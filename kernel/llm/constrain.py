@@ -10,7 +10,7 @@ What a request may ask (OpenAI's shapes):
   (a call of N), or ``"none"`` (tools ignored).
 
 The local engine writes a call in SmolLM2's own tool format,
-``<tool_call>[{"name": N, "arguments": {...}}]</tool_call>`` (one call per reply), after a
+``<tool_call>[{"name": N, "arguments": {...}}]</tool_call>`` (one to ``MAX_CALLS`` calls in the list), after a
 system block that lists the tools (``tools_prompt``); ``parse_reply`` turns it into
 ``tool_calls: [{"name", "arguments"}]``. The grammar is compiled by llguidance (Rust,
 CPU, no torch.compile): measured on this 2-core CPU, a mask costs about 0.7 ms to
@@ -73,7 +73,7 @@ def _schema_of(response_format: dict | None) -> dict | None:
     raise ConstraintError(f"response_format.type must be text, json_object or json_schema, not {kind!r}")
 
 
-def _functions(tools: list | None) -> list[dict]:
+def tool_functions(tools: list | None) -> list[dict]:
     out = []
     for t in tools or []:
         f = t.get("function") if isinstance(t, dict) else None
@@ -89,7 +89,7 @@ def _functions(tools: list | None) -> list[dict]:
     return out
 
 
-def _chosen(functions: list[dict], tool_choice) -> tuple[list[dict], str]:
+def chosen(functions: list[dict], tool_choice) -> tuple[list[dict], str]:
     """(the functions the reply may call, "auto" | "required" | "none")."""
     if not functions or tool_choice == "none":
         return [], "none"
@@ -125,8 +125,8 @@ def _check_schemas(response_format, tools, tool_choice) -> None:
 
     check_size(response_format, tools)
     schemas = [("response_format", _schema_of(response_format))]
-    functions = _functions(tools)
-    _chosen(functions, tool_choice)
+    functions = tool_functions(tools)
+    chosen(functions, tool_choice)
     schemas += [(f"tool {f['name']}", f["parameters"]) for f in functions]
     for where, schema in schemas:
         if schema is None:
@@ -139,24 +139,44 @@ def _check_schemas(response_format, tools, tool_choice) -> None:
 
 SHORT_STRING = 1000  # a tool argument string up to this maxLength is a value, not a document
 PLAIN = r"^[^{}<>\n]*$"  # what such a value may hold unless its schema says otherwise
+FREE_STRING = 200  # characters of an argument string whose schema sets no maxLength
+FREE_ITEMS = 16  # items of an argument array whose schema sets no maxItems
+MAX_CALLS = 8  # tool calls in one reply
 
 
 def plain_values(schema: dict) -> dict:
-    """A copy of a tool's parameters where short free strings cannot hold ``{}<>`` or a newline.
+    """A copy of a tool's parameters as the grammar decodes them: strict, bounded, plain.
 
-    A small model closes its call inside an argument (``"17*23}}]</tool_call>``) when the
-    grammar lets it; arithmetic, units, paths and queries never need these characters. A
-    string with its own pattern, format, enum or const, or a long one (file content), is
-    left as its schema says.
+    - **Strict**: an object that names its properties admits only those (OpenAI's strict mode does
+      the same), unless it says otherwise (``additionalProperties`` or ``patternProperties``): a
+      small model otherwise invents arguments (``"temperature"`` in a weather call).
+    - **Bounded**: a string without ``maxLength`` takes at most ``FREE_STRING`` characters and an
+      array without ``maxItems`` at most ``FREE_ITEMS`` items, so a call that repeats itself
+      (``["Quantities:10", "Quantities:10", ...]``) still closes before ``max_new_tokens``; a
+      required array without ``minItems`` takes at least one item (``[]`` was the model's way out).
+    - **Plain**: a small model closes its call inside an argument (``"17*23}}]</tool_call>``) when
+      the grammar lets it; arithmetic, units, paths and queries never need ``{}<>`` or a newline.
+      A string with its own pattern, format, enum or const, or a long one (file content), is left
+      as its schema says.
     """
     if not isinstance(schema, dict):
         return schema
     out = dict(schema)
-    if (out.get("type") == "string" and not {"pattern", "format", "enum", "const"} & out.keys()
-            and out.get("maxLength", SHORT_STRING) <= SHORT_STRING):
-        out["pattern"] = PLAIN
+    kind = out.get("type")
+    if kind == "string" and not {"enum", "const"} & out.keys():
+        out.setdefault("maxLength", FREE_STRING)
+        if not {"pattern", "format"} & out.keys() and out["maxLength"] <= SHORT_STRING:
+            out["pattern"] = PLAIN
+    if kind == "array":
+        out.setdefault("maxItems", max(FREE_ITEMS, out.get("minItems", 0)))
     if isinstance(out.get("properties"), dict):
         out["properties"] = {k: plain_values(v) for k, v in out["properties"].items()}
+        for k in out.get("required") or ():
+            v = out["properties"].get(k)
+            if isinstance(v, dict) and v.get("type") == "array" and "minItems" not in v:
+                out["properties"][k] = dict(v, minItems=1)  # a required list is not left empty
+        if "additionalProperties" not in out and "patternProperties" not in out:
+            out["additionalProperties"] = False
     if isinstance(out.get("items"), dict):
         out["items"] = plain_values(out["items"])
     for key in ("anyOf", "oneOf", "allOf"):
@@ -165,28 +185,57 @@ def plain_values(schema: dict) -> dict:
     return out
 
 
-def grammar(response_format=None, tools=None, tool_choice=None) -> tuple[str | None, list[str]]:
-    """(llguidance grammar or None when unconstrained, names of the tools it may call)."""
+def grammar(response_format=None, tools=None, tool_choice=None, allow: list[str] | None = None,
+            numbers: list | None = None, text: str | None = None) -> tuple[str | None, list[str]]:
+    """(llguidance grammar or None when unconstrained, names of the tools it may call).
+
+    A reply calls one to ``MAX_CALLS`` tools (parallel calls, one list) or, with ``auto``, answers
+    in text. ``allow`` is the engine's decision for an ``auto`` request (kernel.llm.relevance): the
+    names of the tools the reply must call (a ``required`` call of those), or ``[]`` for a text
+    reply; None leaves the choice to the model. ``numbers``: the numbers the conversation writes,
+    which number arguments are decoded under (kernel.llm.ground); None leaves them free.
+    ``text``: the conversation's words (lower case), which name the optional ones it asks for."""
     import llguidance
 
+    from kernel.llm import ground
+
     schema = _schema_of(response_format)
-    functions, mode = _chosen(_functions(tools), tool_choice)
+    all_functions = tool_functions(tools)
+    functions, mode = chosen(all_functions, tool_choice)
+    if mode == "auto" and allow is not None:
+        functions = [f for f in functions if f["name"] in allow]
+        mode = "required" if functions else "text"
     if mode == "none":
         if schema is None:
             return None, []
         return llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=COMPACT), []
-    call = {"anyOf": [{"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
-                       "properties": {"name": {"const": f["name"]}, "arguments": plain_values(f["parameters"])}}
-                      for f in functions], "x-guidance": COMPACT}
-    rules = [f"start: {json.dumps(CALL_OPEN)} call {json.dumps(CALL_CLOSE)}" +
-             ("" if mode == "required" else " | reply"),
-             f"call: %json {json.dumps(call)}"]
-    if mode == "auto":
+    params = {}
+    for f in functions:
+        grounded = f["parameters"] if numbers is None else ground.ground(f["parameters"], numbers, text)
+        if grounded is None and mode == "required":
+            grounded = f["parameters"]  # the call was demanded: its numbers stay the model's
+        if grounded is not None:
+            params[f["name"]] = plain_values(grounded)
+    if mode == "auto" and not params:
+        mode = "text"  # no tool can be called with what the conversation gives
+    rules = []
+    if mode == "text":
+        rules.append("start: reply")
+    else:
+        call = {"anyOf": [{"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
+                           "properties": {"name": {"const": name}, "arguments": args}}
+                          for name, args in params.items()], "x-guidance": COMPACT}
+        rules += [f"start: {json.dumps(CALL_OPEN)} calls {json.dumps(CALL_CLOSE)}" +
+                  ("" if mode == "required" else " | reply"),
+                  "calls: call (\",\" call){0,%d}" % (MAX_CALLS - 1),
+                  f"call: %json {json.dumps(call)}"]
+    if mode in ("auto", "text"):
         if schema is None:
             rules.append(r"reply: TEXT" + "\n" + r"TEXT: /[^<\s](.|\n)*/")
         else:
             rules.append(f"reply: %json {json.dumps(dict(schema, **{'x-guidance': COMPACT}))}")
-    return llguidance.LLMatcher.grammar_from_lark("\n".join(rules) + "\n"), [f["name"] for f in functions]
+    return (llguidance.LLMatcher.grammar_from_lark("\n".join(rules) + "\n"),
+            [f["name"] for f in all_functions] if mode == "text" else list(params))
 
 
 # -- prompt and reply in the model's tool format -----------------------------------------------
@@ -207,13 +256,13 @@ def tools_prompt(tools: list | None, tool_choice=None) -> str:
     It lists every tool whatever ``tool_choice`` says (the grammar enforces the choice, as
     OpenAI's API does), so an agent's calls with one tool list start with the same tokens
     turn after turn and the prefix cache serves all but the new turn."""
-    functions, mode = _chosen(_functions(tools), tool_choice)
+    functions, mode = chosen(tool_functions(tools), tool_choice)
     if mode == "none":
         return ""
-    listed = "\n".join(signature(f) for f in _functions(tools))
+    listed = "\n".join(signature(f) for f in tool_functions(tools))
     return (f"You have access to the following tools:\n<tools>\n{listed}\n</tools>\n"
-            f"To call a tool, reply with {CALL_OPEN}{{\"name\": \"<tool>\", \"arguments\": {{...}}}}{CALL_CLOSE}."
-            f" If no tool is needed, answer in plain text.")
+            f"To call a tool, reply with {CALL_OPEN}{{\"name\": \"<tool>\", \"arguments\": {{...}}}}{CALL_CLOSE};"
+            f" several calls go in the one list, separated by commas. If no tool is needed, answer in plain text.")
 
 
 def call_text(calls: list[dict]) -> str:
@@ -249,19 +298,29 @@ def with_tools(messages: list[dict], tools: list | None, tool_choice=None) -> li
 
 
 def parse_reply(text: str) -> dict:
-    """Result fields for a reply to a request with tools: tool_calls (possibly empty), text."""
+    """Result fields for a reply to a request with tools: tool_calls (possibly empty), text.
+
+    The calls are the complete ones in the list, each once: a reply cut off by ``max_new_tokens``
+    keeps the calls it finished, and a call repeated word for word (a small model that has made
+    its calls starts them over) counts once."""
     s = text.strip()
-    if s.startswith(CALL_OPEN.rstrip("[")):
-        body = s[len("<tool_call>"):]
-        body = body[:body.rfind("</tool_call>")] if "</tool_call>" in body else body
+    if not s.startswith(CALL_OPEN):
+        return {"tool_calls": [], "text": text}
+    body, pos, calls, seen = s[len(CALL_OPEN):], 0, [], set()
+    decoder = json.JSONDecoder()
+    while True:
         try:
-            calls = json.loads(body)
+            c, pos = decoder.raw_decode(body, pos)
         except ValueError:
-            return {"tool_calls": [], "text": text}  # cut off by max_new_tokens
-        calls = calls if isinstance(calls, list) else [calls]
-        return {"tool_calls": [{"name": c.get("name"), "arguments": c.get("arguments", {})}
-                               for c in calls if isinstance(c, dict)], "text": ""}
-    return {"tool_calls": [], "text": text}
+            break  # the list ends here, or max_new_tokens cut the next call
+        key = json.dumps(c, sort_keys=True)
+        if isinstance(c, dict) and key not in seen:
+            seen.add(key)
+            calls.append({"name": c.get("name"), "arguments": c.get("arguments", {})})
+        if not body.startswith(",", pos):
+            break
+        pos += 1
+    return {"tool_calls": calls, "text": "" if calls else text}
 
 
 def lltokenizer(hf_tokenizer):

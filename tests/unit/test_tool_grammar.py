@@ -1,0 +1,132 @@
+"""Tool-call grammars without a model: strict and bounded arguments, parallel calls, the engine's
+decision (allow), numbers grounded in the conversation, and reading calls back (parse_reply).
+
+The grammars are run on llguidance's byte tokenizer: what a reply may be is a property of the
+grammar, whatever the model's vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import llguidance
+import pytest
+
+from kernel.llm import constrain, ground
+
+BYTES = llguidance.LLTokenizer("byte")
+
+
+def tool(name: str, props: dict, required: list[str], description: str = "") -> dict:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "properties": props, "required": required}}}
+
+
+AREA = tool("area", {"base": {"type": "integer"}, "unit": {"type": "string"}}, ["base"])
+PLAY = tool("play", {"artist": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}, ["artist"])
+
+
+def accepts(grammar: str, text: str) -> bool:
+    m = llguidance.LLMatcher(BYTES, grammar, log_level=0)
+    return m.consume_tokens(list(text.encode())) and not m.is_error() and m.is_accepting()
+
+
+def calls(*cs: dict) -> str:
+    return constrain.call_text(list(cs))
+
+
+def test_arguments_admit_only_the_named_properties():
+    g, names = constrain.grammar(None, [AREA], "required")
+    assert names == ["area"]
+    assert accepts(g, calls({"name": "area", "arguments": {"base": 10, "unit": "cm"}}))
+    assert not accepts(g, calls({"name": "area", "arguments": {"base": 10, "temperature": 3}}))
+    assert not accepts(g, calls({"name": "nope", "arguments": {"base": 10}}))
+
+
+def test_a_schema_that_asks_for_more_properties_gets_them():
+    free = tool("tag", {"k": {"type": "string"}}, [], )
+    free["function"]["parameters"]["additionalProperties"] = {"type": "integer"}
+    g, _ = constrain.grammar(None, [free], "required")
+    assert accepts(g, calls({"name": "tag", "arguments": {"k": "v", "extra": 3}}))
+
+
+def test_strings_and_arrays_are_bounded_so_a_call_always_closes():
+    g, _ = constrain.grammar(None, [PLAY], "required")
+    ok = "x" * constrain.FREE_STRING
+    assert accepts(g, calls({"name": "play", "arguments": {"artist": ok}}))
+    assert not accepts(g, calls({"name": "play", "arguments": {"artist": ok + "x"}}))
+    many = [f"t{i}" for i in range(constrain.FREE_ITEMS)]
+    assert accepts(g, calls({"name": "play", "arguments": {"artist": "a", "tags": many}}))
+    assert not accepts(g, calls({"name": "play", "arguments": {"artist": "a", "tags": many + ["one more"]}}))
+
+
+def test_several_calls_in_one_reply_up_to_max_calls():
+    g, _ = constrain.grammar(None, [AREA, PLAY], "auto")
+    two = calls({"name": "play", "arguments": {"artist": "Taylor Swift"}}, {"name": "area", "arguments": {"base": 3}})
+    assert accepts(g, two)
+    most = [{"name": "area", "arguments": {"base": i}} for i in range(constrain.MAX_CALLS)]
+    assert accepts(g, calls(*most))
+    assert not accepts(g, calls(*most, {"name": "area", "arguments": {"base": 99}}))
+    assert accepts(g, "Hello, no tool is needed.")
+
+
+def test_the_engines_decision_makes_auto_a_call_or_text():
+    text_only, names = constrain.grammar(None, [AREA, PLAY], "auto", allow=[])
+    assert names == ["area", "play"]  # the reply is still read for calls: there are none
+    assert accepts(text_only, "Sorry, none of my tools does that.")
+    assert not accepts(text_only, calls({"name": "area", "arguments": {"base": 3}}))
+    only_play, names = constrain.grammar(None, [AREA, PLAY], "auto", allow=["play"])
+    assert names == ["play"]
+    assert accepts(only_play, calls({"name": "play", "arguments": {"artist": "x"}}))
+    assert not accepts(only_play, calls({"name": "area", "arguments": {"base": 3}}))
+    assert not accepts(only_play, "Some text.")
+
+
+def test_number_arguments_are_the_conversations_numbers():
+    g, _ = constrain.grammar(None, [AREA], "auto", numbers=[10, 5])
+    assert accepts(g, calls({"name": "area", "arguments": {"base": 10}}))
+    assert not accepts(g, calls({"name": "area", "arguments": {"base": 12}}))
+    # no number at all: the tool cannot be called in an auto reply ...
+    g, _ = constrain.grammar(None, [AREA], "auto", numbers=[])
+    assert not accepts(g, calls({"name": "area", "arguments": {"base": 12}}))
+    assert accepts(g, "The request gives no base.")
+    # ... but a demanded call is still made, with the model's number
+    g, _ = constrain.grammar(None, [AREA], "required", numbers=[])
+    assert accepts(g, calls({"name": "area", "arguments": {"base": 12}}))
+
+
+@pytest.mark.parametrize("text, want", [
+    ("A base of 10 units and a height of 5.5 units.", [10, 5.5]),
+    ("It costs $1,200.50, or -3 after the refund.", [1200.5, -3]),
+    ("What is forty-five minus nineteen?", [45, 19]),
+    ("three hundred and twelve people; a thousand chairs", [312, 1000]),
+    ("two thousand five hundred", [2500]),
+    ("What's the mass of an electron?", []),
+])
+def test_numbers_in_digits_and_words(text, want):
+    assert ground.numbers([text]) == want
+
+
+def test_grounding_keeps_enums_drops_optional_numbers_and_writes_floats_as_floats():
+    params = {"type": "object", "required": ["a"], "properties": {
+        "a": {"type": "integer"}, "b": {"type": "number", "format": "float"},
+        "c": {"type": "integer", "enum": [1, 2]}, "d": {"type": "integer", "minimum": 100},
+        "e": {"type": "array", "items": {"type": "number", "format": "double"}}}}
+    g = ground.ground(params, [10, 2.5])
+    props = g["properties"]
+    assert props["a"]["enum"] == [10]  # 2.5 is no integer
+    assert props["b"]["enum"] == [10.0, 2.5] and json.dumps(props["b"]["enum"]) == "[10.0, 2.5]"
+    assert props["c"]["enum"] == [1, 2]  # its own
+    assert "d" not in props  # optional, and no number of the conversation is >= 100
+    assert props["e"]["items"]["enum"] == [10.0, 2.5]
+    assert ground.ground(params, [2.5]) is None  # the required integer has nothing to take
+
+
+def test_parse_reply_keeps_finished_calls_once():
+    two = calls({"name": "a", "arguments": {"x": 1}}, {"name": "a", "arguments": {"x": 2}})
+    assert [c["arguments"] for c in constrain.parse_reply(two)["tool_calls"]] == [{"x": 1}, {"x": 2}]
+    repeated = two[:-len(constrain.CALL_CLOSE)] + ',{"name":"a","arguments":{"x":1}},{"name":"a","argu'
+    out = constrain.parse_reply(repeated)  # cut by max_new_tokens while starting over
+    assert [c["arguments"] for c in out["tool_calls"]] == [{"x": 1}, {"x": 2}] and out["text"] == ""
+    assert constrain.parse_reply("Just text.") == {"tool_calls": [], "text": "Just text."}
+    cut = '<tool_call>[{"name":"a","argu'
+    assert constrain.parse_reply(cut) == {"tool_calls": [], "text": cut}
