@@ -43,6 +43,7 @@ class KernelConfig:
     rr_quantum: int = 16  # decoded tokens before an rr preemption (and before a priority preemption)
     kv_budget_mb: float = 1024.0  # MiB of KV cache kept for preempted generations; beyond it KV is recomputed
     llm_threads: int = 0  # torch threads of the local engine; 0 = all CPUs but one (kernel/llm/threads.py)
+    tool_decision: str = "kernel"  # local model, tool_choice auto on a user turn: kernel (relevance + grounding) or model
     weights: str = "auto"  # local model weights: auto (float32 on a CPU, the model's dtype on a GPU), int8, fp32
     scheduler_log_mode: str = "console"
     agent_log_mode: str = "console"
@@ -137,6 +138,8 @@ class KernelConfig:
             raise ValueError("--kv_budget_mb must be >= 0 (0: always recompute a preempted generation's KV)")
         if self.llm_threads < 0:
             raise ValueError("--llm_threads must be >= 0 (0: all CPUs but one)")
+        if self.tool_decision not in ("kernel", "model"):
+            raise ValueError(f"--tool_decision must be kernel or model, not {self.tool_decision!r}")
         if self.weights not in ("auto", "int8", "fp32") or (self.weights == "int8" and self.eval_device != "cpu"):
             raise ValueError(f"--weights must be auto, int8 or fp32 (int8 on the CPU only), not {self.weights!r}")
         if self.storage_sync not in ("full", "normal"):
@@ -241,6 +244,9 @@ FLAGS = [
     ("weights", "model", "local model weights: auto = float32 on a CPU, the model's own dtype on a GPU; int8 "
      "(CPU only: ~2-3x faster, outputs depend on batching) or fp32 force one (docs/llm-engine.md)",
      {"choices": ("auto", "int8", "fp32")}),
+    ("tool_decision", "model", "local model, llm.chat with tools and tool_choice auto on the user's turn: kernel = "
+     "the engine decides whether to call and which tool (relevance of each tool to the request, numbers grounded "
+     "in the conversation; docs/llm.md); model = the model's own first token", {"choices": ("kernel", "model")}),
     ("scheduler", "scheduler", "LLM scheduling policy", {"choices": SCHEDULERS}),
     ("max_batch", "scheduler", "most sequences decoded together"),
     ("rr_quantum", "scheduler", "rr/priority: tokens a generation decodes before it may be preempted"),

@@ -66,6 +66,7 @@ class Engine:
         self.quantum = config.rr_quantum
         self.kv_budget_bytes = int(config.kv_budget_mb * 2**20)
         self.threads = config.llm_threads or default_threads()
+        self.tool_decision = config.tool_decision  # --tool_decision: kernel.llm.relevance decides auto calls
         self.weights = config.weights  # --weights; once loaded: what the model runs (int8, float32, ...)
         self.prefix_on = config.prefix_cache == "on"
         self.prefix_budget_bytes = int(config.prefix_cache_mb * 2**20)
@@ -119,6 +120,18 @@ class Engine:
             raise RuntimeError(self.load_error)
         return constrain.lltokenizer(self.tok)
 
+    def _tool_decision(self, req: LLMRequest) -> tuple[list[str] | None, dict]:
+        """kernel.llm.relevance.plan for ``req`` (on the llm-grammar thread, once the model is loaded);
+        the seconds it took are the call's own engine time (llm_time_s, the policy's charge)."""
+        from kernel.llm import relevance
+
+        self.ready.wait()
+        if self.load_error:
+            raise RuntimeError(self.load_error)
+        allow, facts, req.decision_s = relevance.plan(self.model, self.tok, req.messages, req.tools, req.tool_choice,
+                                                      decide=self.tool_decision == "kernel")
+        return allow, facts
+
     def _compile(self, req: LLMRequest) -> None:
         """On the llm-grammar thread: attach a Matcher to ``req`` and queue it, or answer EINVAL."""
         from kernel.llm.logitmask import Matcher
@@ -127,7 +140,8 @@ class Engine:
             return self.finish(req, error=LLMError(ECANCELED, "request cancelled"))
         try:
             constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
-            text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice)
+            allow, facts = self._tool_decision(req)
+            text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice, allow, **facts)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
         except constrain.ConstraintError as e:
             return self.finish(req, error=LLMError(EINVAL, str(e)))
@@ -326,6 +340,9 @@ class Engine:
         seq.matcher = req.matcher
         req.tokens_in = len(ids)
         self.policy.add(seq, time.monotonic())
+        if req.decision_s:
+            seq.llm_time_s += req.decision_s
+            self.policy.charge(req.pid, req.decision_s)
 
     def running(self) -> list[Sequence]:
         """Admitted sequences (engine thread): the batch's rows, those being prefilled, solo rows."""

@@ -52,6 +52,7 @@ class LLMRequest:
     seq: int = field(default_factory=lambda: next(_seq))  # arrival order
     cancelled: bool = False
     matcher: Any = None  # local engine: the compiled kernel.llm.logitmask.Matcher, set before intake
+    decision_s: float = 0.0  # local engine: seconds spent deciding an auto tool call (kernel.llm.relevance)
     tokens_in: int = 0  # local engine: the prompt's tokens once counted (an error after that still used them)
     traceparent: str | None = None  # W3C trace context of the call's span: remote backends send it on
 

@@ -99,7 +99,7 @@ def generate(h, path: str, req: dict) -> None:
     cfg = req.get("generationConfig") or {}
     fmt, tools, choice = openai_shapes(req)
     try:
-        matcher = h.gen.constraint(fmt, tools, choice)
+        matcher = h.gen.constraint(fmt, tools, choice, msgs)
     except ValueError as e:  # constrain.ConstraintError
         return h.error(400, f"bad responseSchema or tools: {e}")
     if tools:

@@ -37,13 +37,17 @@ class Generator:
         self.lock = threading.Lock()  # held for a whole generation
         self._grammars = None
 
-    def constraint(self, response_format=None, tools=None, tool_choice=None):
-        """A Matcher for the request, or None; raises constrain.ConstraintError (answer 400)."""
-        from kernel.llm import constrain
+    def constraint(self, response_format=None, tools=None, tool_choice=None, messages: list[dict] | None = None):
+        """A Matcher for the request, or None; raises constrain.ConstraintError (answer 400). With
+        ``tools``, the engine's tool decision and grounding (kernel.llm.relevance) on ``messages``."""
+        from kernel.llm import constrain, relevance
         from kernel.llm.logitmask import Matcher
 
         constrain.check_schemas(response_format, tools, tool_choice)
-        text, names = constrain.grammar(response_format, tools, tool_choice)
+        allow, facts = None, {}
+        if tools and messages:
+            allow, facts, _ = relevance.plan(self.model, self.tok, messages, tools, tool_choice)
+        text, names = constrain.grammar(response_format, tools, tool_choice, allow, **facts)
         if text is None:
             return None
         if self._grammars is None:

@@ -275,12 +275,12 @@ class Handler(BaseHTTPRequestHandler):
         if req.get("model") not in (None, self.model_name):
             return self.error(404, f"model {req.get('model')!r} is not served here (serving {self.model_name})")
         cont = bool(req.get("continue_final_message")) and msgs[-1]["role"] == "assistant"
-        msgs = as_text(msgs)
         tools, choice = req.get("tools"), req.get("tool_choice")
         try:
-            matcher = self.gen.constraint(req.get("response_format"), tools, choice)
+            matcher = self.gen.constraint(req.get("response_format"), tools, choice, msgs)
         except ValueError as e:  # constrain.ConstraintError: a bad schema
             return self.error(400, f"bad response_format or tools: {e}")
+        msgs = as_text(msgs)
         if tools:
             from kernel.llm.constrain import with_tools
             msgs = with_tools(msgs, tools, choice)

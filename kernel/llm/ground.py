@@ -1,0 +1,134 @@
+"""Grounded tool arguments: a number the model passes to a tool is one the conversation wrote.
+
+A 135M model asked to call ``calculate_triangle_area`` for "a base of 10 units and height of 5
+units" writes ``{"base": 10, "height": 5}``; asked for "the mass of an electron" with only
+``calculate_current(voltage, resistance)`` at hand, it writes ``{"voltage": 12, "resistance":
+4}``: numbers of its own, and a call that answers nothing. The local engine therefore decodes a
+number argument (a property of type number or integer, or the items of an array of them) under an
+``enum`` of the numbers the conversation's messages write, in digits ("2.5", "1,000", "-3") or in
+words ("forty-five", "twelve", "a hundred"):
+
+- a tool whose *required* number argument has no such number cannot be called in an ``auto``
+  reply (kernel.llm.relevance: the request lacks what the tool needs, so the reply is text); with
+  ``required`` or a named tool the call was demanded, and its schema is left as it is;
+- an optional number argument with no such number cannot be written (the tool's default applies);
+- an argument with its own ``enum`` or ``const`` keeps it; one of ``format`` ``float`` or
+  ``double`` (OpenAPI's number formats) is written with a fraction part (``10.0``).
+
+What it does not do: arithmetic. A number the model would have to compute ("half of 30") is not
+offered; an agent that wants one passes the expression to a calculator tool (its arguments are
+strings, which this leaves alone) or computes it itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+DIGITS = re.compile(r"(?<![\w.^])-?(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+)(?:\.\d+)?(?:[eE][-+]?\d+(?![\w.]))?")
+UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
+SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+WORDS = re.compile(r"[a-z]+(?:-[a-z]+)?")
+MAX_NUMBERS = 64  # an enum that long is still a small grammar; a conversation with more keeps the first
+
+
+def numbers(texts: list[str]) -> list[int | float]:
+    """The numbers ``texts`` write, in order of first appearance, each once."""
+    out: dict[int | float, None] = {}
+    for text in texts:
+        found = [(m.start(), _value(m.group())) for m in DIGITS.finditer(text)]
+        found += _words(text.lower())
+        for _, v in sorted(found, key=lambda x: x[0]):
+            out.setdefault(v)
+    return list(out)[:MAX_NUMBERS]
+
+
+def _value(s: str) -> int | float:
+    s = s.replace(",", "")
+    v = float(s)
+    return int(v) if v.is_integer() and "." not in s and abs(v) < 2**53 else v
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    """(position, value) of each number written in words: "forty-five", "three hundred and
+    twelve", "a thousand", "twelve"; punctuation ends one."""
+    out: list[tuple[int, int]] = []
+    total, current, start, end = 0, None, 0, 0
+
+    def flush():
+        nonlocal total, current
+        if current is not None or total:
+            out.append((start, total + (current or 0)))
+        total, current = 0, None
+
+    for m in WORDS.finditer(text):
+        word, parts = m.group(), m.group().split("-")
+        if text[end:m.start()].strip():
+            flush()
+        end = m.end()
+        if len(parts) <= 2 and all(p in UNITS or p in TENS for p in parts):
+            if current is None and not total:
+                start = m.start()
+            current = (current or 0) + sum(UNITS.get(p, 0) + TENS.get(p, 0) for p in parts)
+        elif word in SCALES and (current is not None or text[max(0, m.start() - 2):m.start()] == "a "):
+            if current is None and not total:
+                start = m.start()
+            total += (current or 1) * SCALES[word]
+            current = None
+        elif word == "and" and total:
+            continue
+        else:
+            flush()
+    flush()
+    return out
+
+
+def _named(name: str, text: str) -> bool:
+    """Does ``text`` (lower case) name the argument ``name`` (a word of it, of four letters or more)?"""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)]
+    return any(len(w) >= 4 and re.search(rf"\b{re.escape(w)}", text) for w in words)
+
+
+def _ground_number(p: dict, nums: list[int | float]) -> dict | None:
+    """``p`` (a number or integer schema) under an enum of ``nums``; None when none fits."""
+    if {"enum", "const"} & p.keys():
+        return p
+    vals = [v for v in nums if p.get("type") == "number" or (isinstance(v, int) or float(v).is_integer())]
+    if p.get("type") == "integer":
+        vals = list(dict.fromkeys(int(v) for v in vals))
+    lo, hi = p.get("minimum"), p.get("maximum")
+    vals = [v for v in vals if (lo is None or v >= lo) and (hi is None or v <= hi)]
+    if p.get("format") in ("float", "double"):
+        vals = list(dict.fromkeys(float(v) for v in vals))
+    if not vals:
+        return None
+    return {k: v for k, v in p.items() if k not in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                                                       "multipleOf")} | {"enum": vals}
+
+
+def ground(parameters: dict, nums: list[int | float], text: str | None = None) -> dict | None:
+    """A tool's parameters with its number arguments grounded in ``nums``; None when a required
+    one cannot be (the tool cannot be called from this conversation). ``text``, the
+    conversation's words: an optional number argument is offered only when they name it."""
+    if not isinstance(parameters, dict) or not isinstance(parameters.get("properties"), dict):
+        return parameters
+    required = set(parameters.get("required") or ())
+    props = {}
+    for name, p in parameters["properties"].items():
+        q = p
+        if isinstance(p, dict) and p.get("type") in ("number", "integer"):
+            q = _ground_number(p, nums)
+        elif isinstance(p, dict) and p.get("type") == "array" and isinstance(p.get("items"), dict) \
+                and p["items"].get("type") in ("number", "integer"):
+            items = _ground_number(p["items"], nums)
+            q = None if items is None else dict(p, items=items)
+        if q is not p and name not in required and text is not None and not _named(name, text):
+            q = None  # an optional number the conversation does not ask for: the tool's default
+        if q is None:
+            if name in required:
+                return None
+            continue
+        props[name] = q
+    return dict(parameters, properties=props)

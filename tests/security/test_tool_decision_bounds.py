@@ -1,0 +1,70 @@
+"""What a hostile agent can make the kernel's tool decision cost (kernel.llm.relevance, kernel.llm.ground).
+
+The decision runs forward passes of the kernel's model for an agent's request, on the thread that compiles
+every agent's grammars, so its size must not be the agent's to choose: at most MAX_SCORED tools are scored
+(with more, no pass at all: the model chooses), the request and each tool's text are cut to a fixed number of
+tokens, and the numbers read from a conversation are capped (the enum of a grounded argument stays small)."""
+
+from __future__ import annotations
+
+from kernel.llm import constrain, ground, relevance
+
+
+class NoModel:
+    """Fails the test if the decision runs the model."""
+
+    def __call__(self, *a, **k):
+        raise AssertionError("the model was run")
+
+    def parameters(self):
+        raise AssertionError("the model was run")
+
+
+def fn(i: int) -> dict:
+    return {"name": f"tool_{i}", "description": "x " * 5000, "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}
+
+
+def test_many_tools_are_not_scored():
+    functions = [fn(i) for i in range(relevance.MAX_SCORED + 1)]
+    msgs = [{"role": "user", "content": "use 1 " * 10000}]
+    assert relevance.decide_tools(NoModel(), None, msgs, functions, [1]) is None
+
+
+class Tok:
+    """Counts what would be fed to the model."""
+    pad_token_id = 0
+
+    def encode(self, text, add_special_tokens=False):
+        return [1] * len(text.split())
+
+
+class Shapes(NoModel):
+    def __init__(self):
+        self.shape = None
+
+    def parameters(self):
+        import torch
+        yield torch.zeros(1)
+
+    def __call__(self, input_ids, attention_mask, use_cache):
+        import torch
+        self.shape = tuple(input_ids.shape)
+        return type("Out", (), {"logits": torch.zeros(*input_ids.shape, 8)})()
+
+
+def test_the_scored_text_is_cut_whatever_the_agent_sends():
+    m = Shapes()
+    functions = [fn(i) for i in range(relevance.MAX_SCORED)]
+    relevance.scores(m, Tok(), "word " * 100000, functions)
+    rows, width = m.shape
+    assert rows == relevance.MAX_SCORED + len(relevance.BASELINES)
+    assert width <= relevance.TOOL_TOKENS + 3 + relevance.REQUEST_TOKENS
+
+
+def test_a_conversation_full_of_numbers_gives_a_small_enum_quickly():
+    text = " ".join(str(i) for i in range(200000)) + " forty-two " * 20000
+    nums = ground.numbers([text])
+    assert len(nums) == ground.MAX_NUMBERS
+    g, _ = constrain.grammar(None, [{"type": "function", "function": fn(0)}], "auto", numbers=nums)
+    assert len(g) < 20000
