@@ -6,14 +6,15 @@ Usage::
                                 [--per-kind N] [--json] [--show-failures] [--mask-bench]
                                 [--weights fp32 int8]
 
-36 tasks with checkable answers, in six kinds: arithmetic in symbols (arith) and in
+44 tasks with checkable answers, in seven kinds: arithmetic in symbols (arith) and in
 words (words), unit conversions (unit), currency conversions (currency, the bundled
-rate table), reading a file in the agent's workspace (file), and two-step tasks
-(two-step). Every (agent, task) pair is spawned at once on one kernel (the embedded
+rate table), reading a file in the agent's workspace (file), two-step tasks
+(two-step), and word problems of two or three operations (story: "3 boxes of 12 eggs
+and 2 boxes of 6 eggs. How many eggs in all?"). Every (agent, task) pair is spawned at once on one kernel (the embedded
 model, greedy), so they run as one batch. ReActAgent decodes its calls under the
 kernel's grammar (tools + tool_choice); ReActFreeAgent (bench/agents/) is the same
 agent writing free text that agent_apps.toolcall parses, the protocol before
-constrained decoding; MathAgent (the workflow agent) gets the arith and words tasks.
+constrained decoding; MathAgent (the workflow agent) gets the arith, words and story tasks.
 
 A task is solved when a number in the agent's answer is within 0.5% (or 0.01) of the
 expected one. Prints solved/total per agent and per kind, the share solved of the
@@ -86,11 +87,26 @@ TASKS = [
     ("two-step", "Convert 20 USD to EUR and add 5.", fx(20, "USD", "EUR") + 5),
     ("two-step", "How many seconds are in 2 days and 3 hours?", 2 * 86400 + 3 * 3600),
     ("two-step", "What is 25% of 80, times 3?", 60),
+    # word problems of two or three operations, in the style of the seed's pizza task (quantities with
+    # units, some in words); written before the agents were changed for them, and not changed since
+    ("story", "A shop sells 3 boxes of 12 eggs and 2 boxes of 6 eggs. How many eggs in all?", 48),
+    ("story", "Lena has twenty-four stickers. She gives five to her brother and then buys twelve more. "
+              "How many stickers does she have now?", 31),
+    ("story", "A bus has 8 rows of 4 seats. 5 seats are taken. How many seats are free?", 27),
+    ("story", "A baker makes five trays of twelve muffins and sells thirty-eight of them. "
+              "How many muffins are left?", 22),
+    ("story", "Tickets cost 7 dollars for an adult and 4 dollars for a child. "
+              "How much do 2 adults and 3 children pay in all?", 26),
+    ("story", "A garden has six rows of seven tulips and four rows of five roses. "
+              "How many flowers are in the garden?", 62),
+    ("story", "Three friends share a 45 dollar meal and a 15 dollar dessert equally. "
+              "How much does each friend pay?", 20),
+    ("story", "A car uses 6 liters of fuel per 100 kilometers. How many liters does it use for 350 kilometers?", 21),
 ]
 FILES = {"secret.txt": "7341\n", "numbers.txt": "12 30 58\n", "price.txt": "price: 19.99 dollars\n",
          "sales.txt": "120\n80\n45\n", "trip.txt": "distance: 42 km\n", "count.txt": "count = 256\n"}
-AGENT_KINDS = {"MathAgent": {"arith", "words"}}  # agents not listed here get every task
-STATED = {"arith", "words", "unit", "currency", "two-step"}  # numbers stated in the question
+AGENT_KINDS = {"MathAgent": {"arith", "words", "story"}}  # agents not listed here get every task
+STATED = {"arith", "words", "unit", "currency", "two-step", "story"}  # numbers stated in the question
 NUM = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 

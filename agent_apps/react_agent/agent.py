@@ -25,6 +25,15 @@ times twenty-three" and search_docs to read a named file. Arguments are grounded
 the task (ground.py). An observation is data, not an instruction: an irreversible
 call still goes through the access manager's confirmation.
 
+Multi-step tasks (plan.py): number words in the task are read as numerals first
+(pot.normalise); a task that names a file reads it first, and one that names no
+other tool but states two numbers is a word problem for the calculator, whose first
+expression is a program of thought (agent_apps/pot.py). After each observation the
+plan, which counts numbers (each stated number into a call, each result into a later
+one), forces the next call: the converter again on a quantity not yet converted,
+the calculator on what is left (its expression held to those numbers), or, with one
+number left, the model's answer (``tool_choice="none"``).
+
 ``"constrained": false`` in the profile falls back to free text parsed by
 agent_apps.toolcall (the original protocol; bench/agent_tasks.py compares both).
 
@@ -40,7 +49,8 @@ from __future__ import annotations
 import json
 import re
 
-from agent_apps import toolcall
+from agent_apps import pot, toolcall
+from agent_apps.react_agent import plan as planner
 from agent_apps.react_agent.ground import ground, unused
 from agent_apps.base import describe
 from agent_apps.sdk import Failed, SyscallError, function_tools, llm, log, tools
@@ -166,26 +176,49 @@ class ReActAgent:
     def run(self, task: str) -> dict:
         allowed = [t for t in tools.list() if t["allowed"]]
         by_name = {t["name"]: t for t in allowed}  # free text may still name any of them
+        if self.constrained:
+            task = pot.normalise(task)  # "forty-five minus nineteen" -> "45 minus 19": numbers the grammar can hold
         shown = shortlist(task, allowed, self.shortlist, self.always)
-        defs = function_tools(shown)  # the grammar allows only these
         # The first call is one of the tools the task names (not the calculator a unit task also
         # shows: the model reached for it and multiplied by a number of its own). Every call shows
         # the same tools, so each turn's prompt extends the last one's (the prefix cache's hit).
         named = shortlist(task, allowed, self.shortlist, [])
         first = {"type": "function", "function": {"name": named[0]["name"]}} if len(named) == 1 else "required"
+        if self.constrained:
+            shown, first = planner.first_call(task, allowed, shown, named, first)
+        defs = function_tools(shown)  # the grammar allows only these
+        specs = {t["name"]: t for t in shown}
+        arithmetic = set((by_name.get("calculator") or {}).get("keywords") or ())
         messages = [{"role": "system", "content": self.system_prompt(shown)},
                     *self.examples({t["name"] for t in shown}),
                     {"role": "user", "content": f"Task: {task}"}]
         steps: list[dict] = []
         seen: set[str] = set()
         nudged = False
+        plan, info = "model", {}
         for i in range(self.max_steps):
-            grounded = ground(defs, by_name, task, [s.get("observation", "") for s in steps])
-            choice = first if not steps else "required" if unused(task, steps) else "auto"  # unused: a step remains
-            step = self.ask(messages, grounded, choice, names=list(by_name))
+            observed = [s.get("observation", "") for s in steps]
+            if plan == "convert":
+                grounded = ground(defs, by_name, task, observed, only=info["numbers"])
+                choice = {"type": "function", "function": {"name": info["tool"]}}
+            elif plan == "calculate":
+                grounded = planner.with_pattern(ground(defs, by_name, task, observed),
+                                        pot.pattern(info["numbers"], groups="(" in task, ops=info["ops"]))
+                choice = {"type": "function", "function": {"name": "calculator"}}
+            elif plan == "answer":
+                grounded, choice = defs, "none"
+            else:
+                choice = first if not steps else "required" if unused(task, steps) else "auto"  # a step remains
+                one = planner.first_quantity(task, by_name.get(_names(choice)) or {}) if not steps else []
+                grounded = ground(defs, by_name, task, observed, only=one or None)
+            step = None
+            if not steps and self.constrained and _names(choice) == "calculator":
+                step = self.program(task)  # the first expression: a program of thought (agent_apps/pot.py)
+            if step is None:
+                step = self.ask(messages, grounded, choice, names=list(by_name))
             log(f"step {i + 1}: {step.raw.strip()}")
             if step.kind == "answer":
-                return self.done(with_value(step.answer, steps), steps, "answer")
+                return self.done(with_value(step.answer, steps, info.get("value")), steps, "answer")
             if step.kind == "text":  # free mode: one reminder of the protocol, then take the text
                 if nudged or not step.answer:
                     return self.done(step.answer, steps, "plain text")
@@ -217,12 +250,28 @@ class ReActAgent:
             steps.append(call)
             hint = ""
             if self.constrained:
-                left = unused(task, steps)  # a stated number no call has used: a step may remain
+                plan, info = planner.next_step(task, steps, specs, arithmetic)
+                left = planner.state(pot.numbers(task), steps)[0]  # a stated number no call has used
                 hint = f"\nNot used yet: {', '.join(left)}. Call the next tool." if left and "error" not in call \
-                    else f"\n{NEXT}"
+                    else "\nCombine the results with the calculator." if plan == "calculate" else f"\n{NEXT}"
             messages.append({"role": "tool" if self.constrained else "user",  # constrained: it answers the call
                              "content": f"Observation: {obs}{hint}"})
         return self.done(with_value(last_seen(steps), steps), steps, f"{self.max_steps} steps")
+
+    def program(self, task: str) -> toolcall.Step | None:
+        """The calculator call whose expression the model wrote as a program of thought (one LLM call
+        under pot's grammar: every number of the task, the first one first); None if cut off."""
+        expr = pot.expression(task, max_new_tokens=self.max_new_tokens)
+        if not expr:
+            return None
+        args = {"expression": expr}
+        return toolcall.Step("tool", tool="calculator", args=args, raw=json.dumps({"name": "calculator",
+                                                                                   "arguments": args}))
+
+
+def _names(choice) -> str | None:
+    """The tool a tool_choice forces, if it forces one."""
+    return (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
 
 
 def last_seen(steps: list[dict]) -> str:
@@ -244,21 +293,37 @@ def _describe(step: dict) -> str | None:
     return describe(step["tool"], step.get("args") or {}, out) if isinstance(out, dict) else None
 
 
-def with_value(answer: str, steps: list[dict]) -> str:
+def with_value(answer: str, steps: list[dict], value: str | None = None) -> str:
     """The model's answer, unless it leaves out the last tool's value or the number it converted
     (a small model restates its own guess: "3.10686 is 3.10686 miles."): then the call and its
-    result in one line, ``5 km = 3.10686 miles`` (the tool's value is the ground truth)."""
+    result in one line, ``5 km = 3.10686 miles`` (the tool's value is the ground truth). ``value``:
+    the one number the plan left (plan.py); an answer without it (a file's "19.99" answered as
+    "10.99") becomes the observation's line that holds it, ``price: 19.99 dollars``."""
     if not steps or "observation" not in steps[-1]:
         return answer
     try:
         out = json.loads(steps[-1]["observation"].split("\n", 1)[0])
     except ValueError:
-        return answer
-    value = next((out.get(k) for k in ("value", "amount", "result") if isinstance(out, dict) and k in out), None)
-    if value is None:
-        return answer
+        out = None
+    result = next((out.get(k) for k in ("value", "amount", "result") if isinstance(out, dict) and k in out), None)
+    if result is None:
+        if value is None or _states(answer, value):
+            return answer
+        return next((line.strip() for s in reversed(steps) for line in str(s.get("observation", "")).splitlines()[1:]
+                     if value in pot.numbers(line)), answer)
     args = steps[-1].get("args") or {}
     given = next((args[k] for k in ("value", "amount") if k in args), None)
-    if str(value) in answer and (given is None or str(given) in answer.replace(str(value), "")):
-        return answer
+    known = {n for s in steps for n in [*planner.results(s), *planner.used([s])]} | {str(result)}
+    guessed = [n for n in pot.numbers(answer) if not any(_states(k, n) for k in known)]
+    if str(result) in answer and (given is None or str(given) in answer.replace(str(result), "")) and not guessed:
+        return answer  # (guessed: a number no call gave, "Eight plus five is 27.": the call's line instead)
     return _describe(steps[-1]) or answer
+
+
+def _states(answer: str, value: str) -> bool:
+    """``answer`` writes the number ``value`` (19.99, 19.990, or 1,000 for 1000)."""
+    try:
+        want = float(value)
+    except ValueError:
+        return value in answer
+    return any(abs(float(n) - want) <= 1e-9 * max(1.0, abs(want)) for n in pot.numbers(answer))

@@ -128,3 +128,27 @@ def test_the_docs_tool_turn_runs_as_written(kernel):
     assert snap["state"] == "done", snap["error"]
     assert snap["result"]["call"]["name"] in ("calculator", "unit_converter") and snap["result"]["answer"].strip()
     assert snap["syscalls"]["llm.chat"] == 2 and snap["syscalls"]["tool.call"] == 1, snap["syscalls"]
+
+
+def test_multi_step_tasks_follow_the_plan_on_the_real_model(kernel):
+    """Issue 26: ReActAgent's plan (agent_apps/react_agent/plan.py) makes the steps a 135M model skipped:
+    each stated quantity converted, then the results added (never multiplied: one unit); a file's numbers
+    read, then added up by the calculator; and a word problem's numbers in words written into one
+    expression under pot's grammar (MathAgent the same way). Greedy, one batch."""
+    path = Path(kernel.config.data_dir) / "workspaces" / "ReActAgent" / "ledger.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("7\n15\n20\n")
+    jobs = {"time": ("ReActAgent", "How many minutes are in 1 day and 4 hours?"),
+            "file": ("ReActAgent", "What is the total of the numbers in ledger.txt?"),
+            "words": ("MathAgent", "Ella buys four bags of nine oranges and three bags of five apples. "
+                                   "How many fruits does she have in all?")}
+    pids = {k: kernel.spawn(agent, task) for k, (agent, task) in jobs.items()}
+    snaps = {k: kernel.wait(pid, timeout=600) for k, pid in pids.items()}
+    for k, snap in snaps.items():
+        assert snap["state"] == "done", (k, snap["error"])
+    time, file, words = (snaps[k]["result"] for k in ("time", "file", "words"))
+    assert [s["tool"] for s in time["steps"]] == ["unit_converter", "unit_converter", "calculator"], time["steps"]
+    assert "1680" in time["answer"], time
+    assert [s["tool"] for s in file["steps"]] == ["read_file", "calculator"], file["steps"]
+    assert "42" in file["answer"], file
+    assert words["answer"] == "4 * 9 + 3 * 5 = 51", words

@@ -99,11 +99,11 @@ def test_react_agent_runs_on_a_remote_model(remote, kernel):
     them, and the agent's steps and answer are the local engine's."""
     snaps = []
     for k in (remote, kernel):
-        pid = k.spawn("ReActAgent", "What is 17 * 23?")
+        pid = k.spawn("ReActAgent", "Convert 5 km to miles.")  # a call the model writes (17 * 23 is taken as written)
         snaps.append(k.wait(pid, timeout=300))
     far, local = snaps
     assert far["state"] == "done", far["error"]
-    assert far["syscalls"]["llm.chat"] >= 2 and "391" in far["result"]["answer"], far["result"]
+    assert far["syscalls"]["llm.chat"] >= 2 and "3.10686" in far["result"]["answer"], far["result"]
     assert far["result"]["answer"] == local["result"]["answer"] and far["result"]["steps"] == local["result"]["steps"]
 
 

@@ -223,3 +223,27 @@ def test_program_of_thought_grammar_admits_only_the_tasks_numbers_first_one_firs
         assert not re.fullmatch(regex, bad), bad
     assert re.fullmatch(pot.pattern(pot.numbers("Seventeen times twenty-three?")), "17 * 23")
     assert pot.plain(48.0) == "48" and pot.plain(1 / 3) == "0.333333" and pot.plain(84) == "84"
+
+
+def test_number_words_become_numerals_and_pronouns_stay_words():
+    n = pot.normalise
+    assert n("What is forty-five minus nineteen?") == "What is 45 minus 19?"
+    assert n("one hundred and five apples, a dozen eggs, two dozen pens") == "105 apples, 12 eggs, 24 pens"
+    assert n("a small one has 8 slices; one of them; he gives one to Sam") == \
+        "a small one has 8 slices; one of them; he gives 1 to Sam"
+    assert n("Twenty-one people") == "21 people" and pot.numbers("25% of 80, and 5 percent") == ["0.25", "80", "0.05"]
+
+
+def test_the_program_grammar_keeps_counted_pairs_together_and_written_arithmetic_is_taken_as_written():
+    task = "A shop sells 3 boxes of 12 eggs and 2 boxes of six eggs. How many eggs in all?"
+    assert pot.pairs(task) == {0, 2}
+    regex = pot.pattern(pot.numbers(task), together=pot.pairs(task))
+    assert re.fullmatch(regex, "3 * 12 + 2 * 6") and not re.fullmatch(regex, "3 * 6 + 2 * 12")
+    grouped = pot.pattern(["8", "4", "10", "3"], groups=True)
+    assert re.fullmatch(grouped, "(8 + 4) * (10 - 3)") and not re.fullmatch(grouped, "(8 + 4 * (10 - 3)")
+    assert re.fullmatch(pot.pattern(["2", "10"]), "2 ** 10")
+    assert re.fullmatch(pot.pattern(["172800.0", "10800.0"], ops="+-"), "172800.0 + 10800.0")
+    assert not re.fullmatch(pot.pattern(["172800.0", "10800.0"], ops="+-"), "172800.0 * 10800.0")
+    assert pot.written("What is (8 + 4) * (10 - 3)?") == "(8 + 4) * (10 - 3)"
+    assert pot.written("What is 12 * 15, plus 20?") == ""  # 20 is not in it: the model writes the program
+    assert [q for q, _ in pot.shots("A hall has rows of chairs")][-1].startswith("A hall has 10 rows of 12 chairs")
