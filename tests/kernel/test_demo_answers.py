@@ -1,7 +1,8 @@
 """The bundled demo agents end with a plain answer, on the real embedded model (greedy).
 
 Proves (issue 22, item 3): each demo agent on its demo task ends ``done`` with ``answer`` a
-non-empty string; its steps count 1..n of its plan, never past it, and no step repeats a
+non-empty string (RecAgent's: a numbered list, after reading "where: New York", "what:
+restaurants"); its steps count 1..n of its plan, never past it, and no step repeats a
 sentence of another (nor a "Step 4 of 3" echo of the plan); an agent whose last tool call
 failed has no answer and ends ``failed`` with the tool's error as the reason; an app whose
 config.json cannot be read is warned about once at boot, with its file and the error.
@@ -41,6 +42,10 @@ def test_demo_agents_end_with_a_plain_answer_and_never_repeat_a_step(kernel, ker
         assert not re.search(r"(?i)\bstep \d+ of \d+", snap["answer"]), (name, snap["answer"])
     assert "48" in snaps["MathAgent"]["answer"]
     assert re.search(r"\b5\b.*3\.10686", snaps["ReActAgent"]["answer"]), snaps["ReActAgent"]["answer"]
+    rec = snaps["RecAgent"]  # the request read in its own words, then a numbered list of restaurants there
+    assert rec["result"]["steps"][0]["data"] == {"where": "New York", "what": "restaurants", "when": "spring break"}, rec
+    lines = rec["answer"].splitlines()
+    assert [line.split(".")[0] for line in lines] == [str(i) for i in range(1, len(lines) + 1)] and lines, rec["answer"]
     for name in DEMOS[:4]:  # the workflow agents: "step i/n" lines, one per step of the plan
         plan = len(registry.find(name).steps)
         steps = _steps(kernel_events.outputs(pids[name]))
