@@ -153,7 +153,8 @@ def plain_values(schema: dict) -> dict:
     - **Bounded**: a string without ``maxLength`` takes at most ``FREE_STRING`` characters and an
       array without ``maxItems`` at most ``FREE_ITEMS`` items, so a call that repeats itself
       (``["Quantities:10", "Quantities:10", ...]``) still closes before ``max_new_tokens``; a
-      required array without ``minItems`` takes at least one item (``[]`` was the model's way out).
+      required array without ``minItems`` takes at least one item, and a string item is not empty
+      (``[]`` and ``[""]`` were the model's ways out).
     - **Plain**: a small model closes its call inside an argument (``"17*23}}]</tool_call>``) when
       the grammar lets it; arithmetic, units, paths and queries never need ``{}<>`` or a newline.
       A string with its own pattern, format, enum or const, or a long one (file content), is left
@@ -174,7 +175,10 @@ def plain_values(schema: dict) -> dict:
         for k in out.get("required") or ():
             v = out["properties"].get(k)
             if isinstance(v, dict) and v.get("type") == "array" and "minItems" not in v:
-                out["properties"][k] = dict(v, minItems=1)  # a required list is not left empty
+                v = out["properties"][k] = dict(v, minItems=1)  # a required list is not left empty ...
+                item = v.get("items")
+                if isinstance(item, dict) and item.get("type") == "string" and "minLength" not in item:
+                    v["items"] = dict(item, minLength=1)  # ... nor filled with ""
         if "additionalProperties" not in out and "patternProperties" not in out:
             out["additionalProperties"] = False
     if isinstance(out.get("items"), dict):

@@ -130,3 +130,13 @@ def test_parse_reply_keeps_finished_calls_once():
     assert constrain.parse_reply("Just text.") == {"tool_calls": [], "text": "Just text."}
     cut = '<tool_call>[{"name":"a","argu'
     assert constrain.parse_reply(cut) == {"tool_calls": [], "text": cut}
+
+
+def test_a_required_list_is_neither_empty_nor_of_empty_strings():
+    stats = tool("stats", {"fields": {"type": "array", "items": {"type": "string"}}}, ["fields"])
+    g, _ = constrain.grammar(None, [stats], "required")
+    assert accepts(g, calls({"name": "stats", "arguments": {"fields": ["points"]}}))
+    assert not accepts(g, calls({"name": "stats", "arguments": {"fields": []}}))
+    assert not accepts(g, calls({"name": "stats", "arguments": {"fields": [""]}}))
+    g, _ = constrain.grammar(None, [PLAY], "required")  # an optional one may be empty
+    assert accepts(g, calls({"name": "play", "arguments": {"artist": "a", "tags": []}}))
