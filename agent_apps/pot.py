@@ -212,10 +212,10 @@ def pattern(nums: list[str], groups: bool = False, together: set[int] = frozense
 
 def written(task: str) -> str:
     """The arithmetic the task writes itself, when it uses every number the task states
-    ("What is (8 + 4) * (10 - 3)?" -> "(8 + 4) * (10 - 3)"); else ""."""
+    ("What is (8 + 4) * (10 - 3)?" -> "(8 + 4) * (10 - 3)", "What is 12*7?" -> "12 * 7"); else ""."""
     nums = numbers(task)
     for m in re.finditer(r"[(\d][\d\s.()+*/^-]*[\d)]", normalise(task)):
-        expr = " ".join(m.group(0).split())
+        expr = " ".join(re.sub(r"(?<=[\d)])\s*(\*\*|[-+*/^])\s*", r" \1 ", m.group(0)).split())  # 12*7 -> 12 * 7
         if re.search(r"\d\s*(\*\*|[-+*/^])\s*[\d(]", expr) and sorted(numbers(expr)) == sorted(nums) \
                 and expr.count("(") == expr.count(")"):
             return expr

@@ -42,7 +42,8 @@ def test_both_spellings_reach_the_same_field():
         value = {"scheduler": "rr", "storage_sync": "normal", "mem_search": "bm25", "confirm_policy": "allow",
                  "tool_scheduling": "global_lock", "scheduler_log_mode": "file", "agent_log_mode": "file",
                  "log_level": "WARNING", "max_gpu_memory": '{"0": "1GiB"}', "prefix_cache": "off",
-                 "program_aware": "on", "confine": "strict", "trace": "off", "weights": "fp32"}.get(name)
+                 "program_aware": "on", "confine": "strict", "trace": "off", "weights": "fp32",
+                 "tool_decision": "model"}.get(name)
         if value is None:
             value = "7" if isinstance(default, (int, float)) else "x"
         assert getattr(parse(kebab, value), name) == getattr(parse(snake, value), name) != default, name
