@@ -9,7 +9,8 @@ Each case is one agent (bench/agents/bfcl_agent) that makes one ``llm.chat`` cal
 messages and its functions as ``tools``: the path every agent's tool calls take, the kernel's
 constrained decoding included. The calls come back as ``tool_calls`` and are scored by
 bfcl-eval's AST checker (``ast_checker``; ``irrelevance``/``live_irrelevance``: a case passes when
-no call is made, as BFCL's relevance runner decides), not by a re-implementation.
+no call is made, ``live_relevance`` when one is, as BFCL's relevance runner decides), not by a
+re-implementation.
 
 bfcl-eval pins packages the project must not take (numpy 1.26.4, a dozen vendor SDKs, vLLM as an
 extra), and its checker needs none of them: the benchmark installs ``bfcl-eval==BFCL_VERSION`` with
@@ -25,8 +26,9 @@ and ``float`` into JSON Schema, is compiled from that file's own source). Functi
 
 The categories are BFCL v4's single-turn ones: simple_python, multiple, parallel,
 parallel_multiple, irrelevance, live_simple, live_multiple, live_parallel, live_parallel_multiple,
-live_irrelevance (``--limit N``: the first N cases of each). The last line printed is one JSON
-object: ``{"accuracy": {category: share}, "cases": {category: n}, "wall_s": ..., ...}``.
+live_irrelevance, live_relevance (any call passes, as in BFCL); ``--limit N``: the first N cases of
+each. The last line printed is one JSON object: ``{"accuracy": {category: share}, "cases":
+{category: n}, "wall_s": ..., ...}``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
 
 BFCL_VERSION = "2026.3.23"
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
-              "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance")
+              "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
 MODEL = "aios"  # the name the checker is told; underscore_to_dot is set for it (see the docstring)
 
 
@@ -115,6 +117,8 @@ class Checker:
         decoded = [{c["name"]: c["arguments"]} for c in calls]
         if "irrelevance" in category:
             return (self.is_empty_output(decoded), "made a call where none fits")
+        if category == "live_relevance":  # some call is right; which one is not scored (as BFCL does)
+            return (not self.is_empty_output(decoded), "no call where one fits")
         if not calls:
             return False, "no call"
         res = self.ast_checker(case["function"], decoded, case["ground_truth"], self.language, category, MODEL)

@@ -54,6 +54,9 @@ def test_the_checker_is_bfcls_own_and_can_fail(checker):
     irr = c.cases("irrelevance", 1)[0]
     assert c.score("irrelevance", irr, [])[0]
     assert not c.score("irrelevance", irr, [{"name": "x", "arguments": {"a": 1}}])[0]
+    rel = c.cases("live_relevance", 1)[0]
+    assert c.score("live_relevance", rel, [{"name": "x", "arguments": {"a": 1}}])[0]
+    assert not c.score("live_relevance", rel, [])[0]
 
 
 def test_the_bench_runs_cases_through_the_kernel_and_prints_json_last():
