@@ -85,10 +85,14 @@ def _words(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def name_words(name: str) -> set[str]:
+    """The words of an identifier, lower case: get_weather, getWeather, get-weather -> {"get", "weather"}."""
+    return {w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}
+
+
 def _named(name: str, text: str) -> bool:
     """Does ``text`` (lower case) name the argument ``name`` (a word of it, of four letters or more)?"""
-    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)]
-    return any(len(w) >= 4 and re.search(rf"\b{re.escape(w)}", text) for w in words)
+    return any(len(w) >= 4 and re.search(rf"\b{re.escape(w)}", text) for w in name_words(name))
 
 
 def _ground_number(p: dict, nums: list[int | float]) -> dict | None:

@@ -34,7 +34,7 @@ model's own choice stands; ``--tool_decision model`` turns the decision off.
 from __future__ import annotations
 
 import logging
-import re
+import time
 
 from kernel.llm import ground
 
@@ -57,8 +57,6 @@ def plan(model, tok, messages: list[dict], tools, tool_choice, decide: bool = Tr
     """For a request with ``tools``: (the tools an auto reply must call, [] for text, None for the
     model's choice; ``constrain.grammar``'s ``numbers`` and ``text``; seconds spent deciding).
     ``decide``: False leaves every auto request to the model (``--tool_decision model``)."""
-    import time
-
     from kernel.llm import constrain
 
     functions, mode = constrain.chosen(constrain.tool_functions(tools), tool_choice)
@@ -110,8 +108,8 @@ def scores(model, tok, request: str, functions: list[dict]) -> list[float]:
 
 
 def _words(name: str) -> set[str]:
-    """The words of a tool name: get_weather, getWeather, get-weather -> {"get", "weather"}, less "get"."""
-    return {w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)} - {"get", "set", "do", "run"}
+    """The words of a tool name that say what it does (get_weather -> {"weather"})."""
+    return ground.name_words(name) - {"get", "set", "do", "run"}
 
 
 def decide_tools(model, tok, messages: list[dict], functions: list[dict], numbers: list) -> list[str] | None:
