@@ -44,7 +44,7 @@ class KernelConfig:
     kv_budget_mb: float = 1024.0  # MiB of KV cache kept for preempted generations; beyond it KV is recomputed
     llm_threads: int = 0  # torch threads of the local engine; 0 = all CPUs but one (kernel/llm/threads.py)
     tool_decision: str = "kernel"  # local model, tool_choice auto on a user turn: kernel (relevance + grounding) or model
-    weights: str = "auto"  # local model weights: auto (float32 on a CPU, the model's dtype on a GPU), int8, fp32
+    weights: str = "auto"  # local model weights: auto (int8 on a CPU, the model's dtype on a GPU), int8, fp32
     scheduler_log_mode: str = "console"
     agent_log_mode: str = "console"
     log_dir: str = field(default_factory=lambda: str(state_dir() / "logs"))  # made absolute in __post_init__
@@ -241,8 +241,8 @@ FLAGS = [
     ("max_gpu_memory", "model", 'JSON map for accelerate, e.g. \'{"0": "24GiB", "cpu": "64GiB"}\''),
     ("max_new_tokens", "model", "default and ceiling of tokens per LLM call"),
     ("llm_threads", "model", "torch threads of the local engine (0: all CPUs but one)"),
-    ("weights", "model", "local model weights: auto = float32 on a CPU, the model's own dtype on a GPU; int8 "
-     "(CPU only: ~2-3x faster, outputs depend on batching) or fp32 force one (docs/llm-engine.md)",
+    ("weights", "model", "local model weights: auto = int8 on a CPU (about 2x faster than float32), the model's "
+     "own dtype on a GPU; int8 (CPU only) or fp32 force one (docs/llm-engine.md)",
      {"choices": ("auto", "int8", "fp32")}),
     ("tool_decision", "model", "local model, llm.chat with tools and tool_choice auto on the user's turn: kernel = "
      "the engine decides whether to call and which tool (relevance of each tool to the request, numbers grounded "

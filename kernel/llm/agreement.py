@@ -15,7 +15,7 @@ Deterministic: greedy, no sampling, one process.
 
 from __future__ import annotations
 
-PROMPTS = (  # none of them in kernel.llm.convert.CALIBRATION
+PROMPTS = (
     "What is the capital of France?",
     "Write a python function that reverses a string.",
     "List three colors.",

@@ -38,7 +38,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from kernel.llm.context import KVSnapshot, snapshot_nbytes
-from kernel.llm.kvcache import HEADROOM, empty_buffers, growing_cache, reserved_cache
+from kernel.llm.kvcache import HEADROOM, empty_buffers, growing_cache, kv_dtype, reserved_cache
 from kernel.param import LONG_ROW_TOKENS
 
 
@@ -158,7 +158,7 @@ class DecodeBatch:
 
     def row_cache(self, capacity: int):
         """An empty one-row cache with room for ``capacity`` tokens (see kvcache.reserved_cache)."""
-        return reserved_cache(self.model.config, capacity, self.model.dtype, self.device)
+        return reserved_cache(self.model.config, capacity, kv_dtype(self.model), self.device)
 
     def step(self) -> torch.Tensor:
         """One decode step: feed every row's last token; returns logits (B, V)."""

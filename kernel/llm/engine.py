@@ -247,6 +247,7 @@ class Engine:
         from kernel.llm import model as model_mod
         from kernel.llm.batch import DecodeBatch, batchable
         from kernel.llm.context import ContextStore
+        from kernel.llm.kvcache import kv_dtype
         from kernel.llm.prefix import PrefixCache, kv_bytes_per_token
         from kernel.llm.scheduler import make_policy
 
@@ -269,7 +270,7 @@ class Engine:
         self.policy = make_policy(self.policy_name, self.max_batch, self.quantum, self.program_aware)
         self.contexts = ContextStore(self.kv_budget_bytes)
         if self.batch.repad:
-            self.kv_per_token = kv_bytes_per_token(self.model.config, self.model.dtype)
+            self.kv_per_token = kv_bytes_per_token(self.model.config, kv_dtype(self.model))
             self.prefix = PrefixCache(self.prefix_budget_bytes) if self.prefix_on else None
         else:  # one-row caches of their own need full-attention layers
             self.kv_per_token = 0

@@ -89,6 +89,11 @@ def growing_cache(config) -> DynamicCache:
     return cache
 
 
+def kv_dtype(model) -> torch.dtype:
+    """The dtype ``model`` keeps K/V in: its own, or float64 for int8 models (kernel.llm.quant)."""
+    return getattr(model, "kv_dtype", None) or model.dtype
+
+
 def kv_shape(config) -> tuple[int, int]:
     """(kv_heads, head_dim) of every layer of a full-attention model with ``config``."""
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads

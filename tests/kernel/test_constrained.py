@@ -13,7 +13,7 @@ import pytest
 
 from kernel.llm import constrain
 from kernel.llm.request import LLMRequest, SamplingParams
-from test_engine import chat, run, shared_model, start  # noqa: F401 (fixture)
+from test_engine import chat, run, shared_model, start, weights  # noqa: F401 (fixtures)
 from toolspecs import CALC, CONVERT, FMT, PERSON, TOOL_SCHEMAS
 
 
@@ -87,6 +87,7 @@ def test_named_tool_choice_and_auto():
     assert a["tool_calls"] == [] and a["text"].strip() and a["finish_reason"] in ("stop", "length")
 
 
+@pytest.mark.usefixtures("weights")
 def test_preemption_keeps_the_matcher_state():
     """Greedy constrained output is identical with and without preemption (rr, small quantum)."""
     def reqs():

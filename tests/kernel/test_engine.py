@@ -50,7 +50,19 @@ def chat(prompt: str, i: int, max_new: int = 8, on_state=None, **kw) -> LLMReque
     return req
 
 
+DEFAULTS: dict = {}  # KernelConfig fields start() uses unless a test passes its own (see ``weights``)
+
+
+@pytest.fixture(params=["int8", "fp32"])
+def weights(request, monkeypatch):
+    """Run a greedy-equality test in both weight modes, each mode against itself (int8 is the CPU
+    default; float32 is what ``--weights fp32`` runs)."""
+    monkeypatch.setitem(DEFAULTS, "weights", request.param)
+    return request.param
+
+
 def start(**cfg) -> Engine:
+    cfg = {**DEFAULTS, **cfg}
     cfg.setdefault("max_new_tokens", 64)
     e = Engine(KernelConfig(**cfg))
     e.start()
@@ -84,6 +96,7 @@ def texts(results) -> list[str]:
     return [res["text"] for res, _ in results]
 
 
+@pytest.mark.usefixtures("weights")
 def test_batched_equals_serial_with_left_padding():
     """Different prompt lengths share one left-padded batch; greedy output is what each gets alone."""
     serial, st = run([chat(p, i) for i, p in enumerate(PROMPTS)], scheduler="serial")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_engine import PROMPTS, chat, run, shared_model, texts  # noqa: F401  (fixture)
+from test_engine import PROMPTS, chat, run, shared_model, texts, weights  # noqa: F401  (fixtures)
 
 N_TOKENS = 10
 
@@ -20,11 +20,17 @@ def batch(**kw):
     return [chat(p, i, max_new=N_TOKENS, **kw) for i, p in enumerate(PROMPTS)]
 
 
-@pytest.fixture(scope="module")
-def baseline():
-    results, stats = run(batch(), scheduler="fifo")
-    assert stats["preemptions"] == 0
-    return results
+_baselines: dict = {}
+
+
+@pytest.fixture
+def baseline(weights):
+    """The unpreempted run in this weight mode (made once per mode)."""
+    if weights not in _baselines:
+        results, stats = run(batch(), scheduler="fifo")
+        assert stats["preemptions"] == 0
+        _baselines[weights] = results
+    return _baselines[weights]
 
 
 def tokens(results):
@@ -56,6 +62,7 @@ def test_priority_preemption_is_invisible(baseline):
     assert st["preemptions"] > 0
 
 
+@pytest.mark.usefixtures("weights")
 def test_sampled_outputs_survive_preemption():
     """The sampler state (a per-request generator) travels with the context."""
     kw = dict(temperature=0.8, top_p=0.95, seed=11)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from kernel.llm.prefix import PrefixCache
 from kernel.llm.request import LLMRequest, SamplingParams
-from test_engine import run, shared_model, start  # noqa: F401  (shared_model: one loaded model)
+from test_engine import run, shared_model, start, weights  # noqa: F401  (fixtures: one loaded model each)
 
 SYSTEM = ("You are a careful assistant inside an agent OS. Tools: calculator(expression), "
           "unit_converter(value, from, to). Answer in one short sentence.")
@@ -80,6 +81,7 @@ def _agents_run(engine, agents: int, turns: int, max_new: int = 10) -> list[list
     return [out[p] for p in range(agents)]
 
 
+@pytest.mark.usefixtures("weights")
 def test_prefix_reuse_keeps_greedy_outputs_under_every_policy():
     ref_engine = start(prefix_cache="off", scheduler="fifo")
     try:
@@ -105,6 +107,7 @@ def test_prefix_reuse_keeps_greedy_outputs_under_every_policy():
             assert st["preemptions"] > 0 and st["resumes_recompute"] > 0  # resumed from the prefix cache
 
 
+@pytest.mark.usefixtures("weights")
 def test_one_wave_of_agents_prefills_a_shared_system_prompt_once():
     """Six agents send one long system prompt at the same moment: one prefills it, the rest wait a
     pass and reuse it (cache-aware scheduling); outputs equal the cache-off run's."""
@@ -127,11 +130,11 @@ def test_one_wave_of_agents_prefills_a_shared_system_prompt_once():
 
 
 def test_ended_agent_entries_are_dropped_and_budget_holds():
-    e = start(prefix_cache="on", prefix_cache_mb=4)  # ~90 tokens of this model's KV: LRU must evict
+    e = start(prefix_cache="on", prefix_cache_mb=8)  # ~90 tokens of int8's float64 KV: LRU must evict
     try:
         _agents_run(e, agents=3, turns=2, max_new=4)
         st = e.stats()
-        assert 0 < st["cache_bytes"] <= 4 * 2**20 and e.prefix.evicted_bytes > 0
+        assert 0 < st["cache_bytes"] <= 8 * 2**20 and e.prefix.evicted_bytes > 0
         assert st["prefix_hit_tokens"] > 0
     finally:
         e.stop()
@@ -150,6 +153,7 @@ def test_ended_agent_entries_are_dropped_and_budget_holds():
         e.stop()
 
 
+@pytest.mark.usefixtures("weights")
 def test_chunked_prefill_interleaves_a_long_prompt_with_short_calls():
     """A ~1k-token prompt prefilled 64 tokens at a time: short calls submitted after it finish first,
     and its output is what a whole-prompt prefill gives."""
@@ -189,16 +193,16 @@ def test_chunked_prefill_interleaves_a_long_prompt_with_short_calls():
 
 
 def test_limits_answer_e2big_with_the_numbers():
-    e = start(max_prompt_tokens=40, max_agent_kv_mb=2)
+    e = start(max_prompt_tokens=40, max_agent_kv_mb=4)
     try:
         msg = [{"role": "user", "content": "word " * 60}]
         (_, err), = run([LLMRequest(pid=1, req_id=0, messages=msg,
                                     sampling=SamplingParams(max_new_tokens=4))], engine=e)[0]
         assert err.code == "E2BIG" and "--max_prompt_tokens 40" in err.message and "prompt of" in err.message
-        small = [{"role": "user", "content": "Hi"}]
+        small = [{"role": "user", "content": "Hi"}]  # 31 prompt tokens: 1.4 / 2.8 MiB of KV (fp32 / int8's float64)
         (_, err), = run([LLMRequest(pid=1, req_id=1, messages=small,
-                                    sampling=SamplingParams(max_new_tokens=40))], engine=e)[0]
-        assert err.code == "E2BIG" and "--max_agent_kv_mb is 2" in err.message and "MiB of KV" in err.message
+                                    sampling=SamplingParams(max_new_tokens=80))], engine=e)[0]
+        assert err.code == "E2BIG" and "--max_agent_kv_mb is 4" in err.message and "MiB of KV" in err.message
         (res, err), = run([LLMRequest(pid=1, req_id=2, messages=small,
                                       sampling=SamplingParams(max_new_tokens=4))], engine=e)[0]
         assert err is None and res["tokens_out"] >= 1  # within both limits: served
@@ -220,6 +224,7 @@ def test_sched_view_shows_the_serving_stats_first():
     assert lines[4].endswith("7.50s") and lines[9].endswith("3.0M")
 
 
+@pytest.mark.usefixtures("weights")
 def test_a_long_row_decodes_in_its_own_cache_not_the_padded_batch(monkeypatch):
     """A row at least LONG_ROW_TOKENS long (lowered here to 300) decodes in its own cache: the short
     rows' batch never grows to its width, and greedy outputs are those of the whole-prompt run where

@@ -1,21 +1,18 @@
-"""int8 weights (``--weights int8``): the cache, the kernel's invariants, agreement with float32.
+"""int8 weights (the CPU default; ``--weights int8``): the cache, batch invariance, agreement with float32.
 
-What int8 keeps exactly: a row's linear-layer results do not depend on the
-other rows of its batch (per-row activation grids), the same schedule gives
-the same tokens, and a preempted generation resumed from its KV snapshot
-says what it says unpreempted when both decode one row at a time. What it
-does not keep (so int8 is not the CPU default, docs/llm-engine.md): outputs
-equal across different computation paths (batch padding, prefill chunks,
-prefill vs decode), because activation rounding turns attention's float
-noise into different tokens. The engine's features all still work in int8:
-batching, preemption, prefix reuse, chunked prefill, long rows, grammars.
-The reference test reports agreement with float32 and fails below a floor.
+The engine's greedy-equality tests (test_engine*.py, test_constrained.py) run
+in both modes through the ``weights`` fixture; this file checks what makes
+them hold in int8: a linear layer's row does not depend on the other rows
+(per-row activation grids, exact integer products), the activation grid we
+emulate is fbgemm's, and the whole model gives a row bit-identical logits
+alone or left-padded in a batch, prefilled whole or decoded token by token
+(float64 attention). The reference test reports agreement with float32 and
+fails below a floor.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 
 import jsonschema
 import pytest
@@ -24,17 +21,12 @@ import torch
 from kernel.config import EMBEDDED_MODEL, KernelConfig
 from kernel.llm import agreement, convert, quant
 from kernel.llm import model as model_mod
-from kernel.llm.request import LLMRequest, SamplingParams
 from kernel.llm.threads import default_threads
-from test_engine import PROMPTS, chat, run, shared_model, start, texts  # noqa: F401  (fixture)
+from test_engine import chat, run, shared_model  # noqa: F401  (fixture)
 from toolspecs import CALC, CONVERT, FMT, PERSON, TOOL_SCHEMAS
 
-TOP1_FLOOR = 0.90  # measured 0.952 (AVX-512 VNNI, 8-bit activations); 7-bit activations (AVX2) lose some
-FIRST_DIV_FLOOR = 8.0  # mean index of the first differing greedy token; measured 16.1
-
-
-def outs(results):
-    return [(res["text"], res["tokens_out"], res["finish_reason"]) for res, _ in results]
+TOP1_FLOOR = 0.95  # measured 0.983 (AVX-512 VNNI, two 8-bit halves); 7-bit halves (AVX2) lose a little
+FIRST_DIV_FLOOR = 15.0  # mean index of the first differing greedy token; measured 26.6
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def test_the_int8_cache_holds_int8_weights_and_loads_without_float32_copies(int8
     path = model_mod.embedded_cache_path("int8")
     assert convert.is_int8_cache(path) and path != model_mod.embedded_cache_path("fp32")
     meta = json.loads((path / convert.MARKER).read_text())
-    assert meta["weights"] == "int8" and meta["smoothed_groups"] == 90  # 30 layers x (qkv, gate/up, down)
+    assert meta["weights"] == "int8" and "two int8 halves" in meta["scheme"]
     from safetensors import safe_open
 
     with safe_open(str(path / "model.safetensors"), "pt") as f:
@@ -110,81 +102,56 @@ def test_int8_agrees_with_float32_above_the_floor(int8_model):
     assert a["first_divergence_mean"] >= FIRST_DIV_FLOOR, a
 
 
-def test_int8_same_schedule_same_tokens():
-    """Greedy in int8 against itself: the same requests under the same schedule, twice."""
-    for cfg in (dict(scheduler="serial"), dict(scheduler="fifo")):
-        first, _ = run([chat(p, i) for i, p in enumerate(PROMPTS)], weights="int8", **cfg)
-        again, st = run([chat(p, i) for i, p in enumerate(PROMPTS)], weights="int8", **cfg)
-        assert texts(first) == texts(again), cfg
-        assert st["weights"] == "int8"
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_the_activation_grid_is_fbgemms(reduce_range, monkeypatch):
+    """on_grid rounds as fbgemm's dynamic quantization does (8-bit here; 7-bit on AVX2-only CPUs):
+    an identity weight returns each input as fbgemm quantized it."""
+    levels = 127 if reduce_range else 255
+    monkeypatch.setattr(quant, "REDUCE_RANGE", reduce_range)
+    monkeypatch.setattr(quant, "LEVELS", levels)
+    monkeypatch.setattr(quant, "STEP", 2.0 / levels)
+    monkeypatch.setattr(quant, "TOP", levels // 2 * 2.0 / levels)
+    q, scale = quant.quantize_rows(torch.eye(64))
+    lin = quant.Int8Linear(q, scale)
+    x = (torch.rand(16, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1) * quant.TOP
+    x[0, :2] = torch.tensor([quant.TOP, -quant.TOP])
+    x = torch.cat([x, lin.guard])
+    y = torch.ops.quantized.linear_dynamic(x, lin._packed, reduce_range)
+    assert (y[:-1] - quant.on_grid(x[:-1])).abs().max() < 1e-6
+    # two halves: what the first rounding lost comes back through the second row
+    big = torch.randn(8, 64, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        err = (lin(big) - big).abs().max() / big.abs().max()
+    assert err < (2.0 / levels) ** 2, err  # one 8-bit half alone: about 2 / levels
 
 
-def test_int8_preemption_with_kv_snapshot_is_invisible_one_row_at_a_time():
-    """rr preempts every 2 tokens, each generation resumes from its exact KV snapshot: the tokens
-    are those of the unpreempted serial run (both decode one row at a time, so the path is the same)."""
-    base, _ = run([chat(p, i, max_new=10) for i, p in enumerate(PROMPTS)], scheduler="serial", prefix_cache="off",
-                  weights="int8")
-    busy, st = run([chat(p, i, max_new=10) for i, p in enumerate(PROMPTS)], scheduler="rr", max_batch=1,
-                   rr_quantum=2, kv_budget_mb=1024, prefix_cache="off", weights="int8")
-    assert outs(busy) == outs(base)
-    assert st["preemptions"] >= len(PROMPTS) and st["resumes_kv"] > 0 and st["resumes_recompute"] == 0
+def test_a_rows_logits_are_bit_identical_whatever_the_batch_chunks_or_decode(int8_model):
+    """The invariant behind every greedy-equality test in int8: alone vs left-padded beside other
+    prompts, whole prefill vs prefill then token-by-token decode. float32 attention differs by ~1e-7
+    here, which int8 rounding grew to 1-2 logits (docs/llm-engine.md); float64 attention: 0."""
+    from transformers import DynamicCache
 
-
-def test_int8_batching_preemption_and_prefix_reuse_all_work():
-    """Every engine feature runs in int8 (the tokens may differ from the unpreempted run's)."""
-    reqs = [chat(p, i, max_new=10) for i, p in enumerate(PROMPTS)]
-    res, st = run(reqs, scheduler="rr", max_batch=3, rr_quantum=2, kv_budget_mb=3, weights="int8")
-    assert all(err is None for _, err in res) and all(r["tokens_out"] >= 1 for r, _ in res)
-    assert st["preemptions"] >= len(PROMPTS) and st["resumes_kv"] > 0 and st["resumes_recompute"] > 0
-    assert st["batch_occupancy"] > 1 and st["kv_saved_bytes"] == 0
-    e = start(weights="int8", prefix_cache="on")
-    try:
-        system = {"role": "system", "content": "You are a careful assistant. " * 8}
-        turn = [system, {"role": "user", "content": "What is 2+2?"}]
-        (first, err), = run([LLMRequest(pid=7, req_id=1, messages=turn, sampling=SamplingParams(max_new_tokens=6))],
-                            engine=e)[0]
-        turn2 = turn + [{"role": "assistant", "content": first["text"]}, {"role": "user", "content": "And 3+3?"}]
-        (second, err2), = run([LLMRequest(pid=7, req_id=2, messages=turn2,
-                                          sampling=SamplingParams(max_new_tokens=6))], engine=e)[0]
-    finally:
-        e.stop()
-    assert err is None and err2 is None and second["prefix_hit_tokens"] > 40, second
-
-
-def test_int8_chunked_prefill_and_a_long_row(monkeypatch):
-    """A ~1k-token prompt prefilled 64 tokens at a time beside short calls, decoding solo (its own cache)."""
-    from kernel.llm import batch as batch_mod, iteration
-
-    monkeypatch.setattr(batch_mod, "LONG_ROW_TOKENS", 300)
-    monkeypatch.setattr(iteration, "LONG_ROW_TOKENS", 300)
-    long_prompt = "Summarize this log in one word. " + " ".join(f"line {i}: ok." for i in range(220))
-    e = start(weights="int8", prefill_chunk=64, prefix_cache="off")
-    solo: list[int] = []
-    extend = e.batch.extend
-    e.batch.extend = lambda s, n: (n == 1 and s.kv_len >= 300 and solo.append(s.kv_len)) or extend(s, n)
-    done, order = threading.Semaphore(0), []
-    results = {}
-
-    def on_done(req, res, err):
-        order.append(req.req_id)
-        results[req.req_id] = (res, err)
-        done.release()
-    try:
-        admitted = threading.Event()
-        e.submit(LLMRequest(pid=1, req_id="long", messages=[{"role": "user", "content": long_prompt}],
-                            sampling=SamplingParams(max_new_tokens=6), on_done=on_done,
-                            on_state=lambda r, s: s == "running" and admitted.set()))
-        assert admitted.wait(120)
-        for i in range(2):
-            e.submit(LLMRequest(pid=2, req_id=f"short{i}", messages=[{"role": "user", "content": "Hi"}],
-                                sampling=SamplingParams(max_new_tokens=2), on_done=on_done))
-        for _ in range(3):
-            assert done.acquire(timeout=300)
-    finally:
-        e.stop()
-    assert all(err is None for _, err in results.values()), results
-    assert results["long"][0]["tokens_in"] > 1000 and order[-1] == "long", order
-    assert len(solo) >= 5, solo
+    model, tok = int8_model
+    ids = [tok(p)["input_ids"] for p in ("What is the capital of France? Answer in one word.",
+                                         "Write a haiku about the sea, the wind and the boats that go far away.",
+                                         "2+2=", "List three colors:")]
+    width = max(map(len, ids))
+    batch = torch.full((len(ids), width), tok.pad_token_id)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        batch[i, width - len(x):], mask[i, width - len(x):] = torch.tensor(x), 1
+    with torch.inference_mode():
+        padded = model(batch, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits[:, -1]
+        for i, x in enumerate(ids):
+            alone = model(torch.tensor([x])).logits[0, -1]
+            assert torch.equal(alone, padded[i]), (i, float((alone - padded[i]).abs().max()))
+        x = ids[1]
+        cache = DynamicCache(config=model.config)
+        model(torch.tensor([x[:-3]]), past_key_values=cache)
+        for j in range(len(x) - 3, len(x)):
+            step = model(torch.tensor([[x[j]]]), past_key_values=cache, position_ids=torch.tensor([[j]])).logits[0, -1]
+        assert torch.equal(step, model(torch.tensor([x])).logits[0, -1])
+        assert cache.layers[0].keys.dtype == torch.float64
 
 
 def test_int8_grammar_rows_in_a_mixed_batch():
