@@ -129,9 +129,11 @@ class Int8Linear(nn.Module):
         x = x.reshape(-1, self.in_features).float()  # (N, in)
         n = x.shape[0]
         a = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(TOP)  # (N, 1): 1 / c
-        hi = x / a
-        lo = (hi - on_grid(hi)).mul_(2 * TOP / STEP)
-        y = torch.ops.quantized.linear_dynamic(torch.cat((hi, lo, self.guard)), self._packed, REDUCE_RANGE)
+        rows = x.new_empty((2 * n + 1, self.in_features))  # hi, lo, guard: one GEMM, no concatenation
+        hi, lo = torch.div(x, a, out=rows[:n]), rows[n:2 * n]
+        torch.div(hi, STEP, out=lo).round_().mul_(-STEP).add_(hi).mul_(2 * TOP / STEP)  # (hi - on_grid(hi)) * ..
+        rows[2 * n:] = self.guard
+        y = torch.ops.quantized.linear_dynamic(rows, self._packed, REDUCE_RANGE)
         y = y[n:2 * n].mul_(STEP / (2 * TOP)).add_(y[:n]).mul_(a)  # (N, out)
         if self.bias is not None:
             y = y + self.bias
