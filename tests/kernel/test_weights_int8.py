@@ -53,6 +53,7 @@ def test_the_int8_cache_holds_int8_weights_and_loads_without_float32_copies(int8
     assert model_mod.weights_of(model) == "int8" and not model.config.tie_word_embeddings
     assert not any(type(m) is torch.nn.Linear for m in model.modules())  # every linear is int8
     assert isinstance(model.lm_head, quant.Int8Linear)
+    assert model.lm_head.halves == 2 and model.model.layers[0].self_attn.o_proj.halves == 1  # quant.ONE_HALF
     assert quant.weight_bytes(model) < 0.35 * 538e6  # float32: 538 MB
 
 
