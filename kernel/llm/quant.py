@@ -3,11 +3,11 @@
 Scheme: every ``nn.Linear`` (the output projection included) holds int8 weights,
 symmetric per output channel (``w ≈ q * scale[row]``, q in [-127, 127]), and
 runs as fbgemm's dynamic int8 linear (Int8Linear). Activations are quantized
-per row and in two halves: a row x is divided by its largest magnitude, rounded
-to fbgemm's 8-bit grid (7-bit on CPUs without AVX-512 VNNI, where AVX2 adds
-pairs of u8*s8 products in int16 and 8 bits could saturate it), and what that
-rounding lost is stretched back to [-1, 1] and quantized as a second row of the
-same GEMM. So activations keep ~16 bits for one read of the weights (o_proj,
+per row and in two halves: a row x is scaled by its largest magnitude to just
+inside [-1, 1], rounded to fbgemm's 8-bit grid (7-bit on CPUs without AVX-512
+VNNI, where AVX2 adds pairs of u8*s8 products in int16 and 8 bits could
+saturate it), and what that rounding lost is stretched back onto the grid and
+quantized as a second row of the same GEMM. So activations keep ~16 bits for one read of the weights (o_proj,
 whose input is attention's output, keeps one half: ONE_HALF); the result is
 float32. Siblings that read the same input (q/k/v, gate/up) share
 one packed GEMM (Fused). The token embedding is int8 per row too (a lookup
@@ -107,8 +107,9 @@ class Int8Linear(nn.Module):
     Every row x is scaled by c = TOP / max|x| (hi = c x, |hi| <= TOP); fbgemm
     rounds hi to its grid; ``lo`` is what that rounding loses, stretched by
     2 TOP / STEP (back to |lo| <= TOP), and goes through the same GEMM as an
-    extra row: y = (W hi + STEP / (2 TOP) * W lo) / c. A guard row holding +1 and -1 pins fbgemm's
-    per-tensor grid to exactly [-1, 1] whatever the other rows hold, so a row's
+    extra row: y = (W hi + STEP / (2 TOP) * W lo) / c. A guard row holding +1
+    and -1 pins fbgemm's per-tensor grid to exactly [-1, 1] whatever the other
+    rows hold, so a row's
     result never depends on the other rows of its batch (integer products are
     exact) and one row's outlier coarsens nobody else's grid. Together with
     exact_attention the whole model is batch-invariant.
