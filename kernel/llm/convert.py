@@ -5,7 +5,8 @@ kernel.llm.quant.quantize_state: every linear layer int8 per output row, the
 output projection untied from the embedding. No calibration: activations keep
 ~16 bits at run time (quant.Int8Linear), and SmoothQuant, which moves
 activation outliers into the weights, then costs accuracy (top-1 agreement
-with float32 0.983 without it, 0.976 with alpha 0.5; docs/llm-engine.md).
+with float32 0.983 without it, 0.976 with alpha 0.5, two halves on every
+linear; docs/llm-engine.md).
 
 Load (``load_int8``): the model is built on the meta device (no float32
 weights are ever allocated), its linears and embedding are replaced by int8
