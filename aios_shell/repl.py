@@ -30,6 +30,7 @@ import threading
 import time
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import create_app_session
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
@@ -147,7 +148,11 @@ class Repl:
         monitor = threading.Thread(target=self._monitor, name="shell-stats", daemon=True)
         monitor.start()
         try:
-            with patch_stdout(raw=True) if self.patch else contextlib.nullcontext():
+            # Given an input or output (a pipe, another terminal), every screen a command opens (top,
+            # dialogs) reads and draws there too, as the prompt does; else all use the terminal.
+            given = self.input is not None or self.output is not None
+            with create_app_session(input=self.input, output=self.output) if given else contextlib.nullcontext(), \
+                    (patch_stdout(raw=True) if self.patch else contextlib.nullcontext()):
                 self._loop()
         finally:
             self._stop.set()

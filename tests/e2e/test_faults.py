@@ -113,7 +113,12 @@ def _run_main_and_signal(tmp_path, sig):
         return sum("task:" in f.read_text() for f in (logs / "agents").rglob("*.log"))
     while started() < 3 and time.time() < deadline:
         time.sleep(0.05)  # slow on a loaded machine
-    time.sleep(1.0)  # let the agents get into their LLM calls
+
+    def in_llm_call() -> bool:  # the engine admitted an agent's call (the scheduler log's "admit" line)
+        return any(" admit pid=" in f.read_text() for f in logs.glob("scheduler-*.log"))
+    while not in_llm_call() and time.time() < deadline:
+        time.sleep(0.05)
+    assert in_llm_call(), "no agent reached an LLM call"
     proc.send_signal(sig)
     code = proc.wait(60)
     marked = []

@@ -317,6 +317,9 @@ def test_a_leave_signal_ends_the_screen_through_its_event_loop(kernel, tmp_path,
     out = Watch()
     ctx = ShellContext(interactive=True, llm_name="testllm", out=out, err=out)
     ctx.attach(kernel)
+    refreshes: list[float] = []
+    refresh = ctx.refresh_stats
+    ctx.refresh_stats = lambda *a, **kw: refreshes.append(time.time()) or refresh(*a, **kw)
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     with create_pipe_input() as inp:
         repl = Repl(ctx, input=inp, output=DummyOutput(), patch=False, history_path=tmp_path / "history",
@@ -337,7 +340,9 @@ def test_a_leave_signal_ends_the_screen_through_its_event_loop(kernel, tmp_path,
                 if fg is not None and (where == "prompt" or fg[0] is not repl.session.app) and fg[0].is_running:
                     break
                 time.sleep(0.02)
-            time.sleep(0.3)  # let its refresh tasks run
+            seen = len(refreshes)  # let the refresh tasks run with the screen up: two more stats refreshes
+            while len(refreshes) < seen + 2 and time.time() < deadline:
+                time.sleep(0.02)
             os.kill(os.getpid(), signal.SIGTERM)
 
         leave_on_signals(ctx)
