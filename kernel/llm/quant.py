@@ -49,6 +49,7 @@ entry (``lm_head.weight``) even where the model ties it to the embedding.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
@@ -164,23 +165,27 @@ class Fused:
 
     Each member (an Int8Slice) asks for its columns with the input it got; the
     first one computes the whole product and keeps it until every member has
-    taken its part. Matched by identity (``x is self.x``, a strong reference,
+    taken its part. Matched by identity (``x is state.x``, a strong reference,
     so an id is never reused); per-row activation quantization makes the
-    result column for column what separate GEMMs give. Engine thread only.
+    result column for column what separate GEMMs give. The kept product is
+    per thread: the engine's tool decision (kernel.llm.relevance) runs the
+    model on the llm-grammar thread while the engine decodes (with one shared
+    product, each thread recomputed what the other had just replaced: right
+    answers under the GIL, by the order of bytecodes, and wasted GEMMs).
     """
 
     def __init__(self, lin: Int8Linear, widths: list[int]):
         self.lin, self.widths = lin, widths
-        self.x = self.parts = None
-        self.left = 0
+        self._state = threading.local()  # .x, .parts, .left: the product being taken apart
 
     def take(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        if x is not self.x or self.parts is None:
-            self.x, self.parts, self.left = x, self.lin(x).split(self.widths, dim=-1), len(self.widths)
-        part = self.parts[i]
-        self.left -= 1
-        if self.left <= 0:
-            self.x = self.parts = None
+        st = self._state
+        if getattr(st, "parts", None) is None or x is not st.x:
+            st.x, st.parts, st.left = x, self.lin(x).split(self.widths, dim=-1), len(self.widths)
+        part = st.parts[i]
+        st.left -= 1
+        if st.left <= 0:
+            st.x = st.parts = None
         return part
 
 
