@@ -2,9 +2,12 @@
 
 Sandbox, strongest available (``AIOS_SHELL_SANDBOX=bwrap|unshare`` forces one):
 
-bwrap     bubblewrap: new user, pid, net, ipc, uts and mount namespaces; uid
-          65534 with no capabilities; the filesystem is /usr (read-only), the
-          /bin, /lib... links, a private /proc, /dev and /tmp, and the agent's
+bwrap     bubblewrap, built by the agent sandbox's own builder
+          (kernel/confine/sandbox.py bwrap_argv, with the same probe): new
+          user, pid, net, ipc, uts and mount namespaces, no nested user
+          namespaces, the command as pid 1; uid 65534 with no capabilities;
+          the filesystem is /usr (read-only), the /bin, /lib... links, a
+          private /proc, /dev and a size-capped /tmp, and the agent's
           workspace at /workspace (the cwd, read-write). Nothing else of the
           host is visible: not /etc, /home, the repo, other workspaces or the
           kernel's data. No network. Dies with its parent.
@@ -52,34 +55,39 @@ def _works(argv: list[str]) -> bool:
         return False
 
 
+def _bwrap() -> str | None:
+    """Path of a bwrap that passes the agent sandbox's probe (kernel.confine.probe), once per process."""
+    global _BWRAP
+    if _BWRAP is None:
+        from kernel.confine import probe
+
+        _BWRAP = (probe.bwrap_path(),)
+    return _BWRAP[0]
+
+
+_BWRAP: tuple[str | None] | None = None
+
+
 def backend() -> str | None:
     """'bwrap', 'unshare' or None (no usable sandbox)."""
     forced = os.environ.get("AIOS_SHELL_SANDBOX", "")
-    if forced in ("bwrap", "") and shutil.which("bwrap") and \
-            _works(["bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "true"]):
+    if forced in ("bwrap", "") and _bwrap():
         return "bwrap"
     if forced in ("unshare", "") and shutil.which("unshare") and _works(["unshare", "-r", "-n", "true"]):
         return "unshare"
     return None
 
 
-def bwrap_argv(workspace: str | int, command: str) -> list[str]:
-    """workspace: a path, or (preferred) an fd opened O_NOFOLLOW by the caller, bound by fd."""
-    argv = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
-            "--die-with-parent", "--new-session", "--clearenv",
-            "--setenv", "PATH", SANDBOX_PATH, "--setenv", "HOME", "/workspace", "--setenv", "TMPDIR", "/tmp",
-            "--setenv", "LANG", "C.UTF-8", "--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            argv += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            argv += ["--ro-bind", top, top]
-    argv += ["--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
-             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             *(["--bind-fd", str(workspace)] if isinstance(workspace, int) else ["--bind", workspace]),
-             "/workspace", "--chdir", "/workspace", "--", *_nproc(), "/bin/sh", "-c", command]
-    return argv
+RO = ("/usr", "/etc/alternatives", "/etc/ld.so.cache")  # besides the /bin, /lib... links: what a command reads
+
+
+def bwrap_argv(ws_fd: int, command: str) -> list[str]:
+    """The command in the agent sandbox's bubblewrap; ws_fd: the workspace, opened O_NOFOLLOW by the caller."""
+    from kernel.confine import sandbox
+
+    env = {"PATH": SANDBOX_PATH, "HOME": sandbox.WORKSPACE, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+    return sandbox.bwrap_argv(_bwrap() or "bwrap", list(RO), ws_fd, False, env) + \
+        ["--", *_nproc(), "/bin/sh", "-c", command]
 
 
 def _nproc() -> list[str]:

@@ -94,6 +94,12 @@ class Layers:
         return [n for n in LAYERS if have[n]]
 
 
+def bwrap_path() -> str | None:
+    """A bwrap that creates every namespace the sandbox asks for (BWRAP_TEST), or None; probed once."""
+    return _bwrap()[0]
+
+
+@functools.lru_cache(maxsize=1)
 def _bwrap() -> tuple[str | None, str]:
     path = shutil.which("bwrap")
     if path is None:
@@ -105,6 +111,9 @@ def _bwrap() -> tuple[str | None, str]:
         return None, f"bubblewrap does not run: {e}"
     if r.returncode != 0:
         err = r.stderr.decode(errors="replace").strip().splitlines()
+        if err and "unknown option" in err[-1].lower():
+            return None, (f"bubblewrap at {path} is too old: {err[-1]} (--disable-userns and --as-pid-1 "
+                          "need bubblewrap 0.8 or later)")
         hint = ""
         try:
             with open("/proc/sys/user/max_user_namespaces") as f:

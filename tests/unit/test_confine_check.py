@@ -38,3 +38,23 @@ def test_the_forced_fallback_says_what_it_gives_up():
 def test_the_apparmor_profile_lets_bwrap_make_user_namespaces():
     assert "profile bwrap /usr/bin/bwrap" in doctor.APPARMOR_PROFILE and "userns," in doctor.APPARMOR_PROFILE
     assert doctor.apparmor_hint().endswith(doctor.APPARMOR_PROFILE)
+
+
+def test_a_bubblewrap_too_old_for_the_sandbox_is_named_as_such(tmp_path, monkeypatch):
+    """bubblewrap before 0.8 (Ubuntu 22.04 ships 0.6) lacks --disable-userns: say so, not "cannot create
+    namespaces"; agents and the shell tool then fall back the same way (one probe, one builder)."""
+    from kernel.confine import probe
+    from tools import shell
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: Unknown option --disable-userns' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{'/usr/bin:/bin'}")
+    monkeypatch.setattr(shell, "_BWRAP", None)
+    probe._bwrap.cache_clear()
+    try:
+        path, why = probe._bwrap()
+        assert path is None and "too old" in why and "0.8 or later" in why and str(fake) in why
+        assert shell.backend() != "bwrap"
+    finally:
+        probe._bwrap.cache_clear()

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from conftest import ROOT
+from kernel.param import TMP_BYTES
 from tools import shell
 
 
@@ -97,13 +98,34 @@ def test_unprivileged_and_no_host_processes(box):
     assert int(lines[-2]) < 10  # only the sandbox's own processes
 
 
+def test_no_nested_namespaces_and_the_command_is_pid_1(box):
+    """The agent sandbox's bubblewrap (one builder): no user namespace inside, the command is pid 1."""
+    out = sh("unshare --user --map-root-user id -u 2>&1; echo unshare=$?; "
+             "python3 -c 'import os; os.unshare(os.CLONE_NEWUSER)' 2>&1 | tail -1; echo pid=$$", box)
+    assert out["sandbox"] == "bwrap"
+    assert "unshare=0" not in out["output"] and "unshare=" in out["output"]
+    assert "Error" in out["output"]  # os.unshare refused (PermissionError / OSError)
+    assert "pid=1" in out["output"]
+
+
+def test_tmp_is_capped_across_files(box):
+    """/tmp is a tmpfs in host memory: many files under the per-file limit still stop at its size."""
+    mib = TMP_BYTES >> 20
+    out = sh(f"for i in $(seq 1 {mib // 16 + 4}); do head -c 16M /dev/zero > /tmp/f$i || break; done 2>&1; "
+             "du -sm /tmp | cut -f1", box, seconds=20.0)
+    assert "No space left on device" in out["output"], out["output"][-300:]
+    assert int(out["output"].split()[-1]) <= mib
+
+
 def test_timeout_kills_the_whole_tree(box):
     tag = str(3000 + os.getpid() % 1000)
     t0 = time.monotonic()
     out = sh(f"sleep {tag} & sleep {tag} & sleep 30", box, seconds=1.0)
     assert out["timed_out"] and out["exit_code"] is None and time.monotonic() - t0 < 4
-    time.sleep(0.3)
-    left = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", tag]]
+    deadline = time.monotonic() + 5  # the namespace's teardown is asynchronous: wait for it, not a fixed time
+    while (left := [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", tag]]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not left, "background processes survived the sandbox"
 
 
