@@ -11,6 +11,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from kernel.process.watch import Proc, Watcher, cgroup_status, index, scan_proc, size_text, tree_of
@@ -200,7 +201,9 @@ def test_memory_past_the_limit_kills_the_agent_with_the_reason(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", "import os, time\nif os.fork() == 0: time.sleep(30)\n"
                           "else: time.sleep(30)"])
     try:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10  # until the fork happened: the reason counts "its 1 descendant"
+        while not psutil.Process(p.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.02)
         pcb = SimpleNamespace(pid=7, name="App", kill_reason=None)
         ap = SimpleNamespace(pcb=pcb, process=p, bwrap=False, exitcode=None, limits={"memory_bytes": 1 << 20},
                              app=SimpleNamespace(config={}), workspace=str(tmp_path / "App"))
