@@ -18,6 +18,8 @@ engine (kernel.llm.engine.Engine, no kernel process, default config):
     decode_b1_tok_s      one greedy call alone: (tokens - 1) / (its time - a 1-token call's time)
     prefill_tok_s        one call with a ~prompt_tokens prompt and max_new_tokens 1 (chunked
                          prefill, as the kernel runs it): prompt tokens / seconds
+    engine_b16_tok_s     bench/throughput.py's ``--agents`` prompts submitted at once to the
+                         engine (``--max-new-tokens`` each): tokens out / seconds
     engine_rss_mib       that process's RSS after those calls
 
 then bench/throughput.py's workload through a real kernel (``--agents`` agent
@@ -68,8 +70,9 @@ def _call(engine, text: str, max_new: int, pid: int) -> tuple[dict, float]:
     return out["res"], time.perf_counter() - t0
 
 
-def measure_engine(weights: str, threads: int, decode_tokens: int, prompt_tokens: int) -> dict:
-    """In a spawned process: load time, batch-1 decode and prefill rates, RSS."""
+def measure_engine(weights: str, threads: int, decode_tokens: int, prompt_tokens: int, prompts: list[str],
+                   max_new: int) -> dict:
+    """In a spawned process: load time, batch-1 decode, batch-N decode and prefill rates, RSS."""
     import psutil
 
     from kernel.config import KernelConfig
@@ -90,14 +93,37 @@ def measure_engine(weights: str, threads: int, decode_tokens: int, prompt_tokens
         n = max(1, prompt_tokens * len(words) // len(e.tok(LONG_TEXT)["input_ids"]))
         text = " ".join(words[i % len(words)] for i in range(n)) + "\nSummarize the log in one line."
         pre, tp = _call(e, text, 1, 4)
+        batch = _batch(e, prompts, max_new)
         rss = psutil.Process().memory_info().rss
         return {"weights": e.weights, "threads": e.threads, "load_time_s": round(e.load_time_s, 3),
                 "decode_b1_tokens": full["tokens_out"],
                 "decode_b1_tok_s": round((full["tokens_out"] - 1) / max(tn - t1, 1e-9), 2),
+                f"engine_b{len(prompts)}_tok_s": batch,
                 "prefill_prompt_tokens": pre["tokens_in"], "prefill_tok_s": round(pre["tokens_in"] / tp, 1),
                 "engine_rss_mib": round(rss / 2**20, 1)}
     finally:
         e.stop()
+
+
+def _batch(engine, prompts: list[str], max_new: int) -> float:
+    """All of ``prompts`` submitted at once (greedy, ``max_new`` tokens each): tokens out per second."""
+    import threading
+
+    from kernel.llm.request import LLMRequest, SamplingParams
+
+    left, tokens, lock = threading.Semaphore(0), [], threading.Lock()
+
+    def on_done(req, res, err):
+        with lock:
+            tokens.append(res["tokens_out"] if err is None else 0)
+        left.release()
+    t0 = time.perf_counter()
+    for i, text in enumerate(prompts):
+        engine.submit(LLMRequest(pid=1000 + i, req_id=1000 + i, messages=[{"role": "user", "content": text}],
+                                 sampling=SamplingParams(max_new_tokens=max_new), on_done=on_done))
+    for _ in prompts:
+        left.acquire()
+    return round(sum(tokens) / (time.perf_counter() - t0), 1)
 
 
 def measure_agreement(tokens: int) -> dict:
@@ -177,7 +203,8 @@ def main(argv=None) -> int:
     prompts = throughput.make_prompts(args.agents)
     for mode in modes:
         print(f"{mode}: engine ...", file=sys.stderr, flush=True)
-        r = _spawned(measure_engine, mode, threads, args.decode_tokens, args.prompt_tokens)
+        r = _spawned(measure_engine, mode, threads, args.decode_tokens, args.prompt_tokens, prompts,
+                     args.max_new_tokens)
         if not args.skip_agents:
             print(f"{mode}: {args.agents} agents ...", file=sys.stderr, flush=True)
             a = throughput.run_policy("fifo", prompts, args, threads, weights=mode)
@@ -187,8 +214,7 @@ def main(argv=None) -> int:
         out[mode] = r
     if "fp32" in out and "int8" in out:
         f, q = out["fp32"], out["int8"]
-        ratio = {k: round(q[k] / f[k], 2) for k in ("decode_b1_tok_s", "prefill_tok_s", "agents_tok_s")
-                 if k in f and f[k]}
+        ratio = {k: round(q[k] / f[k], 2) for k in f if k.endswith("_tok_s") and f[k] and k in q}
         for k in ("engine_rss_mib", "kernel_rss_mib"):
             if k in f:
                 ratio[k.replace("_mib", "_saved_mib")] = round(f[k] - q[k], 1)
