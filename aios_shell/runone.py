@@ -87,8 +87,8 @@ def split_task(agent: str, words: list[str]) -> tuple[str, str]:
       arg("-d", "--detach", action="store_true", help="on the daemon: print the pid and return at once "
           "(aios logs/wait/result PID later)"),
       arg("--json", action="store_true", help="print the result record (one JSON object) instead of the answer"),
-      arg("-p", "--priority", type=int, default=0, help="scheduling priority (higher first under --scheduler "
-          "priority)"),
+      arg("-p", "--priority", type=int, default=0,
+          help="scheduling priority, -20 to 20 (higher first under --scheduler priority)"),
       where="kernel")
 def run(args) -> int:
     from aios_shell.context import ShellContext

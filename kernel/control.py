@@ -24,6 +24,7 @@ import psutil
 
 from kernel.access import control_ops
 from kernel.process.history import Results
+from kernel.process.table import SPAWN_ARGS
 from kernel.protocol import messages
 from kernel.syscall import DEFERRED, SyscallFailure
 from kernel.trace import ops as trace_ops
@@ -52,8 +53,6 @@ def ops(*tables: dict[str, tuple[dict, Callable]]) -> dict[str, ControlOp]:
 
 
 def op_spawn(kernel, a, reply):
-    if not a["task"].strip():
-        raise SyscallFailure(messages.EINVAL, "a task is required")
     return kernel.spawn(a["agent"], a["task"], a.get("priority", 0), restart_max=a.get("restart_max"))
 
 
@@ -118,14 +117,12 @@ def op_stop(kernel, a, reply):
     return True
 
 
-INT = control_ops.INT  # pids, cids, priorities: integers a C int holds
+INT = control_ops.INT  # pids, cids: integers a C int holds
 PID_ARG = {"required": ["pid"], "properties": {"pid": INT}}  # any other: ESRCH
 NO_ARGS: dict = {"properties": {}}
 OPS = ops({
     "spawn": ({"required": ["agent", "task"],
-               "properties": {"agent": {"type": "string", "minLength": 1, "maxLength": 128},
-                              "task": {"type": "string"}, "priority": INT,
-                              "restart_max": {**INT, "type": ["integer", "null"]}}},
+               "properties": {**SPAWN_ARGS, "restart_max": {**INT, "type": ["integer", "null"]}}},
               op_spawn),
     "kill": (PID_ARG, op_kill),
     "wait": (PID_ARG, op_wait),

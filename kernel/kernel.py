@@ -295,6 +295,8 @@ class Kernel:
 
         if self.stopping:
             raise SyscallFailure(messages.EAGAIN, "kernel is stopping")
+        if not task.strip():  # the one check both ways in share beyond their schema (SPAWN_ARGS)
+            raise SyscallFailure(messages.EINVAL, "a task is required")
         if len(self.agents) >= self.config.max_agents:
             raise SyscallFailure(messages.EAGAIN, f"{len(self.agents)} agents are running, the most the kernel "
                                                   f"runs at once (--max_agents {self.config.max_agents}); try later")

@@ -16,6 +16,8 @@ OUTPUT_LINE_MAX = 8192  # characters of one console-mode output line kept for `l
 ERROR_KEPT = 4000  # characters of a reported failure (a traceback's end) kept in the table
 INLINE_MAX = 64 * 1024  # bytes of a result's JSON kept in kernel memory; larger results go to a file
 PREVIEW = 4096  # characters of a large result kept in the table (ps, exit events)
+MAX_TASK = 100_000  # characters of an agent's task, however it is spawned (front or proc.spawn)
+PRIORITY_RANGE = (-20, 20)  # an agent's scheduling priority, however it is spawned (higher first)
 
 # -- LLM engines -----------------------------------------------------------------------------------
 AGING_S = 2.0  # seconds of waiting worth one priority level

@@ -32,7 +32,7 @@ def op_setgroup(kernel, a, reply):
     return {"agent": app.name if app else a["agent"], "group": a["group"]}
 
 
-INT = {"type": "integer", "minimum": -(2**31) + 1, "maximum": 2**31 - 1}  # ids and priorities: a C int
+INT = {"type": "integer", "minimum": -(2**31) + 1, "maximum": 2**31 - 1}  # ids: a C int
 # name -> (argument schema, handler)
 OPS = {
     "confirm": ({"required": ["cid", "allow"],

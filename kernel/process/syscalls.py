@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kernel.param import ERROR_KEPT, PREVIEW
 from kernel.process.history import Results
-from kernel.process.table import ProcState
+from kernel.process.table import SPAWN_ARGS, ProcState
 from kernel.protocol import messages
 from kernel.protocol.results import answer_of
 from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
@@ -40,9 +40,7 @@ def proc_info(kernel, ap, call):
 
 @SYSCALLS.register("proc.spawn", {
     "required": ["agent", "task"],
-    "properties": {"agent": {"type": "string", "minLength": 1, "maxLength": 128},
-                   "task": {"type": "string", "minLength": 1, "maxLength": 100_000},
-                   "priority": {"type": "integer", "minimum": -20, "maximum": 20}},
+    "properties": SPAWN_ARGS,
 }, "start another agent; returns its pid")
 def proc_spawn(kernel, ap, call):
     pid = kernel.spawn(call.args["agent"], call.args["task"], call.args.get("priority", 0), parent=ap.pcb.pid)

@@ -85,6 +85,26 @@ def test_syscall_round_trip_and_bad_messages(kernel):
     assert kernel.stats()["agents_live"] >= 0  # the kernel still answers
 
 
+def test_a_spawn_is_refused_by_the_same_rules_from_the_front_and_from_an_agent(kernel):
+    """task and priority are checked by one schema on both ways in (kernel/process/table.py SPAWN_ARGS),
+    and a task of blanks by Kernel.spawn, where both meet."""
+    from aios_shell.client import KernelError
+
+    for task, priority, why in (("   ", 0, "a task is required"), ("x", 21, "greater than the maximum of 20"),
+                                ("x", -21, "less than the minimum of -20")):
+        with pytest.raises(KernelError, match=why) as e:
+            kernel.spawn("EchoAgent", task, priority)
+        assert e.value.code == "EINVAL"
+    frames = [json.dumps({"kind": "syscall", "id": i, "pid": "$PID", "name": "proc.spawn",
+                          "args": {"agent": "EchoAgent", "task": task, "priority": priority}})
+              for i, (task, priority) in enumerate((("   ", 0), ("x", 21), ("x", -21)), start=1)]
+    snap = kernel.wait(kernel.spawn("RawAgent", json.dumps(frames)), timeout=60)
+    assert snap["state"] == "done", snap
+    errors = [r["error"] for r in snap["result"][:-1]]
+    assert [e["code"] for e in errors] == ["EINVAL"] * 3
+    assert "a task is required" in errors[0]["message"] and "maximum of 20" in errors[1]["message"]
+
+
 def test_greedy_decoding_is_deterministic(kernel):
     task = "Name three colours of the rainbow."
     a = kernel.wait(kernel.spawn("ChatAgent", task), timeout=120)

@@ -6,6 +6,8 @@ import pytest
 
 from aios_shell.daemon.conn import RequestError, check_args
 from kernel import control
+from kernel.param import MAX_TASK
+from kernel.process.syscalls import SYSCALLS
 
 
 def test_the_daemon_serves_every_control_op_but_stop_and_nothing_else():
@@ -19,6 +21,9 @@ def test_the_daemon_serves_every_control_op_but_stop_and_nothing_else():
 @pytest.mark.parametrize("frame", [
     {"op": "kill", "pid": 2**31}, {"op": "kill", "pid": "1"}, {"op": "kill"},
     {"op": "spawn", "agent": "EchoAgent", "task": "x", "priority": 10**40},
+    {"op": "spawn", "agent": "EchoAgent", "task": "x", "priority": 21},
+    {"op": "spawn", "agent": "EchoAgent", "task": "x" * (MAX_TASK + 1)},
+    {"op": "spawn", "agent": "EchoAgent", "task": ""},
     {"op": "spawn", "agent": "", "task": "x"}, {"op": "confirm", "cid": 1, "allow": 1},
     {"op": "ps", "all": "yes"}, {"op": "stats", "verbose": True},
 ])
@@ -33,3 +38,12 @@ def test_good_arguments_pass_unchanged():
     frame = {"op": "spawn", "id": 3, "agent": "EchoAgent", "task": "hi", "priority": -20, "restart_max": None}
     assert check_args("spawn", frame) == {"agent": "EchoAgent", "task": "hi", "priority": -20, "restart_max": None}
     assert check_args("kill", {"op": "kill", "id": 4, "pid": 2**31 - 1}) == {"pid": 2**31 - 1}
+
+
+def test_a_spawn_is_checked_by_one_schema_whether_the_front_or_an_agent_asks():
+    """task and priority: the same bounds from the shell, main.py or the daemon (control op spawn) as from an
+    agent's proc.spawn (was: any C int and any length from the front, -20..20 and 100,000 chars from agents)."""
+    front = control.OPS["spawn"].validator.schema["properties"]
+    agent = next(spec for spec in SYSCALLS.specs if spec.name == "proc.spawn").schema["properties"]
+    assert {k: front[k] for k in ("agent", "task", "priority")} == agent
+    assert agent["priority"] == {"type": "integer", "minimum": -20, "maximum": 20}
