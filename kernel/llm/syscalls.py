@@ -89,7 +89,9 @@ def llm_chat(kernel, ap, call):
     timing = LLMCallTiming(created=time.time())
     with kernel.table.lock:
         pcb.llm_calls.append(timing)
-    max_new = min(a.get("max_new_tokens", kernel.config.max_new_tokens), kernel.config.max_new_tokens)
+    # What the call asks for. The engine grants it once, when it admits the call: at most --max_new_tokens
+    # and the model's positions (kernel/llm/engine.py, remote.py), then what the token quota leaves (admit).
+    max_new = a.get("max_new_tokens", kernel.config.max_new_tokens)
     held = {"group": pcb.group, "tokens": 0}  # the quota reservation of this call (kernel/access/quota.py)
     reply = Reply(kernel, pcb.pid, call.id, before=lambda: kernel.table.transition(pcb, ProcState.RUNNING))
     trace, span = kernel.trace, reply.span  # the call's span: queue, prefill, decode, tokens (kernel/trace)
@@ -103,6 +105,8 @@ def llm_chat(kernel, ap, call):
         except SyscallFailure as e:
             raise LLMError(e.code, e.message) from None
         held["tokens"] = prompt_tokens + grant
+        timing.max_new = grant
+        trace.note(span, max_new=grant)
         return grant
 
     def on_state(req, s):
@@ -181,7 +185,7 @@ def call_event(req, what: str, timing: LLMCallTiming, result: dict | None = None
     now = time.time()
     if what == "submit":
         sched_log.info("submit pid=%d call=%s prio=%d max_new=%d", req.pid, req.req_id, req.priority,
-                       req.sampling.max_new_tokens)
+                       timing.max_new or req.sampling.max_new_tokens)
     elif what == "running":
         sched_log.info("admit pid=%d call=%s at=%.3f preemptions=%d", req.pid, req.req_id,
                        now - timing.created, timing.preemptions)

@@ -80,6 +80,7 @@ class LLMCallTiming:
     tokens_in: int = 0
     tokens_out: int = 0
     preemptions: int = 0
+    max_new: int = 0  # the new tokens the engine granted when it admitted the call (0 before)
 
     @property
     def waiting(self) -> float | None:

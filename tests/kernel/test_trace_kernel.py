@@ -130,3 +130,18 @@ def test_trace_off_records_nothing_and_says_so(tmp_path):
         assert e.value.code == "ENOSYS" and "--trace off" in e.value.message
     finally:
         k.stop()
+
+
+def test_the_granted_max_new_is_what_the_span_shows(tmp_path):
+    """A call asking for more than --max_new_tokens is granted the flag's value, once, when the engine
+    admits it; the span carries the grant, not the request."""
+    k, _ = start_kernel(tmp_path, max_new_tokens=5)
+    try:
+        pid = k.spawn("LLMCallAgent", json.dumps({"prompt": "Tell me a long story about a cat",
+                                                   "max_new_tokens": 32768}))
+        snap = k.wait(pid, timeout=180)
+        assert snap["state"] == "done" and 0 < snap["result"]["tokens_out"] <= 5, snap
+        llm = by_name(k.request("trace", timeout=10, pid=pid))["llm.chat"]["attrs"]
+    finally:
+        k.stop()
+    assert llm["max_new"] == 5
