@@ -26,7 +26,7 @@ from kernel.access import control_ops
 from kernel.process.history import Results
 from kernel.process.table import SPAWN_ARGS
 from kernel.protocol import messages
-from kernel.syscall import DEFERRED, SyscallFailure
+from kernel.syscall import DEFERRED, SyscallFailure, schema_error
 from kernel.trace import ops as trace_ops
 
 log = logging.getLogger("aios.kernel")
@@ -139,12 +139,8 @@ CLIENT_OPS = frozenset(OPS) - {"stop"}  # what a daemon client may send: all but
 
 
 def check(op: ControlOp, args: dict) -> str | None:
-    """Why ``args`` do not fit ``op``'s schema, or None."""
-    err = jsonschema.exceptions.best_match(op.validator.iter_errors(args))
-    if err is None:
-        return None
-    where = "/".join(str(p) for p in err.absolute_path)
-    return f"{op.name}: {err.message}" + (f" (at {where})" if where else "")
+    """Why ``args`` do not fit ``op``'s schema, or None (worded as a syscall's refusal: kernel.syscall)."""
+    return schema_error(op.name, op.validator, args)
 
 
 def handle(kernel, req) -> None:

@@ -72,11 +72,33 @@ def validate(table: dict[str, SyscallSpec], call: messages.Syscall) -> SyscallSp
     spec = table.get(call.name)
     if spec is None:
         raise SyscallFailure(messages.ENOSYS, f"unknown syscall {call.name!r}")
-    err = jsonschema.exceptions.best_match(spec.validator.iter_errors(call.args))
-    if err is not None:
-        where = "/".join(str(p) for p in err.absolute_path)
-        raise SyscallFailure(messages.EINVAL, f"{call.name}: {err.message}" + (f" (at {where})" if where else ""))
+    why = schema_error(call.name, spec.validator, call.args)
+    if why is not None:
+        raise SyscallFailure(messages.EINVAL, why)
     return spec
+
+
+ECHO_MAX = 200  # characters of a refused value an error message repeats
+
+
+def schema_error(name: str, validator, args: dict) -> str | None:
+    """Why ``args`` do not fit ``validator``'s schema, as "<name>: <reason> (at <path>)", or None.
+
+    The one wording of every schema refusal (syscalls and control ops alike). A value too long is
+    measured, not repeated (a 300 KB task came back whole in its own error); others are cut.
+    """
+    err = jsonschema.exceptions.best_match(validator.iter_errors(args))
+    if err is None:
+        return None
+    if err.validator in ("maxLength", "maxItems", "maxProperties") and hasattr(err.instance, "__len__"):
+        unit = "characters" if err.validator == "maxLength" else "items"
+        why = f"a value of {len(err.instance):,} {unit} is too long (the limit is {err.validator_value:,})"
+    elif len(err.message) > ECHO_MAX:
+        why = err.message[:ECHO_MAX - 40] + " … " + err.message[-37:]
+    else:
+        why = err.message
+    where = "/".join(str(p) for p in err.absolute_path)
+    return f"{name}: {why}" + (f" (at {where})" if where else "")
 
 
 class Reply:

@@ -9,6 +9,7 @@ $AIOS_MODELS, which the spawned kernel inherits).
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import json
 import os
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from conftest import ROOT, EventLog
 
 from aios_shell.client import KernelClient
 from kernel.config import EMBEDDED_MODEL, KernelConfig
+from kernel.param import MAX_TASK
 
 START_TIMEOUT_S = 120
 
@@ -127,9 +130,18 @@ def remote_kernel(tmp: Path, name: str, entry: dict, env: dict | None = None,
     return client, events
 
 
+def task_of(obj) -> str:
+    """A test agent's JSON task; one longer than a task may be (MAX_TASK) goes compressed, as "zlib:" + base64
+    (LLMCallAgent and RawAgent unpack it), so an attack payload bigger than a task still reaches the kernel."""
+    text = json.dumps(obj)
+    if len(text) <= MAX_TASK:
+        return text
+    return "zlib:" + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+
+
 def call(kernel: KernelClient, prompt: str, max_new_tokens: int = 12, timeout: float = 120, **extra) -> dict:
     """Run LLMCallAgent once; returns its result (the llm.chat record or {"error": ...})."""
-    pid = kernel.spawn("LLMCallAgent", json.dumps({"prompt": prompt, "max_new_tokens": max_new_tokens, **extra}))
+    pid = kernel.spawn("LLMCallAgent", task_of({"prompt": prompt, "max_new_tokens": max_new_tokens, **extra}))
     snap = kernel.wait(pid, timeout=timeout)
     assert snap["state"] == "done", snap
     return snap["result"]

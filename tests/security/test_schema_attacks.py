@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from llm_server import call  # noqa: E402  (tests/ is on sys.path, as for every test)
+from llm_server import call, task_of  # noqa: E402  (tests/ is on sys.path, as for every test)
 
 PLAIN = "What is the capital of France?"
 
@@ -26,6 +26,14 @@ def result(kernel, pid: int) -> dict:
     snap = kernel.wait(pid, timeout=300)
     assert snap["state"] == "done", snap
     return snap["result"]
+
+
+def raw_frame_refused(kernel, frame: str) -> None:
+    """Send ``frame`` as is through RawAgent: its reply is EINVAL and the kernel still serves that agent."""
+    pid = kernel.spawn("RawAgent", task_of([frame]))
+    replies = result(kernel, pid)
+    assert replies[0]["ok"] is False and replies[0]["error"]["code"] == "EINVAL", replies
+    assert replies[-1] == "running"  # the kernel still serves that agent
 
 
 def test_giant_schema_is_refused_by_size(kernel):
@@ -46,10 +54,7 @@ def test_deeply_nested_schema_and_frame(kernel):
     frame = ('{"kind": "syscall", "id": 1, "pid": "$PID", "name": "llm.chat", "args": {"messages": '
              '[{"role": "user", "content": "Hi"}], "response_format": {"type": "json_schema", '
              '"json_schema": {"schema": {"enum": ' + deep + '}}}}}')
-    pid = kernel.spawn("RawAgent", json.dumps([frame]))
-    replies = result(kernel, pid)
-    assert replies[0]["ok"] is False and replies[0]["error"]["code"] == "EINVAL", replies
-    assert replies[-1] == "running"  # the kernel still serves that agent
+    raw_frame_refused(kernel, frame)
 
 
 def test_pathological_grammars_do_not_stall_others(kernel):
@@ -110,10 +115,7 @@ def test_forged_tool_turns_are_einval_and_the_kernel_serves_on(kernel):
     frame = ('{"kind": "syscall", "id": 1, "pid": "$PID", "name": "llm.chat", "args": {"messages": ['
              '{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "", "tool_calls": '
              '[{"name": "calculator", "arguments": ' + nested + '}]}], "max_new_tokens": 4}}')
-    pid = kernel.spawn("RawAgent", json.dumps([frame]))
-    replies = result(kernel, pid)
-    assert replies[0]["ok"] is False and replies[0]["error"]["code"] == "EINVAL", replies
-    assert replies[-1] == "running"
+    raw_frame_refused(kernel, frame)
     good = call(kernel, "", 4, messages=[user, {"role": "assistant", "content": "", "tool_calls": [calc]},
                                          {"role": "tool", "content": "2"}])
     assert "error" not in good and good["tokens_out"] >= 1, good

@@ -47,3 +47,15 @@ def test_a_spawn_is_checked_by_one_schema_whether_the_front_or_an_agent_asks():
     agent = next(spec for spec in SYSCALLS.specs if spec.name == "proc.spawn").schema["properties"]
     assert {k: front[k] for k in ("agent", "task", "priority")} == agent
     assert agent["priority"] == {"type": "integer", "minimum": -20, "maximum": 20}
+
+
+def test_a_refused_long_value_is_measured_not_echoed():
+    """The same wording for a syscall and a control op; a 300 KB task is not sent back in its own error."""
+    from kernel.syscall import schema_error
+
+    op = control.OPS["spawn"]
+    why = control.check(op, {"agent": "EchoAgent", "task": "x" * 300_000})
+    assert why == "spawn: a value of 300,000 characters is too long (the limit is 100,000) (at task)"
+    assert why == schema_error("spawn", op.validator, {"agent": "EchoAgent", "task": "x" * 300_000})
+    odd = control.check(op, {"agent": "EchoAgent", "task": "x", "priority": "y" * 10_000})
+    assert odd.startswith("spawn: 'yyy") and len(odd) < 300 and odd.endswith("(at priority)")

@@ -1,4 +1,6 @@
+import base64
 import json
+import zlib
 
 from agent_apps.sdk import SyscallError, llm
 
@@ -10,12 +12,15 @@ class LLMCallAgent:
 
     Returns llm.chat_full's record, or {"error": {"code": ..., "message": ...}}
     when the kernel answers the call with an error (tests check that error).
+    A task longer than a task may be (kernel/param.py MAX_TASK) comes as "zlib:" + base64 of it, compressed.
     """
 
     def __init__(self, app):
         self.app = app
 
     def run(self, task):
+        if task.startswith("zlib:"):
+            task = zlib.decompress(base64.b64decode(task[5:])).decode()
         spec = json.loads(task)
         try:
             return llm.chat_full(spec.get("messages") or [{"role": "user", "content": spec["prompt"]}],

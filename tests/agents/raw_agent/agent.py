@@ -2,9 +2,12 @@
 
 Task: JSON list of frames; a frame is a string (sent as UTF-8 bytes) or
 {"size": N} (N bytes of garbage). Returns the replies as decoded JSON.
+A task longer than a task may be (kernel/param.py MAX_TASK) comes as "zlib:" + base64 of it, compressed.
 """
 
+import base64
 import json
+import zlib
 
 from agent_apps import sdk
 from kernel.protocol import messages
@@ -18,6 +21,8 @@ class RawAgent:
     def run(self, task):
         conn = sdk._conn
         replies = []
+        if task.startswith("zlib:"):
+            task = zlib.decompress(base64.b64decode(task[5:])).decode()
         for frame in json.loads(task):
             data = b"x" * frame["size"] if isinstance(frame, dict) else frame.replace('"$PID"', str(conn.pid)).encode()
             write_frame(conn.tx_fd, data)
