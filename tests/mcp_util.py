@@ -1,4 +1,4 @@
-"""Helpers for the MCP tests: config files, the kernel's server processes, script runs."""
+"""Helpers for the MCP and tool tests: config files, the kernel's server processes, script runs, the audit log."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def _alive(p: psutil.Process) -> bool:
 
 
 def run_script(kernel, steps, agent="ToolAgent", timeout=120):
+    """Run a ToolAgent script (a JSON list of steps) to its end and return its result."""
     pid = kernel.spawn(agent, json.dumps(steps))
     snap = kernel.wait(pid, timeout=timeout)
     assert snap["state"] == "done", snap["error"]
@@ -74,6 +75,7 @@ def run_script(kernel, steps, agent="ToolAgent", timeout=120):
 
 
 def audit(kernel) -> list[dict]:
+    """The kernel's audit log, one dict a line ([] before anything was audited)."""
     path = kernel.request("access", timeout=5)["audit_log"]
     try:
         with open(path) as f:

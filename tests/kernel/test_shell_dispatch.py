@@ -17,6 +17,7 @@ from aios_shell import details, views
 from aios_shell.commands import MAX_LINE, CommandError, Dispatcher
 from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE, parse_run
+from shell_helpers import attached, kill_live
 
 
 @pytest.fixture
@@ -24,21 +25,9 @@ def shell(kernel):
     """A batch-mode context on the shared kernel, its events chained after the fixture's own."""
     out, err = io.StringIO(), io.StringIO()
     ctx = ShellContext(interactive=False, llm_name="test", out=out, err=err, show_output=False)
-    ctx.attach(kernel)
-    prev = kernel.on_event
-
-    def both(ev):
-        prev(ev)
-        ctx.on_event(ev)
-    kernel.on_event = both
-    yield ctx, Dispatcher(TABLE, ctx), out, err
-    kernel.on_event = prev
-    for pid in ctx.live_pids():
-        try:
-            kernel.kill(pid)
-            kernel.wait(pid, timeout=30)
-        except Exception:
-            pass
+    with attached(kernel, ctx):
+        yield ctx, Dispatcher(TABLE, ctx), out, err
+    kill_live(kernel, ctx)
 
 
 def test_help_lists_every_command_and_aliases_route(shell):

@@ -25,6 +25,7 @@ from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE
 from aios_shell.repl import Repl
 from aios_shell.top import TopView
+from shell_helpers import attached, kill_live
 
 TIMEOUT = 60
 
@@ -58,14 +59,7 @@ def repl_env(kernel, tmp_path):
     """A REPL on the shared kernel, running on a thread, fed through a pipe."""
     out = Watch()
     ctx = ShellContext(interactive=True, llm_name="testllm", out=out, err=out)
-    ctx.attach(kernel)
-    prev = kernel.on_event
-
-    def both(ev):
-        prev(ev)
-        ctx.on_event(ev)
-    kernel.on_event = both
-    with create_pipe_input() as inp:
+    with attached(kernel, ctx), create_pipe_input() as inp:
         repl = Repl(ctx, input=inp, output=DummyOutput(), history_path=tmp_path / "state" / "history", patch=False)
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("rc", repl.run()), daemon=True)
@@ -75,13 +69,7 @@ def repl_env(kernel, tmp_path):
             inp.send_text("\x04")  # Ctrl-D; answer yes if asked
             inp.send_text("y\r")
             t.join(TIMEOUT)
-    kernel.on_event = prev
-    for pid in ctx.live_pids():
-        try:
-            kernel.kill(pid)
-            kernel.wait(pid, timeout=30)
-        except Exception:
-            pass
+    kill_live(kernel, ctx)
 
 
 def test_repl_runs_commands_and_exit_leaves(repl_env, tmp_path):

@@ -14,22 +14,12 @@ import time
 import psutil
 
 from conftest import ROOT
+from mcp_util import audit, run_script
 
 
 def script(kernel, steps, agent="ToolAgent", timeout=60):
-    pid = kernel.spawn(agent, json.dumps(steps))
-    snap = kernel.wait(pid, timeout=timeout)
-    assert snap["state"] == "done", snap["error"]
-    return snap["result"]
-
-
-def audit(kernel) -> list[dict]:
-    path = kernel.request("access", timeout=5)["audit_log"]
-    try:
-        with open(path) as f:
-            return [json.loads(line) for line in f]
-    except FileNotFoundError:
-        return []
+    """``run_script`` with this module's shorter default timeout."""
+    return run_script(kernel, steps, agent=agent, timeout=timeout)
 
 
 def max_overlap(intervals) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, start_kernel
+from aios_shell.client import KernelClient
+from conftest import ROOT, EventLog, start_kernel
 
 SECRET = "sk-aios-test-secret-0123456789"
 HOSTILE = ROOT / "tests" / "security" / "agents"  # visible to this kernel only
@@ -44,6 +45,19 @@ class Target:
         assert snap["state"] == "done", snap
         assert snap["confinement"] == "+".join(self.layers), snap["confinement"]
         return snap["result"]
+
+
+def start_hostile_kernel(tmp: Path, **overrides) -> tuple[KernelClient, EventLog]:
+    """``start_kernel`` with the hostile apps added to that kernel's agent path (this process's is left as it was)."""
+    saved = os.environ.get("AIOS_AGENT_PATH")
+    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved or "", str(HOSTILE)])
+    try:
+        return start_kernel(tmp, **overrides)
+    finally:
+        if saved is None:
+            os.environ.pop("AIOS_AGENT_PATH", None)
+        else:
+            os.environ["AIOS_AGENT_PATH"] = saved
 
 
 def failed_clearly(tried: list[dict], *, allow: tuple = ()) -> None:
@@ -98,15 +112,7 @@ def fallback(tmp_path_factory):
     user namespace (Ubuntu 24.04+), forced on purpose. Agents see the host's directory tree there, so the
     attacks name real host paths; Landlock, seccomp and the kernel's connect() check must still refuse them."""
     tmp = tmp_path_factory.mktemp("landlock")
-    saved = os.environ.get("AIOS_AGENT_PATH")
-    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved or "", str(HOSTILE)])
-    try:
-        client, events = start_kernel(tmp, confine="landlock")
-    finally:
-        if saved is None:
-            os.environ.pop("AIOS_AGENT_PATH", None)
-        else:
-            os.environ["AIOS_AGENT_PATH"] = saved
+    client, events = start_hostile_kernel(tmp, confine="landlock")
     ws = Path(tmp, "data", "workspaces", "VictimAgent")
     ws.mkdir(parents=True, exist_ok=True)
     (ws / "secret.txt").write_text(VICTIM_SECRET)

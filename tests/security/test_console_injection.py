@@ -13,25 +13,17 @@ import io
 
 from aios_shell import views
 from aios_shell.context import ShellContext
+from shell_helpers import attached
 
 
 def test_agent_cannot_send_terminal_control_sequences(kernel):
     out = io.StringIO()
     ctx = ShellContext(interactive=True, out=out)
-    ctx.attach(kernel)
-    prev = kernel.on_event
-
-    def both(ev):
-        prev(ev)
-        ctx.on_event(ev)
-    kernel.on_event = both
-    try:
+    with attached(kernel, ctx):
         pid = kernel.spawn("TermAgent", "go")
         ctx.note_spawn(pid, "TermAgent")
         snap = kernel.wait(pid, timeout=60)
         lines = kernel.logs(pid)["lines"]
-    finally:
-        kernel.on_event = prev
     assert snap["state"] == "done"
     text = out.getvalue() + views.result_block(snap) + views.exit_line(snap) + views.ps_table([snap])
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text, repr(text)

@@ -31,6 +31,19 @@ def listing(kernel) -> dict:
     return {t["name"]: t for t in run_script(kernel, [{"sys": "tool.list"}])[0]["ok"]}
 
 
+def family_kernel(tmp_path):
+    """A kernel of its own whose one MCP server, ``fam``, is the evil server in its ``family`` mode."""
+    client, _ = start_kernel(tmp_path, mcp_config=write_config(tmp_path / "mcp.json", {"fam": evil("family")}))
+    return client
+
+
+def spawn_family(client) -> tuple[int, list[psutil.Process]]:
+    """Have ``fam`` start a grandchild: the server's pid, and every MCP server process plus that grandchild."""
+    out = run_script(client, [{"tool": "mcp__fam__spawn"}])[0]
+    server_pid, grandchild = map(int, out["ok"]["text"].split())
+    return server_pid, server_procs(client.pid) + [psutil.Process(grandchild)]
+
+
 def test_bad_names_and_schemas_are_not_exposed(ek):
     tools = listing(ek)
     bad = sorted(n for n in tools if n.startswith("mcp__bad__"))
@@ -80,12 +93,9 @@ def test_a_server_that_never_answers(ek):
 def test_kernel_killed_takes_every_server_process_along(tmp_path):
     """SIGKILL of the kernel: the launcher's PDEATHSIG kills each server's whole group, grandchildren
     and a server that ignores SIGTERM and the end of stdin included."""
-    cfg = write_config(tmp_path / "mcp.json", {"fam": evil("family")})
-    client, _ = start_kernel(tmp_path, mcp_config=cfg)
+    client = family_kernel(tmp_path)
     try:
-        out = run_script(client, [{"tool": "mcp__fam__spawn"}])[0]
-        server_pid, grandchild = map(int, out["ok"]["text"].split())
-        procs = server_procs(client.pid) + [psutil.Process(grandchild)]
+        server_pid, procs = spawn_family(client)
         assert server_pid in {p.pid for p in procs}
         os.kill(client.pid, signal.SIGKILL)
         assert gone(procs) == [], [p.cmdline() for p in procs]
@@ -94,12 +104,9 @@ def test_kernel_killed_takes_every_server_process_along(tmp_path):
 
 
 def test_kernel_stop_ends_a_server_that_ignores_signals(tmp_path):
-    cfg = write_config(tmp_path / "mcp.json", {"fam": evil("family")})
-    client, _ = start_kernel(tmp_path, mcp_config=cfg)
+    client = family_kernel(tmp_path)
     try:
-        out = run_script(client, [{"tool": "mcp__fam__spawn"}])[0]
-        _, grandchild = map(int, out["ok"]["text"].split())
-        procs = server_procs(client.pid) + [psutil.Process(grandchild)]
+        _, procs = spawn_family(client)
     finally:
         client.stop()
     assert gone(procs) == []

@@ -22,20 +22,14 @@ import psutil
 import pytest
 
 from aios_shell.client import KernelError
-from conftest import start_kernel
-from secure_kernel import HOSTILE
+from secure_kernel import start_hostile_kernel
 
 CAP = 8 << 20  # --workspace-max-bytes of these kernels
 MiB = 1 << 20
 
 
 def _kernel(tmp, **flags):
-    saved = os.environ.get("AIOS_AGENT_PATH")
-    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved or "", str(HOSTILE)])
-    try:
-        client, events = start_kernel(tmp, workspace_max_bytes=CAP, **flags)
-    finally:
-        os.environ["AIOS_AGENT_PATH"] = saved or ""
+    client, events = start_hostile_kernel(tmp, workspace_max_bytes=CAP, **flags)
     return client, events, tmp / "data" / "workspaces"
 
 

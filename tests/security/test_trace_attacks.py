@@ -15,14 +15,12 @@ shell's lines and the timeline show the payload inert.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from aios_shell import timeline, trace_view
-from conftest import start_kernel
 from kernel.param import TRACE_ARGS_MAX, TRACE_SPANS_PER_PROC
-from secure_kernel import HOSTILE
+from secure_kernel import start_hostile_kernel
 
 SECRET = "victim-launch-code-5501-7734"
 FLOOD = 3 * TRACE_SPANS_PER_PROC + 17
@@ -32,12 +30,7 @@ SPAN_JSON_MAX = 2048  # bytes of one span as the trace op returns it, whatever t
 @pytest.fixture(scope="module")
 def k(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trace-attacks")
-    saved = os.environ.get("AIOS_AGENT_PATH")
-    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved or "", str(HOSTILE)])
-    try:
-        client, _ = start_kernel(tmp, trace_file=str(tmp / "spans.jsonl"))
-    finally:
-        os.environ["AIOS_AGENT_PATH"] = saved or ""
+    client, _ = start_hostile_kernel(tmp, trace_file=str(tmp / "spans.jsonl"))
     yield client, tmp / "spans.jsonl"
     client.stop()
 
@@ -66,12 +59,7 @@ def test_no_agent_reads_a_trace_and_no_secret_leaves_the_kernel_in_one(k):
 @pytest.fixture(scope="module")
 def flooded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trace-flood")
-    saved = os.environ.get("AIOS_AGENT_PATH")
-    os.environ["AIOS_AGENT_PATH"] = os.pathsep.join([saved or "", str(HOSTILE)])
-    try:
-        client, _ = start_kernel(tmp)
-    finally:
-        os.environ["AIOS_AGENT_PATH"] = saved or ""
+    client, _ = start_hostile_kernel(tmp)
     try:
         pid = client.spawn("TraceSpy", json.dumps({"victim": 1, "flood": FLOOD, "big": 40}))
         snap = client.wait(pid, timeout=300)
