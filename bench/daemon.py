@@ -31,29 +31,16 @@ sys.path.insert(0, str(ROOT))
 
 from aios_shell.client import KernelClient  # noqa: E402
 from aios_shell.daemon.remote import RemoteKernelClient  # noqa: E402
+from bench.common import pct, timed_ms  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
 
 SIM = str(ROOT / "simulator.py")
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def wall(cmd: list[str], env: dict, stdin: str | None = None) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=600)
     return time.perf_counter() - t0
-
-
-def timed_ms(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(1000 * (time.perf_counter() - t0))
-    return out
 
 
 def main(argv=None) -> int:

@@ -24,13 +24,14 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
+
+from bench.common import agent_results, int_flags, started_kernel  # noqa: E402
 
 VARIANTS = {"sdk": "SDKChatAgent", "endpoint": "OpenAIChatAgent"}
 PROMPT = "Write one sentence about the sea"
@@ -40,11 +41,7 @@ def batch(client, agent: str, n: int, calls: int, max_new: int, warmup_s: float)
     start_at = time.time() + warmup_s
     spec = {"prompt": PROMPT, "calls": calls, "max_new_tokens": max_new, "start_at": start_at}
     pids = [client.spawn(agent, json.dumps({**spec, "prompt": f"{PROMPT}, agent {i}"})) for i in range(n)]
-    snaps = [client.wait(pid, timeout=900) for pid in pids]
-    bad = [s for s in snaps if s["state"] != "done"]
-    if bad:
-        raise SystemExit(f"{agent} failed: {bad[0]['error']}")
-    results = [s["result"] if isinstance(s["result"], dict) else json.loads(s["result"]) for s in snaps]
+    snaps, results = agent_results(client, pids, agent, timeout=900)
     all_calls = [c for r in results for c in r["calls"]]
     t0, t1 = min(c["t_start"] for c in all_calls), max(c["t_end"] for c in all_calls)
     tokens = sum(c["tokens_out"] for c in all_calls)
@@ -57,33 +54,20 @@ def batch(client, agent: str, n: int, calls: int, max_new: int, warmup_s: float)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--agents", type=int, default=4)
-    ap.add_argument("--calls", type=int, default=3)
-    ap.add_argument("--max_new_tokens", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=2)
+    int_flags(ap, underscores=True, agents=4, calls=3, max_new_tokens=32, rounds=2)
     ap.add_argument("--warmup_s", type=float, default=0.0,
                     help="seconds between spawning a batch and its common start (default: 2 + 2 per agent)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     warmup = a.warmup_s or 2.0 + 2.0 * a.agents
 
-    from aios_shell.client import KernelClient
-    from kernel.config import KernelConfig
-
-    with tempfile.TemporaryDirectory() as tmp:
-        client = KernelClient(KernelConfig(data_dir=f"{tmp}/data", log_dir=f"{tmp}/logs", confine="auto",
-                                           max_new_tokens=max(64, a.max_new_tokens)))
-        try:
-            if not client.ready.wait(300) or client.ready_info.get("load_error"):
-                raise SystemExit(f"kernel did not start: {client.ready_info}")
-            runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-            batch(client, VARIANTS["endpoint"], 1, 1, 4, warmup)  # warm caches (pyc, page cache) for both
-            for r in range(a.rounds):
-                order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
-                for v in order:
-                    runs[v].append(batch(client, VARIANTS[v], a.agents, a.calls, a.max_new_tokens, warmup))
-        finally:
-            client.stop()
+    with started_kernel(confine="auto", max_new_tokens=max(64, a.max_new_tokens)) as client:
+        runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+        batch(client, VARIANTS["endpoint"], 1, 1, 4, warmup)  # warm caches (pyc, page cache) for both
+        for r in range(a.rounds):
+            order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
+            for v in order:
+                runs[v].append(batch(client, VARIANTS[v], a.agents, a.calls, a.max_new_tokens, warmup))
     summary = {v: {k: statistics.mean(x[k] for x in rs) for k in
                    ("tokens_out", "wall_s", "tokens_per_s", "turnaround_s", "kernel_turnaround_s")}
                for v, rs in runs.items()}

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
 
+from bench.common import int_flags  # noqa: E402
+
 MiB = 2**20
 
 
@@ -99,11 +101,7 @@ def main(argv=None) -> int:
     from kernel.config import KernelConfig
 
     p = argparse.ArgumentParser(description="AIOS load benchmark")
-    p.add_argument("--agents", type=int, default=100)
-    p.add_argument("--calls", type=int, default=2)
-    p.add_argument("--tokens", type=int, default=12)
-    p.add_argument("--idle", type=int, default=200)
-    p.add_argument("--rounds", type=int, default=2)
+    int_flags(p, agents=100, calls=2, tokens=12, idle=200, rounds=2)
     p.add_argument("--scheduler", default="fifo")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

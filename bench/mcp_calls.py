@@ -31,12 +31,8 @@ os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 from mcp_util import notes, time_server, write_config  # noqa: E402
 
 from aios_shell.client import KernelClient  # noqa: E402
+from bench.common import pct  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
 from kernel.memory import MemoryManager, block  # noqa: E402
 from kernel.process.table import PCB  # noqa: E402
@@ -51,11 +52,6 @@ NOTES = [  # (note, paraphrased query sharing no word with it, keyword query)
     ("The quarterly report is due to the board on Monday", "deadline for the company financial summary",
      "quarterly report"),
 ]
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def us(fn, n: int) -> float:

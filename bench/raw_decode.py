@@ -85,14 +85,11 @@ def measure(llm_name: str, prompts: list[str], calls: int, max_new: int, max_bat
 def main() -> int:
     import argparse
 
+    from bench.common import int_flags
     from bench.throughput import make_prompts
 
     p = argparse.ArgumentParser(description="raw batched decode loop (the throughput ceiling)")
-    p.add_argument("--agents", type=int, default=16)
-    p.add_argument("--calls", type=int, default=2)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--max-batch", type=int, default=16)
-    p.add_argument("--llm-threads", type=int, default=0)
+    int_flags(p, agents=16, calls=2, max_new_tokens=64, max_batch=16, llm_threads=0)
     a = p.parse_args()
     from kernel.config import EMBEDDED_MODEL
     from kernel.llm.threads import default_threads

@@ -34,13 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
 
+from bench.common import int_flags, pct  # noqa: E402
+
 LONG_PROMPT = "Write a long story about a dragon who learns to bake bread."
 SHORT_PROMPTS = ["What is 2 plus 2?", "Name a primary color.", "What is the capital of Italy?", "Say hi."]
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
@@ -94,11 +91,7 @@ def run_policy(policy: str, base_url: str, args, tmp: str) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="fifo vs rr on a one-slot remote backend")
-    p.add_argument("--long", type=int, default=2)
-    p.add_argument("--short", type=int, default=4)
-    p.add_argument("--long-tokens", type=int, default=64)
-    p.add_argument("--short-tokens", type=int, default=8)
-    p.add_argument("--quantum", type=int, default=8)
+    int_flags(p, long=2, short=4, long_tokens=64, short_tokens=8, quantum=8)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     server, base_url = start_server()

@@ -34,12 +34,8 @@ import psutil  # noqa: E402
 
 from aios_shell import ShellContext, run_batch  # noqa: E402
 from aios_shell.client import KernelClient  # noqa: E402
+from bench.common import pct, timed_ms  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def front_import() -> tuple[float, bool]:
@@ -48,15 +44,6 @@ def front_import() -> tuple[float, bool]:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     secs, torch = out.stdout.split()
     return float(secs), torch == "True"
-
-
-def timed(fn, repeat: int) -> list[float]:
-    ms = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ms.append(1000 * (time.perf_counter() - t0))
-    return ms
 
 
 def main() -> None:
@@ -86,8 +73,8 @@ def main() -> None:
                 for pid in live:  # every agent is up (its first syscall done) before timing
                     while client.info(pid)["state"] == "new":
                         time.sleep(0.05)
-                ps = timed(lambda: client.ps(all=False), args.repeat)
-                st = timed(client.stats, args.repeat)
+                ps = timed_ms(lambda: client.ps(all=False), args.repeat)
+                st = timed_ms(client.stats, args.repeat)
                 res["rtt"][n] = {"ps_p50": statistics.median(ps), "ps_p95": pct(ps, 0.95),
                                  "stats_p50": statistics.median(st), "stats_p95": pct(st, 0.95)}
             for pid in live:

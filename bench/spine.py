@@ -28,15 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
 
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
+from bench.common import pct  # noqa: E402
 
 
 def conversion_time() -> float:
@@ -60,9 +58,7 @@ def measure(mode: str, agents: int, calls: int) -> dict:
 
     confine, env = MODES[mode]
     out: dict = {}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # inherited by the kernel process only while it starts
-    try:
+    with mock.patch.dict(os.environ, env):  # inherited by the kernel process; restored after this mode
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
             k = KernelClient(KernelConfig(log_dir=tmp, data_dir=tmp, confine=confine))
@@ -83,12 +79,6 @@ def measure(mode: str, agents: int, calls: int) -> dict:
             out["endpoint_connect_p99_us"] = pct(conn, 0.99) * 1e6
             out["confinement"] = snap["confinement"]
             k.stop()
-    finally:
-        for key, v in saved.items():
-            if v is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = v
     return out
 
 

@@ -44,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = os.pathsep.join(
     p for p in [str(ROOT / "bench" / "agents"), os.environ.get("AIOS_AGENT_PATH", "")] if p)
 
+from bench.common import pct  # noqa: E402
+
 SUBJECTS = ["cat", "lighthouse keeper", "robot", "wizard", "pirate", "farmer", "knight", "baker", "sailor",
             "painter", "doctor", "child", "queen", "miner", "poet", "ghost", "dragon", "clockmaker",
             "astronaut", "gardener", "detective", "musician", "fox", "librarian"]
@@ -54,11 +56,6 @@ def make_prompts(n: int) -> list[str]:
     return [f"Write a long, detailed story about a {SUBJECTS[i % len(SUBJECTS)]}"
             f"{'' if i < len(SUBJECTS) else f' number {i // len(SUBJECTS) + 1}'} who travels the world."
             for i in range(n)]
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def wait_sleeping(k, pids: list[int], timeout: float = 300.0) -> None:

@@ -33,12 +33,8 @@ os.environ["AIOS_AGENT_PATH"] = str(ROOT / "tests" / "agents")
 os.environ["AIOS_TOOL_PATH"] = str(ROOT / "tests" / "tools")
 
 from aios_shell.client import KernelClient  # noqa: E402
+from bench.common import pct  # noqa: E402
 from kernel.config import KernelConfig  # noqa: E402
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def kernel(tmp: Path, **cfg) -> KernelClient:

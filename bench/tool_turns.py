@@ -23,12 +23,13 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
+
+from bench.common import agent_results, int_flags, started_kernel  # noqa: E402
 
 FORMS = ("native", "text")
 QUESTIONS = ["What is 17 * 23?", "Convert 5 kilometers to miles.", "What is 144 / 12 + 7?",
@@ -41,12 +42,8 @@ def batch(client, form: str, n: int, turns: int, max_new: int) -> dict:
     pids = [client.spawn("ToolLoopAgent", json.dumps({"question": QUESTIONS[i % len(QUESTIONS)], "turns": turns,
                                                        "max_new_tokens": max_new, "form": form}))
             for i in range(n)]
-    snaps = [client.wait(pid, timeout=1800) for pid in pids]
-    bad = [s for s in snaps if s["state"] != "done"]
-    if bad:
-        raise SystemExit(f"ToolLoopAgent ({form}) failed: {bad[0]['error']}")
+    _, runs = agent_results(client, pids, f"ToolLoopAgent ({form})", timeout=1800)
     after = client.stats()
-    runs = [s["result"] if isinstance(s["result"], dict) else json.loads(s["result"]) for s in snaps]
     later = [t for r in runs for t in r["turns"][1:]]
     first = [r["turns"][0] for r in runs]
     prefilled = after["prefill_tokens"] - before["prefill_tokens"]
@@ -61,28 +58,15 @@ def batch(client, form: str, n: int, turns: int, max_new: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--agents", type=int, default=4)
-    ap.add_argument("--turns", type=int, default=3)
-    ap.add_argument("--max_new_tokens", type=int, default=48)
-    ap.add_argument("--rounds", type=int, default=2)
+    int_flags(ap, underscores=True, agents=4, turns=3, max_new_tokens=48, rounds=2)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    from aios_shell.client import KernelClient
-    from kernel.config import KernelConfig
-
-    with tempfile.TemporaryDirectory() as tmp:
-        client = KernelClient(KernelConfig(data_dir=f"{tmp}/data", log_dir=f"{tmp}/logs", prefix_cache="on",
-                                           max_new_tokens=max(64, a.max_new_tokens)))
-        try:
-            if not client.ready.wait(300) or client.ready_info.get("load_error"):
-                raise SystemExit(f"kernel did not start: {client.ready_info}")
-            runs: dict[str, list[dict]] = {f: [] for f in FORMS}
-            for r in range(a.rounds):
-                for form in (FORMS if r % 2 == 0 else FORMS[::-1]):
-                    runs[form].append(batch(client, form, a.agents, a.turns, a.max_new_tokens))
-        finally:
-            client.stop()
+    with started_kernel(prefix_cache="on", max_new_tokens=max(64, a.max_new_tokens)) as client:
+        runs: dict[str, list[dict]] = {f: [] for f in FORMS}
+        for r in range(a.rounds):
+            for form in (FORMS if r % 2 == 0 else FORMS[::-1]):
+                runs[form].append(batch(client, form, a.agents, a.turns, a.max_new_tokens))
     summary = {}
     for form, rs in runs.items():
         tot = {k: sum(x[k] for x in rs) for k in rs[0] if not k.endswith("_s")}

@@ -39,12 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AIOS_AGENT_PATH"] = str(ROOT / "bench" / "agents")
 
+from bench.common import int_flags, pct  # noqa: E402
+
 COLUMNS = {"off": {"trace": "off"}, "on": {"trace": "on"}, "on+file": {"trace": "on", "trace_file": "spans.jsonl"}}
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def rtt_run(extra: dict, calls: int) -> dict:
@@ -147,9 +144,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="tracing on vs off, side by side")
     p.add_argument("--calls", type=int, default=3000, help="proc.info round trips per RTT run")
     p.add_argument("--rounds", type=int, default=3, help="kernels per column, interleaved")
-    p.add_argument("--agents", type=int, default=16)
-    p.add_argument("--llm-calls", type=int, default=2)
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    int_flags(p, agents=16, llm_calls=2, max_new_tokens=32)
     p.add_argument("--skip-llm", action="store_true", help="only the syscall round trip and memory")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

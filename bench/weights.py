@@ -179,6 +179,7 @@ def _spawned(fn, *args):
 
 def main(argv=None) -> int:
     from bench import throughput
+    from bench.common import int_flags
     from kernel.llm.threads import default_threads
 
     p = argparse.ArgumentParser(description="int8 against float32 weights, side by side")
@@ -189,9 +190,7 @@ def main(argv=None) -> int:
     p.add_argument("--decode-tokens", type=int, default=128)
     p.add_argument("--prompt-tokens", type=int, default=1000)
     p.add_argument("--llm-threads", type=int, default=0, help="torch threads (0: the kernel's default)")
-    p.add_argument("--max-batch", type=int, default=16)
-    p.add_argument("--rr-quantum", type=int, default=16)
-    p.add_argument("--agreement-tokens", type=int, default=48)
+    int_flags(p, max_batch=16, rr_quantum=16, agreement_tokens=48)
     p.add_argument("--skip-agents", action="store_true", help="no 16-agent kernel runs")
     p.add_argument("--skip-agreement", action="store_true")
     p.add_argument("--ctranslate2", action="store_true", help="add CTranslate2 where it imports")
