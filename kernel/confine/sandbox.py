@@ -33,7 +33,7 @@ from kernel.param import TMP_BYTES
 ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kernel/ live here
 SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/pot.py",
              "agent_apps/toolcall.py",
-             "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py", "kernel/config.py",
+             "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py",
              "kernel/param.py", "kernel/protocol/__init__.py", "kernel/protocol/messages.py",
              "kernel/protocol/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
              "kernel/confine/landlock.py")
