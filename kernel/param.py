@@ -16,7 +16,7 @@ OUTPUT_LINE_MAX = 8192  # characters of one console-mode output line kept for `l
 ERROR_KEPT = 4000  # characters of a reported failure (a traceback's end) kept in the table
 INLINE_MAX = 64 * 1024  # bytes of a result's JSON kept in kernel memory; larger results go to a file
 PREVIEW = 4096  # characters of a large result kept in the table (ps, exit events)
-MAX_TASK = 100_000  # characters of an agent's task, however it is spawned (front or proc.spawn)
+MAX_TASK = 200_000  # characters of an agent's task, however it is spawned (front or proc.spawn); fits a 1 MiB frame
 PRIORITY_RANGE = (-20, 20)  # an agent's scheduling priority, however it is spawned (higher first)
 
 # -- LLM engines -----------------------------------------------------------------------------------
@@ -78,16 +78,6 @@ MCP_DEFAULT_CALL_TIMEOUT = 30.0  # seconds a call waits when its caller names no
 MCP_RESTART_MAX = 3
 MCP_RESTART_PERIOD_S = 60.0
 MCP_RESTART_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # seconds before the 1st, 2nd, ... restart
-
-# -- The daemon's socket (aios_shell/daemon runs in the front; its limits are kept here with the rest) ----
-DAEMON_MAX_CLIENT_FRAME = 1 << 20  # bytes: one request from a client (a task is at most 100,000 characters)
-DAEMON_MAX_SERVER_FRAME = 64 << 20  # bytes: one reply or event from the daemon (ps of many agents, logs)
-DAEMON_MAX_CLIENTS = 64  # connections at once; more are refused with an error frame
-DAEMON_HELLO_TIMEOUT_S = 10.0  # a new connection's hello (with the key) must arrive within this, or it is closed
-DAEMON_MAX_INFLIGHT = 32  # unanswered requests per client, `wait` aside: a flood queues little in the kernel
-DAEMON_MAX_WAITS = 1024  # unanswered `wait`s per client (each costs the kernel one callback)
-DAEMON_OUT_QUEUE = 4096  # frames queued for one client before it counts as stuck and is dropped
-DAEMON_READY_WAIT_S = 900.0  # longest wait for the detached daemon to serve (a cold model conversion included)
 
 # -- Tracing (kernel/trace): a span per call of every process, bounded per process --------------------
 TRACE_SPANS_PER_PROC = 128  # spans kept per process, a ring: the oldest go first (counted as dropped)

@@ -55,7 +55,7 @@ def test_a_refused_long_value_is_measured_not_echoed():
 
     op = control.OPS["spawn"]
     why = control.check(op, {"agent": "EchoAgent", "task": "x" * 300_000})
-    assert why == "spawn: a value of 300,000 characters is too long (the limit is 100,000) (at task)"
+    assert why == "spawn: a value of 300,000 characters is too long (the limit is 200,000) (at task)"
     assert why == schema_error("spawn", op.validator, {"agent": "EchoAgent", "task": "x" * 300_000})
     odd = control.check(op, {"agent": "EchoAgent", "task": "x", "priority": "y" * 10_000})
     assert odd.startswith("spawn: 'yyy") and len(odd) < 300 and odd.endswith("(at priority)")
