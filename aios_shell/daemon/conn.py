@@ -28,11 +28,8 @@ from concurrent.futures import Future
 
 from aios_shell.client import KernelError
 from aios_shell.daemon import frames
-from kernel import control, param
-from kernel.param import DAEMON_HELLO_TIMEOUT_S as HELLO_TIMEOUT_S
-from kernel.param import DAEMON_MAX_INFLIGHT as MAX_INFLIGHT
-from kernel.param import DAEMON_MAX_WAITS as MAX_WAITS
-from kernel.param import DAEMON_OUT_QUEUE as OUT_QUEUE
+from aios_shell.daemon.param import HELLO_TIMEOUT_S, MAX_CLIENT_FRAME, MAX_INFLIGHT, MAX_WAITS, OUT_QUEUE
+from kernel import control
 from kernel.protocol.messages import EACCES, EAGAIN, EINVAL, ENOSYS, EPROTO, MAX_ID, CodedError
 
 log = logging.getLogger("aios.daemon")
@@ -103,7 +100,7 @@ class ClientConn:
         """Read the first frame: True once it is a hello with the key (and answered); otherwise the
         client is refused and closed, and False."""
         try:
-            frame = frames.read_frame(self.sock, param.DAEMON_MAX_CLIENT_FRAME)
+            frame = frames.read_frame(self.sock, MAX_CLIENT_FRAME)
         except frames.FrameError as e:
             return self._refuse(f"its first frame is not a request ({e})")
         except TimeoutError:
@@ -136,7 +133,7 @@ class ClientConn:
                 return
             while not self.closed.is_set():
                 try:
-                    frame = frames.read_frame(self.sock, param.DAEMON_MAX_CLIENT_FRAME)
+                    frame = frames.read_frame(self.sock, MAX_CLIENT_FRAME)
                 except frames.FrameError as e:
                     log.warning("%s: bad frame: %s", self.name, e)
                     self.send({"event": "error", "error": f"bad frame: {e}", "code": EPROTO})

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from aios_shell.client import KernelCalls, KernelError
 from aios_shell.daemon import frames, paths
-from kernel import param
+from aios_shell.daemon.param import MAX_SERVER_FRAME
 from kernel.protocol.messages import EACCES, ECONNREFUSED, ECONNRESET, ETIMEDOUT
 
 
@@ -108,7 +108,7 @@ class RemoteKernelClient(KernelCalls):
     def _read_loop(self) -> None:
         try:
             while True:
-                msg = frames.read_frame(self.sock, param.DAEMON_MAX_SERVER_FRAME)
+                msg = frames.read_frame(self.sock, MAX_SERVER_FRAME)
                 if msg is None:
                     break
                 if "reply" in msg:

@@ -43,7 +43,7 @@ from aios_shell.daemon import paths
 from aios_shell.daemon.notify import JournalFormatter, Notifier, under_journal
 from aios_shell.daemon.server import Server
 from kernel.logs import FORMAT, IsoFormatter
-from kernel.param import DAEMON_READY_WAIT_S as READY_WAIT_S
+from aios_shell.daemon.param import READY_WAIT_S
 from kernel.protocol.messages import EIO
 
 log = logging.getLogger("aios.daemon")

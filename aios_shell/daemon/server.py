@@ -37,7 +37,7 @@ import time
 from aios_shell.client import KernelError
 from aios_shell.daemon import frames
 from aios_shell.daemon.conn import ClientConn
-from kernel.param import DAEMON_MAX_CLIENTS as MAX_CLIENTS
+from aios_shell.daemon.param import MAX_CLIENTS
 from kernel.protocol.messages import EACCES, EAGAIN
 
 log = logging.getLogger("aios.daemon")

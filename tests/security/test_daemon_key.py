@@ -32,7 +32,7 @@ import psutil
 import pytest
 
 from daemon_helpers import raw_connect, recv_obj, recv_until, reply_to, send_obj, start_daemon, stop_daemon
-from kernel.param import DAEMON_HELLO_TIMEOUT_S
+from aios_shell.daemon.param import HELLO_TIMEOUT_S as DAEMON_HELLO_TIMEOUT_S
 
 REFUSAL = "permission denied: this client did not present the daemon's key ({})"
 

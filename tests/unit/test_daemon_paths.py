@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from aios_shell.daemon import frames, paths
-from kernel import param
+from aios_shell.daemon import param as daemon_param
 
 
 def test_default_socket_follows_xdg_runtime_dir(monkeypatch):
@@ -75,7 +75,7 @@ def test_frames_round_trip_and_reject_bad_input():
     a, b = socket.socketpair()
     try:
         a.sendall(frames.encode({"op": "ps", "id": 1, "text": "naïve ✓"}))
-        assert frames.read_frame(b, param.DAEMON_MAX_CLIENT_FRAME) == {"op": "ps", "id": 1, "text": "naïve ✓"}
+        assert frames.read_frame(b, daemon_param.MAX_CLIENT_FRAME) == {"op": "ps", "id": 1, "text": "naïve ✓"}
         a.sendall(frames.HEADER.pack(3) + b"[1]")
         with pytest.raises(frames.FrameError, match="JSON object"):
             frames.read_frame(b, 100)
