@@ -16,19 +16,16 @@ instead when no daemon serves the socket (its own kernel).
 
 from __future__ import annotations
 
-import signal
 import sys
-from pathlib import Path
 from typing import Callable
 
-from aios_shell.batch import run_batch
 from aios_shell.client import KernelError
 from aios_shell.commands import Dispatcher, ExitShell
 from aios_shell.confirm import ConfirmBroker
 from aios_shell.context import ShellContext
 from aios_shell.handlers import TABLE
-from aios_shell.repl import Repl, Terminated, leave_on_signals
-from kernel.config import state_dir
+from aios_shell.repl import leave_on_signals
+from aios_shell.session import Session, batch_or_repl, run_then_stop
 
 
 def run_command(ctx, line: str) -> int:
@@ -37,6 +34,15 @@ def run_command(ctx, line: str) -> int:
         return 0 if Dispatcher(TABLE, ctx).onecmd(line) else 1
     except ExitShell:
         return 0
+
+
+def banner(client, sock_path: str, llm_name: str) -> str:
+    """The REPL's first line on a daemon's kernel."""
+    h = client.hello
+    return (f"AIOS shell: attached to the AIOS daemon (pid {h.get('daemon_pid')}) at {sock_path} (kernel "
+            f"pid {client.pid}, model {llm_name}, scheduler {h.get('scheduler')}; logs in "
+            f"{h.get('log_dir')}/).\nType help for commands, Tab to complete; exit or Ctrl-D detaches "
+            "(agents go on), shutdown stops the daemon.")
 
 
 def run_connected(args, sock_path: str, batch: bool, name: str, lines, *, prog: str = "simulator.py",
@@ -63,32 +69,16 @@ def run_connected(args, sock_path: str, batch: bool, name: str, lines, *, prog: 
         print(f"{prog}: error: {e.message}", file=sys.stderr)
         return 1
     leave_on_signals(ctx)
-    status = 1
-    try:
+    s = Session(batch=batch, name=name, lines=lines, json_mode=args.json, history=args.history,
+                timeline=getattr(args, "timeline", None))
+
+    def start() -> int:
         ctx.llm_name = client.hello.get("model") or ""
         ctx.attach(client)
         if one:
-            status = run_command(ctx, args.command)
-        elif batch:
-            if standalone is not None and (args.verbosity or 0) >= 0:  # aios: say where the commands go
-                print(f"attached to the AIOS daemon (pid {client.hello.get('daemon_pid')})", file=sys.stderr)
-            status = run_batch(ctx, lines, name, json_mode=args.json, timeline=getattr(args, "timeline", None))
-        else:
-            h = client.hello
-            ctx.echo(f"AIOS shell: attached to the AIOS daemon (pid {h.get('daemon_pid')}) at {sock_path} (kernel "
-                     f"pid {client.pid}, model {ctx.llm_name}, scheduler {h.get('scheduler')}; logs in "
-                     f"{h.get('log_dir')}/).\nType help for commands, Tab to complete; exit or Ctrl-D detaches "
-                     "(agents go on), shutdown stops the daemon.")
-            history = args.history or str(state_dir() / "shell_history")
-            status = Repl(ctx, history_path=Path(history)).run()
-    except KeyboardInterrupt:
-        status = 130
-    except Terminated as t:
-        status = t.code
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        ctx.leaving = True
-        if client is not None:
-            client.stop()
-    return status
+            return run_command(ctx, args.command)
+        if batch and standalone is not None and (args.verbosity or 0) >= 0:  # aios: say where the commands go
+            print(f"attached to the AIOS daemon (pid {client.hello.get('daemon_pid')})", file=sys.stderr)
+        return batch_or_repl(ctx, s, banner(client, sock_path, ctx.llm_name))
+
+    return run_then_stop(ctx, start, client.stop)

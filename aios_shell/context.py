@@ -188,13 +188,17 @@ class ShellContext:
         with self._lock:
             return sorted(self.seen)
 
-    def follow(self, pid: int) -> queue.Queue:
+    def _follow(self, followers: dict[int, queue.Queue], pid: int) -> queue.Queue:
+        """A new queue for pid in ``followers``, None already on it if pid has ended."""
         q: queue.Queue = queue.Queue()
         with self._lock:
-            self.followers[pid] = q
+            followers[pid] = q
             if pid in self.ended:
                 q.put(None)
         return q
+
+    def follow(self, pid: int) -> queue.Queue:
+        return self._follow(self.followers, pid)
 
     def unfollow(self, pid: int) -> None:
         with self._lock:
@@ -202,12 +206,7 @@ class ShellContext:
 
     def follow_spans(self, pid: int) -> queue.Queue:
         """``trace``: a queue of pid's finished spans (kernel ``span`` events), None once it has ended."""
-        q: queue.Queue = queue.Queue()
-        with self._lock:
-            self.span_followers[pid] = q
-            if pid in self.ended:
-                q.put(None)
-        return q
+        return self._follow(self.span_followers, pid)
 
     def unfollow_spans(self, pid: int) -> None:
         with self._lock:
@@ -318,6 +317,16 @@ class ShellContext:
                 f"agents {s.get('agents_live', len(self.live))}/{s.get('agents_total', len(self.seen))} | {state}")
 
     # -- blocking commands ---------------------------------------------------------
+    def drain(self, q: queue.Queue, show: Callable[[Any], None]) -> None:
+        """show() each item of ``q`` until None comes, waiting as run_blocking does (Ctrl-C stops it)."""
+        def loop():
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                show(item)
+        self.run_blocking(loop)
+
     def run_blocking(self, fn: Callable[..., Any], *args) -> Any:
         """Run ``fn(*args)`` (a blocking kernel call) off the main thread and wait for it here.
 

@@ -115,6 +115,14 @@ def _output(words: list[str], usage: str, choices=("table", "json")) -> tuple[st
         raise CommandError(str(e)) from None
 
 
+def _output_args(arg: str, usage: str, count: int) -> tuple[str, list[str]]:
+    """``-o json`` and exactly ``count`` other words out of ``arg``, else the usage line as a CommandError."""
+    fmt, words = _output(arg.split(), usage)
+    if len(words) != count:
+        raise CommandError(f"usage: {usage}")
+    return fmt, words
+
+
 @TABLE.command("kill", "kill <pid>...", "stop agent processes (SIGTERM, then SIGKILL after a grace period)",
                args=("live_pid",))
 def cmd_kill(ctx, arg):
@@ -157,9 +165,7 @@ def cmd_wait(ctx, arg):
                "-o json: the result record, {\"answer\": ..., and the agent's other fields}.",
                args=("pid",), flags=("-o",))
 def cmd_result(ctx, arg):
-    fmt, words = _output(arg.split(), "result <pid> [-o json]")
-    if len(words) != 1:
-        raise CommandError("usage: result <pid> [-o json]")
+    fmt, words = _output_args(arg, "result <pid> [-o json]", 1)
     snap = ctx.client.info(parse_pid(words[0]))
     if fmt == "json":
         ctx.echo(views.json_text({"pid": snap.get("pid"), "agent": snap.get("agent"), "state": snap.get("state"),
@@ -174,9 +180,7 @@ def cmd_result(ctx, arg):
 @TABLE.command("info", "info <pid> [-o json]", "every accounting field of one process, in sections (-o json: as JSON)",
                args=("pid",), flags=("-o",))
 def cmd_info(ctx, arg):
-    fmt, words = _output(arg.split(), "info <pid> [-o json]")
-    if len(words) != 1:
-        raise CommandError("usage: info <pid> [-o json]")
+    fmt, words = _output_args(arg, "info <pid> [-o json]", 1)
     snap = ctx.client.info(parse_pid(words[0]))
     ctx.echo(views.json_text(snap) if fmt == "json" else details.info_text(snap))
 
@@ -217,7 +221,7 @@ def cmd_logs(ctx, arg):
         for line in lines[max(0, len(lines) - tail):] if tail is not None else lines:
             ctx.echo(views.printable(line))
         if follow and not info.get("ended"):
-            _follow_events(ctx, q)
+            ctx.drain(q, ctx.echo)
     finally:
         if follow:
             ctx.unfollow(pid)
@@ -254,16 +258,6 @@ def _print_file(ctx, path: str, pos: int, tail: int | None = None) -> int:
     for line in lines[max(0, len(lines) - tail):] if tail is not None else lines:
         ctx.echo(views.printable(line))
     return pos + end
-
-
-def _follow_events(ctx, q: queue.Queue) -> None:
-    def drain():
-        while True:
-            line = q.get()
-            if line is None:
-                return
-            ctx.echo(line)
-    ctx.run_blocking(drain)
 
 
 def _follow_file(ctx, pid: int, path: str, pos: int, q: queue.Queue) -> None:
@@ -307,9 +301,7 @@ def cmd_tools(ctx, arg):
 @TABLE.command("sched", "sched [-o json]", "the LLM scheduler: model, policy, queue, throughput, cache, and the\n"
                "live processes' LLM use (-o json: as JSON)", flags=("-o",))
 def cmd_sched(ctx, arg):
-    fmt, words = _output(arg.split(), "sched [-o json]")
-    if words:
-        raise CommandError("usage: sched [-o json]")
+    fmt, _ = _output_args(arg, "sched [-o json]", 0)
     stats = ctx.refresh_stats()
     snaps = ctx.client.ps(all=False)
     ctx.echo(views.json_text(details.sched_record(stats, snaps)) if fmt == "json"
@@ -319,9 +311,7 @@ def cmd_sched(ctx, arg):
 @TABLE.command("status", "status [-o json]", "the kernel: model, policy, pid, uptime, agents, where it runs\n"
                "(-o json: as JSON)", flags=("-o",))
 def cmd_status(ctx, arg):
-    fmt, words = _output(arg.split(), "status [-o json]")
-    if words:
-        raise CommandError("usage: status [-o json]")
+    fmt, _ = _output_args(arg, "status [-o json]", 0)
     stats = ctx.refresh_stats()
     remote = getattr(ctx, "remote", False)
     where = getattr(ctx.client, "sock_path", None) or getattr(ctx.client, "path", None)

@@ -7,6 +7,7 @@ batch runner over the one command table, and on leaving (exit, Ctrl-D, end
 of script, SIGTERM/SIGHUP; SIGINT in batch mode) stops every agent and the
 kernel, which flushes its logs. Exit status: the REPL's or the batch
 runner's; 1 when the kernel cannot start; 130 after Ctrl-C; 128+N on signal N.
+aios_shell/connect.py runs the same front (batch_or_repl, run_then_stop) on a daemon's kernel.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from aios_shell.batch import run_batch
 from aios_shell.client import KernelClient, KernelError
@@ -45,30 +46,22 @@ def banner(client: KernelClient, config) -> str:
             "Type help for commands, Tab to complete; Ctrl-D or exit leaves.")
 
 
-def run_own_kernel(config, s: Session, prog: str = "simulator.py") -> int:
-    if not s.batch and hasattr(config, "interactive_confirm"):
-        config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
-    ctx = ShellContext(interactive=not s.batch, llm_name=config.llm_name, out=sys.stderr if s.json_mode else None,
-                       verbosity=s.verbosity)
-    ctx.top_interval = s.top_interval
-    leave_on_signals(ctx)
-    client, status = None, 1
-    ctx.hold_output()  # what the kernel says while it boots comes after the banner
+def batch_or_repl(ctx, s: Session, first: str) -> int:
+    """The batch runner over ``s.lines``, or the REPL after the banner ``first``; its exit status."""
+    if s.batch:
+        ctx.release_output()
+        return run_batch(ctx, s.lines, s.name, json_mode=s.json_mode,  # 1 too when the model failed to load
+                         timeline=s.timeline)
+    ctx.release_output(first=first)
+    history = s.history or str(state_dir() / "shell_history")
+    return Repl(ctx, history_path=Path(history)).run()
+
+
+def run_then_stop(ctx, start: Callable[[], int], stop: Callable[[], None]) -> int:
+    """start()'s exit status (130 after Ctrl-C, 128+N on signal N); then, whatever happened, stop()."""
+    status = 1
     try:
-        try:
-            client = KernelClient(config, on_event=ctx.on_event)
-        except KernelError as e:
-            print(f"{prog}: error: {e.message}", file=sys.stderr)
-            return 1
-        ctx.attach(client)
-        if s.batch:
-            ctx.release_output()
-            status = run_batch(ctx, s.lines, s.name, json_mode=s.json_mode,  # 1 too when the model failed to load
-                               timeline=s.timeline)
-        else:
-            ctx.release_output(first=banner(client, config))
-            history = s.history or str(state_dir() / "shell_history")
-            status = Repl(ctx, history_path=Path(history)).run()
+        status = start()
     except KeyboardInterrupt:
         status = 130
     except Terminated as t:
@@ -78,8 +71,35 @@ def run_own_kernel(config, s: Session, prog: str = "simulator.py") -> int:
             signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
         ctx.release_output()  # (a failed boot: its messages still show)
         ctx.leaving = True
-        if client is not None:
-            if ctx.interactive and ctx.live_pids() and not client.dead.is_set():
-                ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
-            client.stop()
+        stop()
     return status
+
+
+def run_own_kernel(config, s: Session, prog: str = "simulator.py") -> int:
+    if not s.batch and hasattr(config, "interactive_confirm"):
+        config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
+    ctx = ShellContext(interactive=not s.batch, llm_name=config.llm_name, out=sys.stderr if s.json_mode else None,
+                       verbosity=s.verbosity)
+    ctx.top_interval = s.top_interval
+    leave_on_signals(ctx)
+    client = None
+    ctx.hold_output()  # what the kernel says while it boots comes after the banner
+
+    def start() -> int:
+        nonlocal client
+        try:
+            client = KernelClient(config, on_event=ctx.on_event)
+        except KernelError as e:
+            print(f"{prog}: error: {e.message}", file=sys.stderr)
+            return 1
+        ctx.attach(client)
+        return batch_or_repl(ctx, s, banner(client, config))
+
+    def stop() -> None:
+        if client is None:
+            return
+        if ctx.interactive and ctx.live_pids() and not client.dead.is_set():
+            ctx.echo(f"stopping {len(ctx.live_pids())} agent(s) and the kernel…")
+        client.stop()
+
+    return run_then_stop(ctx, start, stop)

@@ -207,14 +207,7 @@ def run(ctx, arg: str) -> None:
         if not following:
             out.show(snap["root"])
             return
-
-        def drain():
-            while True:
-                span = q.get()
-                if span is None:
-                    return
-                out.show(span)
-        ctx.run_blocking(drain)
+        ctx.drain(q, out.show)
     finally:
         ctx.unfollow_spans(pid)
         if following:

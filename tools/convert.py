@@ -78,26 +78,35 @@ def _nice(x: float) -> float:
     return float(f"{x:.6g}") if abs(x) < 1e15 else x
 
 
-class UnitConverter(Tool):
+def _pair_schema(amount: str, frm: str, to: str, max_len: int) -> dict:
+    """Schema of a converter's arguments: a number and the two names (up to ``max_len`` characters)."""
+    name = {"type": "string", "minLength": 1, "maxLength": max_len}
+    return obj_schema([amount, frm, to], **{amount: {"type": "number"}, frm: name, to: dict(name)})
+
+
+class _Converter(Tool):
+    """What both converters share: read-only table look-ups, cheap enough to run 8 at once."""
+
+    side_effect = READ_ONLY
+    parallel = 8
+    timeout_s = 2.0
+
+
+class UnitConverter(_Converter):
     name = "unit_converter"
     _NAMES = tuple(sorted({*UNITS, *TEMPS}))
     keywords = ("convert", "unit", "units", *_NAMES)
     values = {"from_unit": _NAMES, "to_unit": _NAMES}
     description = ("Convert a value between units of length, mass, time, volume, area, speed, data, energy, "
                    "pressure or temperature, e.g. value=5, from_unit='km', to_unit='mi'.")
-    schema = obj_schema(["value", "from_unit", "to_unit"], value={"type": "number"},
-                        from_unit={"type": "string", "minLength": 1, "maxLength": 32},
-                        to_unit={"type": "string", "minLength": 1, "maxLength": 32})
-    side_effect = READ_ONLY
-    parallel = 8
-    timeout_s = 2.0
+    schema = _pair_schema("value", "from_unit", "to_unit", 32)
 
     def run(self, args, ctx):
         out = convert_units(args["value"], args["from_unit"], args["to_unit"])
         return {"value": _nice(out), "unit": args["to_unit"]}
 
 
-class CurrencyConverter(Tool):
+class CurrencyConverter(_Converter):
     name = "currency_converter"
     _TABLE = json.loads(RATES_FILE.read_text())
     _NAMES = tuple(sorted({*(c.lower() for c in _TABLE["rates"]), *(a.lower() for a in _TABLE["aliases"])}))
@@ -105,12 +114,7 @@ class CurrencyConverter(Tool):
     values = {"from_currency": _NAMES, "to_currency": _NAMES}
     description = ("Convert an amount between currencies with a bundled, dated rate table (offline), "
                    "e.g. amount=100, from_currency='USD', to_currency='EUR'.")
-    schema = obj_schema(["amount", "from_currency", "to_currency"], amount={"type": "number"},
-                        from_currency={"type": "string", "minLength": 1, "maxLength": 16},
-                        to_currency={"type": "string", "minLength": 1, "maxLength": 16})
-    side_effect = READ_ONLY
-    parallel = 8
-    timeout_s = 2.0
+    schema = _pair_schema("amount", "from_currency", "to_currency", 16)
 
     def table(self) -> dict:
         return self._TABLE

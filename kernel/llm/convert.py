@@ -21,6 +21,7 @@ directory without it is not a cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +32,19 @@ MARKER = "quantization.json"
 
 def is_int8_cache(path: Path) -> bool:
     return (path / MARKER).exists() and (path / "model.safetensors").exists()
+
+
+@contextlib.contextmanager
+def staged(target: Path):
+    """Yield an empty folder beside ``target`` to write into, then rename it to ``target`` (first one wins)."""
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another process won the race
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_int8(source: Path, target: Path) -> Path:
@@ -46,22 +60,15 @@ def write_int8(source: Path, target: Path) -> Path:
     if model.config.tie_word_embeddings:  # untie: lm_head is quantized on its own
         model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
     tensors = quant.quantize_state(model)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     model.config.tie_word_embeddings = False
-    model.config.save_pretrained(tmp)
-    model.generation_config.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt", "aios": "int8"})
-    (tmp / MARKER).write_text(json.dumps({
-        "weights": "int8", "scheme": "symmetric int8 per output row; activations per row at run time in "
-        "two int8 halves (fbgemm dynamic linear)", "source": str(source)}, indent=1) + "\n")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(tmp, target)
-    except OSError:  # another process won the race
-        shutil.rmtree(tmp, ignore_errors=True)
+    with staged(target) as tmp:
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt", "aios": "int8"})
+        (tmp / MARKER).write_text(json.dumps({
+            "weights": "int8", "scheme": "symmetric int8 per output row; activations per row at run time in "
+            "two int8 halves (fbgemm dynamic linear)", "source": str(source)}, indent=1) + "\n")
     return target
 
 

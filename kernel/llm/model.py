@@ -172,6 +172,8 @@ def prepare_embedded(progress: Callable[..., None] = no_progress) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from kernel.llm import convert
+
     gguf = embedded_gguf()
     text = f"converting {EMBEDDED_MODEL} once"
     progress(stage="convert", text=f"{text}: reading {gguf.name}", done=None, total=None)
@@ -184,15 +186,9 @@ def prepare_embedded(progress: Callable[..., None] = no_progress) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(tmp, target)
-    except OSError:  # another process won the race
-        shutil.rmtree(tmp, ignore_errors=True)
+    with convert.staged(target) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return target
 
 

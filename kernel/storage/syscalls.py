@@ -45,6 +45,12 @@ def _resource(owner: str, name: str | None = None) -> str:
     return f"storage {owner}/{name}" if name is not None else f"storage of {owner}"
 
 
+def _named(ap, call) -> tuple[str, str, str]:
+    """(owner, name, resource) of a call on one record; ``owner`` is the caller's own app unless given."""
+    owner, name = call.args.get("owner", ap.pcb.name), call.args["name"]
+    return owner, name, _resource(owner, name)
+
+
 def _settle(reply: Reply, then=lambda r: r):
     """A storage submit() callback (loop thread): answer with then(result), or with the job's error.
     ``then`` returns DEFERRED when it has handed ``reply`` to a confirmation."""
@@ -153,8 +159,7 @@ def fs_write(kernel, ap, call):
 }, "read your record (or `owner`'s, within a shared group), latest or `version`")
 def fs_read(kernel, ap, call):
     pcb, a = ap.pcb, call.args
-    owner, name = a.get("owner", pcb.name), a["name"]
-    resource = _resource(owner, name)
+    owner, name, resource = _named(ap, call)
 
     def job(db):
         try:
@@ -204,9 +209,8 @@ def fs_list(kernel, ap, call):
     "required": ["name"], "properties": {"name": NAME, "owner": OWNER},
 }, "the versions kept of a record: version, size, sha256, created, op (write|rollback)")
 def fs_versions(kernel, ap, call):
-    pcb, a = ap.pcb, call.args
-    owner, name = a.get("owner", pcb.name), a["name"]
-    resource = _resource(owner, name)
+    pcb = ap.pcb
+    owner, name, resource = _named(ap, call)
 
     def job(db):
         cur = db.head(owner, name)

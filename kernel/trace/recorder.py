@@ -27,6 +27,7 @@ process) are sent on the loop thread only (``_flush``), never from the engine.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 
@@ -209,14 +210,20 @@ class Tracer:
         self.note(span, **{k: v for k, v in self.llm.items() if v is not None}, max_new=max_new, preemptions=0,
                   requeued_s=0.0)
 
+    @contextlib.contextmanager
+    def _llm_attrs(self, span: Span | None):
+        """Hold the lock and yield the attrs of an LLM call's span that has begun and not ended, else None."""
+        if span is None:
+            yield None
+            return
+        with self.lock:
+            yield span.attrs if span.end is None else None
+
     def llm_state(self, span: Span | None, state: str) -> None:
         """The engine queued ("queued"), admitted ("running") or preempted ("preempted") the call."""
-        if span is None:
-            return
         now = time.time()
-        with self.lock:
-            a = span.attrs
-            if span.end is not None or a is None:
+        with self._llm_attrs(span) as a:
+            if a is None:
                 return
             if state == "running":
                 if "admitted_at" not in a:
@@ -233,12 +240,9 @@ class Tracer:
         """Before the reply: tokens, finish reason, and the call's phases in wall seconds:
         wait (queued before its first admission, plus time back in the queue after preemptions),
         prefill (admission to first token), decode (first token to the end, less time preempted)."""
-        if span is None:
-            return
         now = time.time()
-        with self.lock:
-            a = span.attrs
-            if span.end is not None or a is None:
+        with self._llm_attrs(span) as a:
+            if a is None:
                 return
             a.pop("preempted_at", None)
             admitted = a.get("admitted_at")

@@ -27,6 +27,7 @@ from google import genai
 from google.genai import errors, types
 
 from kernel.llm.backends import BackendError, Call, one_line
+from kernel.llm.backends._stream import BaseStream
 from kernel.param import CHECK_TIMEOUT_S
 from kernel.protocol.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 
@@ -97,13 +98,9 @@ def finish_reason(value) -> str | None:
     return FINISH.get(str(name), str(name).lower())
 
 
-class Stream:
+class Stream(BaseStream):
     def __init__(self, backend: "Backend", raw):
-        self.backend = backend
-        self._raw = raw
-        self.pieces = 0
-        self.finish_reason: str | None = None
-        self.usage: tuple[int, int] | None = None
+        super().__init__(backend, raw)
         self.tool_calls: list[dict] = []
 
     def __iter__(self):
@@ -124,14 +121,6 @@ class Stream:
                     yield text
         except Exception as e:
             raise self.backend.error(e) from None
-
-    def close(self) -> None:
-        close = getattr(self._raw, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                pass
 
 
 class Backend:

@@ -20,6 +20,7 @@ import httpx2
 import openai
 
 from kernel.llm.backends import BackendError, Call, one_line
+from kernel.llm.backends._stream import BaseStream
 from kernel.param import CHECK_TIMEOUT_S
 from kernel.protocol.messages import EAGAIN, EINVAL, EIO, EPERM, ETIMEDOUT
 
@@ -72,13 +73,9 @@ def to_openai(messages: list[dict]) -> list[dict]:
     return out
 
 
-class Stream:
+class Stream(BaseStream):
     def __init__(self, backend: "Backend", raw):
-        self.backend = backend
-        self._raw = raw
-        self.pieces = 0
-        self.finish_reason: str | None = None
-        self.usage: tuple[int, int] | None = None
+        super().__init__(backend, raw)
         self._calls: dict[int, dict] = {}  # index -> {"name", "arguments": JSON text so far}
 
     @property
@@ -128,12 +125,6 @@ class Stream:
         except httpx2.TransportError as e:
             raise BackendError(EIO, f"{self.backend.spec.base_url}: stream broke: {one_line(e) or type(e).__name__}",
                                retryable=True) from None
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        except Exception:
-            pass  # closing a broken connection: nothing left to release
 
 
 class Backend:
