@@ -32,15 +32,15 @@ Invariants:
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from agent_apps import sdk
+from kernel.protocol.http import HTTPError, JSONHandler, error_body
 from kernel.protocol.messages import (E2BIG, EACCES, EAGAIN, ECANCELED, ECONNRESET, EDQUOT, EINVAL, EIO, ENOENT, ENOSPC,
                                       ENOSYS, EPERM, ESRCH, ETIMEDOUT)
 
@@ -51,16 +51,8 @@ HTTP_STATUS = {  # kernel error code -> HTTP status of the OpenAI-style error
     ESRCH: 404, ENOENT: 404, ENOSYS: 501, ETIMEDOUT: 504, ECANCELED: 503, ECONNRESET: 503,
     EIO: 502,
 }
-ERROR_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-              404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
 ENV_NAMES = ("OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_API_KEY", "AIOS_ENDPOINT", "AIOS_MODEL")  # see env()
 PASS_THROUGH = ("tools", "tool_choice", "response_format")  # constrained decoding (issue 12), when present
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
 
 
 def _text(content: Any, where: str) -> str:
@@ -179,15 +171,13 @@ def _usage(result: dict) -> dict:
     return {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the openai SDK reuses its connection
     default_request_version = "HTTP/1.1"  # an unparsable request line still gets a status line, not HTTP/0.9
     server_version = "aios-endpoint"
     timeout = READ_TIMEOUT_S
     server: "_Server"
-
-    def log_message(self, fmt: str, *a: Any) -> None:
-        pass  # the kernel's accounting records every call; the agent's log stays the agent's
+    max_body = MAX_BODY
 
     # -- routing ---------------------------------------------------------------
     def do_GET(self) -> None:
@@ -210,9 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPError(500, f"endpoint error: {type(e).__name__}: {e}"))
 
     def _authorize(self) -> None:
-        got = self.headers.get("Authorization", "")
-        want = "Bearer " + self.server.key
-        if not hmac.compare_digest(got.encode("utf-8", "replace"), want.encode()):
+        if not self.bearer_ok(self.server.key):
             raise HTTPError(401, "invalid API key: use this agent's OPENAI_API_KEY", code="invalid_api_key")
 
     def _path(self) -> str:
@@ -222,15 +210,15 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._path()
         model = {"id": self.server.model, "object": "model", "created": self.server.created, "owned_by": "aios"}
         if path == "/v1/models":
-            self._json(200, {"object": "list", "data": [model]})
+            self.send_json(200, {"object": "list", "data": [model]})
         elif path.startswith("/v1/models/"):
-            self._json(200, dict(model, id=path[len("/v1/models/"):] or self.server.model))
+            self.send_json(200, dict(model, id=path[len("/v1/models/"):] or self.server.model))
         else:
             raise HTTPError(404, f"no route GET {path}")
 
     def _post(self) -> None:
         path = self._path()
-        body = self._body()
+        body = self.read_json()
         if path != "/v1/chat/completions":
             raise HTTPError(404, f"no route POST {path} (this endpoint serves /v1/chat/completions)")
         if not isinstance(body, dict):
@@ -249,29 +237,10 @@ class _Handler(BaseHTTPRequestHandler):
         created, cid = int(time.time()), f"chatcmpl-{secrets.token_hex(12)}"
         done = completion(result, model, created, cid)
         if not stream:
-            self._json(200, done)
+            self.send_json(200, done)
             return
         opts = body.get("stream_options")
         self._stream(done, isinstance(opts, dict) and opts.get("include_usage") is True)
-
-    def _body(self) -> Any:
-        if self.headers.get("Transfer-Encoding"):
-            raise HTTPError(411, "send a Content-Length (chunked request bodies are not accepted)")
-        length = self.headers.get("Content-Length")
-        if length is None or not length.strip().isdigit():
-            raise HTTPError(411, "a POST needs a numeric Content-Length")
-        n = int(length)
-        if n > MAX_BODY:
-            self.close_connection = True  # the unread body must not be parsed as the next request
-            raise HTTPError(413, f"request body of {n} bytes exceeds {MAX_BODY}", code=E2BIG)
-        raw = self.rfile.read(n)
-        if len(raw) < n:
-            self.close_connection = True
-            raise HTTPError(400, "request body shorter than its Content-Length")
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            raise HTTPError(400, "the request body is not valid JSON") from None
 
     # -- answers ---------------------------------------------------------------
     @staticmethod
@@ -279,26 +248,13 @@ class _Handler(BaseHTTPRequestHandler):
         status = HTTP_STATUS.get(e.code, 500)
         return HTTPError(status, f"{e.code}: {e.message}", code=e.code)
 
-    def _json(self, status: int, obj: dict, headers: dict | None = None) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
     def _error(self, e: HTTPError) -> None:
-        body = {"error": {"message": e.message, "type": ERROR_TYPE.get(e.status, "server_error"),
-                          "param": e.param, "code": e.code}}
+        body = error_body(e)
         # A refusal will be refused again: clients that honour it (the openai SDK) do not retry.
         retry = "true" if e.status in (502, 503, 504) or e.code == EAGAIN else "false"
         self.close_connection = True  # a body left unread must not be parsed as the next request
         try:
-            self._json(e.status, body, {"x-should-retry": retry})
+            self.send_json(e.status, body, {"x-should-retry": retry})
         except OSError:
             self.close_connection = True
 
@@ -307,27 +263,18 @@ class _Handler(BaseHTTPRequestHandler):
         head = {k: done[k] for k in ("id", "created", "model")}
         head["object"] = "chat.completion.chunk"
         msg, finish = done["choices"][0]["message"], done["choices"][0]["finish_reason"]
-        self.close_connection = True  # the stream ends with the connection (no chunked framing)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
+        self.start_sse()
         chunks = [{"role": "assistant", "content": ""}]
         if msg.get("content"):
             chunks.append({"content": msg["content"]})
         if msg.get("tool_calls"):
             chunks.append({"tool_calls": msg["tool_calls"]})
         for delta in chunks:
-            self._sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-        self._sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            self.sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if include_usage:
-            self._sse({**head, "choices": [], "usage": done["usage"]})
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-
-    def _sse(self, obj: dict) -> None:
-        self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            self.sse({**head, "choices": [], "usage": done["usage"]})
+        self.sse(b"[DONE]")
 
 
 class _Server(ThreadingHTTPServer):

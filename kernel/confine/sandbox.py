@@ -35,7 +35,7 @@ SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py"
              "agent_apps/toolcall.py",
              "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py",
              "kernel/param.py", "kernel/protocol/__init__.py", "kernel/protocol/messages.py",
-             "kernel/protocol/channel.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
+             "kernel/protocol/channel.py", "kernel/protocol/http.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
              "kernel/confine/landlock.py")
 SDK_FILES += ("agent_apps/endpoint.py", "agent_apps/command.py")  # the agent's OpenAI endpoint, command agents
 SDK_FILES += ("kernel/confine/seccomp.py",)

@@ -45,17 +45,19 @@ Bearer K`` (or Gemini's ``x-goog-api-key``).
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import signal
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from kernel.config import EMBEDDED_MODEL
 from kernel.llm.constrain import as_text
+from kernel.protocol.http import HTTPError, JSONHandler, error_body
 
 
 def from_openai(msgs) -> list[dict]:
@@ -134,7 +136,7 @@ class Hooks:
                     "traceparents": list(self.traceparents)}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     server_version = "aios-serve/1"
     protocol_version = "HTTP/1.0"  # one request per connection; streams end by closing
 
@@ -145,59 +147,32 @@ class Handler(BaseHTTPRequestHandler):
     hooks: Hooks = None
     test_hooks = False
 
-    def log_message(self, fmt, *args):  # quiet: tests read stdout for the ready line only
-        pass
-
-    # -- plumbing ---------------------------------------------------------------------
-    def send_json(self, status: int, obj, headers: dict | None = None) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
+    # -- plumbing (reading, JSON answers, keys, events: kernel/protocol/http.py) ---------
     def error(self, status: int, message: str, headers: dict | None = None) -> None:
         if "x-goog-api-key" in self.headers or self.path.startswith("/v1beta/"):  # a Gemini client
-            from kernel.llm.serve.gemini import error_body
-            self.send_json(status, error_body(status, message), headers)
+            from kernel.llm.serve.gemini import error_body as gemini_error
+            self.send_json(status, gemini_error(status, message), headers)
         else:
-            kind = {401: "authentication_error", 429: "rate_limit_error"}.get(status, "server_error"
-                                                                              if status >= 500 else "invalid_request_error")
-            self.send_json(status, {"error": {"message": message, "type": kind, "code": status}}, headers)
+            self.send_json(status, error_body(HTTPError(status, message, code=status)), headers)
 
     def body(self) -> dict | None:
         try:
-            n = int(self.headers.get("Content-Length") or 0)
-            obj = json.loads(self.rfile.read(n) or b"{}")
-            if not isinstance(obj, dict):
-                raise ValueError("the body must be a JSON object")
-            return obj
-        except (ValueError, UnicodeDecodeError) as e:
-            self.error(400, f"bad JSON body: {e}")
+            obj = self.read_json(require_length=False)
+        except HTTPError as e:
+            self.error(e.status, e.message)
             return None
+        if not isinstance(obj, dict):
+            self.error(400, "the request body must be a JSON object")
+            return None
+        return obj
 
     def authorized(self) -> bool:
         key = self.hooks.api_key or self.api_key
-        if not key:
-            return True
-        auth = self.headers.get("Authorization", "")
-        if auth == f"Bearer {key}" or self.headers.get("x-goog-api-key") == key:
+        if not key or self.bearer_ok(key) or hmac.compare_digest(
+                self.headers.get("x-goog-api-key", "").encode("utf-8", "replace"), key.encode()):
             return True
         self.error(401, "invalid API key")
         return False
-
-    def start_sse(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-
-    def sse(self, obj) -> None:
-        self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
-        self.wfile.flush()
 
     # -- routes ---------------------------------------------------------------------------
     def do_GET(self):
