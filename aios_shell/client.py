@@ -13,7 +13,7 @@ loaded or failed), output (a line an agent printed, console mode), log (a
 kernel record, console mode), exit (a process ended, with its snapshot).
 
 Before it starts the kernel (kernel/boot.py ``kernel_main``), KernelClient
-checks the model name (kernel/llm/preflight.py) and raises KernelError at once
+checks the model name (aios_shell/preflight.py) and raises KernelError at once
 for one that cannot be found. ``submit`` sends a request without waiting (the
 daemon's socket server multiplexes its clients with it); KernelCalls holds the
 calls the shell uses, shared with the daemon's RemoteKernelClient.
@@ -106,7 +106,7 @@ class KernelClient(KernelCalls):
 
     def __init__(self, config, on_event: Callable[[dict], None] | None = None, boot_timeout: float = 60.0):
         """Raises KernelError (code ENOENT, one line) at once when the model cannot be found."""
-        from kernel.llm.preflight import PreflightError, preflight
+        from aios_shell.preflight import PreflightError, preflight
 
         try:
             env = preflight(config.llm_name, config.llm_base_url)

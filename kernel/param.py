@@ -36,7 +36,6 @@ CACHE_GRAMMARS = 64  # compiled matchers kept (LRU) to copy for repeated grammar
 
 # -- Remote models ---------------------------------------------------------------------------------
 MAX_BACKOFF_S = 30.0  # longest wait before retrying a remote call (Retry-After included)
-HUB_PROBE_S = 1.5  # longest wait for a TCP connection to the hub (DNS included)
 CHECK_TIMEOUT_S = 10.0  # a remote backend's start-up check (its model listing)
 
 # -- Memory ----------------------------------------------------------------------------------------

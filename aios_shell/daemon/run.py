@@ -62,7 +62,7 @@ def start_detached(command: list[str], config, sock_path: str, out=sys.stdout, e
     """Run ``command --foreground --ready-fd N`` (e.g. ``[python, simulator.py, --daemon, ...]``)
     detached; 0 once it serves, 1 if it failed. ``prog`` starts error lines, ``attach`` is the
     command the success line suggests."""
-    from kernel.llm.preflight import PreflightError, preflight
+    from aios_shell.preflight import PreflightError, preflight
 
     try:
         preflight(config.llm_name, config.llm_base_url)  # one line now, rather than from the log later
@@ -150,7 +150,7 @@ def serve(config, sock_path: str, ready_fd: int | None = None, prog: str = "simu
         elif not msg.get("ok"):
             print(f"{prog}: error: {msg.get('error')}", file=sys.stderr)
 
-    from kernel.llm.preflight import PreflightError, preflight
+    from aios_shell.preflight import PreflightError, preflight
 
     try:
         preflight(config.llm_name, config.llm_base_url)  # one line, before any socket or log file

@@ -5,7 +5,7 @@ run, --daemon. "No network" is made two ways, so the test means the same
 on any machine: HF_HUB_OFFLINE=1, and a hub endpoint nobody listens on
 (HF_ENDPOINT=http://127.0.0.1:9). The bound is generous (the machine is
 shared); transformers' retries took 49 s before. Also: the name check itself
-(kernel.llm.preflight) for local, configured, cached and remote names.
+(aios_shell/preflight.py) for local, configured, cached and remote names.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from kernel.llm import preflight as pf
+from aios_shell import preflight as pf
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = "no-such-org/no-such-model-xyz"

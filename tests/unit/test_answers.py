@@ -149,7 +149,7 @@ def test_did_you_mean_for_flags_and_models(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--agnets", "MathAgent"])
     assert "unrecognized arguments: --agnets MathAgent (did you mean --agents?)" in capsys.readouterr().err
-    from kernel.llm.preflight import did_you_mean
+    from aios_shell.preflight import did_you_mean
 
     assert did_you_mean("smollm2-135m") == " (did you mean 'smollm2-135m-instruct'?)"
     assert did_you_mean("nothing-like-it-at-all") == ""

@@ -1,4 +1,5 @@
-"""Fail fast on a model that cannot be found: checked in the front, before the kernel boots.
+"""Fail fast on a model that cannot be found: checked in the front (the shell, main.py, the daemon),
+before the kernel boots.
 
 Light module (no torch, no transformers). ``preflight(llm_name, base_url)``
 returns the environment the kernel should start with, or raises
@@ -24,8 +25,7 @@ import socket
 import threading
 from urllib.parse import urlparse
 
-from kernel.param import HUB_PROBE_S
-
+HUB_PROBE_S = 1.5  # longest wait for a TCP connection to the hub (DNS included)
 HINT = "python -m kernel.llm.check --list lists the configured names"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
