@@ -3,9 +3,10 @@
 The front is trusted (it started the kernel), so control messages are plain
 pickled dicts over a duplex Pipe: ``{"op": "spawn", "id": 3, ...}`` answered
 by ``{"reply": 3, "ok": True, "result": ...}``. Handlers run on the loop
-thread. Every op is in OPS, assembled once below from this module's ops and
-the access manager's, each with a JSON schema for its arguments that is
-checked before its handler runs (as for syscalls). A handler returns its
+thread. Every op is in OPS, assembled once below from this module's ops,
+the access manager's and the tracer's, each with the JSON schema of its
+arguments from kernel/protocol/control.py, checked before its handler runs
+(as for syscalls). A handler returns its
 result, raises SyscallFailure, or returns DEFERRED and answers later through
 the ``reply`` it was given (``wait``: when the process ends).
 """
@@ -19,14 +20,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import jsonschema
 import psutil
 
 from kernel.access import control_ops
 from kernel.process.history import Results
-from kernel.process.table import SPAWN_ARGS
+from kernel.protocol import control as protocol
 from kernel.protocol import messages
-from kernel.syscall import DEFERRED, SyscallFailure, schema_error
+from kernel.syscall import DEFERRED, SyscallFailure
 from kernel.trace import ops as trace_ops
 
 log = logging.getLogger("aios.kernel")
@@ -39,16 +39,17 @@ class ControlOp:
     validator: Any
 
 
-def ops(*tables: dict[str, tuple[dict, Callable]]) -> dict[str, ControlOp]:
-    """OPS from tables of name -> (argument schema, handler); a name may appear once."""
+def ops(*tables: dict[str, Callable]) -> dict[str, ControlOp]:
+    """OPS from tables of name -> handler, each name once, with its validator from the protocol's table
+    (kernel/protocol/control.py); a name without a schema there, or a schema without a handler, is a bug."""
     out: dict[str, ControlOp] = {}
     for table in tables:
-        for name, (props, fn) in table.items():
-            if name in out:
-                raise ValueError(f"control op {name!r} defined twice")
-            schema = {"type": "object", "additionalProperties": False, **props}
-            jsonschema.Draft202012Validator.check_schema(schema)
-            out[name] = ControlOp(name, fn, jsonschema.Draft202012Validator(schema))
+        for name, fn in table.items():
+            if name in out or name not in protocol.SCHEMAS:
+                raise ValueError(f"control op {name!r} defined twice or without a schema")
+            out[name] = ControlOp(name, fn, protocol.VALIDATORS[name])
+    if set(out) != set(protocol.SCHEMAS):
+        raise ValueError(f"control ops without a handler: {sorted(set(protocol.SCHEMAS) - set(out))}")
     return out
 
 
@@ -117,30 +118,14 @@ def op_stop(kernel, a, reply):
     return True
 
 
-INT = control_ops.INT  # pids, cids: integers a C int holds
-PID_ARG = {"required": ["pid"], "properties": {"pid": INT}}  # any other: ESRCH
-NO_ARGS: dict = {"properties": {}}
-OPS = ops({
-    "spawn": ({"required": ["agent", "task"],
-               "properties": {**SPAWN_ARGS, "restart_max": {**INT, "type": ["integer", "null"]}}},
-              op_spawn),
-    "kill": (PID_ARG, op_kill),
-    "wait": (PID_ARG, op_wait),
-    "ps": ({"properties": {"all": {"type": "boolean"}}}, op_ps),
-    "info": (PID_ARG, op_info),
-    "logs": (PID_ARG, op_logs),
-    "stats": (NO_ARGS, op_stats),
-    "tools": (NO_ARGS, op_tools),
-    "stop": (NO_ARGS, op_stop),
-}, control_ops.OPS, trace_ops.OPS)
-
-
-CLIENT_OPS = frozenset(OPS) - {"stop"}  # what a daemon client may send: all but the kernel's own stop
+OPS = ops({"spawn": op_spawn, "kill": op_kill, "wait": op_wait, "ps": op_ps, "info": op_info, "logs": op_logs,
+           "stats": op_stats, "tools": op_tools, "stop": op_stop}, control_ops.HANDLERS, trace_ops.HANDLERS)
+CLIENT_OPS = protocol.CLIENT_OPS
 
 
 def check(op: ControlOp, args: dict) -> str | None:
-    """Why ``args`` do not fit ``op``'s schema, or None (worded as a syscall's refusal: kernel.syscall)."""
-    return schema_error(op.name, op.validator, args)
+    """Why ``args`` do not fit ``op``'s schema, or None (kernel/protocol/control.py: the daemon's check too)."""
+    return protocol.check(op.name, args)
 
 
 def handle(kernel, req) -> None:

@@ -18,9 +18,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import jsonschema
-
 from kernel.protocol import messages
+from kernel.protocol.control import schema_error, validator
 from kernel.protocol.messages import CodedError
 
 DEFERRED = object()  # a handler's result meaning "a Reply answers this call later"
@@ -51,11 +50,11 @@ class Entries:
         """Decorator: declare a handler with its argument schema (checked here, once)."""
         if not name.startswith(self.prefix + ".") or name in {s.name for s in self.specs}:
             raise ValueError(f"syscall {name!r} does not belong in {self.prefix}.* or is declared twice")
-        schema = {"type": "object", "additionalProperties": False, **schema}
-        jsonschema.Draft202012Validator.check_schema(schema)
+        check = validator(schema)
+        schema = check.schema
 
         def deco(fn):
-            self.specs.append(SyscallSpec(name, schema, fn, help, jsonschema.Draft202012Validator(schema)))
+            self.specs.append(SyscallSpec(name, schema, fn, help, check))
             return fn
         return deco
 
@@ -76,29 +75,6 @@ def validate(table: dict[str, SyscallSpec], call: messages.Syscall) -> SyscallSp
     if why is not None:
         raise SyscallFailure(messages.EINVAL, why)
     return spec
-
-
-ECHO_MAX = 200  # characters of a refused value an error message repeats
-
-
-def schema_error(name: str, validator, args: dict) -> str | None:
-    """Why ``args`` do not fit ``validator``'s schema, as "<name>: <reason> (at <path>)", or None.
-
-    The one wording of every schema refusal (syscalls and control ops alike). A value too long is
-    measured, not repeated (a 300 KB task came back whole in its own error); others are cut.
-    """
-    err = jsonschema.exceptions.best_match(validator.iter_errors(args))
-    if err is None:
-        return None
-    if err.validator in ("maxLength", "maxItems", "maxProperties") and hasattr(err.instance, "__len__"):
-        unit = "characters" if err.validator == "maxLength" else "items"
-        why = f"a value of {len(err.instance):,} {unit} is too long (the limit is {err.validator_value:,})"
-    elif len(err.message) > ECHO_MAX:
-        why = err.message[:ECHO_MAX - 40] + " … " + err.message[-37:]
-    else:
-        why = err.message
-    where = "/".join(str(p) for p in err.absolute_path)
-    return f"{name}: {why}" + (f" (at {where})" if where else "")
 
 
 class Reply:

@@ -8,7 +8,7 @@ connection is closed: before the key, a client reaches no op and hears no
 event. Invariant: ``authenticated`` turns True only in ``_greet`` and
 never back; everything past ``_greet`` runs only when it is True.
 
-Then what a client may send: the control ops (kernel.control.CLIENT_OPS: all but the
+Then what a client may send: the control ops (kernel.protocol.control.CLIENT_OPS: all but the
 kernel's ``stop``) with arguments their schemas allow, plus ``hello``
 (``{"interactive": bool}``; interactive clients get confirm questions) and
 ``shutdown``. A frame that is not valid JSON gets an ``error`` event and the
@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from aios_shell.client import KernelError
 from aios_shell.daemon import frames
 from aios_shell.daemon.param import HELLO_TIMEOUT_S, MAX_CLIENT_FRAME, MAX_INFLIGHT, MAX_WAITS, OUT_QUEUE
-from kernel import control
+from kernel.protocol import control
 from kernel.protocol.messages import EACCES, EAGAIN, EINVAL, ENOSYS, EPROTO, MAX_ID, CodedError
 
 log = logging.getLogger("aios.daemon")
@@ -40,12 +40,12 @@ class RequestError(CodedError):
 
 
 def check_args(op: str, frame: dict) -> dict:
-    """The request's arguments, checked against the control op's schema (kernel.control.OPS, the
+    """The request's arguments, checked against the control op's schema (kernel/protocol/control.py, the
     same check the kernel makes); raises RequestError."""
     if op not in control.CLIENT_OPS:
         raise RequestError(ENOSYS, f"unknown op {op[:40]!r}")
     args = {k: v for k, v in frame.items() if k not in ("op", "id")}
-    bad = control.check(control.OPS[op], args)
+    bad = control.check(op, args)
     if bad is not None:
         raise RequestError(EINVAL, bad[:300])
     return args

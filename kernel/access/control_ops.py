@@ -1,4 +1,5 @@
-"""Control ops (front -> kernel) of the access manager, assembled into kernel.control.OPS.
+"""Control ops (front -> kernel) of the access manager, assembled into kernel.control.OPS (their argument
+schemas are in kernel/protocol/control.py).
 
   confirm   {cid, allow}          answer a pending "confirm" event (the shell's y/N)
   access    {}                    policy, groups, pending confirmations, quotas, audit log path
@@ -32,13 +33,4 @@ def op_setgroup(kernel, a, reply):
     return {"agent": app.name if app else a["agent"], "group": a["group"]}
 
 
-INT = {"type": "integer", "minimum": -(2**31) + 1, "maximum": 2**31 - 1}  # ids: a C int
-# name -> (argument schema, handler)
-OPS = {
-    "confirm": ({"required": ["cid", "allow"],
-                 "properties": {"cid": INT, "allow": {"type": "boolean"}}}, op_confirm),
-    "access": ({"properties": {}}, op_access),
-    "setgroup": ({"required": ["agent", "group"],
-                  "properties": {"agent": {"type": "string", "minLength": 1}, "group": {"type": "string"}}},
-                 op_setgroup),
-}
+HANDLERS = {"confirm": op_confirm, "access": op_access, "setgroup": op_setgroup}  # schemas: kernel/protocol/control.py

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from kernel.param import ERROR_KEPT, PREVIEW
 from kernel.process.history import Results
-from kernel.process.table import SPAWN_ARGS, ProcState
+from kernel.process.table import ProcState
 from kernel.protocol import messages
+from kernel.protocol.control import SPAWN_ARGS
 from kernel.protocol.results import answer_of
 from kernel.syscall import DEFERRED, PID, Entries, Reply, SyscallFailure
 

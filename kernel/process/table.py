@@ -17,15 +17,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernel.param import MAX_TASK, PRIORITY_RANGE
-
-# What a spawn names, the one schema of both ways in: an agent's proc.spawn (kernel/process/syscalls.py)
-# and the front's spawn op (kernel/control.py). A task of only blanks is refused by Kernel.spawn, where
-# both paths meet.
-SPAWN_ARGS = {"agent": {"type": "string", "minLength": 1, "maxLength": 128},
-              "task": {"type": "string", "minLength": 1, "maxLength": MAX_TASK},
-              "priority": {"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1]}}
-
 
 class ProcState(str, enum.Enum):
     """Lifecycle of an agent process, in the spirit of xv6's proc.h.

@@ -12,7 +12,6 @@ agents have no syscall for traces, so no agent reads another's calls, or its own
 
 from __future__ import annotations
 
-from kernel.access.control_ops import INT
 from kernel.protocol import messages
 from kernel.syscall import SyscallFailure
 
@@ -42,7 +41,4 @@ def op_untrace(kernel, a, reply):
     return True
 
 
-OPS = {
-    "trace": ({"properties": {"pid": INT, "follow": {"type": "boolean"}}}, op_trace),
-    "untrace": ({"required": ["pid"], "properties": {"pid": INT}}, op_untrace),
-}
+HANDLERS = {"trace": op_trace, "untrace": op_untrace}  # schemas: kernel/protocol/control.py

@@ -86,7 +86,7 @@ def test_syscall_round_trip_and_bad_messages(kernel):
 
 
 def test_a_spawn_is_refused_by_the_same_rules_from_the_front_and_from_an_agent(kernel):
-    """task and priority are checked by one schema on both ways in (kernel/process/table.py SPAWN_ARGS),
+    """task and priority are checked by one schema on both ways in (kernel/protocol/control.py SPAWN_ARGS),
     and a task of blanks by Kernel.spawn, where both meet."""
     from aios_shell.client import KernelError
 

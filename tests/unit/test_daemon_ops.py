@@ -51,7 +51,7 @@ def test_a_spawn_is_checked_by_one_schema_whether_the_front_or_an_agent_asks():
 
 def test_a_refused_long_value_is_measured_not_echoed():
     """The same wording for a syscall and a control op; a 300 KB task is not sent back in its own error."""
-    from kernel.syscall import schema_error
+    from kernel.protocol.control import schema_error
 
     op = control.OPS["spawn"]
     why = control.check(op, {"agent": "EchoAgent", "task": "x" * 300_000})

@@ -4,7 +4,8 @@
 - An agent reads only the files its sandbox binds (kernel/confine/sandbox.py SDK_FILES): every kernel module
   agent_apps/ imports, with everything those import in turn, must be one of them, or the agent fails only
   when it runs confined.
-- The front imports no kernel module that loads torch or the model: only the light ones.
+- The front imports no kernel module that loads torch or the model: only the protocol and a few light ones
+  (named in the test).
 """
 
 from __future__ import annotations
@@ -90,3 +91,10 @@ def test_the_front_imports_only_light_kernel_modules():
              "kernel/memory/embed.py"}
     assert "kernel/boot.py" in loaded and "kernel/protocol/messages.py" in loaded
     assert loaded & heavy == set()
+    # What the front may load of the kernel's package: the protocol (messages, control ops and their schemas),
+    # the config with its flag tables, the model catalog, the log file names, the limits, and boot.py (the
+    # kernel process's entry, started from the front). Not the control handlers, the syscall table or the
+    # process table: the daemon checks a client's frames with kernel/protocol/control.py.
+    allowed = {"kernel/__init__.py", "kernel/boot.py", "kernel/cli.py", "kernel/config.py", "kernel/llm/__init__.py",
+               "kernel/llm/catalog.py", "kernel/logs.py", "kernel/param.py"}
+    assert {f for f in loaded if not f.startswith("kernel/protocol/")} <= allowed, sorted(loaded - allowed)
