@@ -21,16 +21,23 @@ def choose(logits: torch.Tensor, seqs: list) -> list[int]:
 
 
 def sample(row: torch.Tensor, seq) -> int:
-    """row: (V,) logits. Temperature scaling, then nucleus (top-p) filtering."""
+    """row: (V,) logits of ``seq``, which samples: ``pick`` with its request's settings and generator."""
     if seq.generator is None:
         seq.generator = torch.Generator(device=row.device)
         seq.generator.manual_seed(seq.seed)
-    probs = torch.softmax(row.float() / seq.req.sampling.temperature, dim=-1)
-    top_p = seq.req.sampling.top_p
+    return pick(row, seq.req.sampling.temperature, seq.req.sampling.top_p, seq.generator)
+
+
+def pick(row: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    """row: (V,) logits -> one token id: the most likely at temperature 0, else temperature scaling, then
+    nucleus (top-p) filtering, drawn from ``generator`` (on row's device). The engine's and kernel.llm.serve's."""
+    if temperature <= 0:
+        return int(row.argmax())
+    probs = torch.softmax(row.float() / temperature, dim=-1)
     if top_p < 1.0:
         sorted_p, order = probs.sort(descending=True)
         keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the most likely token
         sorted_p = sorted_p * keep
-        pick = torch.multinomial(sorted_p / sorted_p.sum(), 1, generator=seq.generator)
-        return int(order[pick])
-    return int(torch.multinomial(probs, 1, generator=seq.generator))
+        drawn = torch.multinomial(sorted_p / sorted_p.sum(), 1, generator=generator)
+        return int(order[drawn])
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -3,7 +3,7 @@
 A plain KV-cached decode loop over a transformers causal LM: prefill the
 prompt, then one forward pass per token. Greedy when temperature == 0 (the
 same tokens as ``model.generate(do_sample=False)``), else temperature/top-p
-sampling from a generator seeded per request. ``Generator.lock`` serialises
+sampling from a generator seeded per request (kernel.llm.sampler.pick, the engine's own). ``Generator.lock`` serialises
 generations: one model, one sequence at a time (this server is a test and
 demo reference, not a batching server). ``constraint`` compiles an OpenAI-shaped
 response_format/tools request into a matcher that ``stream`` applies to every
@@ -21,6 +21,7 @@ import torch
 from transformers import DynamicCache
 
 from kernel.llm import model as model_mod
+from kernel.llm import sampler
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Generator:
         stop = stop or []
         info = {} if info is None else info
         info.update(finish="length", completion_tokens=0)
-        gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+        gen = torch.Generator(device=self.model.device).manual_seed(seed if seed is not None else 0)
         out: list[int] = []
         text = ""
         with self.lock, torch.inference_mode():
@@ -90,7 +91,7 @@ class Generator:
                     from kernel.llm import logitmask
 
                     logitmask.apply(logits[None], [SimpleNamespace(matcher=matcher, generated=out)])
-                token = self._pick(logits, temperature, top_p, gen)
+                token = sampler.pick(logits, temperature, top_p, gen)
                 if matcher is not None:
                     matcher.advance(token)
                 if token in self.eos:  # counted, as vLLM and model.generate count it
@@ -113,14 +114,3 @@ class Generator:
                     info["finish"] = "stop"
                     return
                 inp = torch.tensor([[token]], device=self.model.device)
-
-    @staticmethod
-    def _pick(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:
-        if temperature <= 0:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits.float() / temperature, dim=-1)
-        if top_p < 1.0:
-            sorted_p, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < top_p  # always keeps the top token
-            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-        return int(torch.multinomial(probs.cpu(), 1, generator=gen))
