@@ -20,7 +20,7 @@ engine (kernel.llm.engine.Engine, no kernel process, default config):
                          prefill, as the kernel runs it): prompt tokens / seconds
     engine_b16_tok_s     bench/throughput.py's ``--agents`` prompts submitted at once to the
                          engine (``--max-new-tokens`` each): tokens out / seconds
-    engine_rss_mib       that process's RSS after those calls
+    engine_rss_mib       that process's RSS after the calls above (before the batch below)
 
 then bench/throughput.py's workload through a real kernel (``--agents`` agent
 processes x ``--calls`` calls x ``--max-new-tokens`` tokens, fifo):
@@ -93,8 +93,8 @@ def measure_engine(weights: str, threads: int, decode_tokens: int, prompt_tokens
         n = max(1, prompt_tokens * len(words) // len(e.tok(LONG_TEXT)["input_ids"]))
         text = " ".join(words[i % len(words)] for i in range(n)) + "\nSummarize the log in one line."
         pre, tp = _call(e, text, 1, 4)
+        rss = psutil.Process().memory_info().rss  # before the batch: the figure earlier runs reported
         batch = _batch(e, prompts, max_new)
-        rss = psutil.Process().memory_info().rss
         return {"weights": e.weights, "threads": e.threads, "load_time_s": round(e.load_time_s, 3),
                 "decode_b1_tokens": full["tokens_out"],
                 "decode_b1_tok_s": round((full["tokens_out"] - 1) / max(tn - t1, 1e-9), 2),
