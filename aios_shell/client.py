@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from kernel.boot import kernel_main
+from kernel.protocol import control
 from kernel.protocol.messages import ECONNRESET, EIO, ENOENT, ETIMEDOUT, CodedError
 
 SPAWN = mp.get_context("spawn")
@@ -145,7 +146,10 @@ class KernelClient(KernelCalls):
     def _read_loop(self) -> None:
         try:
             while True:
-                msg = self._conn.recv()
+                try:
+                    msg = control.decode(self._conn.recv_bytes())
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    continue  # not a JSON object: the kernel never sends one; nothing to deliver
                 if "reply" in msg:
                     with self._lock:
                         fut = self._pending.pop(msg["reply"], None)
@@ -182,7 +186,7 @@ class KernelClient(KernelCalls):
             req_id = next(self._ids)
             self._pending[req_id] = fut
             try:
-                self._conn.send({"op": op, "id": req_id, **args})
+                self._conn.send_bytes(control.encode({"op": op, "id": req_id, **args}))
             except (OSError, BrokenPipeError):
                 self._pending.pop(req_id, None)
                 raise KernelError(ECONNRESET, "the kernel is not running") from None
@@ -198,7 +202,7 @@ class KernelClient(KernelCalls):
         if self.process.exitcode is None and not self.dead.is_set():
             try:
                 with self._lock:
-                    self._conn.send({"op": "stop", "id": 0})
+                    self._conn.send_bytes(control.encode({"op": "stop", "id": 0}))
             except (OSError, BrokenPipeError):
                 pass
         self.process.join(timeout)

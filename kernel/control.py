@@ -1,8 +1,9 @@
 """Control requests from the front process (shell, batch runner, main.py).
 
-The front is trusted (it started the kernel), so control messages are plain
-pickled dicts over a duplex Pipe: ``{"op": "spawn", "id": 3, ...}`` answered
-by ``{"reply": 3, "ok": True, "result": ...}``. Handlers run on the loop
+The front is trusted (it started the kernel); control messages are JSON
+objects over a duplex Pipe, framed like every other wire of the project
+(kernel/protocol/control.py encode/decode, never pickle):
+``{"op": "spawn", "id": 3, ...}`` answered by ``{"reply": 3, "ok": True, "result": ...}``. Handlers run on the loop
 thread. Every op is in OPS, assembled once below from this module's ops,
 the access manager's and the tracer's, each with the JSON schema of its
 arguments from kernel/protocol/control.py, checked before its handler runs

@@ -33,6 +33,7 @@ from kernel.process.history import Results, kept_bytes
 from kernel.process.supervisor import Supervisor
 from kernel.process.table import ProcessTable, ProcState
 from kernel.process.watch import Watcher
+from kernel.protocol import control as control_wire
 from kernel.protocol import messages
 from kernel.protocol.channel import Oversize
 from kernel.storage import StorageManager
@@ -97,7 +98,7 @@ class Kernel:
     def send_front(self, obj: dict) -> None:
         with self.ctrl_lock:
             try:
-                self.ctrl.send(obj)
+                self.ctrl.send_bytes(control_wire.encode(obj))
             except (OSError, EOFError, BrokenPipeError):
                 pass  # front gone: the loop sees EOF and stops
 
@@ -192,11 +193,16 @@ class Kernel:
 
     def _on_ctrl(self) -> None:
         try:
-            req = self.ctrl.recv()
+            data = self.ctrl.recv_bytes()
         except (EOFError, OSError):
             log.warning("front process gone: stopping")
             self.sel.unregister(self.ctrl.fileno())
             self.shutdown()
+            return
+        try:
+            req = control_wire.decode(data)
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            log.warning("control: ignoring a message that is not a JSON object: %s", str(e)[:120])
             return
         from kernel import control
         control.handle(self, req)

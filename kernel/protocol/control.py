@@ -16,6 +16,8 @@ client's frame before it reaches the kernel. An agent's proc.spawn takes the sam
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 
 from kernel.param import MAX_TASK, PRIORITY_RANGE
@@ -79,6 +81,24 @@ def schema_error(name: str, check, args: dict) -> str | None:
         why = err.message
     where = "/".join(str(p) for p in err.absolute_path)
     return f"{name}: {why}" + (f" (at {where})" if where else "")
+
+
+def encode(obj: dict) -> bytes:
+    """One message between a front and its kernel as UTF-8 JSON (values JSON cannot hold become strings).
+
+    Sent with multiprocessing's ``send_bytes``, whose frame is a 4-byte big-endian length and the bytes:
+    the same framing as an agent's pipes (kernel/protocol/channel.py) and the daemon's socket
+    (aios_shell/daemon/frames.py), and never pickle.
+    """
+    return json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
+
+
+def decode(data: bytes) -> dict:
+    """The message ``encode`` made; ValueError if ``data`` is not a JSON object."""
+    obj = json.loads(data.decode("utf-8"))
+    if not isinstance(obj, dict):
+        raise ValueError(f"a control message must be a JSON object, not {type(obj).__name__}")
+    return obj
 
 
 def check(name: str, args: dict) -> str | None:

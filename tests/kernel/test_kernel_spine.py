@@ -105,6 +105,29 @@ def test_a_spawn_is_refused_by_the_same_rules_from_the_front_and_from_an_agent(k
     assert "a task is required" in errors[0]["message"] and "maximum of 20" in errors[1]["message"]
 
 
+class _Mkdir:
+    """Unpickling this makes a folder: the proof that someone unpickled it."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+        return os.mkdir, (self.path,)
+
+
+def test_a_message_the_kernel_cannot_read_on_the_front_pipe_is_dropped_and_the_next_served(kernel, tmp_path):
+    """The front's pipe carries JSON objects only (kernel/protocol/control.py), never a pickle: one is
+    logged and dropped without being unpickled, as is any other non-object; the kernel goes on serving."""
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    kernel._conn.send_bytes(pickle.dumps({"op": "stats", "id": 10**9, "x": _Mkdir(str(marker))}))
+    kernel._conn.send_bytes(b"[1, 2, 3]")
+    assert kernel.request("stats", timeout=10)["agents_live"] >= 0
+    assert not marker.exists()
+
+
 def test_greedy_decoding_is_deterministic(kernel):
     task = "Name three colours of the rainbow."
     a = kernel.wait(kernel.spawn("ChatAgent", task), timeout=120)

@@ -59,3 +59,17 @@ def test_a_refused_long_value_is_measured_not_echoed():
     assert why == schema_error("spawn", op.validator, {"agent": "EchoAgent", "task": "x" * 300_000})
     odd = control.check(op, {"agent": "EchoAgent", "task": "x", "priority": "y" * 10_000})
     assert odd.startswith("spawn: 'yyy") and len(odd) < 300 and odd.endswith("(at priority)")
+
+
+def test_the_front_and_its_kernel_exchange_json_not_pickle():
+    """The front's pipe to its kernel carries JSON objects (multiprocessing frames them with a 4-byte length, as
+    the agents' pipes and the daemon's socket are framed); a value JSON cannot hold becomes a string."""
+    import pickle
+
+    from kernel.protocol import control as wire
+
+    data = wire.encode({"op": "ps", "id": 1, "all": True, "when": wire})
+    assert data.startswith(b'{"op": "ps"') and wire.decode(data)["when"].startswith("<module")
+    for bad in (b"[1, 2]", pickle.dumps({"op": "ps"}), b"\xff"):
+        with pytest.raises((ValueError, UnicodeDecodeError)):
+            wire.decode(bad)
