@@ -96,9 +96,14 @@ class Kernel:
         self.send_front(ev)
 
     def send_front(self, obj: dict) -> None:
+        try:
+            data = control_wire.encode(obj)
+        except (TypeError, ValueError, RecursionError):  # a bug in what we send: say so, never stop the caller
+            log.exception("control: cannot send %s to the front", str(obj.get("event") or obj.get("reply"))[:40])
+            return
         with self.ctrl_lock:
             try:
-                self.ctrl.send_bytes(control_wire.encode(obj))
+                self.ctrl.send_bytes(data)
             except (OSError, EOFError, BrokenPipeError):
                 pass  # front gone: the loop sees EOF and stops
 
