@@ -27,6 +27,7 @@ refuses to run.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import resource
 import selectors
@@ -55,17 +56,12 @@ def _works(argv: list[str]) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
 def _bwrap() -> str | None:
     """Path of a bwrap that passes the agent sandbox's probe (kernel.confine.probe), once per process."""
-    global _BWRAP
-    if _BWRAP is None:
-        from kernel.confine import probe
+    from kernel.confine import probe
 
-        _BWRAP = (probe.bwrap_path(),)
-    return _BWRAP[0]
-
-
-_BWRAP: tuple[str | None] | None = None
+    return probe.bwrap_path()
 
 
 def backend() -> str | None:

@@ -50,11 +50,12 @@ def test_a_bubblewrap_too_old_for_the_sandbox_is_named_as_such(tmp_path, monkeyp
     fake.write_text("#!/bin/sh\necho 'bwrap: Unknown option --disable-userns' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{'/usr/bin:/bin'}")
-    monkeypatch.setattr(shell, "_BWRAP", None)
     probe._bwrap.cache_clear()
+    shell._bwrap.cache_clear()
     try:
         path, why = probe._bwrap()
         assert path is None and "too old" in why and "0.8 or later" in why and str(fake) in why
         assert shell.backend() != "bwrap"
     finally:
         probe._bwrap.cache_clear()
+        shell._bwrap.cache_clear()
