@@ -63,6 +63,7 @@ class Transcript:
 def spawn_shell(tmp: Path, *args: str) -> tuple[pexpect.spawn, Transcript]:
     child = pexpect.spawn(sys.executable, [SIM, *common_args(tmp), *args], cwd=str(tmp), env=env_for(tmp),
                           encoding="utf-8", timeout=90, dimensions=(50, 200))
+    child.str_last_chars = 4000  # a timeout shows the screen's last updates, not only its last 100 characters
     log = Transcript()
     child.logfile_read = log
     child.expect(r"kernel pid (\d+)")
