@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     from aios_shell import views
     from aios_shell.client import KernelClient, KernelError
     from aios_shell.suggest import ArgumentParser, hint
-    from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
-    from kernel.config import KernelConfig, add_kernel_args
+    from aios_shell.flags import (HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_kernel_args, add_verbosity,
+                                  config_from_args)
 
     parser = ArgumentParser(prog="main.py", description="Run AIOS demo agents concurrently.",
                             formatter_class=HelpFormatter)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         console = Console(highlight=False, emoji=False, width=1000)
     bar = ModelProgress(console)
     try:
-        config = KernelConfig.from_args(args)
+        config = config_from_args(args)
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
                 console.print(f"[red]error:[/red] {escape(ev['stats']['load_error'])}")
 
     if verbosity >= 0:
-        console.print(f"[bold]AIOS[/bold] booting kernel with model {config.llm_name} (scheduler {config.scheduler})...")
+        console.print(f"[bold]AIOS[/bold] booting kernel with model {config.llm.name} "
+                      f"(scheduler {config.sched.policy})...")
     try:
         kernel = KernelClient(config, on_event=on_event)
     except KernelError as e:  # the model cannot be found, or the kernel did not start: one line

@@ -45,9 +45,9 @@ import sys
 
 from aios_shell import suggest
 from aios_shell.daemon import paths
+from aios_shell.flags import (HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_kernel_args, add_verbosity,
+                              config_from_args)
 from aios_shell.session import Session, run_own_kernel
-from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity
-from kernel.config import KernelConfig, add_kernel_args
 
 SHELL_DEFAULTS = {"top_interval": 1.5, "history": "~/.local/state/aios/shell_history"}
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
-        config = KernelConfig.from_args(args)
+        config = config_from_args(args)
     except ValueError as e:
         print(f"simulator.py: error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 
     from aios_shell import ShellContext, Repl, run_batch
     from aios_shell.client import KernelClient
-    ctx = ShellContext(interactive=True, llm_name=config.llm_name)
+    ctx = ShellContext(interactive=True, llm_name=config.llm.name)
     client = KernelClient(config, on_event=ctx.on_event); ctx.attach(client)
     Repl(ctx).run()            # or: run_batch(ctx, open("jobs.txt"), "jobs.txt")
 

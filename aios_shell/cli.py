@@ -36,13 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 from aios_shell.daemon import paths
+from aios_shell.flags import (HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_kernel_args, add_verbosity,
+                              config_from_args, spellings)
 from aios_shell.suggest import ArgumentParser, hint
-from kernel.cli import HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_verbosity, spellings
-from kernel.config import KernelConfig, add_kernel_args
+from kernel.config import KEYS, KernelConfig
 
 PROG = "aios"
 NO_DAEMON = "no AIOS daemon is running (start one: aios serve)"
@@ -128,12 +129,12 @@ def shell_parser() -> argparse.ArgumentParser:
 
 def kernel_flags_given(args: argparse.Namespace) -> list[str]:
     """The kernel flags on the command line (argparse leaves the others None)."""
-    return [spellings(f"--{f.name}")[0] for f in fields(KernelConfig) if getattr(args, f.name, None) is not None]
+    return [spellings(f"--{key}")[0] for key in KEYS if getattr(args, key, None) is not None]
 
 
 def config_from(args: argparse.Namespace) -> KernelConfig:
     try:
-        return KernelConfig.from_args(args)
+        return config_from_args(args)
     except ValueError as e:
         raise Usage(str(e)) from None
 

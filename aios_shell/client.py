@@ -13,8 +13,8 @@ loaded or failed), output (a line an agent printed, console mode), log (a
 kernel record, console mode), exit (a process ended, with its snapshot).
 
 Before it starts the kernel (kernel/boot.py ``kernel_main``), KernelClient
-checks the model name (aios_shell/preflight.py) and raises KernelError at once
-for one that cannot be found. ``submit`` sends a request without waiting (the
+checks the model name and the MCP config file (aios_shell/preflight.py) and
+raises KernelError at once for one that cannot be used. ``submit`` sends a request without waiting (the
 daemon's socket server multiplexes its clients with it); KernelCalls holds the
 calls the shell uses, shared with the daemon's RemoteKernelClient.
 """
@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from kernel.boot import kernel_main
 from kernel.protocol import control
-from kernel.protocol.messages import ECONNRESET, EIO, ENOENT, ETIMEDOUT, CodedError
+from kernel.protocol.messages import ECONNRESET, EIO, ETIMEDOUT, CodedError
 
 SPAWN = mp.get_context("spawn")
 
@@ -47,15 +47,60 @@ def unwrap(msg: dict) -> Any:
 
 
 class KernelCalls:
-    """The calls the front uses, over ``request``; shared by KernelClient and the daemon's
-    RemoteKernelClient (aios_shell/daemon/remote.py), so the shell takes either."""
+    """The calls the front uses, and the requests under them; shared by KernelClient and the daemon's
+    RemoteKernelClient (aios_shell/daemon/remote.py), so the shell takes either.
 
-    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+    A subclass calls ``_calls_init()``, writes one frame in ``_write`` (OSError once the other end is
+    gone), says why it cannot send in ``_not_running``, and from its reader thread hands each reply to
+    ``_resolve`` and the connection's end to ``_fail_all``. ``_lock`` guards ``_pending`` and writes."""
+
+    def _calls_init(self) -> None:
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Future] = {}  # request id -> the Future of its reply
+        self._lock = threading.Lock()
+
+    def _write(self, msg: dict) -> None:
         raise NotImplementedError
 
+    def _not_running(self) -> str:
+        raise NotImplementedError
+
+    def submit(self, op: str, **args: Any) -> tuple[int, Future]:
+        """Send a request without waiting; the Future gets the raw reply dict
+        (``{"ok", "result", "error", "code"}``), set on the reader thread."""
+        if self.dead.is_set():
+            raise KernelError(ECONNRESET, self._not_running())
+        fut: Future = Future()
+        with self._lock:
+            req_id = next(self._ids)
+            self._pending[req_id] = fut
+            try:
+                self._write({"op": op, "id": req_id, **args})
+            except OSError:
+                self._pending.pop(req_id, None)
+                raise KernelError(ECONNRESET, self._not_running()) from None
+        return req_id, fut
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        req_id, fut = self.submit(op, **args)
+        return self._answer(op, req_id, fut, timeout)
+
+    def _resolve(self, msg: dict) -> None:
+        """Reader thread: a reply; its request's Future gets it (none when that request timed out)."""
+        with self._lock:
+            fut = self._pending.pop(msg.get("reply"), None)
+        if fut is not None:
+            fut.set_result(msg)
+
+    def _fail_all(self, reason: str) -> None:
+        """Reader thread, at the connection's end: every request still waiting fails with ``reason``."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            fut.set_result({"ok": False, "error": reason, "code": ECONNRESET})
+
     def _answer(self, op: str, req_id: int, fut: Future, timeout: float | None) -> Any:
-        """The reply to request ``req_id`` (its result, or KernelError); ETIMEDOUT after ``timeout`` s.
-        Subclasses own ``_pending`` (req_id -> Future) and ``_lock``, which guards it."""
+        """The reply to request ``req_id`` (its result, or KernelError); ETIMEDOUT after ``timeout`` s."""
         try:
             msg = fut.result(timeout)
         except TimeoutError:
@@ -106,18 +151,17 @@ class KernelClient(KernelCalls):
     """Front-side handle on a running kernel process."""
 
     def __init__(self, config, on_event: Callable[[dict], None] | None = None, boot_timeout: float = 60.0):
-        """Raises KernelError (code ENOENT, one line) at once when the model cannot be found."""
-        from aios_shell.preflight import PreflightError, preflight
+        """Raises KernelError (one line) at once when the model cannot be found (ENOENT) or the MCP config
+        file cannot be used (EINVAL)."""
+        from aios_shell.preflight import PreflightError, preflight_config
 
         try:
-            env = preflight(config.llm_name, config.llm_base_url)
+            env = preflight_config(config)
         except PreflightError as e:
-            raise KernelError(ENOENT, str(e)) from None
+            raise KernelError(e.code, str(e)) from None
         self.config = config
         self.on_event = on_event
-        self._ids = itertools.count(1)
-        self._pending: dict[int, Future] = {}
-        self._lock = threading.Lock()  # guards _pending and sends
+        self._calls_init()
         self.booted = threading.Event()
         self.ready = threading.Event()  # model loaded (or failed: see ready_info)
         self.ready_info: dict = {}
@@ -151,10 +195,7 @@ class KernelClient(KernelCalls):
                 except (ValueError, UnicodeDecodeError, RecursionError):
                     continue  # not a JSON object: the kernel never sends one; nothing to deliver
                 if "reply" in msg:
-                    with self._lock:
-                        fut = self._pending.pop(msg["reply"], None)
-                    if fut is not None:
-                        fut.set_result(msg)
+                    self._resolve(msg)
                     continue
                 if msg.get("event") == "booted":
                     self.booted.set()
@@ -165,10 +206,7 @@ class KernelClient(KernelCalls):
             self.dead.set()
             self.booted.set()
             self.ready.set()
-            with self._lock:
-                pending, self._pending = self._pending, {}
-            for fut in pending.values():
-                fut.set_result({"ok": False, "error": "the kernel exited", "code": ECONNRESET})
+            self._fail_all("the kernel exited")
 
     @property
     def lost_reason(self) -> str:
@@ -176,25 +214,11 @@ class KernelClient(KernelCalls):
         code = self.process.exitcode
         return f"the kernel process exited{'' if code is None else f' (exit code {code})'}"
 
-    def submit(self, op: str, **args: Any) -> tuple[int, Future]:
-        """Send a request without waiting; the Future gets the raw reply dict
-        (``{"ok", "result", "error", "code"}``), set on the reader thread."""
-        if self.dead.is_set():
-            raise KernelError(ECONNRESET, "the kernel is not running")
-        fut: Future = Future()
-        with self._lock:
-            req_id = next(self._ids)
-            self._pending[req_id] = fut
-            try:
-                self._conn.send_bytes(control.encode({"op": op, "id": req_id, **args}))
-            except (OSError, BrokenPipeError):
-                self._pending.pop(req_id, None)
-                raise KernelError(ECONNRESET, "the kernel is not running") from None
-        return req_id, fut
+    def _write(self, msg: dict) -> None:
+        self._conn.send_bytes(control.encode(msg))
 
-    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
-        req_id, fut = self.submit(op, **args)
-        return self._answer(op, req_id, fut, timeout)
+    def _not_running(self) -> str:
+        return "the kernel is not running"
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Stop the kernel and every agent; returns the kernel's exit code. Idempotent."""
@@ -202,7 +226,7 @@ class KernelClient(KernelCalls):
         if self.process.exitcode is None and not self.dead.is_set():
             try:
                 with self._lock:
-                    self._conn.send_bytes(control.encode({"op": "stop", "id": 0}))
+                    self._write({"op": "stop", "id": 0})
             except (OSError, BrokenPipeError):
                 pass
         self.process.join(timeout)

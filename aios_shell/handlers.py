@@ -318,7 +318,7 @@ def cmd_status(ctx, arg):
     connection = f"attached to the AIOS daemon{f' at {where}' if where else ''}" if remote else "own kernel"
     config = getattr(ctx.client, "config", None)
     hello = getattr(ctx.client, "hello", None) or {}
-    rec = details.status_record(stats, connection, getattr(config, "log_dir", None) or hello.get("log_dir"))
+    rec = details.status_record(stats, connection, config.logs.dir if config is not None else hello.get("log_dir"))
     ctx.echo(views.json_text(rec) if fmt == "json" else details.status_text(rec))
 
 

@@ -1,10 +1,10 @@
-"""Fail fast on a model that cannot be found: checked in the front (the shell, main.py, the daemon),
-before the kernel boots.
+"""Fail fast on a model that cannot be found, or an MCP config file that cannot be used: checked in the
+front (the shell, main.py, the daemon), before the kernel boots.
 
-Light module (no torch, no transformers). ``preflight(llm_name, base_url)``
-returns the environment the kernel should start with, or raises
-PreflightError whose message is one line ending in the hint
-``python -m kernel.llm.check --list``.
+Light module (no torch, no transformers). ``preflight_config(config)`` checks both and returns the
+environment the kernel should start with; ``preflight(llm_name, base_url)`` checks the model alone.
+Either raises PreflightError, whose message is one line (for a model, ending in the hint
+``python -m kernel.llm.check --list``).
 
 A local (hf_local) model is found without the network when it is the
 embedded model, a folder, or in the Hugging Face cache. Anything else needs
@@ -25,6 +25,8 @@ import socket
 import threading
 from urllib.parse import urlparse
 
+from kernel.protocol.messages import EINVAL, ENOENT
+
 HUB_PROBE_S = 1.5  # longest wait for a TCP connection to the hub (DNS included)
 HINT = "python -m kernel.llm.check --list lists the configured names"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
@@ -32,7 +34,33 @@ OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 class PreflightError(Exception):
-    """The model cannot be used; the message is one line with the hint."""
+    """The model or a config file cannot be used; the message is one line. ``code``: the errno name."""
+
+    def __init__(self, message: str, code: str = ENOENT):
+        super().__init__(message)
+        self.code = code
+
+
+def check_files(config) -> None:
+    """The files the config names, read as the kernel will read them: its --mcp_config (the kernel's tool
+    manager loads it again at boot; here a bad file is one line before any kernel starts). ValueError."""
+    if config.tools.mcp_config:
+        from kernel.tools.mcp.config import load
+
+        try:
+            load(config.tools.mcp_config)
+        except ValueError as e:
+            raise ValueError(f"--mcp_config: {e}") from None
+
+
+def preflight_config(config) -> dict[str, str]:
+    """preflight() of the config's model, then check_files(config)."""
+    env = preflight(config.llm.name, config.llm.base_url)
+    try:
+        check_files(config)
+    except ValueError as e:
+        raise PreflightError(str(e), EINVAL) from None
+    return env
 
 
 def _offline_forced() -> bool:

@@ -125,7 +125,7 @@ def own_kernel(config, view: OneAgent, agent: str, task: str, args) -> int:
         raise Usage(f"no agent app {agent!r}{hint(agent, registry.discover())} (aios agents lists them)")
     if not quiet(args):
         why = "--standalone" if args.standalone else "no AIOS daemon is running"
-        print(f"{why}: starting a kernel for this run (model {config.llm_name}; it stops when the agent ends"
+        print(f"{why}: starting a kernel for this run (model {config.llm.name}; it stops when the agent ends"
               f"{'' if args.standalone else '; aios serve keeps one running'})", file=sys.stderr)
     try:
         client = KernelClient(config, on_event=view)

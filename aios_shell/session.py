@@ -40,9 +40,9 @@ class Session:
 
 
 def banner(client: KernelClient, config) -> str:
-    logs = f"; logs in {config.log_dir}/" if "file" in (config.scheduler_log_mode, config.agent_log_mode) else ""
-    return (f"AIOS shell: kernel pid {client.pid}, model {config.llm_name}"
-            f"{'' if client.ready.is_set() else ' (loading)'}, scheduler {config.scheduler}{logs}.\n"
+    logs = f"; logs in {config.logs.dir}/" if "file" in (config.logs.scheduler_mode, config.logs.agent_mode) else ""
+    return (f"AIOS shell: kernel pid {client.pid}, model {config.llm.name}"
+            f"{'' if client.ready.is_set() else ' (loading)'}, scheduler {config.sched.policy}{logs}.\n"
             "Type help for commands, Tab to complete; Ctrl-D or exit leaves.")
 
 
@@ -76,9 +76,9 @@ def run_then_stop(ctx, start: Callable[[], int], stop: Callable[[], None]) -> in
 
 
 def run_own_kernel(config, s: Session, prog: str = "simulator.py") -> int:
-    if not s.batch and hasattr(config, "interactive_confirm"):
-        config.interactive_confirm = True  # the access manager asks us (y/N) instead of its policy flag
-    ctx = ShellContext(interactive=not s.batch, llm_name=config.llm_name, out=sys.stderr if s.json_mode else None,
+    if not s.batch:
+        config = config.with_flags(interactive_confirm=True)  # the access manager asks us (y/N), not its policy
+    ctx = ShellContext(interactive=not s.batch, llm_name=config.llm.name, out=sys.stderr if s.json_mode else None,
                        verbosity=s.verbosity)
     ctx.top_interval = s.top_interval
     leave_on_signals(ctx)

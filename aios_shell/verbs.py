@@ -193,7 +193,7 @@ def front(args, batch: bool, name: str, lines, json_mode: bool = False) -> int:
             raise Failed(no_daemon(args))
         if not quiet(args):
             why = "--standalone" if args.standalone else "no AIOS daemon is running"
-            print(f"{why}: this {what} starts a kernel of its own (model {config.llm_name}; it stops when the "
+            print(f"{why}: this {what} starts a kernel of its own (model {config.llm.name}; it stops when the "
                   f"{what} ends{'' if args.standalone else '; aios serve keeps one running'})", file=sys.stderr)
         return run_own_kernel(config, Session(batch=batch, name=name, lines=lines, json_mode=json_mode,
                                               verbosity=args.verbosity or 0,

@@ -131,7 +131,7 @@ def mask_bench() -> None:
     from kernel.llm import model as model_mod
     from kernel.llm.logitmask import Matcher, apply
     torch.set_num_threads(1)
-    model, tok = model_mod.load(KernelConfig().llm_name)
+    model, tok = model_mod.load(KernelConfig().llm.name)
     lltok = constrain.lltokenizer(tok)
     calc = {"type": "function", "function": {"name": "calculator", "parameters": {
         "type": "object", "required": ["expression"], "properties": {"expression": {"type": "string"}}}}}
@@ -202,8 +202,9 @@ def run_suite(args, tasks: list, weights: str) -> tuple[list[dict], float]:
             ws.mkdir(parents=True, exist_ok=True)
             for name, text in FILES.items():
                 (ws / name).write_text(text)
-        cfg = KernelConfig(log_dir=args.log_dir or tmp, data_dir=tmp, scheduler=args.scheduler, scheduler_log_mode="file",
-                           agent_log_mode="file", max_new_tokens=128, weights=weights)
+        cfg = KernelConfig.from_flags(log_dir=args.log_dir or tmp, data_dir=tmp, scheduler=args.scheduler,
+                                      scheduler_log_mode="file", agent_log_mode="file", max_new_tokens=128,
+                                      weights=weights)
         t0 = time.time()
         with KernelClient(cfg) as k:
             jobs = [(agent, t, k.spawn(agent, t[1])) for agent in args.agents for t in tasks

@@ -53,8 +53,9 @@ def run(overrides: dict, n: int, agent: str) -> dict:
     from kernel.config import KernelConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        k = KernelClient(KernelConfig(log_dir=f"{tmp}/logs", data_dir=f"{tmp}/data", scheduler_log_mode="file",
-                                      agent_log_mode="file", mem_search="bm25", **overrides))
+        k = KernelClient(KernelConfig.from_flags(log_dir=f"{tmp}/logs", data_dir=f"{tmp}/data",
+                                                 scheduler_log_mode="file", agent_log_mode="file", mem_search="bm25",
+                                                 **overrides))
         try:
             if not k.ready.wait(300) or k.ready_info.get("load_error"):
                 raise RuntimeError(f"model did not load: {k.ready_info.get('load_error')}")

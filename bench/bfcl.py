@@ -139,7 +139,7 @@ def run(args, checker: Checker) -> dict:
                    tool_decision=args.tool_decision)
         if args.llm_name:
             cfg["llm_name"] = args.llm_name
-        with KernelClient(KernelConfig(**cfg)) as k:
+        with KernelClient(KernelConfig.from_flags(**cfg)) as k:
             pending = list(work)
             live: list[tuple[str, dict, int]] = []
             done = 0

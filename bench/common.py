@@ -39,7 +39,7 @@ def started_kernel(**cfg) -> Iterator:
     from kernel.config import KernelConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        client = KernelClient(KernelConfig(data_dir=f"{tmp}/data", log_dir=f"{tmp}/logs", **cfg))
+        client = KernelClient(KernelConfig.from_flags(data_dir=f"{tmp}/data", log_dir=f"{tmp}/logs", **cfg))
         try:
             if not client.ready.wait(300) or client.ready_info.get("load_error"):
                 raise SystemExit(f"kernel did not start: {client.ready_info}")

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
                 res[f"remote_{op}_ms"] = (pct(ms, 0.5), pct(ms, 0.95))
     finally:
         subprocess.run([sys.executable, SIM, "--connect", "-c", "shutdown"], cwd=ROOT, env=env, capture_output=True)
-    with KernelClient(KernelConfig(log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"))) as local:
+    with KernelClient(KernelConfig.from_flags(log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"))) as local:
         local.ready.wait()
         for op in ("ps", "stats"):
             ms = timed_ms(getattr(local, op), args.repeat * 10)

@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     out: dict = {"rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = KernelConfig(log_dir=tmp, data_dir=tmp, scheduler=args.scheduler, scheduler_log_mode="file",
+        cfg = KernelConfig.from_flags(log_dir=tmp, data_dir=tmp, scheduler=args.scheduler, scheduler_log_mode="file",
                            agent_log_mode="file", max_agents=max(256, args.agents, args.idle))
         with KernelClient(cfg) as k:
             k.ready.wait()

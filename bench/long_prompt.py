@@ -55,7 +55,7 @@ def run_setting(chunk: int, args) -> dict:
     from kernel.config import KernelConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        k = KernelClient(KernelConfig(prefill_chunk=chunk, prefix_cache="off", max_new_tokens=16,
+        k = KernelClient(KernelConfig.from_flags(prefill_chunk=chunk, prefix_cache="off", max_new_tokens=16,
                                       llm_threads=args.llm_threads, log_dir=f"{tmp}/logs", data_dir=f"{tmp}/data",
                                       scheduler_log_mode="file", agent_log_mode="file", mem_search="bm25"))
         try:

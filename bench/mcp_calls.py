@@ -43,7 +43,7 @@ def main() -> None:
     (tmp / "notes").mkdir()
     cfg = write_config(tmp / "mcp.json", {"notes": notes(tmp / "notes"), "time": time_server()})
     t0 = time.monotonic()
-    client = KernelClient(KernelConfig(log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"), mcp_config=cfg,
+    client = KernelClient(KernelConfig.from_flags(log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"), mcp_config=cfg,
                                        max_new_tokens=16), on_event=lambda e: None)
     try:
         first = client.wait(client.spawn("ToolAgent", json.dumps([{"sys": "tool.list", "quiet": True}])), timeout=120)

@@ -89,7 +89,7 @@ def manager(tmp: Path, sub: str, **kw) -> MemoryManager:
     cfg = dict(data_dir=str(tmp / sub), mem_search="bm25", mem_block_max_bytes=1024, mem_budget_bytes=1 << 20,
                mem_global_budget_bytes=1 << 24, mem_agent_limit_bytes=1 << 26, mem_agent_max_blocks=100_000)
     cfg.update(kw)
-    mm = MemoryManager(KernelConfig(**cfg))
+    mm = MemoryManager(KernelConfig.from_flags(**cfg))
     mm.start(None)
     return mm
 
@@ -138,7 +138,7 @@ def bench_policy(tmp: Path, steps: int) -> dict:
 
 def bench_search(tmp: Path) -> dict:
     posted: queue.Queue = queue.Queue()
-    mm = MemoryManager(KernelConfig(data_dir=str(tmp / "search"), mem_search="hybrid"))
+    mm = MemoryManager(KernelConfig.from_flags(data_dir=str(tmp / "search"), mem_search="hybrid"))
     mm.start(None, post=posted.put)
     p = PCB(pid=1, name="Bench", task="", group="Bench")
     rng = random.Random(1)

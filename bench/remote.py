@@ -59,7 +59,7 @@ def run_policy(policy: str, base_url: str, args, tmp: str) -> dict:
         "backend": "openai_compat", "model": "smollm2-135m-instruct", "base_url": base_url,
         "max_concurrency": 1, "resume": "continue_final_message", "timeout_s": 120}}}))
     os.environ["AIOS_MODELS"] = str(models)
-    k = KernelClient(KernelConfig(llm_name="bench-remote", scheduler=policy, rr_quantum=args.quantum,
+    k = KernelClient(KernelConfig.from_flags(llm_name="bench-remote", scheduler=policy, rr_quantum=args.quantum,
                                   max_new_tokens=max(args.long_tokens, args.short_tokens),
                                   log_dir=tmp, data_dir=tmp, scheduler_log_mode="file"))
     try:

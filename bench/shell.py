@@ -57,7 +57,7 @@ def main() -> None:
     res["import_s"], res["import_has_torch"] = front_import()
     with tempfile.TemporaryDirectory() as tmp:
         ctx = ShellContext(interactive=False, out=io.StringIO(), err=io.StringIO(), show_output=False)
-        client = KernelClient(KernelConfig(log_dir=f"{tmp}/logs", data_dir=f"{tmp}/data",
+        client = KernelClient(KernelConfig.from_flags(log_dir=f"{tmp}/logs", data_dir=f"{tmp}/data",
                                            scheduler_log_mode="file", agent_log_mode="file"),
                               on_event=ctx.on_event)
         ctx.attach(client)

@@ -61,7 +61,7 @@ def measure(mode: str, agents: int, calls: int) -> dict:
     with mock.patch.dict(os.environ, env):  # inherited by the kernel process; restored after this mode
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
-            k = KernelClient(KernelConfig(log_dir=tmp, data_dir=tmp, confine=confine))
+            k = KernelClient(KernelConfig.from_flags(log_dir=tmp, data_dir=tmp, confine=confine))
             out["kernel_boot_s"] = time.time() - t0
             k.ready.wait()
             out["model_load_cached_s"] = k.ready_info.get("load_time_s")

@@ -36,7 +36,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,19 +73,18 @@ def wait_sleeping(k, pids: list[int], timeout: float = 300.0) -> None:
 
 
 def run_policy(policy: str, prompts: list[str], args, threads: int, **extra) -> dict:
-    """One kernel with ``--scheduler policy`` (and the KernelConfig fields in ``extra``, e.g. trace="off")."""
+    """One kernel with ``--scheduler policy`` (and the config settings in ``extra``, by flag name, e.g. trace="off")."""
     import psutil
 
     from aios_shell.client import KernelClient
-    from kernel.config import KernelConfig
+    from kernel.config import KEYS, KernelConfig
 
-    names = {f.name for f in fields(KernelConfig)}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dict(scheduler=policy, max_batch=args.max_batch, rr_quantum=args.rr_quantum,
                    max_new_tokens=args.max_new_tokens, llm_threads=threads, log_dir=f"{tmp}/logs",
                    data_dir=f"{tmp}/data", scheduler_log_mode="file", agent_log_mode="file",
                    mem_search="bm25", **extra)  # no embedding model in the kernel: only the LLM competes for the CPU
-        k = KernelClient(KernelConfig(**{key: v for key, v in cfg.items() if key in names}))
+        k = KernelClient(KernelConfig.from_flags(**{key: v for key, v in cfg.items() if key in KEYS}))
         try:
             if not k.ready.wait(300) or k.ready_info.get("load_error"):
                 raise RuntimeError(f"model did not load: {k.ready_info.get('load_error')}")

@@ -38,7 +38,8 @@ from kernel.config import KernelConfig  # noqa: E402
 
 
 def kernel(tmp: Path, **cfg) -> KernelClient:
-    k = KernelClient(KernelConfig(max_new_tokens=16, log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"), **cfg))
+    k = KernelClient(KernelConfig.from_flags(max_new_tokens=16, log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"),
+                                             **cfg))
     assert k.ready.wait(120), "model did not load"
     return k
 

@@ -52,7 +52,7 @@ def rtt_run(extra: dict, calls: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         extra = {k: (f"{tmp}/{v}" if k == "trace_file" else v) for k, v in extra.items()}
-        k = KernelClient(KernelConfig(log_dir=tmp, data_dir=tmp, mem_search="bm25", **extra))
+        k = KernelClient(KernelConfig.from_flags(log_dir=tmp, data_dir=tmp, mem_search="bm25", **extra))
         try:
             k.ready.wait(300)
             k.wait(k.spawn("RttAgent", "50"))  # warm: imports, first spawn
@@ -122,9 +122,9 @@ def span_memory() -> dict:
                 tr.llm_begin(s, 256)
                 tr.llm_state(s, "queued")
                 tr.llm_state(s, "running")
-                for _ in range(TRACE_EVENTS_MAX):
-                    tr.llm_state(s, "preempted")
-                    tr.llm_state(s, "running")
+                for n in range(1, TRACE_EVENTS_MAX + 1):
+                    tr.llm_state(s, "preempted", n)
+                    tr.llm_state(s, "running", n)
                 tr.llm_done(s, {"tokens_in": 4120, "tokens_out": 256, "prefix_hit_tokens": 4000,
                                 "finish_reason": "length", "llm_time_s": 9.5, "retries": 1, "tool_calls": [{}]},
                             time.time())

@@ -78,7 +78,7 @@ def measure_engine(weights: str, threads: int, decode_tokens: int, prompt_tokens
     from kernel.config import KernelConfig
     from kernel.llm.engine import Engine
 
-    e = Engine(KernelConfig(weights=weights, llm_threads=threads, max_new_tokens=max(decode_tokens, 1),
+    e = Engine(KernelConfig.from_flags(weights=weights, llm_threads=threads, max_new_tokens=max(decode_tokens, 1),
                             prefix_cache="off"))
     e.start()
     e.ready.wait()

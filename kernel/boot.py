@@ -62,7 +62,7 @@ def _private(config) -> None:
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     except (OSError, AttributeError):
         pass
-    for path in (config.data_dir, config.log_dir):
+    for path in (config.data_dir, config.logs.dir):
         os.makedirs(path, mode=0o700, exist_ok=True)
         st = os.stat(path)
         if st.st_uid == os.geteuid() and st.st_mode & 0o077:

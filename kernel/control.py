@@ -77,7 +77,7 @@ def op_info(kernel, a, reply):
 
 def _pruned(kernel, pid: int) -> str:
     """Why an earlier pid is missing: its entry left the bounded history."""
-    return (f" (it ended and left the history of the last {kernel.config.history_max_procs} processes, "
+    return (f" (it ended and left the history of the last {kernel.config.procs.history_max_procs} processes, "
             "--history_max_procs)") if 0 < pid < kernel.table.next_pid else ""
 
 
@@ -182,7 +182,7 @@ def kernel_stats(kernel) -> dict:
     tools = kernel.tools.describe()
     mem = kernel.memory.stats()
     return {**kernel.engine.stats(), **me, "uptime_s": time.time() - kernel.boot_time,
-            "scheduler": kernel.config.scheduler, "agents_live": len(live),
+            "scheduler": kernel.config.sched.policy, "agents_live": len(live),
             "agents_total": len(kernel.table.all()),
             "mem_processes": mem["processes"], "mem_resident_bytes": mem["resident_bytes"],
             "mem_evicted_bytes": mem["evicted_bytes"],

@@ -72,10 +72,10 @@ class Kernel:
         self.tools = self.add_service(ToolManager(config))
         self.storage = self.add_service(StorageManager(config))
         self.memory = self.add_service(MemoryManager(config))
-        self.watch = self.add_service(Watcher(config))  # memory per agent tree, workspace totals, setuid sweep
-        self.supervisor = Supervisor(config.restart_period_s)
-        self.results = Results(config.log_dir)  # large proc.exit results, kept whole on disk
-        self.confine_layers = reachable(probe(no_bwrap=config.confine == "landlock"), config.data_dir)
+        self.watch = self.add_service(Watcher(config.tools))  # memory per agent tree, workspace totals, setuid sweep
+        self.supervisor = Supervisor(config.procs.restart_period_s)
+        self.results = Results(config.logs.dir)  # large proc.exit results, kept whole on disk
+        self.confine_layers = reachable(probe(no_bwrap=config.confine.mode == "landlock"), config.data_dir)
 
     def add_service(self, service):
         """Register a service (started in order, stopped in reverse); returns it."""
@@ -150,8 +150,9 @@ class Kernel:
             if hasattr(svc, "start"):
                 svc.start(self)
         self.event(event="booted", kernel_pid=os.getpid())
-        log.info("kernel up (pid %d), model %s, scheduler %s", os.getpid(), self.config.llm_name, self.config.scheduler)
-        for level, line in boot_report(self.config.confine, self.confine_layers):
+        log.info("kernel up (pid %d), model %s, scheduler %s", os.getpid(), self.config.llm.name,
+                 self.config.sched.policy)
+        for level, line in boot_report(self.config.confine.mode, self.confine_layers):
             getattr(log, level)(line)
         from agent_apps import registry
 
@@ -308,11 +309,12 @@ class Kernel:
             raise SyscallFailure(messages.EAGAIN, "kernel is stopping")
         if not task.strip():  # the one check both ways in share beyond their schema (SPAWN_ARGS)
             raise SyscallFailure(messages.EINVAL, "a task is required")
-        if len(self.agents) >= self.config.max_agents:
+        procs = self.config.procs
+        if len(self.agents) >= procs.max_agents:
             raise SyscallFailure(messages.EAGAIN, f"{len(self.agents)} agents are running, the most the kernel "
-                                                  f"runs at once (--max_agents {self.config.max_agents}); try later")
-        if parent is not None and self.table.live_children(parent) >= self.config.max_children:
-            raise SyscallFailure(messages.EAGAIN, f"pid {parent} already has {self.config.max_children} live "
+                                                  f"runs at once (--max_agents {procs.max_agents}); try later")
+        if parent is not None and self.table.live_children(parent) >= procs.max_children:
+            raise SyscallFailure(messages.EAGAIN, f"pid {parent} already has {procs.max_children} live "
                                                   f"children (--max_children); wait for one first")
         app = registry.find(name)
         if app is None:
@@ -324,19 +326,19 @@ class Kernel:
         workspace = self.tools.workspace(app.name)
         file_bytes = self.watch.admit(app.name, workspace)  # ENOSPC when its workspace is over its cap
         pcb = self.table.new(app.name, task, priority, group=self.access.group_of(app.name))
-        pcb.restart_max = self.config.restart_max if restart_max is None else restart_max
+        pcb.restart_max = self.config.procs.restart_max if restart_max is None else restart_max
         pcb.parent = parent
         pcb.lineage = lineage or pcb.pid
         pcb.tree = tree or pcb.pid
         pcb.tools = self.access.profile_tools(app)  # its rights, from the profile it is launched with
-        if self.config.agent_log_mode == "file":
-            prune_agent_runs(self.config.log_dir, app.name, self.config.log_keep_runs,
+        if self.config.logs.agent_mode == "file":
+            prune_agent_runs(self.config.logs.dir, app.name, self.config.logs.keep_runs,
                              [a.pcb.log_path for a in self.agents.values() if a.pcb.log_path])
-            pcb.log_path = agent_log_path(self.config.log_dir, app.name, pcb.pid)
+            pcb.log_path = agent_log_path(self.config.logs.dir, app.name, pcb.pid)
         boot = {"pid": pcb.pid, "name": app.name, "task": task, "kernel_pid": os.getpid(),
-                "log_path": pcb.log_path, "log_max_bytes": self.config.log_max_bytes,
-                "log_backups": self.config.log_backups,
-                "model": self.config.llm_name,  # the agent's endpoint names it
+                "log_path": pcb.log_path, "log_max_bytes": self.config.logs.max_bytes,
+                "log_backups": self.config.logs.backups,
+                "model": self.config.llm.name,  # the agent's endpoint names it
                 "app": {"module": app.module, "path": app.path, "description": app.description,
                         "steps": app.steps, "tools": app.tools, "config": app.config}}
         try:
@@ -372,20 +374,21 @@ class Kernel:
         if parent is None:
             return
         cfg = self.config
-        room = cfg.max_agents - cfg.user_reserve
+        room = cfg.procs.max_agents - cfg.procs.user_reserve
         if len(self.agents) >= room:
             raise SyscallFailure(messages.EAGAIN, f"{len(self.agents)} agents are running; agents may start at most "
-                                                  f"{room} of the --max_agents {cfg.max_agents} slots, the other "
-                                                  f"{cfg.user_reserve} are kept for the user's own spawns; try later")
+                                                  f"{room} of the --max_agents {cfg.procs.max_agents} slots, the other "
+                                                  f"{cfg.procs.user_reserve} are kept for the user's own spawns; "
+                                                  "try later")
         n = self.table.live_of(tree=tree)
-        if n >= cfg.agents_per_tree:
+        if n >= cfg.procs.agents_per_tree:
             raise SyscallFailure(messages.EAGAIN, f"the spawn tree of pid {tree} already has {n} live agents "
-                                                  f"(--max_agents_per_tree {cfg.agents_per_tree}); wait for one "
+                                                  f"(--max_agents_per_tree {cfg.procs.agents_per_tree}); wait for one "
                                                   f"to end")
         n = self.table.live_of(name=app)
-        if n >= cfg.agents_per_app:
+        if n >= cfg.procs.agents_per_app:
             raise SyscallFailure(messages.EAGAIN, f"{n} {app} agents are running (--max_agents_per_app "
-                                                  f"{cfg.agents_per_app}); wait for one to end")
+                                                  f"{cfg.procs.agents_per_app}); wait for one to end")
 
     def kill(self, pid: int, reason: str | None = None, now: bool = False) -> None:
         """Loop thread: SIGTERM the agent's group now, SIGKILL after the grace period.
@@ -411,7 +414,7 @@ class Kernel:
             ap.kill()
         else:
             ap.terminate()
-            self.call_later(self.config.kill_grace_s, lambda: pid in self.agents and ap.kill())
+            self.call_later(self.config.procs.kill_grace_s, lambda: pid in self.agents and ap.kill())
         log.info("kill pid %d %s", pid, f"({reason})" if reason else "requested")
 
     def _reap(self, ap: AgentProc) -> None:
@@ -463,7 +466,7 @@ class Kernel:
         self.event(event="exit", pid=pcb.pid, snapshot=snap)
         for notify in self.waiters.pop(pcb.pid, []):
             notify(snap)
-        for pid in self.table.prune(self.config.history_max_procs, self.config.history_max_bytes):
+        for pid in self.table.prune(self.config.procs.history_max_procs, self.config.procs.history_max_bytes):
             self.ended_output.pop(pid, None)
 
     def expect_exit(self, ap: AgentProc) -> None:
@@ -471,11 +474,11 @@ class Kernel:
         def overdue():
             if self.agents.get(ap.pcb.pid) is ap:
                 log.warning("pid %d did not exit within %.1f s of proc.exit: killing it", ap.pcb.pid,
-                            self.config.kill_grace_s)
+                            self.config.procs.kill_grace_s)
                 with self.table.lock:
                     ap.pcb.exit_overdue = True
                 ap.kill()  # the whole sandbox: every process it started
-        self.call_later(self.config.kill_grace_s, overdue)
+        self.call_later(self.config.procs.kill_grace_s, overdue)
 
     def shutdown(self) -> None:
         """Loop thread: stop accepting work, terminate every agent; serve() returns when all are reaped."""

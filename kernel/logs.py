@@ -44,7 +44,7 @@ class IsoFormatter(logging.Formatter):
 def rotating_handler(path: str, config) -> logging.Handler:
     """A size-rotated file handler with the ISO format (delay: the file appears at the first record)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    h = logging.handlers.RotatingFileHandler(path, maxBytes=config.log_max_bytes, backupCount=config.log_backups,
+    h = logging.handlers.RotatingFileHandler(path, maxBytes=config.logs.max_bytes, backupCount=config.logs.backups,
                                              encoding="utf-8", delay=True)
     h.setFormatter(IsoFormatter(FORMAT))
     return h
@@ -98,15 +98,15 @@ def setup_kernel_logging(config, send_event) -> dict:
     """Configure the kernel process's loggers; returns the file paths used (if any)."""
     root = logging.getLogger()
     root.handlers.clear()
-    root.setLevel(config.log_level)
+    root.setLevel(config.logs.level)
     paths = {}
-    keep = config.log_keep_runs - 1  # this run's file comes next
-    kinds = ("audit", "kernel", "scheduler") if config.scheduler_log_mode == "file" else ("audit",)
+    keep = config.logs.keep_runs - 1  # this run's file comes next
+    kinds = ("audit", "kernel", "scheduler") if config.logs.scheduler_mode == "file" else ("audit",)
     for kind in kinds if keep >= 0 else ():  # (log_keep_runs 0: keep all)
-        prune_runs(os.path.join(config.log_dir, f"{kind}-*.log"), keep)
-    if config.scheduler_log_mode == "file":
-        paths["kernel"] = os.path.join(config.log_dir, f"kernel-{_stamp()}.log")
-        paths["scheduler"] = os.path.join(config.log_dir, f"scheduler-{_stamp()}.log")
+        prune_runs(os.path.join(config.logs.dir, f"{kind}-*.log"), keep)
+    if config.logs.scheduler_mode == "file":
+        paths["kernel"] = os.path.join(config.logs.dir, f"kernel-{_stamp()}.log")
+        paths["scheduler"] = os.path.join(config.logs.dir, f"scheduler-{_stamp()}.log")
         root.addHandler(rotating_handler(paths["kernel"], config))
         sched = rotating_handler(paths["scheduler"], config)
         for name in ("aios.engine", "aios.scheduler"):

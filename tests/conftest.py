@@ -65,7 +65,7 @@ def start_kernel(tmp: Path, **overrides) -> tuple[KernelClient, EventLog]:
     cfg = dict(max_new_tokens=64, log_dir=str(tmp / "logs"), data_dir=str(tmp / "data"), kill_grace_s=1.0)
     cfg.update(overrides)
     events = EventLog()
-    client = KernelClient(KernelConfig(**cfg), on_event=events)
+    client = KernelClient(KernelConfig.from_flags(**cfg), on_event=events)
     assert client.ready.wait(120), "model did not load"
     assert not client.ready_info.get("load_error"), client.ready_info
     return client, events

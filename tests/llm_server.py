@@ -122,7 +122,7 @@ def remote_kernel(tmp: Path, name: str, entry: dict, env: dict | None = None,
             os.environ[k] = v
     try:
         events = EventLog()
-        client = KernelClient(KernelConfig(**cfg), on_event=events)
+        client = KernelClient(KernelConfig.from_flags(**cfg), on_event=events)
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -27,7 +27,6 @@ stamps them) and carry a ``<N>`` priority instead.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -62,14 +61,14 @@ def start_detached(command: list[str], config, sock_path: str, out=sys.stdout, e
     """Run ``command --foreground --ready-fd N`` (e.g. ``[python, simulator.py, --daemon, ...]``)
     detached; 0 once it serves, 1 if it failed. ``prog`` starts error lines, ``attach`` is the
     command the success line suggests."""
-    from aios_shell.preflight import PreflightError, preflight
+    from aios_shell.preflight import PreflightError, preflight_config
 
     try:
-        preflight(config.llm_name, config.llm_base_url)  # one line now, rather than from the log later
+        preflight_config(config)  # one line now, rather than from the log later
     except PreflightError as e:
         print(f"{prog}: error: {e}", file=err)
         return 1
-    log_dir = os.path.abspath(config.log_dir)
+    log_dir = os.path.abspath(config.logs.dir)
     os.makedirs(log_dir, exist_ok=True)
     out_path = os.path.join(log_dir, f"daemon-{_stamp()}.out")
     r, w = os.pipe()
@@ -150,10 +149,10 @@ def serve(config, sock_path: str, ready_fd: int | None = None, prog: str = "simu
         elif not msg.get("ok"):
             print(f"{prog}: error: {msg.get('error')}", file=sys.stderr)
 
-    from aios_shell.preflight import PreflightError, preflight
+    from aios_shell.preflight import PreflightError, preflight_config
 
     try:
-        preflight(config.llm_name, config.llm_base_url)  # one line, before any socket or log file
+        preflight_config(config)  # one line, before any socket or log file
     except PreflightError as e:
         report(ok=False, error=str(e))
         return 1
@@ -184,8 +183,8 @@ def serve(config, sock_path: str, ready_fd: int | None = None, prog: str = "simu
         report(ok=False, error=f"{e}" if isinstance(e, paths.PathError) else f"{sock_path}: {e.strerror or e}")
         release()
         return 1
-    log_dir = os.path.abspath(config.log_dir)
-    config = dataclasses.replace(config, log_dir=log_dir, scheduler_log_mode="file", interactive_confirm=True)
+    log_dir = os.path.abspath(config.logs.dir)
+    config = config.with_flags(log_dir=log_dir, scheduler_log_mode="file", interactive_confirm=True)
     log_path = _setup_logging(log_dir, to_stderr=ready_fd is None)
     if stale:
         log.info("removed a stale socket at %s", sock_path)
@@ -198,23 +197,23 @@ def serve(config, sock_path: str, ready_fd: int | None = None, prog: str = "simu
         signal.signal(sig, interrupted)
     kernel, server = None, None
     try:
-        server = Server(None, listener, sock_path, {}, config.confirm_policy, key=key, keyfile=keyfile.path)
+        server = Server(None, listener, sock_path, {}, config.access.confirm_policy, key=key, keyfile=keyfile.path)
         kernel = KernelClient(config, on_event=server.on_event)
         server.kernel = kernel
         kernel.ready.wait()
         err = kernel.ready_info.get("load_error")
         if err or kernel.dead.is_set():
             raise KernelError(EIO, err or kernel.lost_reason)
-        server.info = {"daemon_pid": os.getpid(), "socket": sock_path, "model": config.llm_name,
-                       "scheduler": config.scheduler, "log_dir": log_dir, "agent_log_mode": config.agent_log_mode,
+        server.info = {"daemon_pid": os.getpid(), "socket": sock_path, "model": config.llm.name,
+                       "scheduler": config.sched.policy, "log_dir": log_dir, "agent_log_mode": config.logs.agent_mode,
                        "daemon_log": log_path}
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: server.request_stop(signal.Signals(signum).name))
         log.info("serving on %s (pid %d, kernel pid %s, model %s, scheduler %s)", sock_path, os.getpid(),
-                 kernel.pid, config.llm_name, config.scheduler)
-        report(ok=True, pid=os.getpid(), socket=sock_path, kernel_pid=kernel.pid, model=config.llm_name,
+                 kernel.pid, config.llm.name, config.sched.policy)
+        report(ok=True, pid=os.getpid(), socket=sock_path, kernel_pid=kernel.pid, model=config.llm.name,
                log_dir=log_dir)
-        systemd.send(READY=1, MAINPID=os.getpid(), STATUS=f"serving on {sock_path} (model {config.llm_name})")
+        systemd.send(READY=1, MAINPID=os.getpid(), STATUS=f"serving on {sock_path} (model {config.llm.name})")
         server.serve()
         systemd.send(STOPPING=1, STATUS=f"stopping: {server.stop_reason}")
         return server.shutdown()

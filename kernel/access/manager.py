@@ -71,12 +71,12 @@ class AccessManager:
     def __init__(self, config):
         from kernel.logs import _stamp
 
-        self.interactive = bool(config.interactive_confirm)
-        self.policy = config.confirm_policy
-        self.confirm_timeout_s = float(config.confirm_timeout_s)
+        self.interactive = bool(config.access.interactive_confirm)
+        self.policy = config.access.confirm_policy
+        self.confirm_timeout_s = float(config.access.confirm_timeout_s)
         self.groups_path = os.path.join(os.path.abspath(config.data_dir), "access", "groups.json")
-        self.audit = AuditLog(os.path.join(config.log_dir, f"audit-{_stamp()}.log"),
-                              max_bytes=config.log_max_bytes, backups=config.log_backups)
+        self.audit = AuditLog(os.path.join(config.logs.dir, f"audit-{_stamp()}.log"),
+                              max_bytes=config.logs.max_bytes, backups=config.logs.backups)
         self.quotas = Quotas(config)
         self.kernel = None
         self._groups: dict[str, str] = self._load_groups()  # agent app -> group (absent: its own name)

@@ -62,10 +62,10 @@ class TokenBucket:
 
 class Quotas:
     def __init__(self, config):
-        self.llm_tokens = int(config.quota_llm_tokens)
-        self.syscalls_per_s = float(config.quota_syscalls_per_s)
-        self.burst = int(config.quota_syscall_burst)
-        self.storage_bytes = int(config.quota_storage_bytes)
+        self.llm_tokens = int(config.access.quota_llm_tokens)
+        self.syscalls_per_s = float(config.access.quota_syscalls_per_s)
+        self.burst = int(config.access.quota_syscall_burst)
+        self.storage_bytes = int(config.access.quota_storage_bytes)
         self._lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}  # group -> its syscall rate bucket
         self._llm_used: dict[str, int] = {}  # group -> tokens of its ended calls

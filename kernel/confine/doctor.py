@@ -103,4 +103,4 @@ if __name__ == "__main__":
     if "--apparmor-profile" in sys.argv[1:]:
         print(APPARMOR_PROFILE, end="")
         sys.exit(0)
-    sys.exit(main("json" if "json" in sys.argv[1:] else "text"))
+    sys.exit(main("json" if "json" in sys.argv[1:] else "text", no_bwrap="--no-bwrap" in sys.argv[1:]))

@@ -63,9 +63,9 @@ class ConfineError(Exception):
 
 def limits_for(config, profile: dict) -> dict:
     """Kernel defaults (flags), replaced by the app profile's ``"limits"`` where it names one."""
-    lim = {"memory_bytes": config.confine_memory_mb << 20, "processes": config.confine_processes,
-           "files": config.confine_files, "cpu_s": config.confine_cpu_s,
-           "file_bytes": config.workspace_max_bytes or None}
+    lim = {"memory_bytes": config.confine.memory_mb << 20, "processes": config.confine.processes,
+           "files": config.confine.files, "cpu_s": config.confine.cpu_s,
+           "file_bytes": config.tools.workspace_max_bytes or None}
     asked = profile.get("limits") or {}
     if not isinstance(asked, dict):
         raise ConfineError("profile 'limits' must be an object like {\"memory_mb\": 4096}")
@@ -194,16 +194,16 @@ def launch(config, layers, app, workspace: str, fds: list[int], stdout) -> tuple
     (kernel/confine/notify.py), returned in the plan's "supervisor" key (not sent to the agent).
     """
     argv_tail = [sys.executable, "-s", "-B", "-m", "agent_apps.runtime", *map(str, fds)]
-    if config.confine == "off":
+    if config.confine.mode == "off":
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         p = subprocess.Popen(argv_tail, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=stdout,
                              start_new_session=True, env=env)
         return p, {"sandbox": "none"}, "off"
     missing = layers.missing()
-    if config.confine == "strict" and missing:
+    if config.confine.mode == "strict" and missing:
         raise ConfineError("--confine strict: missing " + "; ".join(f"{k} ({v})" for k, v in missing.items()))
     wants_net = app.config.get("network") is True
-    if wants_net and not config.confine_allow_network:
+    if wants_net and not config.confine.allow_network:
         raise ConfineError(f"{app.name} asks for network access (\"network\": true) but the kernel does not "
                            "allow it (start it with --confine_allow_network)")
     limits = limits_for(config, app.config)

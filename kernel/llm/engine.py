@@ -56,24 +56,24 @@ log = logging.getLogger("aios.engine")
 
 class Engine:
     def __init__(self, config):
-        self.llm_name = config.llm_name
-        self.device = config.eval_device
-        self.max_gpu_memory = config.max_gpu_memory
-        self.max_new_tokens = config.max_new_tokens
-        self.seed = config.seed
-        self.policy_name = config.scheduler
-        self.max_batch = 1 if config.scheduler == "serial" else config.max_batch
-        self.quantum = config.rr_quantum
-        self.kv_budget_bytes = int(config.kv_budget_mb * 2**20)
-        self.threads = config.llm_threads or default_threads()
-        self.tool_decision = config.tool_decision  # --tool_decision: kernel.llm.relevance decides auto calls
-        self.weights = config.weights  # --weights; once loaded: what the model runs (int8, float32, ...)
-        self.prefix_on = config.prefix_cache == "on"
-        self.prefix_budget_bytes = int(config.prefix_cache_mb * 2**20)
-        self.prefill_chunk = int(config.prefill_chunk)  # tokens per iteration; 0 = whole prompts
-        self.max_prompt_tokens = int(config.max_prompt_tokens)  # 0 = the model's positions
-        self.max_agent_kv_bytes = int(config.max_agent_kv_mb * 2**20)  # 0 = unlimited
-        self.program_aware = config.program_aware == "on"
+        self.llm_name = config.llm.name
+        self.device = config.llm.device
+        self.max_gpu_memory = config.llm.max_gpu_memory
+        self.max_new_tokens = config.llm.max_new_tokens
+        self.seed = config.llm.seed
+        self.policy_name = config.sched.policy
+        self.max_batch = 1 if config.sched.policy == "serial" else config.sched.max_batch
+        self.quantum = config.sched.rr_quantum
+        self.kv_budget_bytes = int(config.sched.kv_budget_mb * 2**20)
+        self.threads = config.llm.threads or default_threads()
+        self.tool_decision = config.llm.tool_decision  # --tool_decision: kernel.llm.relevance decides auto calls
+        self.weights = config.llm.weights  # --weights; once loaded: what the model runs (int8, float32, ...)
+        self.prefix_on = config.sched.prefix_cache == "on"
+        self.prefix_budget_bytes = int(config.sched.prefix_cache_mb * 2**20)
+        self.prefill_chunk = int(config.sched.prefill_chunk)  # tokens per iteration; 0 = whole prompts
+        self.max_prompt_tokens = int(config.sched.max_prompt_tokens)  # 0 = the model's positions
+        self.max_agent_kv_bytes = int(config.sched.max_agent_kv_mb * 2**20)  # 0 = unlimited
+        self.program_aware = config.sched.program_aware == "on"
         self.prefix = None  # PrefixCache once loaded (None: off)
         self.prefilling: list[Sequence] = []  # admitted, prompt not all fed yet (engine thread)
         self.solo: list[Sequence] = []  # long running sequences decoding in their own cache (batch.solo)
@@ -372,7 +372,7 @@ class Engine:
             if extra["tool_calls"] and reason == "stop":
                 reason = "tool_calls"
         self.finish(seq.req, res=result(text, seq.prompt_len, seq.n_generated, reason, llm_time_s=seq.llm_time_s,
-                                        preemptions=seq.preemptions, first_token_at=seq.first_token_at,
+                                        preemptions=seq.req.preemptions, first_token_at=seq.first_token_at,
                                         prefix_hit_tokens=seq.prefix_hit, **extra))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:

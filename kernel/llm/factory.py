@@ -1,4 +1,4 @@
-"""make_engine(config): the kernel's LLM engine for ``config.llm_name``.
+"""make_engine(config): the kernel's LLM engine for ``config.llm.name``.
 
 hf_local models get kernel.llm.engine.Engine (the batching local engine),
 with ``llm_name`` replaced by the resolved hub id or path (``gemma-2b-it`` ->
@@ -10,14 +10,12 @@ event), never an exception out of the kernel's constructor.
 
 from __future__ import annotations
 
-import dataclasses
-
 from kernel.llm import catalog
 
 
 def make_engine(config):
     try:
-        spec = catalog.resolve(config.llm_name, config.llm_base_url)
+        spec = catalog.resolve(config.llm.name, config.llm.base_url)
     except catalog.ModelConfigError as e:
         from kernel.llm.remote import RemoteEngine
 
@@ -25,8 +23,8 @@ def make_engine(config):
     if not spec.remote:
         from kernel.llm.engine import Engine
 
-        if spec.model != config.llm_name:
-            config = dataclasses.replace(config, llm_name=spec.model)
+        if spec.model != config.llm.name:
+            config = config.with_flags(llm_name=spec.model)
         return Engine(config)
     from kernel.llm.remote import RemoteEngine
 

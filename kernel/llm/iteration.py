@@ -111,7 +111,6 @@ def _preempt(engine, victims: list) -> None:
     for s in victims:
         snap = snaps.get(id(s))
         s.status = SeqStatus.PREEMPTED
-        s.preemptions += 1
         store.keep(s, snap)
         engine.policy.add(s, now)
         s.req.state("preempted")

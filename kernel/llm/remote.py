@@ -48,6 +48,7 @@ from kernel.llm import catalog
 from kernel.llm.backends import BackendError, Call
 from kernel.llm.request import LLMError, LLMRequest, prompt_token_bound, result
 from kernel.llm.scheduler import make_policy
+from kernel.llm.stats import EngineStats
 from kernel.param import MAX_BACKOFF_S
 from kernel.protocol.messages import ECANCELED, EIO
 
@@ -68,7 +69,6 @@ class _Job:
         self.text = ""  # assistant text so far (kept across preemptions)
         self.tokens_in: int | None = None
         self.tokens_out = 0
-        self.preemptions = 0
         self.retries = 0
         self.llm_time_s = 0.0
         self.first_token_at: float | None = None  # time.time() of the first piece streamed (the trace's prefill end)
@@ -90,10 +90,10 @@ class _Preempted(Exception):
 class RemoteEngine:
     def __init__(self, config, spec: "catalog.ModelSpec | None" = None, error: str | None = None):
         self.spec = spec
-        self.llm_name = config.llm_name
-        self.policy = config.scheduler
-        self.quantum = max(1, int(config.rr_quantum))
-        self.max_new_tokens = config.max_new_tokens
+        self.llm_name = config.llm.name
+        self.policy = config.sched.policy
+        self.quantum = max(1, int(config.sched.rr_quantum))
+        self.max_new_tokens = config.llm.max_new_tokens
         self.slots = 1 if self.policy == "serial" or spec is None else spec.max_concurrency
         self.preemptible = self.policy == "rr" and spec is not None and spec.resume is not None
         self.ready = threading.Event()  # set once the check has passed or failed
@@ -103,16 +103,13 @@ class RemoteEngine:
         self.backend = None
         self._cv = threading.Condition()
         self._policy = make_policy(self.policy, self.slots, self.quantum,
-                                   config.program_aware == "on")
+                                   config.sched.program_aware == "on")
         self._running: list[_Job] = []  # admitted (streaming, or assigned and about to)
         self._assigned: list[_Job] = []  # admitted, not yet taken by a worker
         self._stopping = False
         self._serving = False  # the check passed and the workers run: calls may be admitted
         self._threads: list[threading.Thread] = []
-        self.calls = self.errors = self.retries = self.preemptions = 0
-        self.tokens_in = self.tokens_out = 0
-        self.busy_s = 0.0  # sum over calls of time spent streaming (can exceed wall time: calls overlap)
-        self.t_start = time.monotonic()
+        self.counters = EngineStats()  # the same counters as the local engine's (kernel/llm/stats.py)
 
     # -- public, thread-safe --------------------------------------------------------
     def start(self) -> None:
@@ -165,7 +162,6 @@ class RemoteEngine:
     def stats(self) -> dict:
         spec = self.spec
         with self._cv:
-            up = time.monotonic() - self.t_start
             return {"model": self.llm_name, "backend": spec.backend if spec else None,
                     "remote_model": spec.model if spec else None, "base_url": spec.base_url if spec else None,
                     "policy": self.policy, "loaded": self.ready.is_set() and not self.load_error,
@@ -173,10 +169,7 @@ class RemoteEngine:
                     "queue": len(self._policy), "running": len(self._running), "max_concurrency": self.slots,
                     "preemptible": self.preemptible,
                     "program_aware": "on" if self._policy.program_aware else "off",
-                    "calls": self.calls, "errors": self.errors,
-                    "retries": self.retries, "preemptions": self.preemptions, "tokens_in": self.tokens_in,
-                    "tokens_out": self.tokens_out, "busy_s": self.busy_s,
-                    "tokens_per_s": self.tokens_out / up if up > 0 else 0.0}
+                    **self.counters.totals(), "retries": self.counters.retries}
 
     def stop(self) -> None:
         with self._cv:
@@ -307,8 +300,7 @@ class RemoteEngine:
                             else self.spec.backoff_s * 2 ** tries)
                 tries += 1
                 job.retries += 1
-                with self._cv:
-                    self.retries += 1
+                self.counters.add(retries=1)
                 log.warning("%s: %s; retry %d/%d in %.2fs", self.llm_name, e.message, tries,
                             self.spec.max_retries, delay)
                 if not self.spec.resume:
@@ -321,7 +313,7 @@ class RemoteEngine:
         before = job.tokens_out
         if before >= job.max_new:  # a stream cut at the limit, then retried or resumed
             self._finish(job, res=result(job.text, job.tokens_in or 0, before, "length", llm_time_s=job.llm_time_s,
-                                         preemptions=job.preemptions, retries=job.retries,
+                                         preemptions=req.preemptions, retries=job.retries,
                                          first_token_at=job.first_token_at))
             return False
         call = Call(messages=req.messages, sampling=replace(req.sampling, max_new_tokens=job.max_new - job.tokens_out),
@@ -345,14 +337,13 @@ class RemoteEngine:
                 # A constrained call is never cut: a server cannot continue a partial JSON or call.
                 if (self.preemptible and not req.constrained and job.slice_tokens >= self.quantum
                         and job.tokens_out < job.max_new and self._preempted(job)):
-                    job.preemptions += 1
-                    raise _Preempted()
+                    raise _Preempted()  # its worker calls req.state("preempted"), which counts it
         finally:
             stream.close()
             dt = time.monotonic() - t0
             job.llm_time_s += dt
+            self.counters.add(busy_s=dt)
             with self._cv:
-                self.busy_s += dt
                 self._policy.charge(req.pid, dt)  # program-aware admission: its service so far
         if stream.usage is not None and not stopped:
             prompt, completion = stream.usage
@@ -370,7 +361,7 @@ class RemoteEngine:
             if extra["tool_calls"] and finish == "stop":
                 finish = "tool_calls"
         self._finish(job, res=result(job.text, job.tokens_in or 0, job.tokens_out, finish,
-                                     llm_time_s=job.llm_time_s, preemptions=job.preemptions,
+                                     llm_time_s=job.llm_time_s, preemptions=req.preemptions,
                                      retries=job.retries, first_token_at=job.first_token_at, **extra))
         return False
 
@@ -380,7 +371,7 @@ class RemoteEngine:
             if len(self._policy) and not job.preempt:
                 self._schedule()
             if job.preempt:
-                self.preemptions += 1
+                self.counters.add(preemptions=1)
             return job.preempt
 
     def _apply_stop(self, job: _Job, added: int) -> bool:
@@ -394,11 +385,8 @@ class RemoteEngine:
         return False
 
     def _finish(self, job: _Job, res: dict | None = None, error: LLMError | None = None) -> None:
-        with self._cv:
-            self.calls += 1
-            if error is not None:
-                self.errors += 1
-            else:
-                self.tokens_out += res["tokens_out"]
-                self.tokens_in += res["tokens_in"]
+        if error is not None:
+            self.counters.add(errors=1)
+        else:
+            self.counters.finished(res["tokens_in"], res["tokens_out"], time.monotonic())
         job.req.finish(result=res, error=error)

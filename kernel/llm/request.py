@@ -54,6 +54,9 @@ class LLMRequest:
     matcher: Any = None  # local engine: the compiled kernel.llm.logitmask.Matcher, set before intake
     decision_s: float = 0.0  # local engine: seconds spent deciding an auto tool call (kernel.llm.relevance)
     tokens_in: int = 0  # local engine: the prompt's tokens once counted (an error after that still used them)
+    # Times an engine switched it out: counted here only (state("preempted")), and read from here by the
+    # result, the process table, the scheduler log and the trace.
+    preemptions: int = 0
     traceparent: str | None = None  # W3C trace context of the call's span: remote backends send it on
 
     @property
@@ -67,6 +70,8 @@ class LLMRequest:
             cb(self, result, error)
 
     def state(self, s: str) -> None:
+        if s == "preempted":
+            self.preemptions += 1
         if self.on_state is not None:
             self.on_state(self, s)
 

@@ -59,7 +59,6 @@ class Sequence:
         self.enqueued = time.monotonic()  # last time it entered the waiting queue
         self.slice_tokens = 0  # tokens decoded since it was last admitted (rr quantum)
         self.admitted_rank = 0.0  # priority policy: effective priority when admitted
-        self.preemptions = 0
         self.llm_time_s = 0.0  # engine seconds attributed to this request
         self.finish_reason: str | None = None
         self.first_token_at: float | None = None  # time.time() of its first generated token (the trace's prefill end)

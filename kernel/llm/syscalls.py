@@ -91,7 +91,7 @@ def llm_chat(kernel, ap, call):
         pcb.llm_calls.append(timing)
     # What the call asks for. The engine grants it once, when it admits the call: at most --max_new_tokens
     # and the model's positions (kernel/llm/engine.py, remote.py), then what the token quota leaves (admit).
-    max_new = a.get("max_new_tokens", kernel.config.max_new_tokens)
+    max_new = a.get("max_new_tokens", kernel.config.llm.max_new_tokens)
     held = {"group": pcb.group, "tokens": 0}  # the quota reservation of this call (kernel/access/quota.py)
     reply = Reply(kernel, pcb.pid, call.id, before=lambda: kernel.table.transition(pcb, ProcState.RUNNING))
     trace, span = kernel.trace, reply.span  # the call's span: queue, prefill, decode, tokens (kernel/trace)
@@ -115,10 +115,9 @@ def llm_chat(kernel, ap, call):
         with kernel.table.lock:
             if s == "running" and timing.started is None:
                 timing.started = now
-            elif s == "preempted":
-                timing.preemptions += 1
+            timing.preemptions = req.preemptions  # the request counts them (LLMRequest.state)
         kernel.table.transition(pcb, ProcState.LLM_RUNNING if s == "running" else ProcState.LLM_QUEUED)
-        trace.llm_state(span, s)
+        trace.llm_state(span, s, req.preemptions)
         call_event(req, s, timing)
 
     def on_done(req, result, error):

@@ -46,12 +46,7 @@ MODES = ("auto", "bm25", "semantic", "hybrid")
 
 class MemoryManager:
     def __init__(self, config):
-        self.agent_budget = config.mem_budget_bytes
-        self.global_budget = config.mem_global_budget_bytes
-        self.agent_limit = config.mem_agent_limit_bytes
-        self.max_blocks = config.mem_agent_max_blocks
-        self.block_max = config.mem_block_max_bytes
-        self.search_mode = config.mem_search  # "hybrid": embedder on; "bm25": keywords only
+        self.limits = config.memory  # its MemoryConfig: budgets and limits in bytes, search "hybrid" or "bm25"
         self.data_dir = config.data_dir
         self.kernel = None
         self.swap: SwapArea | None = None
@@ -68,7 +63,7 @@ class MemoryManager:
         """Open the swap area, start the embedder. ``post`` (tests without a kernel): how to reach the caller's thread."""
         self.kernel = kernel
         self.swap = SwapArea(self.data_dir)
-        if self.search_mode == "hybrid":
+        if self.limits.search == "hybrid":
             import importlib.util
 
             from kernel.memory.embed import Embedder
@@ -92,19 +87,21 @@ class MemoryManager:
 
     # -- syscall bodies (loop thread) ---------------------------------------------------------
     def add(self, pcb, content: str, kind: str = "note", role: str | None = None) -> dict:
-        size = utf8_size(content, "memory content")
+        size, lim = utf8_size(content, "memory content"), self.limits
         res = f"working memory of pid {pcb.pid}"
-        if size > self.block_max:
-            raise SyscallFailure(messages.E2BIG, f"a memory block of {size} bytes exceeds the {self.block_max}-byte "
-                                                 "limit (--mem_block_max_bytes); store large data with fs.write")
+        if size > lim.block_max_bytes:
+            raise SyscallFailure(messages.E2BIG, f"a memory block of {size} bytes exceeds the "
+                                                 f"{lim.block_max_bytes}-byte limit (--mem_block_max_bytes); store "
+                                                 "large data with fs.write")
         guard.authorize(self.kernel, pcb, "mem.add", owner=pcb.name, group=pcb.group, resource=res,
                         owner_pid=pcb.pid, nbytes=size)
         sp = self.spaces.get(pcb.pid)
         if sp is None:
             sp = self.spaces[pcb.pid] = Space(pcb)
-        if sp.total + size > self.agent_limit or len(sp.blocks) >= self.max_blocks:
+        if sp.total + size > lim.agent_limit_bytes or len(sp.blocks) >= lim.agent_max_blocks:
             raise SyscallFailure(messages.ENOSPC, f"{res} is full ({sp.total} bytes in {len(sp.blocks)} blocks; "
-                                                  f"limits {self.agent_limit} bytes, {self.max_blocks} blocks): "
+                                                  f"limits {lim.agent_limit_bytes} bytes, {lim.agent_max_blocks} "
+                                                  "blocks): "
                                                   "mem.clear what you no longer need, or keep it with fs.write")
         b = Block(sp.next_id, kind, role, content, size, time.time())
         sp.next_id += 1
@@ -208,13 +205,14 @@ class MemoryManager:
         sp = self.spaces.get(pid)
         u = sp.usage() if sp else {"pid": pid, "blocks": 0, "resident_bytes": 0, "evicted_bytes": 0,
                                     "evictions": 0, "swap_ins": 0}
-        return dict(u, budget_bytes=self.agent_budget, limit_bytes=self.agent_limit)
+        return dict(u, budget_bytes=self.limits.budget_bytes, limit_bytes=self.limits.agent_limit_bytes)
 
     def stats(self) -> dict:
         emb = self.embedder
         return {"processes": len(self.spaces), "resident_bytes": self.resident,
-                "global_budget_bytes": self.global_budget, "evicted_bytes": self.swap.bytes if self.swap else 0,
-                "evictions": self.evictions, "swap_ins": self.swap_ins, "search": self.search_mode,
+                "global_budget_bytes": self.limits.global_budget_bytes,
+                "evicted_bytes": self.swap.bytes if self.swap else 0,
+                "evictions": self.evictions, "swap_ins": self.swap_ins, "search": self.limits.search,
                 "embedder_error": emb.error if emb else self.embedder_missing, "embedded": emb.texts if emb else 0}
 
     # -- internals -----------------------------------------------------------------------------
@@ -270,12 +268,12 @@ class MemoryManager:
     def _enforce(self, sp: Space) -> int:
         """Evict until sp and the whole kernel are under their budgets; returns blocks evicted."""
         n = 0
-        if sp.resident > self.agent_budget:
+        if sp.resident > self.limits.budget_bytes:
             n += self._evict([(sp, b) for b in sp.blocks.values() if b.resident],
-                             sp.resident - int(self.agent_budget * LOW_WATERMARK))
-        if self.resident > self.global_budget:
+                             sp.resident - int(self.limits.budget_bytes * LOW_WATERMARK))
+        if self.resident > self.limits.global_budget_bytes:
             n += self._evict([(s, b) for s in self.spaces.values() for b in s.blocks.values() if b.resident],
-                             self.resident - int(self.global_budget * LOW_WATERMARK))
+                             self.resident - int(self.limits.global_budget_bytes * LOW_WATERMARK))
         return n
 
     def _evict(self, candidates: list[tuple[Space, Block]], need: int) -> int:

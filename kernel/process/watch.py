@@ -199,8 +199,8 @@ class Workspace:
 class Watcher:
     """A kernel service (start/on_exit/stop); the kernel calls ``admit`` at spawn."""
 
-    def __init__(self, config):
-        self.cap = int(config.workspace_max_bytes)
+    def __init__(self, tools):  # the ToolsConfig record: its workspace cap
+        self.cap = int(tools.workspace_max_bytes)
         self.period = WATCH_PERIOD_S
         self.kernel = None
         self.spaces: dict[str, Workspace] = {}

@@ -35,11 +35,11 @@ DB_NAME = "storage.sqlite3"
 class StorageManager:
     def __init__(self, config):
         self.data_dir = Path(config.data_dir)
-        self.sync = config.storage_sync
-        self.keep_versions = config.storage_keep_versions
-        self.max_record_bytes = config.storage_max_record_bytes
-        self.max_records = config.storage_max_records  # records per app; a new one past it is ENOSPC
-        self.confirm_overwrite = config.storage_confirm_overwrite  # else only overwrites that prune a version
+        self.sync = config.storage.sync
+        self.keep_versions = config.storage.keep_versions
+        self.max_record_bytes = config.storage.max_record_bytes
+        self.max_records = config.storage.max_records  # records per app; a new one past it is ENOSPC
+        self.confirm_overwrite = config.storage.confirm_overwrite  # else only overwrites that prune a version
         self.kernel = None
         self.db: StorageDB | None = None  # storage thread only, after start()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()

@@ -4,7 +4,7 @@ Per tool, a slot set of ``tool.parallel`` places and a FIFO queue: a call
 runs at once while the tool has a free place, otherwise it waits in that
 tool's queue (never rejected, never behind a global lock: a busy shell does
 not delay the calculator). Each running call gets a deadline (``timeout``,
-default the tool's own, at most ``config.tool_timeout_s``), counted from the
+default the tool's own, at most ``config.tools.timeout_s``), counted from the
 moment it starts; time spent queued is bounded by the deadlines of the calls
 ahead of it. (``--tool_scheduling global_lock`` puts every tool behind one
 shared place instead: the original system's behaviour, kept as the
@@ -98,9 +98,9 @@ class _Slots:
 class ToolManager:
     def __init__(self, config):
         self.data_dir = os.path.abspath(config.data_dir)
-        self.docs_dirs = [os.path.abspath(d) for d in [config.docs_dir or os.path.join(config.data_dir, "docs")]]
-        self.max_timeout = float(config.tool_timeout_s)
-        self.workspace_max_bytes = int(config.workspace_max_bytes)
+        self.docs_dirs = [os.path.abspath(d) for d in [config.tools.docs_dir or os.path.join(config.data_dir, "docs")]]
+        self.max_timeout = float(config.tools.timeout_s)
+        self.workspace_max_bytes = int(config.tools.workspace_max_bytes)
         self.kernel = None
         self._seq = itertools.count(1)
         self.tools: dict[str, tuple[Tool, str]] = {}
@@ -113,14 +113,14 @@ class ToolManager:
                 continue
             self.tools[name] = (tool, origin)
             self.validators[name] = jsonschema.Draft202012Validator(tool.schema)
-        self.scheduling = config.tool_scheduling
+        self.scheduling = config.tools.scheduling
         if self.scheduling == "global_lock":  # the original system: every tool behind one lock (benchmark baseline)
             self._one = _Slots(1)
             self._slots = {name: self._one for name in self.tools}
         else:
             self._slots = {name: _Slots(tool.parallel) for name, (tool, _) in self.tools.items()}
         self.mcp = None
-        if config.mcp_config:
+        if config.tools.mcp_config:
             from kernel.tools.mcp.service import McpService
 
             self.mcp = McpService(config, self)

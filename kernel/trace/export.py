@@ -35,9 +35,9 @@ def endpoint_url(url: str) -> str:
 
 class Exporter:
     def __init__(self, config):
-        self.path = config.trace_file or None
-        self.endpoint = endpoint_url(config.otlp_endpoint) if config.otlp_endpoint else None
-        self.content = bool(config.trace_content)
+        self.path = config.trace.file or None
+        self.endpoint = endpoint_url(config.trace.otlp_endpoint) if config.trace.otlp_endpoint else None
+        self.content = bool(config.trace.content)
         self._cv = threading.Condition()  # guards _queue, _stopping
         self._queue: collections.deque = collections.deque()
         self._stopping = False

@@ -55,8 +55,8 @@ class Tracer:
     """The kernel's tracing service (``kernel.trace``): start(kernel), stop(); calls from the kernel's hooks."""
 
     def __init__(self, config):
-        self.enabled = config.trace == "on"
-        self.content = bool(config.trace_content)
+        self.enabled = config.trace.mode == "on"
+        self.content = bool(config.trace.content)
         self.lock = threading.Lock()
         self.procs: dict[int, ProcTrace] = {}
         self._ended: collections.deque[int] = collections.deque()  # ended pids, oldest first
@@ -65,10 +65,10 @@ class Tracer:
         self._local = threading.local()
         self.kernel = None
         self._loop_ident: int | None = None
-        self.llm: dict = {"model": config.llm_name, "policy": config.scheduler, "backend": None}
+        self.llm: dict = {"model": config.llm.name, "policy": config.sched.policy, "backend": None}
         self.spans = 0  # spans begun since boot
         self.exporter = None
-        if self.enabled and (config.trace_file or config.otlp_endpoint):
+        if self.enabled and (config.trace.file or config.trace.otlp_endpoint):
             from kernel.trace.export import Exporter
 
             self.exporter = Exporter(config)
@@ -219,8 +219,9 @@ class Tracer:
         with self.lock:
             yield span.attrs if span.end is None else None
 
-    def llm_state(self, span: Span | None, state: str) -> None:
-        """The engine queued ("queued"), admitted ("running") or preempted ("preempted") the call."""
+    def llm_state(self, span: Span | None, state: str, preemptions: int = 0) -> None:
+        """The engine queued ("queued"), admitted ("running") or preempted ("preempted") the call;
+        ``preemptions``: how many times so far, as the request counts them (LLMRequest.preemptions)."""
         now = time.time()
         with self._llm_attrs(span) as a:
             if a is None:
@@ -232,7 +233,7 @@ class Tracer:
                     self._event(span, "resume")
                     a["requeued_s"] += now - a.pop("preempted_at", now)
             elif state == "preempted":
-                a["preemptions"] += 1
+                a["preemptions"] = preemptions
                 a["preempted_at"] = now
                 self._event(span, "preempt")
 

@@ -1,7 +1,7 @@
 """Command-line conventions and console views (unit tier: no kernel).
 
-Proves: every kernel flag takes both spellings into one dest; --help is grouped (model,
-scheduler, services, security, logs, shell) and shows each flag's default as KernelConfig
+Proves: every kernel flag takes both spellings into one dest; --help is grouped (one group per
+config record: model, scheduler, ... tracing; then shell) and shows each flag's default as its field
 has it; --version; -q/-v; the ps/tools/agents tables stay aligned with wide characters
 (CJK, emoji) and show agent strings as they are (no markup).
 """
@@ -49,8 +49,8 @@ def test_both_spellings_reach_the_same_field():
         assert getattr(parse(kebab, value), name) == getattr(parse(snake, value), name) != default, name
     cfg = KernelConfig.from_args(parse("--llm_name", "gpt-4", "--max-batch", "3", "--log-level", "debug",
                                        "--log-max-bytes", "4096", "--log_backups", "2", "--log-keep-runs", "9"))
-    assert (cfg.llm_name, cfg.max_batch, cfg.log_level, cfg.log_max_bytes, cfg.log_backups, cfg.log_keep_runs) == \
-        ("gpt-4", 3, "DEBUG", 4096, 2, 9)
+    assert (cfg.llm.name, cfg.sched.max_batch, cfg.logs.level, cfg.logs.max_bytes, cfg.logs.backups,
+            cfg.logs.keep_runs) == ("gpt-4", 3, "DEBUG", 4096, 2, 9)
     assert KernelConfig.from_args(parse()) == KernelConfig()  # nothing given: the dataclass's defaults
 
 
@@ -61,7 +61,7 @@ def test_shell_flags_and_verbosity():
     with pytest.raises(SystemExit):
         parse("--log-level", "LOUD")
     with pytest.raises(ValueError, match="log-max-bytes"):
-        KernelConfig(log_max_bytes=10)
+        KernelConfig.from_flags(log_max_bytes=10)
 
 
 def test_help_is_grouped_with_defaults_from_the_config(capsys):

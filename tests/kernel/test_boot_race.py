@@ -23,7 +23,8 @@ TASK = json.dumps({"ops": [{"mem_fill": {"n": 2, "size": 40}}, {"chat": {"conten
 def test_cold_boots_with_agents_before_ready(tmp_path):
     failures = []
     for i in range(BOOTS):
-        cfg = KernelConfig(log_dir=str(tmp_path / f"logs{i}"), data_dir=str(tmp_path / f"data{i}"), max_new_tokens=4)
+        cfg = KernelConfig.from_flags(log_dir=str(tmp_path / f"logs{i}"), data_dir=str(tmp_path / f"data{i}"),
+                                      max_new_tokens=4)
         with KernelClient(cfg, boot_timeout=300) as k:
             for _ in range(2):
                 k.spawn("MemFsAgent", TASK)  # before the model is ready; their mem.add wakes the embedder

@@ -64,7 +64,7 @@ def weights(request, monkeypatch):
 def start(**cfg) -> Engine:
     cfg = {**DEFAULTS, **cfg}
     cfg.setdefault("max_new_tokens", 64)
-    e = Engine(KernelConfig(**cfg))
+    e = Engine(KernelConfig.from_flags(**cfg))
     e.start()
     assert e.ready.wait(120) and not e.load_error, e.load_error
     return e

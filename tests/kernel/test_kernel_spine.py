@@ -194,7 +194,7 @@ FRONT = textwrap.dedent("""
     from aios_shell.client import KernelClient
     from kernel.config import KernelConfig
     if __name__ == "__main__":
-        k = KernelClient(KernelConfig(log_dir={logs!r}))
+        k = KernelClient(KernelConfig.from_flags(log_dir={logs!r}))
         k.ready.wait(120)  # a kernel stopped mid model load first finishes the load (engine.stop joins it)
         pids = [k.spawn("SleepyAgent", "forever") for _ in range(2)]
         while any(k.info(p)["state"] != "running" for p in pids):

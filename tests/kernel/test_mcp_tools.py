@@ -13,6 +13,7 @@ import time
 import psutil
 import pytest
 
+from aios_shell.preflight import PreflightError, preflight_config
 from conftest import start_kernel
 from kernel.config import KernelConfig
 from kernel.tools.mcp import config as mcpconf
@@ -43,8 +44,8 @@ def mk(tmp_path_factory):
 def test_bad_config_is_refused_clearly(tmp_path, text, fault):
     path = tmp_path / "mcp.json"
     path.write_text(text)
-    with pytest.raises(ValueError, match="--mcp_config") as e:
-        KernelConfig(mcp_config=str(path), data_dir=str(tmp_path))
+    with pytest.raises(PreflightError, match="--mcp_config") as e:  # in the front, before a kernel starts
+        preflight_config(KernelConfig.from_flags(mcp_config=str(path), data_dir=str(tmp_path)))
     assert fault in str(e.value)
 
 

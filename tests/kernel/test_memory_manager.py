@@ -25,7 +25,7 @@ def make(tmp_path, **kw) -> MemoryManager:
     cfg = dict(data_dir=str(tmp_path), mem_budget_bytes=4000, mem_global_budget_bytes=100_000,
                mem_block_max_bytes=1000, mem_agent_limit_bytes=200_000, mem_search="bm25")
     cfg.update(kw)
-    mm = MemoryManager(KernelConfig(**cfg))
+    mm = MemoryManager(KernelConfig.from_flags(**cfg))
     mm.start(None)
     return mm
 
@@ -188,7 +188,7 @@ def test_other_processes_read_only_within_their_group(mm):
 
 def test_hybrid_search_finds_meaning_without_shared_words(tmp_path):
     posted: queue.Queue = queue.Queue()
-    mm = MemoryManager(KernelConfig(data_dir=str(tmp_path), mem_search="hybrid"))
+    mm = MemoryManager(KernelConfig.from_flags(data_dir=str(tmp_path), mem_search="hybrid"))
     mm.start(None, post=posted.put)
     try:
         p = proc(1)
@@ -216,7 +216,7 @@ def test_search_embeds_what_the_background_skipped(tmp_path, monkeypatch):
 
     monkeypatch.setattr(embed, "BACKLOG", 0)  # the embedder is "behind": adds get no vector in the background
     posted: queue.Queue = queue.Queue()
-    mm = MemoryManager(KernelConfig(data_dir=str(tmp_path), mem_search="hybrid", mem_budget_bytes=64,
+    mm = MemoryManager(KernelConfig.from_flags(data_dir=str(tmp_path), mem_search="hybrid", mem_budget_bytes=64,
                                     mem_block_max_bytes=64, mem_global_budget_bytes=1 << 20))
     mm.start(None, post=posted.put)
     try:

@@ -271,7 +271,7 @@ def test_remote_admission_follows_the_shared_policy(llm_server, hooks, scheduler
     from kernel.llm.request import LLMRequest, SamplingParams
 
     spec = ModelSpec(name="test-policy", **entry(llm_server, max_concurrency=1))
-    eng = RemoteEngine(KernelConfig(llm_name="test-policy", scheduler=scheduler, program_aware=program_aware,
+    eng = RemoteEngine(KernelConfig.from_flags(llm_name="test-policy", scheduler=scheduler, program_aware=program_aware,
                                     max_new_tokens=64), spec)
     admitted, done = [], threading.Semaphore(0)
     started = threading.Event()

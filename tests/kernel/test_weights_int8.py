@@ -170,10 +170,10 @@ def test_int8_grammar_rows_in_a_mixed_batch():
 
 
 def test_weights_flag_is_validated():
-    assert KernelConfig(weights="int8").weights == "int8"
+    assert KernelConfig.from_flags(weights="int8").llm.weights == "int8"
     with pytest.raises(ValueError):
-        KernelConfig(weights="int4")
+        KernelConfig.from_flags(weights="int4")
     with pytest.raises(ValueError):
-        KernelConfig(weights="int8", eval_device="cuda")
+        KernelConfig.from_flags(weights="int8", eval_device="cuda")
     assert model_mod.resolve_weights("auto", "cuda") == "native"
     assert model_mod.resolve_weights("auto", "cpu") == model_mod.DEFAULT_CPU

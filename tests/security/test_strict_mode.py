@@ -45,7 +45,7 @@ def test_memory_storage_and_peers_work_confined(target):
 
 
 def test_strict_refuses_when_a_layer_is_missing(tmp_path):
-    cfg = KernelConfig(confine="strict", data_dir=str(tmp_path / "data"), log_dir=str(tmp_path / "logs"))
+    cfg = KernelConfig.from_flags(confine="strict", data_dir=str(tmp_path / "data"), log_dir=str(tmp_path / "logs"))
     no_ns = Layers(bwrap=None, bwrap_why="bubblewrap is not installed", landlock_abi=probe().landlock_abi,
                    root=os.geteuid() == 0)
     app = registry.find("EchoAgent")
@@ -58,7 +58,7 @@ def test_strict_refuses_when_a_layer_is_missing(tmp_path):
 
 
 def test_profile_limits_and_network_need_the_kernel(tmp_path):
-    cfg = KernelConfig(data_dir=str(tmp_path / "data"), log_dir=str(tmp_path / "logs"))
+    cfg = KernelConfig.from_flags(data_dir=str(tmp_path / "data"), log_dir=str(tmp_path / "logs"))
     assert sandbox.limits_for(cfg, {})["memory_bytes"] == 2 << 30
     assert sandbox.limits_for(cfg, {"limits": {"memory_mb": 4096, "processes": 128}})["processes"] == 128
     with pytest.raises(sandbox.ConfineError, match="positive integers"):

@@ -58,7 +58,7 @@ def test_kernel_flags_count_only_when_given(verbs):
     assert cli.kernel_flags_given(p.parse_args(["EchoAgent", "hi"])) == []
     a = p.parse_args(["--max_new_tokens", "4", "--scheduler", "rr", "EchoAgent", "hi", "--json"])
     assert cli.kernel_flags_given(a) == ["--max-new-tokens", "--scheduler"] and a.json and a.task == ["hi"]
-    assert cli.config_from(a).max_new_tokens == 4
+    assert cli.config_from(a).llm.max_new_tokens == 4
     with pytest.raises(cli.Usage):
         cli.config_from(p.parse_args(["--max-new-tokens", "0", "EchoAgent", "hi"]))
 
@@ -137,12 +137,12 @@ def test_fixed_places(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "st"))
     assert state_dir() == tmp_path / "st" / "aios"
     cfg = KernelConfig()
-    assert cfg.log_dir == str(tmp_path / "st" / "aios" / "logs")
+    assert cfg.logs.dir == str(tmp_path / "st" / "aios" / "logs")
     assert cfg.data_dir == str(tmp_path / "st" / "aios" / "data")
     monkeypatch.setenv("XDG_STATE_HOME", "relative/dir")  # the XDG spec: ignored
     assert state_dir() == Path.home() / ".local" / "state" / "aios"
     monkeypatch.chdir(tmp_path)
-    cfg = KernelConfig(log_dir="here", data_dir="~/d")
-    assert cfg.log_dir == str(tmp_path / "here") and cfg.data_dir == os.path.expanduser("~/d")
+    cfg = KernelConfig.from_flags(log_dir="here", data_dir="~/d")
+    assert cfg.logs.dir == str(tmp_path / "here") and cfg.data_dir == os.path.expanduser("~/d")
     assert [fmt_uptime(s) for s in (5, 192, 7500, 200000, None)] == ["5s", "3m 12s", "2h 5m", "2d 7h", "-"]
 

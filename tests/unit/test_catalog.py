@@ -92,19 +92,19 @@ def test_factory_picks_the_engine(monkeypatch):
 
     class LocalEngine:
         def __init__(self, config):
-            built.append(config.llm_name)
+            built.append(config.llm.name)
 
     monkeypatch.setattr("kernel.llm.engine.Engine", LocalEngine)
-    assert isinstance(make_engine(KernelConfig(llm_name="gemma-2b-it")), LocalEngine)
+    assert isinstance(make_engine(KernelConfig.from_flags(llm_name="gemma-2b-it")), LocalEngine)
     assert isinstance(make_engine(KernelConfig()), LocalEngine)
     assert built == ["google/gemma-2b-it", "smollm2-135m-instruct"]  # hub id, not the short name
-    eng = make_engine(KernelConfig(llm_name="gpt-4", scheduler="serial"))
+    eng = make_engine(KernelConfig.from_flags(llm_name="gpt-4", scheduler="serial"))
     assert isinstance(eng, RemoteEngine) and eng.slots == 1  # serial: one call at a time on any backend
-    assert make_engine(KernelConfig(llm_name="gpt-4")).slots == 8
+    assert make_engine(KernelConfig.from_flags(llm_name="gpt-4")).slots == 8
 
 
 def test_a_bad_name_is_a_load_error_not_an_exception():
-    eng = make_engine(KernelConfig(llm_name="gemma-2b-it", llm_base_url="http://127.0.0.1:9/v1"))
+    eng = make_engine(KernelConfig.from_flags(llm_name="gemma-2b-it", llm_base_url="http://127.0.0.1:9/v1"))
     seen = []
     eng.on_ready = lambda: seen.append(eng.stats()["load_error"])
     eng.start()

@@ -92,9 +92,12 @@ def test_the_front_imports_only_light_kernel_modules():
     assert "kernel/boot.py" in loaded and "kernel/protocol/messages.py" in loaded
     assert loaded & heavy == set()
     # What the front may load of the kernel's package: the protocol (messages, control ops and their schemas),
-    # the config with its flag tables, the model catalog, the log file names, the limits, and boot.py (the
-    # kernel process's entry, started from the front). Not the control handlers, the syscall table or the
-    # process table: the daemon checks a client's frames with kernel/protocol/control.py.
-    allowed = {"kernel/__init__.py", "kernel/boot.py", "kernel/cli.py", "kernel/config.py", "kernel/llm/__init__.py",
-               "kernel/llm/catalog.py", "kernel/logs.py", "kernel/param.py"}
+    # the config records (the front makes its flags from them: aios_shell/flags.py), the model catalog and the
+    # MCP config file's reader (aios_shell/preflight.py: a bad name or file is one line before a kernel starts),
+    # the log file names, the limits, and boot.py (the kernel process's entry, started from the front). Not the
+    # control handlers, the syscall table or the process table: the daemon checks a client's frames with
+    # kernel/protocol/control.py.
+    allowed = {"kernel/__init__.py", "kernel/boot.py", "kernel/config.py", "kernel/llm/__init__.py",
+               "kernel/llm/catalog.py", "kernel/tools/__init__.py", "kernel/tools/mcp/__init__.py",
+               "kernel/tools/mcp/config.py", "kernel/logs.py", "kernel/param.py"}
     assert {f for f in loaded if not f.startswith("kernel/protocol/")} <= allowed, sorted(loaded - allowed)

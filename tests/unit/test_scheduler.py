@@ -172,3 +172,18 @@ def test_program_aware_admits_the_least_served_agent_first():
     for s in (pseq("low2", 2, priority=0), pseq("high1", 1, priority=3)):
         prio.add(s, 0)
     assert names(prio.plan([], 0).admit) == ["high1"]  # a higher priority level outranks less service
+
+
+def test_a_request_counts_its_own_preemptions_and_its_readers_see_that_count():
+    """One counter per call (LLMRequest.preemptions, bumped by state("preempted") whichever engine calls it):
+    the kernel's on_state reads it; nothing else counts."""
+    from kernel.llm.request import LLMRequest, SamplingParams
+
+    seen = []
+    req = LLMRequest(pid=1, req_id=1, messages=[], sampling=SamplingParams(max_new_tokens=4),
+                     on_state=lambda r, s: seen.append((s, r.preemptions)))
+    for s in ("queued", "running", "preempted", "running", "preempted", "running"):
+        req.state(s)
+    assert seen == [("queued", 0), ("running", 0), ("preempted", 1), ("running", 1), ("preempted", 2),
+                    ("running", 2)]
+    assert req.preemptions == 2

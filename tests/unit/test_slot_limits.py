@@ -15,21 +15,21 @@ from kernel.syscall import SyscallFailure
 @pytest.mark.parametrize("max_agents, reserve, per_app, per_tree", [
     (256, 32, 64, 32), (12, 1, 3, 2), (1, 1, 1, 1), (16, 2, 4, 2)])
 def test_derived_limits(max_agents, reserve, per_app, per_tree):
-    cfg = KernelConfig(max_agents=max_agents)
-    assert (cfg.user_reserve, cfg.agents_per_app, cfg.agents_per_tree) == (reserve, per_app, per_tree)
+    cfg = KernelConfig.from_flags(max_agents=max_agents)
+    assert (cfg.procs.user_reserve, cfg.procs.agents_per_app, cfg.procs.agents_per_tree) == (reserve, per_app, per_tree)
 
 
 def test_explicit_caps_win_and_negative_ones_are_refused():
-    cfg = KernelConfig(max_agents=12, max_agents_per_app=7, max_agents_per_tree=5)
-    assert (cfg.agents_per_app, cfg.agents_per_tree) == (7, 5)
+    cfg = KernelConfig.from_flags(max_agents=12, max_agents_per_app=7, max_agents_per_tree=5)
+    assert (cfg.procs.agents_per_app, cfg.procs.agents_per_tree) == (7, 5)
     with pytest.raises(ValueError, match="max_agents_per_app"):
-        KernelConfig(max_agents_per_tree=-1)
+        KernelConfig.from_flags(max_agents_per_tree=-1)
 
 
 def fake_kernel(**cfg) -> Kernel:
     """A Kernel with only what spawn's slot checks read: config, table and the live agents."""
     k = Kernel.__new__(Kernel)
-    k.config, k.table, k.agents = KernelConfig(**cfg), ProcessTable(), {}
+    k.config, k.table, k.agents = KernelConfig.from_flags(**cfg), ProcessTable(), {}
     return k
 
 
@@ -91,7 +91,7 @@ def test_ended_processes_free_their_slots():
 
 
 def test_tools_are_the_profile_at_spawn_and_nothing_else(tmp_path, monkeypatch):
-    acc = AccessManager(KernelConfig(log_dir=str(tmp_path / "logs"), data_dir=str(tmp_path / "data")))
+    acc = AccessManager(KernelConfig.from_flags(log_dir=str(tmp_path / "logs"), data_dir=str(tmp_path / "data")))
     app = AgentApp("A", "m", "/x/agent.py", "", tools=["calculator", "mcp__time__*"])
     pcb = ProcessTable().new("A", "t")
     assert acc.allowed_tools(pcb) == frozenset()  # a PCB nobody set up may call nothing

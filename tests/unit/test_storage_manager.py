@@ -38,7 +38,7 @@ class Loop:
 
 
 def test_usage_bytes_follow_writes_pruning_rollback_and_delete(tmp_path):
-    cfg = KernelConfig(data_dir=str(tmp_path), storage_keep_versions=3)
+    cfg = KernelConfig.from_flags(data_dir=str(tmp_path), storage_keep_versions=3)
     loop, sm = Loop(), StorageManager(cfg)
     sm.start(loop)
     try:
@@ -68,7 +68,7 @@ def test_usage_bytes_follow_writes_pruning_rollback_and_delete(tmp_path):
 
 def test_unopenable_db_fails_calls_not_the_kernel(tmp_path):
     (tmp_path / "storage.sqlite3").write_bytes(b"this is not a database" * 100)
-    loop, sm = Loop(), StorageManager(KernelConfig(data_dir=str(tmp_path)))
+    loop, sm = Loop(), StorageManager(KernelConfig.from_flags(data_dir=str(tmp_path)))
     sm.start(loop)
     try:
         assert sm.error and "storage unavailable" in sm.error

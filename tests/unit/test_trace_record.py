@@ -50,7 +50,7 @@ def pcb(pid: int, name: str = "MathAgent", parent=None, state: str = "done"):
 
 
 def tracer(**cfg) -> tuple[Tracer, FakeKernel]:
-    tr = Tracer(KernelConfig(**cfg))
+    tr = Tracer(KernelConfig.from_flags(**cfg))
     k = FakeKernel()
     tr.kernel, tr._loop_ident = k, threading.get_ident()
     tr.llm["backend"] = "hf_local"
@@ -122,9 +122,9 @@ def test_a_kept_span_takes_at_most_the_stated_bytes():
                 tr.llm_begin(s, 4096)
                 tr.llm_state(s, "queued")
                 tr.llm_state(s, "running")
-                for _ in range(TRACE_EVENTS_MAX + 5):
-                    tr.llm_state(s, "preempted")
-                    tr.llm_state(s, "running")
+                for n in range(1, TRACE_EVENTS_MAX + 6):
+                    tr.llm_state(s, "preempted", n)
+                    tr.llm_state(s, "running", n)
                 tr.note(s, confirm="allowed", confirm_by="x" * 500)
                 tr.llm_done(s, {"tokens_in": 10**6, "tokens_out": 10**6, "prefix_hit_tokens": 10**6,
                                 "finish_reason": "length", "llm_time_s": 1.5, "retries": 3,
@@ -144,8 +144,8 @@ def test_llm_detail_lands_on_the_span_and_the_reply_ends_it_once():
     tr.llm_begin(s, 64)
     tr.llm_state(s, "queued")
     tr.llm_state(s, "running")
-    tr.llm_state(s, "preempted")
-    tr.llm_state(s, "running")
+    tr.llm_state(s, "preempted", 1)  # the count comes from the request (LLMRequest.preemptions)
+    tr.llm_state(s, "running", 1)
     tr.llm_done(s, {"tokens_in": 412, "tokens_out": 38, "prefix_hit_tokens": 380, "finish_reason": "stop",
                     "llm_time_s": 1.0}, time.time())
     tr.end(s, size=300)
@@ -154,7 +154,7 @@ def test_llm_detail_lands_on_the_span_and_the_reply_ends_it_once():
     a = d["attrs"]
     assert d["error"] is None and d["size"] == 300
     assert (a["tokens_in"], a["tokens_out"], a["cached"], a["preemptions"], a["finish"]) == (412, 38, 380, 1, "stop")
-    assert a["model"] == KernelConfig().llm_name and a["policy"] == "fifo" and a["backend"] == "hf_local"
+    assert a["model"] == KernelConfig().llm.name and a["policy"] == "fifo" and a["backend"] == "hf_local"
     assert min(a["wait_s"], a["prefill_s"], a["decode_s"]) >= 0
     assert [e[1] for e in d["events"]] == ["preempt", "resume"]
 
@@ -208,7 +208,7 @@ def test_tracing_off_records_nothing():
                                           ({"otlp_endpoint": "localhost:4318"}, "--otlp-endpoint must be")])
 def test_config_is_checked(cfg, message):
     with pytest.raises(ValueError, match=message):
-        KernelConfig(**cfg)
+        KernelConfig.from_flags(**cfg)
 
 
 # -- OpenTelemetry names and records ------------------------------------------------------------------
@@ -227,10 +227,10 @@ def test_genai_span_names_and_attributes():
     tr.exited(pcb(1))
     root = tr.procs[1].root
     assert otel.name_and_kind(root) == ("invoke_agent MathAgent", "INTERNAL")
-    assert otel.name_and_kind(chat) == (f"chat {KernelConfig().llm_name}", "CLIENT")
+    assert otel.name_and_kind(chat) == (f"chat {KernelConfig().llm.name}", "CLIENT")
     assert otel.name_and_kind(tool) == ("execute_tool calculator", "INTERNAL")
     a = otel.attributes(chat)
-    assert a[G.GEN_AI_OPERATION_NAME] == "chat" and a[G.GEN_AI_REQUEST_MODEL] == KernelConfig().llm_name
+    assert a[G.GEN_AI_OPERATION_NAME] == "chat" and a[G.GEN_AI_REQUEST_MODEL] == KernelConfig().llm.name
     assert a[G.GEN_AI_USAGE_INPUT_TOKENS] == 412 and a[G.GEN_AI_USAGE_OUTPUT_TOKENS] == 38
     assert a[G.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 380 and a[G.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
     t = otel.attributes(tool)
@@ -298,8 +298,8 @@ def test_the_timeline_draws_every_phase_escapes_agent_text_and_fetches_nothing()
     tr.spawned(pcb(1))
     s = tr.begin(1, "llm.chat", {"messages": [{"role": "user", "content": "hi"}]})
     tr.llm_begin(s, 8)
-    for st in ("queued", "running", "preempted", "running"):
-        tr.llm_state(s, st)
+    for st, n in (("queued", 0), ("running", 0), ("preempted", 1), ("running", 1)):
+        tr.llm_state(s, st, n)
     tr.llm_done(s, {"tokens_in": 5, "tokens_out": 8}, time.time())
     tr.end(s, size=100)
     tr.end(tr.begin(1, "<script>alert(1)</script>", {"name": "<img src=x onerror=alert(1)>"}), "ENOSYS")

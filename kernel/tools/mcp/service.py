@@ -27,8 +27,8 @@ class McpService:
     def __init__(self, config, manager):
         from kernel.tools.mcp.hub import McpHub  # the SDK: imported only when a config is given
 
-        specs = C.load(config.mcp_config)
-        self.hub = McpHub(specs, config.log_dir, float(config.tool_timeout_s))
+        specs = C.load(config.tools.mcp_config)
+        self.hub = McpHub(specs, config.logs.dir, float(config.tools.timeout_s))
         self.manager = manager
         self.kernel = None
         self.unstarted = {s.name for s in specs}

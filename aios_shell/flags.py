@@ -1,10 +1,11 @@
-"""Command-line conventions shared by main.py, simulator.py and the kernel's flags.
+"""Command-line conventions of every front (main.py, simulator.py, the aios command), and the kernel's flags.
 
+- The kernel's flags are made from its config records (kernel/config.py): each field
+  declared with help is a flag, in its record's --help group, its type from the field's
+  annotation and the default shown from the field (never repeated by hand).
 - Every flag is kebab-case (``--llm-name``); the snake_case spelling
   (``--llm_name``) is accepted too, with the same dest. ``--help`` shows
   only the kebab-case one.
-- Help shows each kernel flag's default, read from KernelConfig (never
-  repeated by hand): ``FlagGroup.add_argument`` appends it.
 - ``--version`` prints ``AIOS <version>``.
 
 Light module: no torch, imported by every front.
@@ -13,10 +14,15 @@ Light module: no torch, imported by every front.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import textwrap
 from typing import Any, Callable
 
+import kernel
 from kernel import __version__
+from kernel.config import field_default, flag_fields
 
 HIDDEN_DEFAULT = object()  # marker: a field whose default is not worth printing
 
@@ -52,7 +58,7 @@ class FlagGroup:
 
     ``defaults(dest)`` returns the config default, or HIDDEN_DEFAULT to print none.
     argparse's own default stays None, so ``KernelConfig.from_args`` keeps only
-    what the user gave and the dataclass stays the one source of defaults.
+    what the user gave and the config records stay the one source of defaults.
     """
 
     def __init__(self, group, defaults: Callable[[str], Any]):
@@ -80,3 +86,60 @@ def add_verbosity(group) -> None:
                        help="results only: no agent output or notices (errors and warnings still show)")
     group.add_argument("-v", "--verbose", action="count", dest="verbosity",
                        help="also the kernel's INFO records (-vv: DEBUG too)")
+
+
+def config_from_args(args):
+    """The KernelConfig of the parsed flags, and the files it names checked (ValueError: a usage error)."""
+    from aios_shell.preflight import check_files
+    from kernel.config import KernelConfig
+
+    config = KernelConfig.from_args(args)
+    check_files(config)
+    return config
+
+
+def kernel_default(dest: str):
+    """The config's default for a kernel flag (HIDDEN_DEFAULT for a dest that is not a setting)."""
+    try:
+        return field_default(dest)
+    except KeyError:
+        return HIDDEN_DEFAULT
+
+
+def _argparse_kind(f) -> dict:
+    """type= (or a store_const action for bools) from the field's annotation (a string here)."""
+    if f.type == "bool":
+        return {"action": "store_const", "const": True}
+    for word, typ in (("int", int), ("float", float)):
+        if f.type.split(" | ")[0] == word:
+            return {"type": typ}
+    return {}
+
+
+class _ConfineCheck(argparse.Action):
+    """``--confine-check``: kernel/confine/doctor.py's report, then exit (like --version). It runs as a
+    child, so the front never loads the confinement code."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        argv = [sys.executable, "-m", "kernel.confine.doctor", values or "text"]
+        if getattr(namespace, "confine", None) == "landlock":
+            argv.append("--no-bwrap")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(kernel.__file__)))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+        sys.stdout.flush()
+        parser.exit(subprocess.call(argv, env=env))
+
+
+def add_kernel_args(parser) -> None:
+    """The kernel's command-line flags, one --help group per config record (fronts add "shell" after)."""
+    add_version(parser)
+    flags = list(flag_fields())
+    groups = {name: FlagGroup(parser.add_argument_group(name), kernel_default)
+              for name in dict.fromkeys(group for _, _, group in flags)}
+    for key, f, group in flags:
+        groups[group].add_argument(f"--{key}", help=f.metadata["help"],
+                                   **{**_argparse_kind(f), **f.metadata["argparse"]})
+    groups["confinement"].add_argument(
+        "--confine_check", nargs="?", const="text", choices=("text", "json"), action=_ConfineCheck,
+        help="print which confinement layers hold on this machine and why not (json: as one object), then exit: "
+             "0 when every layer holds, 1 when one is missing")
