@@ -16,24 +16,22 @@ hello carries the daemon's key, read from the key file beside the socket
         print(k.ps())
 
 Threads: a reader thread completes reply futures and calls ``on_event``;
-``_lock`` guards ``_pending`` and socket writes.
+``_lock`` guards ``_pending`` and socket writes (KernelCalls).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import select
 import socket
 import threading
 import time
-from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Callable
 
 from aios_shell.client import KernelCalls, KernelError
 from aios_shell.daemon import frames, paths
 from aios_shell.daemon.param import MAX_SERVER_FRAME
-from kernel.protocol.messages import EACCES, ECONNREFUSED, ECONNRESET, ETIMEDOUT
+from kernel.protocol.messages import EACCES, ECONNREFUSED, ETIMEDOUT
 
 
 class NoDaemon(KernelError):
@@ -46,9 +44,7 @@ class RemoteKernelClient(KernelCalls):
         """Connect and say hello; KernelError (one line) when no daemon answers or it refuses us."""
         self.sock_path = sock_path
         self.on_event = on_event
-        self._ids = itertools.count(1)
-        self._pending: dict[int, Future] = {}
-        self._lock = threading.Lock()
+        self._calls_init()
         self.ready = threading.Event()
         self.ready_info: dict = {}
         self.dead = threading.Event()
@@ -112,10 +108,7 @@ class RemoteKernelClient(KernelCalls):
                 if msg is None:
                     break
                 if "reply" in msg:
-                    with self._lock:
-                        fut = self._pending.pop(msg.get("reply"), None)
-                    if fut is not None:
-                        fut.set_result(msg)
+                    self._resolve(msg)
                     continue
                 ev = msg.get("event")
                 if ev == "refused":
@@ -128,24 +121,13 @@ class RemoteKernelClient(KernelCalls):
             pass
         finally:
             self.dead.set()
-            with self._lock:
-                pending, self._pending = self._pending, {}
-            for fut in pending.values():
-                fut.set_result({"ok": False, "error": self._lost, "code": ECONNRESET})
+            self._fail_all(self._lost)
 
-    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
-        if self.dead.is_set():
-            raise KernelError(ECONNRESET, self._lost)
-        fut: Future = Future()
-        with self._lock:
-            req_id = next(self._ids)
-            self._pending[req_id] = fut
-            try:
-                self.sock.sendall(frames.encode({"op": op, "id": req_id, **args}))
-            except OSError:
-                self._pending.pop(req_id, None)
-                raise KernelError(ECONNRESET, self._lost) from None
-        return self._answer(op, req_id, fut, timeout)
+    def _write(self, msg: dict) -> None:
+        self.sock.sendall(frames.encode(msg))
+
+    def _not_running(self) -> str:
+        return self._lost
 
     def shutdown(self, wait_s: float | None = 60.0) -> None:
         """Stop the daemon: every agent, the kernel, then the daemon itself. Returns once the daemon's

@@ -1,13 +1,10 @@
 """MemFsAgent's code under another app name (a different storage owner)."""
 
-import importlib.util
+import runpy
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location(
-    "memfs_agent_impl", Path(__file__).resolve().parent.parent / "memfs_agent" / "agent.py")
-_mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_mod)
+_impl = runpy.run_path(str(Path(__file__).resolve().parent.parent / "memfs_agent" / "agent.py"))
 
 
-class MemFsPeer(_mod.MemFsAgent):
+class MemFsPeer(_impl["MemFsAgent"]):
     pass

@@ -19,6 +19,19 @@ import time
 MARK = "HOSTILE-FORGED-7f3a"
 
 
+class InWorkspace:
+    """An agent whose attack needs its own workspace as its cwd (the resource-watch agents): it refuses to
+    run anywhere else, since under --confine off its cwd would be the kernel's."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def task_args(self, task) -> dict:
+        if os.getcwd() != "/workspace" and os.path.basename(os.getcwd()) != type(self).__name__:
+            raise RuntimeError(f"not in my workspace ({os.getcwd()}): under --confine off the cwd is the kernel's")
+        return json.loads(task or "{}")
+
+
 class Hostile:
     attack = ""
 

@@ -5,21 +5,18 @@ the disk takes them; the result lists each file's outcome ("ok" or the error). T
 ``then_sleep`` seconds (to be caught while still running) and returns the outcomes.
 """
 
-import json
-import os
+import runpy
 import time
+from pathlib import Path
+
+_lib = runpy.run_path(str(Path(__file__).resolve().parent.parent / "_lib" / "hostile.py"))
 
 CHUNK = 1 << 20
 
 
-class DiskHogAgent:
-    def __init__(self, app):
-        self.app = app
-
+class DiskHogAgent(_lib["InWorkspace"]):
     def run(self, task):
-        if os.getcwd() != "/workspace" and os.path.basename(os.getcwd()) != "DiskHogAgent":
-            raise RuntimeError(f"not in my workspace ({os.getcwd()}): under --confine off the cwd is the kernel's")
-        a = json.loads(task or "{}")
+        a = self.task_args(task)
         out = []
         for i, size in enumerate(a.get("files", [])):
             try:

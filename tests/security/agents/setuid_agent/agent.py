@@ -7,19 +7,18 @@ refuse the chmod). Task: {"then_sleep": seconds} to stay alive meanwhile.
 
 import json
 import os
+import runpy
 import shutil
 import stat
 import time
+from pathlib import Path
+
+_lib = runpy.run_path(str(Path(__file__).resolve().parent.parent / "_lib" / "hostile.py"))
 
 
-class SetuidAgent:
-    def __init__(self, app):
-        self.app = app
-
+class SetuidAgent(_lib["InWorkspace"]):
     def run(self, task):
-        if os.getcwd() != "/workspace" and os.path.basename(os.getcwd()) != "SetuidAgent":
-            raise RuntimeError(f"not in my workspace ({os.getcwd()}): under --confine off the cwd is the kernel's")
-        a = json.loads(task or "{}")
+        a = self.task_args(task)
         tried = []
 
         def attempt(what, fn):

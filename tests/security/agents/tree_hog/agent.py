@@ -6,9 +6,12 @@ memory, and its pid) and ``child-<i>.done`` to the workspace, then waits to be k
 Task: {"mb": [250, 150, 100]} (MiB each child touches).
 """
 
-import json
 import os
+import runpy
 import time
+from pathlib import Path
+
+_lib = runpy.run_path(str(Path(__file__).resolve().parent.parent / "_lib" / "hostile.py"))
 
 
 def _stamp(name):
@@ -16,14 +19,9 @@ def _stamp(name):
         f.write(f"{time.time()!r} {os.getpid()}")  # the pid is the host's without a pid namespace
 
 
-class TreeHogAgent:
-    def __init__(self, app):
-        self.app = app
-
+class TreeHogAgent(_lib["InWorkspace"]):
     def run(self, task):
-        if os.getcwd() != "/workspace" and os.path.basename(os.getcwd()) != "TreeHogAgent":
-            raise RuntimeError(f"not in my workspace ({os.getcwd()}): under --confine off the cwd is the kernel's")
-        a = json.loads(task or "{}")
+        a = self.task_args(task)
         for i in range(len(a["mb"])):
             r, w = os.pipe()
             if os.fork() == 0:
