@@ -1,8 +1,11 @@
-"""Length-prefixed byte frames over a pipe, one writer per pipe.
+"""Length-prefixed byte frames, the one framing of every wire: a 4-byte big-endian length, then that many
+bytes (HEADER, frame, read_exact). Agents' pipes use it here; the daemon's socket reads and writes the same
+frames (aios_shell/daemon/frames.py), and the front's pipe to its kernel is multiprocessing's send_bytes,
+whose frame is the same for messages under 2 GiB.
 
 Each agent gets two OS pipes of its own (agent -> kernel, kernel -> agent), so
 an agent killed halfway through a write can corrupt only its own channel
-(DESIGN.md, IPC). Frame: a 4-byte big-endian length, then that many bytes.
+(DESIGN.md, IPC).
 
 The agent side blocks (it is single-purpose). The kernel side never blocks:
 it reads whatever is available with non-blocking ``os.read`` and feeds it to a
@@ -24,9 +27,28 @@ class ChannelClosed(Exception):
     """The other end of the pipe is gone."""
 
 
+def frame(data: bytes) -> bytes:
+    """``data`` as one frame: its length, then itself."""
+    return HEADER.pack(len(data)) + data
+
+
+def read_exact(recv, n: int) -> bytes | None:
+    """Exactly ``n`` bytes from ``recv(max) -> bytes`` (os.read on a pipe, a socket's recv): None at a
+    clean end before the first byte, EOFError at an end in the middle."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = recv(min(n - len(buf), 1 << 16))
+        if not chunk:
+            if not buf:
+                return None
+            raise EOFError("the other end closed in the middle of a frame")
+        buf += chunk
+    return bytes(buf)
+
+
 def write_frame(fd: int, data: bytes) -> None:
     """Write one frame, blocking until all of it is in the pipe."""
-    buf = memoryview(HEADER.pack(len(data)) + data)
+    buf = memoryview(frame(data))
     while buf:
         try:
             n = os.write(fd, buf)
@@ -35,21 +57,19 @@ def write_frame(fd: int, data: bytes) -> None:
         buf = buf[n:]
 
 
-def _read_exact(fd: int, n: int) -> bytes:
-    chunks = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 16))
-        if not chunk:
-            raise ChannelClosed("peer closed the channel")
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
 def read_frame(fd: int) -> bytes:
-    """Read one frame, blocking (agent side: the kernel is trusted)."""
-    (n,) = HEADER.unpack(_read_exact(fd, HEADER.size))
-    return _read_exact(fd, n)
+    """Read one frame, blocking (agent side: the kernel is trusted). ChannelClosed at the pipe's end."""
+    def recv(k: int) -> bytes:
+        return os.read(fd, k)
+
+    try:
+        head = read_exact(recv, HEADER.size)
+        body = read_exact(recv, HEADER.unpack(head)[0]) if head is not None else None
+    except EOFError:
+        body = None
+    if body is None:
+        raise ChannelClosed("peer closed the channel")
+    return body
 
 
 class Oversize:
