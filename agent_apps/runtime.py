@@ -4,7 +4,7 @@ Exec'd by the kernel (kernel/confine/sandbox.py), usually inside bubblewrap;
 imports only light modules (never torch). It
 
 1. reads the boot record, the first frame the kernel wrote on RX;
-2. confines itself before any agent code is imported (kernel/confine/inside.py:
+2. confines itself before any agent code is imported (agent_apps/confine/inside.py:
    rlimits, PR_SET_NO_NEW_PRIVS, Landlock, as the kernel planned);
 3. outside bwrap, asks Linux to SIGKILL it if the kernel dies
    (PR_SET_PDEATHSIG; under bwrap, --die-with-parent does this);
@@ -193,7 +193,7 @@ def _bind_endpoint(boot: dict, plan: dict):
 def agent_main(rx_fd: int, tx_fd: int) -> None:
     """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
     kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
-    from kernel.confine import inside
+    from agent_apps.confine import inside
     from kernel.protocol.channel import read_frame
 
     boot = json.loads(read_frame(rx_fd))

@@ -4,11 +4,12 @@ Limits a user may want to change are KernelConfig fields (kernel/config.py: one
 flag each, with its default written once there). These are the ones that are
 not flags: sizes, counts and times that bound what an agent, a model server, an
 MCP server or a daemon client can make the kernel hold or wait for. Modules
-import them by name, so each is defined here only.
+import them by name, so each is defined here only. The limits every side of a
+wire shares (frame size, task length, priority range) are the protocol's:
+kernel/protocol/limits.py.
 """
 
 # -- Agent channels and the process table ----------------------------------------------------------
-MAX_FRAME = 1 << 20  # bytes: the largest agent message the kernel accepts
 MAX_OUTBUF = 64 << 20  # bytes of unread replies before the kernel stops buffering for an agent
 LOG_TAIL = 2000  # lines of console-mode output kept per agent for `logs`
 ENDED_OUTPUT_KEPT = 256  # ended agents whose console output `logs` can still show
@@ -16,8 +17,6 @@ OUTPUT_LINE_MAX = 8192  # characters of one console-mode output line kept for `l
 ERROR_KEPT = 4000  # characters of a reported failure (a traceback's end) kept in the table
 INLINE_MAX = 64 * 1024  # bytes of a result's JSON kept in kernel memory; larger results go to a file
 PREVIEW = 4096  # characters of a large result kept in the table (ps, exit events)
-MAX_TASK = 200_000  # characters of an agent's task, however it is spawned (front or proc.spawn); fits a 1 MiB frame
-PRIORITY_RANGE = (-20, 20)  # an agent's scheduling priority, however it is spawned (higher first)
 
 # -- LLM engines -----------------------------------------------------------------------------------
 AGING_S = 2.0  # seconds of waiting worth one priority level

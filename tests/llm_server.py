@@ -29,7 +29,7 @@ from conftest import ROOT, EventLog
 
 from aios_shell.client import KernelClient
 from kernel.config import EMBEDDED_MODEL, KernelConfig
-from kernel.param import MAX_TASK
+from kernel.protocol.limits import MAX_TASK
 
 START_TIMEOUT_S = 120
 

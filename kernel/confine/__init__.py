@@ -1,8 +1,8 @@
-"""Confinement of agent processes (issue 10): see probe.py for the layers.
+"""Confinement of agent processes, the kernel's side: see probe.py for the layers.
 
-Kernel side: probe.probe() (what the machine supports), sandbox.launch()
-(start one agent confined). Agent side: inside.apply() (limits, no new
-privileges, Landlock), imported by agent_apps/runtime.py inside the sandbox.
-This package's __init__ stays import-free: the agent side binds and imports
-only inside.py and landlock.py.
+probe.probe() (what the machine supports), sandbox.launch() (start one agent
+confined: bubblewrap, or the fallback), notify.py (connect() supervision in the
+fallback), doctor.py (--confine-check). The agent's side (inside.apply: limits,
+no new privileges, Landlock, seccomp) is agent_apps/confine/, which the agent
+runtime imports inside the sandbox; the kernel never imports it.
 """

@@ -2,7 +2,7 @@
 
 Landlock's TCP rule names a port, not an address: alone it would let an agent
 reach any host that listens on its endpoint's port number. So in that mode the
-agent's seccomp filter (kernel/confine/seccomp.py) sends every ``connect()``
+agent's seccomp filter (agent_apps/confine/seccomp.py) sends every ``connect()``
 here (SECCOMP_RET_USER_NOTIF), and this supervisor:
 
 1. reads the address from the caller's memory (/proc/PID/mem; the kernel is

@@ -9,7 +9,7 @@ Layers (each stops something the others do not):
                cannot be opened even if a mount leaks them; TCP bind/connect
                denied (ABI 4); signals and abstract unix sockets scoped to the
                agent (ABI 6); no ptrace outside the domain.
-  seccomp      a BPF filter (kernel/confine/seccomp.py): no unix, UDP, raw or
+  seccomp      a BPF filter (agent_apps/confine/seccomp.py): no unix, UDP, raw or
                netlink sockets, no setuid bits, no ptrace, namespaces, io_uring;
                without namespaces, connect() is checked by the kernel
                (kernel/confine/notify.py): only the agent's own endpoint.
@@ -20,22 +20,26 @@ the agent is uid 65534 in its own user namespace; without it the agent runs as
 uid 65534 (``RUN_AS``) when that uid can read the interpreter and the project and
 reach the data folder (``reachable``; the kernel makes that folder 0700, so only a
 folder the user opened on purpose), else as uid 0 with every capability dropped
-(the runtime does it, see inside.py) and the tree's process count kept by the
+(the runtime does it, see agent_apps/confine/inside.py) and the tree's process count kept by the
 kernel's watcher (kernel/process/watch.py) since RLIMIT_NPROC exempts uid 0.
-Nothing here writes system state: probing runs ``bwrap ... true`` (and, as
-root without bwrap, the interpreter as uid 65534) once.
+Nothing here writes system state: probing runs ``bwrap ... true``, the inside's own
+check (``python -m agent_apps.confine.check``: Landlock's ABI, seccomp; the kernel
+never imports the agent's side) and, as root without bwrap, the interpreter as uid
+65534, once each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
-from kernel.confine import landlock
+from kernel.confine.sandbox import ROOT
 
 LAYERS = ("namespaces", "landlock", "seccomp", "rlimits")
 RUN_AS = 65534  # nobody: the uid of an agent started by a root kernel without namespaces
@@ -127,28 +131,26 @@ def _bwrap() -> tuple[str | None, str]:
     return path, ""
 
 
-def _seccomp() -> str:
-    """'' when the filter and its connect() supervision work here, else why not."""
-    from kernel.confine import seccomp
-
-    why = seccomp.supported()
-    if why:
-        return why
+@functools.lru_cache(maxsize=1)
+def _inside() -> tuple[int, str]:
+    """(Landlock ABI, why seccomp does not hold or ""), as the agent's side finds them: its own check, run
+    as a child (agent_apps/confine/check.py), so the answer comes from the code that will apply them."""
     try:
-        seccomp.notif_sizes()
-    except OSError as e:
-        return f"seccomp user notifications unavailable ({e.strerror or e}; Linux >= 5.9 needed)"
-    return ""
+        r = subprocess.run([sys.executable, "-s", "-B", "-m", "agent_apps.confine.check"], cwd="/",
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)})
+        out = json.loads(r.stdout)
+        return int(out["landlock_abi"]), str(out["seccomp_why"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as e:
+        err = getattr(e, "stderr", None) or ""
+        why = f"the agent side's check did not run ({type(e).__name__}: {str(e)[:120]}{str(err)[-120:]})"
+        return 0, why
 
 
 def _run_as() -> tuple[int | None, str]:
     """Root without bwrap: can uid RUN_AS run the agent runtime (read the interpreter and the project)?"""
-    import sys
-
-    from kernel.confine.sandbox import ROOT
-
     try:
-        r = subprocess.run([sys.executable, "-s", "-B", "-c", "import agent_apps.runtime, kernel.confine.inside"],
+        r = subprocess.run([sys.executable, "-s", "-B", "-c", "import agent_apps.runtime, agent_apps.confine.inside"],
                            user=RUN_AS, group=RUN_AS, extra_groups=[], cwd="/", stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30,
                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
@@ -193,7 +195,8 @@ def probe(no_bwrap: bool = False) -> Layers:
         path, why = _bwrap()
     root = os.geteuid() == 0
     run_as, run_as_why = _run_as() if root and not path else (None, "")
-    return Layers(bwrap=path, bwrap_why=why, landlock_abi=landlock.abi(), root=root, seccomp_why=_seccomp(),
+    landlock_abi, seccomp_why = _inside()
+    return Layers(bwrap=path, bwrap_why=why, landlock_abi=landlock_abi, root=root, seccomp_why=seccomp_why,
                   run_as=run_as, run_as_why=run_as_why)
 
 

@@ -3,7 +3,7 @@
 ``launch()`` execs ``python -m agent_apps.runtime RX TX`` under bubblewrap
 when the probe found it working, else as a plain child in its own session;
 either way the runtime applies rlimits, PR_SET_NO_NEW_PRIVS and Landlock
-itself (kernel/confine/inside.py) from the plan the kernel sends in the boot
+itself (agent_apps/confine/inside.py) from the plan the kernel sends in the boot
 frame, before it imports the agent's code.
 
 The sandbox's filesystem (bwrap): /usr and the /bin, /lib... links, the
@@ -31,14 +31,16 @@ from pathlib import Path
 from kernel.param import TMP_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kernel/ live here
+# What an agent process may read of the project: the SDK and runtime (agent_apps/, the inside of
+# confinement included) and the protocol (kernel/protocol/, which imports nothing else of the project;
+# kernel/__init__.py is empty). tests/unit/test_layers.py checks that the agent side imports no more.
 SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/pot.py",
-             "agent_apps/toolcall.py",
-             "agent_apps/registry.py", "agent_apps/runtime.py", "kernel/__init__.py",
-             "kernel/param.py", "kernel/protocol/__init__.py", "kernel/protocol/messages.py",
-             "kernel/protocol/channel.py", "kernel/protocol/http.py", "kernel/confine/__init__.py", "kernel/confine/inside.py",
-             "kernel/confine/landlock.py")
-SDK_FILES += ("agent_apps/endpoint.py", "agent_apps/command.py")  # the agent's OpenAI endpoint, command agents
-SDK_FILES += ("kernel/confine/seccomp.py",)
+             "agent_apps/toolcall.py", "agent_apps/registry.py", "agent_apps/runtime.py",
+             "agent_apps/endpoint.py", "agent_apps/command.py",  # the agent's OpenAI endpoint, command agents
+             "agent_apps/confine/__init__.py", "agent_apps/confine/inside.py", "agent_apps/confine/landlock.py",
+             "agent_apps/confine/seccomp.py",
+             "kernel/__init__.py", "kernel/protocol/__init__.py", "kernel/protocol/limits.py",
+             "kernel/protocol/messages.py", "kernel/protocol/channel.py", "kernel/protocol/http.py")
 # Public CA certificates (an HTTP client builds its TLS context at start, even for the local endpoint),
 # never /etc/ssl itself: /etc/ssl/private holds the host's keys.
 CA_RO = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/pki/tls/certs",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 
-from kernel.param import MAX_FRAME
+from kernel.protocol.limits import MAX_FRAME
 
 HEADER = struct.Struct("!I")
 

@@ -20,7 +20,7 @@ import json
 
 import jsonschema
 
-from kernel.param import MAX_TASK, PRIORITY_RANGE
+from kernel.protocol.limits import MAX_TASK, PRIORITY_RANGE
 
 INT = {"type": "integer", "minimum": -(2**31) + 1, "maximum": 2**31 - 1}  # pids, cids: what a C int holds
 PID_ARG = {"required": ["pid"], "properties": {"pid": INT}}  # any other: ESRCH

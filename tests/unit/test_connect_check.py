@@ -17,7 +17,7 @@ from kernel.confine import notify
 
 CHILD = textwrap.dedent("""
     import ctypes, json, os, socket, sys
-    from kernel.confine import seccomp
+    from agent_apps.confine import seccomp
     fd, port, other = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, as inside.apply
     listener = seccomp.install(False, True, True)

@@ -6,7 +6,7 @@ import pytest
 
 from aios_shell.daemon.conn import RequestError, check_args
 from kernel import control
-from kernel.param import MAX_TASK
+from kernel.protocol.limits import MAX_TASK
 from kernel.process.syscalls import SYSCALLS
 
 

@@ -1,9 +1,11 @@
 """Which process's code imports which: the map docs/architecture.md's "Layout" describes, checked from the source (no model).
 
-- The kernel never imports the front (aios_shell/).
+- The kernel never imports the front (aios_shell/), nor the agents' side of confinement (agent_apps/confine/:
+  its probe runs that side's check as a child).
+- The protocol (kernel/protocol/) imports nothing else of the project.
 - An agent reads only the files its sandbox binds (kernel/confine/sandbox.py SDK_FILES): every kernel module
   agent_apps/ imports, with everything those import in turn, must be one of them, or the agent fails only
-  when it runs confined.
+  when it runs confined; of the kernel's package that is the protocol alone.
 - The front imports no kernel module that loads torch or the model: only the protocol and a few light ones
   (named in the test).
 """
@@ -70,17 +72,27 @@ def _closure(files: set[Path], prefix: str) -> set[Path]:
     return seen
 
 
-def test_the_kernel_never_imports_the_front():
+def test_the_kernel_never_imports_the_front_or_the_agents_confinement():
     wrong = [f"{p.relative_to(ROOT)}: {m}" for p in ROOT.glob("kernel/**/*.py") for m in _imports(p)
-             if m.split(".")[0] in ("aios_shell", "main", "simulator")]
+             if m.split(".")[0] in ("aios_shell", "main", "simulator") or m.startswith("agent_apps.confine")]
     assert wrong == []
 
 
-def test_an_agent_imports_only_the_kernel_files_its_sandbox_binds():
-    agent_side = set(ROOT.glob("agent_apps/*.py"))
+def test_the_protocol_imports_nothing_else_of_the_project():
+    wrong = [f"{p.relative_to(ROOT)}: {m}" for p in ROOT.glob("kernel/protocol/*.py") for m in _imports(p)
+             if m.split(".")[0] in ("kernel", "agent_apps", "aios_shell", "tools") and not m.startswith("kernel.protocol")]
+    assert wrong == []
+
+
+def test_an_agent_imports_only_the_files_its_sandbox_binds():
+    agent_side = set(ROOT.glob("agent_apps/*.py")) | set(ROOT.glob("agent_apps/confine/*.py")) - \
+        {ROOT / "agent_apps/confine/check.py"}  # check.py: run by the kernel's probe, outside any sandbox
     needed = {str(p.relative_to(ROOT)) for p in _closure(agent_side, "kernel")}
     assert "kernel/protocol/messages.py" in needed and "kernel/protocol/channel.py" in needed  # the test sees
-    assert needed - set(SDK_FILES) == set()
+    assert {f for f in needed if not f.startswith("kernel/protocol/")} == {"kernel/__init__.py"}  # the protocol only
+    own = {str(p.relative_to(ROOT)) for p in _closure(agent_side, "agent_apps")}
+    unbound = (needed | own) - set(SDK_FILES)
+    assert unbound == set(), sorted(unbound)
 
 
 def test_the_front_imports_only_light_kernel_modules():

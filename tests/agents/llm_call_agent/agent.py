@@ -12,7 +12,7 @@ class LLMCallAgent:
 
     Returns llm.chat_full's record, or {"error": {"code": ..., "message": ...}}
     when the kernel answers the call with an error (tests check that error).
-    A task longer than a task may be (kernel/param.py MAX_TASK) comes as "zlib:" + base64 of it, compressed.
+    A task longer than a task may be (kernel/protocol/limits.py MAX_TASK) comes as "zlib:" + base64 of it, compressed.
     """
 
     def __init__(self, app):

@@ -2,7 +2,7 @@
 
 Task: JSON list of frames; a frame is a string (sent as UTF-8 bytes) or
 {"size": N} (N bytes of garbage). Returns the replies as decoded JSON.
-A task longer than a task may be (kernel/param.py MAX_TASK) comes as "zlib:" + base64 of it, compressed.
+A task longer than a task may be (kernel/protocol/limits.py MAX_TASK) comes as "zlib:" + base64 of it, compressed.
 """
 
 import base64

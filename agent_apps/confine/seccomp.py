@@ -146,7 +146,7 @@ class _Prog:
 def supported() -> str:
     """'' when this machine can take the filter, else why not (one line)."""
     if platform.machine() not in ARCHES:
-        return f"no syscall table for {platform.machine()} in kernel/confine/seccomp.py"
+        return f"no syscall table for {platform.machine()} in agent_apps/confine/seccomp.py"
     try:
         with open("/proc/self/status") as f:
             if "Seccomp:" not in f.read():

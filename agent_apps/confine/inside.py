@@ -3,7 +3,7 @@
 Called by agent_apps/runtime.py with the plan the kernel put in the boot
 frame (``boot["confine"]``). Order matters: resource limits, capabilities
 dropped, PR_SET_NO_NEW_PRIVS, then Landlock (which locks the file list in),
-then the seccomp filter (kernel/confine/seccomp.py; in the fallback its
+then the seccomp filter (seccomp.py beside this file; in the fallback its
 connect() listener goes to the kernel over the one-shot socket the plan
 names, with the endpoint's port, before any agent code runs). The
 RLIMIT_NPROC count starts here, inside the agent's own user namespace, so it
@@ -107,12 +107,12 @@ def apply(plan: dict) -> dict:
     ll = plan.get("landlock")
     ports = tuple((ll or {}).get("connect_ports", ()))
     if ll:
-        from kernel.confine import landlock
+        from agent_apps.confine import landlock
 
         held["landlock"] = landlock.restrict(ll["ro"], ll["rw"], ll.get("block_tcp", True), ports)
     sc = plan.get("seccomp")
     if sc:
-        from kernel.confine import seccomp
+        from agent_apps.confine import seccomp
 
         supervise = bool(sc.get("supervise")) and bool(ports)
         listener = seccomp.install(bool(sc.get("network")), bool(ports), supervise)
