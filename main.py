@@ -80,12 +80,12 @@ def main(argv=None) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from agent_apps import registry
     from aios_shell import views
     from aios_shell.client import KernelClient, KernelError
-    from aios_shell.suggest import ArgumentParser, hint
     from aios_shell.flags import (HIDDEN_DEFAULT, FlagGroup, HelpFormatter, add_kernel_args, add_verbosity,
                                   config_from_args)
+    from aios_shell.suggest import ArgumentParser, hint
+    from kernel import apps as registry  # the kernel's catalog: the demo's agents are checked before it boots
 
     parser = ArgumentParser(prog="main.py", description="Run AIOS demo agents concurrently.",
                             formatter_class=HelpFormatter)

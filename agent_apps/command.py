@@ -28,21 +28,14 @@ import subprocess
 import sys
 import threading
 
+from kernel.protocol.profile import validate_command
+
 MAX_RESULT = 256 << 10  # bytes of standard output kept as the result (the rest is counted, not kept)
-MAX_ARGV = 64  # entries of a profile's command
 GRACE_S = 2.0  # seconds a terminated command has to exit before SIGKILL
 
 
-def validate(command) -> list[str]:
-    """The profile's ``command``: a non-empty list of strings (no shell, no NUL)."""
-    if (not isinstance(command, list) or not command or len(command) > MAX_ARGV
-            or not all(isinstance(a, str) and a and "\0" not in a and len(a) <= 4096 for a in command)):
-        raise ValueError('"command" must be a list of 1 to 64 non-empty strings, like ["python", "agent.py"]')
-    return list(command)
-
-
 def argv_for(command: list[str], task: str) -> list[str]:
-    argv = validate(command)
+    argv = validate_command(command)
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     return [*argv, task]

@@ -190,6 +190,25 @@ def _bind_endpoint(boot: dict, plan: dict):
     return endpoint
 
 
+def load_class(app) -> type:
+    """Import the app's agent.py and return its class (named like the app); ``app``: the boot frame's
+    profile (kernel/protocol/profile.py AgentApp)."""
+    import importlib
+    import importlib.util
+
+    if app.module.startswith("agent_apps."):
+        mod = importlib.import_module(app.module)
+    else:
+        spec = importlib.util.spec_from_file_location(app.module, app.path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[app.module] = mod
+        spec.loader.exec_module(mod)
+    cls = getattr(mod, app.name, None)
+    if cls is None:
+        raise LookupError(f"{app.path} defines no class named {app.name}")
+    return cls
+
+
 def agent_main(rx_fd: int, tx_fd: int) -> None:
     """boot: {pid, name, task, app: {module, path, description, steps, tools, config},
     kernel_pid, log_path, confine: plan} (built by the kernel, kernel/kernel.py spawn)."""
@@ -202,7 +221,8 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         _die_with_parent(boot["kernel_pid"])  # under bwrap: --die-with-parent, and we are pid 1 (ppid 0)
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the shell, not to agents
-    from agent_apps import registry, sdk
+    from agent_apps import sdk
+    from kernel.protocol.profile import AgentApp
 
     sdk.connect(boot["pid"], rx_fd, tx_fd)
     endpoint = _bind_endpoint(boot, plan)  # binds before Landlock denies bind()
@@ -220,7 +240,7 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         print(f"start: {boot['name']} pid {boot['pid']} (os pid {os.getpid()}), task: {boot['task']}", flush=True)
     status, result, exit_status = "ok", None, 0
     try:
-        app = registry.AgentApp(name=boot["name"], **boot["app"])
+        app = AgentApp(name=boot["name"], **boot["app"])
         if app.config.get("command") is not None:
             from agent_apps import command
 
@@ -230,7 +250,7 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
 
             status, result, exit_status = command.run(app, boot["task"], endpoint.env() if endpoint else {})
         else:
-            cls = registry.load_class(app)
+            cls = load_class(app)
             result = cls(app).run(boot["task"])
     except sdk.KernelGone:  # the kernel closed our channel (a kill) or died: end as a killed process
         if boot.get("log_path"):

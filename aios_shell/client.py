@@ -140,6 +140,10 @@ class KernelCalls:
     def info(self, pid: int) -> dict:
         return self.request("info", timeout=10, pid=pid)
 
+    def apps(self) -> dict:
+        """The kernel's agent apps: {"apps": [{name, description, ...}], "broken": [{folder, path, error}]}."""
+        return self.request("apps", timeout=10)
+
     def stats(self) -> dict:
         return self.request("stats", timeout=10)
 

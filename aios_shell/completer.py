@@ -3,7 +3,8 @@
 First word: command names and aliases (multi-word ones too: ``print agent``),
 each completed with a space after it (``ru`` -> ``run ``).
 After a command: its ``args`` kinds
-  agent     installed agent apps (``run Ma`` -> ``run MathAgent: ``)
+  agent     the kernel's agent apps (``run Ma`` -> ``run MathAgent: ``; its ``apps`` op, asked at
+            most every CATALOG_TTL_S seconds, so a daemon's apps complete in an attached shell)
   live_pid  pids of processes still running (kill, wait; any number of them)
   pid       every pid this shell has seen (result, logs, info; one)
   command   command names (help)
@@ -13,11 +14,15 @@ exit events), so completing never waits on the kernel.
 
 from __future__ import annotations
 
+import time
+
 from prompt_toolkit.completion import Completer, Completion
 
+from aios_shell.client import KernelError
 from aios_shell.commands import CommandTable
 
 VALUE_FLAGS = ("--priority", "-p")  # options followed by a value word
+CATALOG_TTL_S = 5.0  # seconds an answer of the kernel's apps op serves completion
 
 
 def _positional(words: list[str]) -> list[str]:
@@ -36,14 +41,21 @@ class ShellCompleter(Completer):
     def __init__(self, table: CommandTable, ctx, agents=None):
         self.table = table
         self.ctx = ctx
-        self._agents = agents  # callable -> list of names; default: the installed apps
+        self._agents = agents  # callable -> list of names; default: the kernel's apps
+        self._names: tuple[float, list[str]] | None = None  # (when asked, the kernel's app names)
 
     def agent_names(self) -> list[str]:
+        """The kernel's agent apps (its ``apps`` op, asked at most every CATALOG_TTL_S seconds)."""
         if self._agents is not None:
             return list(self._agents())
-        from agent_apps import registry
-
-        return sorted(registry.discover())
+        now = time.monotonic()
+        if self._names is None or now - self._names[0] > CATALOG_TTL_S:
+            try:
+                names = [a["name"] for a in self.ctx.client.apps()["apps"]]
+            except (KernelError, AttributeError, KeyError, TypeError):
+                names = self._names[1] if self._names else []
+            self._names = (now, sorted(names))
+        return self._names[1]
 
     def get_completions(self, document, complete_event):
         text = document.text_before_cursor.lstrip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 
 from aios_shell import details, views
+from aios_shell.client import KernelError
 from aios_shell.commands import CommandError, CommandTable, ExitShell
 from aios_shell.suggest import hint
 
@@ -75,13 +76,10 @@ def parse_run(arg: str) -> tuple[str, str, int]:
 def cmd_run(ctx, arg):
     agent, task, priority = parse_run(arg)
     pid = ctx.client.spawn(agent, task, priority)
-    name = agent
     try:
-        from agent_apps import registry
-        app = registry.find(agent)
-        name = app.name if app else agent
-    except Exception:
-        pass
+        name = ctx.client.info(pid).get("agent") or agent  # as the kernel's catalog spells it: MathAgent
+    except KernelError:
+        name = agent
     ctx.note_spawn(pid, name)
     loading = "" if ctx.client.ready.is_set() else " (model still loading: its LLM calls wait until it is ready)"
     ctx.echo(f"started {name} as pid {pid}{loading}")
@@ -287,10 +285,17 @@ def cmd_top(ctx, arg):
 
 @TABLE.command("agents", "agents", "installed agent apps and what they do; broken ones with the file and the error")
 def cmd_agents(ctx, arg):
-    from agent_apps import registry
+    ctx.echo(views.agents_text(**_catalog(ctx), width=ctx.width()))
 
-    apps, broken = registry.scan()
-    ctx.echo(views.agents_text(apps, ctx.width(), broken))
+
+def _catalog(ctx) -> dict:
+    """The kernel's agent apps ({"apps", "broken"}); with no kernel (``aios agents``), read from the same
+    catalog the kernel reads (kernel/apps.py)."""
+    if ctx.client is not None:
+        return ctx.client.apps()
+    from kernel import apps
+
+    return apps.catalog()
 
 
 @TABLE.command("tools", "tools", "tools the kernel offers agents (side effect, parallel limit)")

@@ -116,7 +116,7 @@ def run(args) -> int:
 
 
 def own_kernel(config, view: OneAgent, agent: str, task: str, args) -> int:
-    from agent_apps import registry
+    from kernel import apps as registry  # the kernel's catalog, read before a kernel runs
     from aios_shell.client import KernelClient, KernelError
 
     if registry.find(agent) is None:  # before booting a kernel for nothing

@@ -289,15 +289,16 @@ def batch_text(stats: dict) -> str:
     return text
 
 
-def agents_text(apps: dict, width: int | None = 0, broken=()) -> str:
-    """`agents`: installed agent apps with their descriptions; then each broken app folder (a
-    registry.BrokenApp: its config.json cannot be used) as ``folder  BROKEN: file: error``."""
+def agents_text(apps: list[dict], width: int | None = 0, broken=()) -> str:
+    """`agents`: installed agent apps with their descriptions; then each broken app folder (its
+    config.json cannot be used) as ``folder  BROKEN: file: error``. ``apps`` and ``broken`` as the
+    kernel's ``apps`` op gives them (kernel/apps.py catalog)."""
     if not apps and not broken:
         return "no agent apps installed (agent_apps/<name>/config.json, or folders in AIOS_AGENT_PATH)"
     from rich.cells import cell_len
 
-    rows = [[name, app.description] for name, app in sorted(apps.items())]
-    rows += [[b.folder, f"BROKEN: {b.path}: {b.error}"] for b in broken]
+    rows = [[str(a.get("name", "")), str(a.get("description", ""))] for a in apps]
+    rows += [[str(b.get("folder", "")), f"BROKEN: {b.get('path')}: {b.get('error')}"] for b in broken]
     nw = max(cell_len(r[0]) for r in rows) + 1
     if width is None:
         dw = max(cell_len(printable(r[1])) for r in rows) or 1

@@ -114,13 +114,20 @@ def op_tools(kernel, a, reply):
     return list(kernel.tools.describe())
 
 
+def op_apps(kernel, a, reply):
+    """The kernel's catalog of agent apps (kernel/apps.py), read now: what a spawn would find."""
+    from kernel import apps
+
+    return apps.catalog()
+
+
 def op_stop(kernel, a, reply):
     kernel.shutdown()
     return True
 
 
 OPS = ops({"spawn": op_spawn, "kill": op_kill, "wait": op_wait, "ps": op_ps, "info": op_info, "logs": op_logs,
-           "stats": op_stats, "tools": op_tools, "stop": op_stop}, control_ops.HANDLERS, trace_ops.HANDLERS)
+           "stats": op_stats, "tools": op_tools, "apps": op_apps, "stop": op_stop}, control_ops.HANDLERS, trace_ops.HANDLERS)
 CLIENT_OPS = protocol.CLIENT_OPS
 
 

@@ -154,9 +154,9 @@ class Kernel:
                  self.config.sched.policy)
         for level, line in boot_report(self.config.confine.mode, self.confine_layers):
             getattr(log, level)(line)
-        from agent_apps import registry
+        from kernel import apps
 
-        for app in registry.broken():  # once, at boot: an app whose profile cannot be used is not installed
+        for app in apps.broken():  # once, at boot: an app whose profile cannot be used is not installed
             log.warning("agent app %s is broken and not installed: %s: %s", app.folder, app.path, app.error)
         while not (self.stopping and not self.agents):
             timeout = None
@@ -302,7 +302,7 @@ class Kernel:
         ``parent``: the agent that asked (proc.spawn), None for the user's own spawn. ``tree``: the spawn
         tree it joins (a restart keeps its predecessor's); 0: its parent's, or a new tree rooted at itself.
         """
-        from agent_apps import registry
+        from kernel import apps
         from kernel.logs import agent_log_path, prune_agent_runs
 
         if self.stopping:
@@ -316,9 +316,9 @@ class Kernel:
         if parent is not None and self.table.live_children(parent) >= procs.max_children:
             raise SyscallFailure(messages.EAGAIN, f"pid {parent} already has {procs.max_children} live "
                                                   f"children (--max_children); wait for one first")
-        app = registry.find(name)
+        app = apps.find(name)
         if app is None:
-            raise SyscallFailure(messages.ESRCH, registry.not_found(name))
+            raise SyscallFailure(messages.ESRCH, apps.not_found(name))
         if parent is not None and not tree:
             up = self.table.get(parent)
             tree = (up.tree or up.pid) if up is not None else parent

@@ -24,11 +24,11 @@ def op_access(kernel, a, reply):
 
 
 def op_setgroup(kernel, a, reply):
-    from agent_apps import registry
+    from kernel import apps
 
     # The user's op, not a running agent's rights: the installed profile only spells the name (mathagent ->
     # MathAgent). Groups live in groups.json, never in a profile; live processes follow at once (set_group).
-    app = registry.find(a["agent"])
+    app = apps.find(a["agent"])
     kernel.access.set_group(app.name if app else a["agent"], a["group"], by="user")
     return {"agent": app.name if app else a["agent"], "group": a["group"]}
 

@@ -35,11 +35,12 @@ ROOT = Path(__file__).resolve().parents[2]  # the project: agent_apps/ and kerne
 # confinement included) and the protocol (kernel/protocol/, which imports nothing else of the project;
 # kernel/__init__.py is empty). tests/unit/test_layers.py checks that the agent side imports no more.
 SDK_FILES = ("agent_apps/__init__.py", "agent_apps/sdk.py", "agent_apps/base.py", "agent_apps/pot.py",
-             "agent_apps/toolcall.py", "agent_apps/registry.py", "agent_apps/runtime.py",
+             "agent_apps/toolcall.py", "agent_apps/runtime.py",
              "agent_apps/endpoint.py", "agent_apps/command.py",  # the agent's OpenAI endpoint, command agents
              "agent_apps/confine/__init__.py", "agent_apps/confine/inside.py", "agent_apps/confine/landlock.py",
              "agent_apps/confine/seccomp.py",
              "kernel/__init__.py", "kernel/protocol/__init__.py", "kernel/protocol/limits.py",
+             "kernel/protocol/profile.py",
              "kernel/protocol/messages.py", "kernel/protocol/channel.py", "kernel/protocol/http.py")
 # Public CA certificates (an HTTP client builds its TLS context at start, even for the local endpoint),
 # never /etc/ssl itself: /etc/ssl/private holds the host's keys.

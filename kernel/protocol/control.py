@@ -8,6 +8,7 @@ client's frame before it reaches the kernel. An agent's proc.spawn takes the sam
   spawn     {agent, task, priority?, restart_max?}   start an agent; its pid
   kill/wait/info/logs {pid}                         a process's end, table entry, output
   ps        {all?}  stats {}  tools {}              process rows, kernel counters, installed tools
+  apps      {}                                      the kernel's agent apps, and the broken app folders
   confirm   {cid, allow}                            answer a pending confirmation (the shell's y/N)
   access    {}  setgroup {agent, group}             access policy; move an app into a group
   trace     {pid?, follow?}  untrace {pid}          spans of calls (kernel/trace)
@@ -41,6 +42,7 @@ SCHEMAS: dict[str, dict] = {
     "logs": PID_ARG,
     "stats": NO_ARGS,
     "tools": NO_ARGS,
+    "apps": NO_ARGS,
     "stop": NO_ARGS,
     "confirm": {"required": ["cid", "allow"], "properties": {"cid": INT, "allow": {"type": "boolean"}}},
     "access": NO_ARGS,

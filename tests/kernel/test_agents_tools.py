@@ -76,7 +76,7 @@ def test_constrained_react_agent_under_injection_keeps_the_file(kernel):
 def test_math_agent_uses_memory_and_its_calculator(kernel):
     """The seed's pizza task (2 large pizzas of 16 slices, 2 small of 8): the model writes one expression
     (program of thought, agent_apps/pot.py), the kernel's calculator computes it, the answer says 48."""
-    from agent_apps import registry
+    from kernel import apps as registry
 
     pid = kernel.spawn("MathAgent", registry.find("MathAgent").config["demo_task"])
     snap = kernel.wait(pid, timeout=180)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from agent_apps import registry
+from kernel import apps as registry
 from agent_apps.base import _norm
 from conftest import start_kernel
 

@@ -11,7 +11,9 @@ import time
 import psutil
 import pytest
 
-from agent_apps import command, endpoint, registry
+from agent_apps import command, endpoint
+from kernel import apps as registry
+from kernel.protocol.profile import validate_command
 from kernel.config import EMBEDDED_MODEL
 
 
@@ -166,7 +168,7 @@ def test_command_profiles_are_validated():
     assert registry.find("OpenAIAgent").config["command"] == ["python", "agent.py"]
     for bad in ([], "python agent.py", [""], ["python", 3], ["a\0b"]):
         with pytest.raises(ValueError):
-            command.validate(bad)
+            validate_command(bad)
     argv = command.argv_for(["python", "agent.py"], "the task")
     assert argv[1:] == ["agent.py", "the task"] and argv[0].endswith(("python", "python3")) and "/" in argv[0]
 

@@ -138,6 +138,30 @@ def test_logs_follow_prints_until_the_process_ends(shell):
     assert ctx.ended[pid]["state"] == "done" and ctx.followers == {}
 
 
+def test_agents_lists_the_kernels_apps_not_the_fronts(shell, kernel, tmp_path, monkeypatch):
+    """The catalog is the kernel's (kernel/apps.py, the apps op): an app only the front's environment names
+    (here: a folder added to AIOS_AGENT_PATH after the kernel started, as a shell attached to a daemon
+    started elsewhere would have) is neither listed, completed nor spawnable; the kernel's apps are."""
+    import os
+
+    from aios_shell.completer import ShellCompleter
+    from kernel import apps
+
+    app = tmp_path / "front_only"
+    app.mkdir()
+    (app / "config.json").write_text('{"name": "FrontOnlyAgent", "description": "seen by the front only"}')
+    (app / "agent.py").write_text("class FrontOnlyAgent:\n    def __init__(self, app): pass\n")
+    monkeypatch.setenv("AIOS_AGENT_PATH", f"{os.environ['AIOS_AGENT_PATH']}{os.pathsep}{app.parent}")
+    assert "FrontOnlyAgent" in [a["name"] for a in apps.catalog()["apps"]]  # the front's own view has it
+    listed = [a["name"] for a in kernel.apps()["apps"]]
+    assert "FrontOnlyAgent" not in listed and {"EchoAgent", "MathAgent"} <= set(listed) and listed == sorted(listed)
+    ctx, d, out, err = shell
+    assert d.onecmd("agents") and "FrontOnlyAgent" not in out.getvalue() and "EchoAgent" in out.getvalue()
+    names = ShellCompleter(TABLE, ctx).agent_names()
+    assert "FrontOnlyAgent" not in names and "MathAgent" in names
+    assert not d.onecmd("run FrontOnlyAgent: hi") and "no agent named 'FrontOnlyAgent'" in err.getvalue()
+
+
 def test_agents_tools_sched(shell, kernel):
     ctx, d, out, err = shell
     assert d.onecmd("agents")

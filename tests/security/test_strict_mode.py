@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_apps import registry
+from kernel import apps as registry
 from kernel.config import KernelConfig
 from kernel.confine import sandbox
 from kernel.confine.probe import Layers, boot_report, probe

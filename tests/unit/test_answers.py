@@ -16,7 +16,8 @@ import re
 
 import pytest
 
-from agent_apps import pot, registry
+from agent_apps import pot
+from kernel import apps as registry
 from agent_apps.base import clean, describe, render
 from aios_shell import details, views
 from aios_shell.batch import report
@@ -175,7 +176,7 @@ def test_a_broken_config_is_listed_with_its_file_and_error(tmp_path, monkeypatch
                                   "line 3, column 2: Expecting ',' delimiter")
     assert why["list_agent"][1] == "expected a JSON object, found list" and "UTF-8" in why["bytes_agent"][1]
     assert "agent.py" in why["nocode_agent"][1]
-    text = views.agents_text(apps, None, broken)
+    text = views.agents_text(**registry.catalog(), width=None)  # as the kernel's apps op gives it
     assert re.search(r"^comma_agent +BROKEN: .*comma_agent/config\.json: line 3, column 2", text, re.M)
     assert "did you mean 'GoodAgent'?" in registry.not_found("GodAgent")
     assert "comma_agent/config.json cannot be read (line 3" in registry.not_found("CommaAgent")

@@ -79,8 +79,9 @@ def test_the_kernel_never_imports_the_front_or_the_agents_confinement():
 
 
 def test_the_protocol_imports_nothing_else_of_the_project():
+    project = ("kernel", "agent_apps", "aios_shell", "tools")
     wrong = [f"{p.relative_to(ROOT)}: {m}" for p in ROOT.glob("kernel/protocol/*.py") for m in _imports(p)
-             if m.split(".")[0] in ("kernel", "agent_apps", "aios_shell", "tools") and not m.startswith("kernel.protocol")]
+             if m.split(".")[0] in project and not m.startswith("kernel.protocol")]
     assert wrong == []
 
 
@@ -106,10 +107,11 @@ def test_the_front_imports_only_light_kernel_modules():
     # What the front may load of the kernel's package: the protocol (messages, control ops and their schemas),
     # the config records (the front makes its flags from them: aios_shell/flags.py), the model catalog and the
     # MCP config file's reader (aios_shell/preflight.py: a bad name or file is one line before a kernel starts),
-    # the log file names, the limits, and boot.py (the kernel process's entry, started from the front). Not the
-    # control handlers, the syscall table or the process table: the daemon checks a client's frames with
-    # kernel/protocol/control.py.
-    allowed = {"kernel/__init__.py", "kernel/boot.py", "kernel/config.py", "kernel/llm/__init__.py",
+    # the agent-app catalog (kernel/apps.py: aios agents, aios run's check and main.py's demo list, before a
+    # kernel runs; with one, the shell asks it: the apps op), the log file names, the limits, and boot.py (the
+    # kernel process's entry, started from the front). Not the control handlers, the syscall table or the
+    # process table: the daemon checks a client's frames with kernel/protocol/control.py.
+    allowed = {"kernel/__init__.py", "kernel/boot.py", "kernel/config.py", "kernel/apps.py", "kernel/llm/__init__.py",
                "kernel/llm/catalog.py", "kernel/tools/__init__.py", "kernel/tools/mcp/__init__.py",
                "kernel/tools/mcp/config.py", "kernel/logs.py", "kernel/param.py"}
     assert {f for f in loaded if not f.startswith("kernel/protocol/")} <= allowed, sorted(loaded - allowed)

@@ -109,8 +109,8 @@ def test_control_ops_are_one_table_with_schemas():
         def send_front(self, msg):
             sent.append(msg)
 
-    assert sorted(control.OPS) == ["access", "confirm", "info", "kill", "logs", "ps", "setgroup", "spawn", "stats",
-                                   "stop", "tools", "trace", "untrace", "wait"]
+    assert sorted(control.OPS) == ["access", "apps", "confirm", "info", "kill", "logs", "ps", "setgroup", "spawn",
+                                   "stats", "stop", "tools", "trace", "untrace", "wait"]
     for req, code, words in [({"op": "kill", "id": 1, "pid": "3"}, "EINVAL", "kill: '3' is not of type 'integer'"),
                              ({"op": "wait", "id": 2}, "EINVAL", "'pid' is a required property"),
                              ({"op": "spawn", "id": 3, "agent": "A", "task": "t", "timeout": 1}, "EINVAL",

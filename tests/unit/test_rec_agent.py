@@ -10,7 +10,7 @@ each item once.
 
 from __future__ import annotations
 
-from agent_apps import registry
+from kernel import apps as registry
 from agent_apps.rec_agent.agent import RecAgent, asked_object, items, phrases, plural
 
 DEMO = "I want to take a tour to New York during the spring break, recommend some restaurants around for me."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_apps.registry import AgentApp
+from kernel.protocol.profile import AgentApp
 from kernel.access.manager import AccessManager
 from kernel.config import KernelConfig
 from kernel.kernel import Kernel
@@ -97,7 +97,7 @@ def test_tools_are_the_profile_at_spawn_and_nothing_else(tmp_path, monkeypatch):
     assert acc.allowed_tools(pcb) == frozenset()  # a PCB nobody set up may call nothing
     pcb.tools = acc.profile_tools(app)
 
-    from agent_apps import registry
+    from kernel import apps as registry
 
     def no_disk(*a, **kw):
         raise AssertionError("the profile was read again")

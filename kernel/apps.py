@@ -1,37 +1,31 @@
-"""Installed agent apps, found by convention: ``agent_apps/<folder>/config.json``.
+"""The kernel's catalog of installed agent apps, found by convention: ``agent_apps/<folder>/config.json``.
 
 Each config names the agent (``"name": "MathAgent"``), describes it, lists
 its steps and tools; ``agent.py`` in the same folder defines a class of the
 same name. More folders of agent apps can be listed in ``AIOS_AGENT_PATH``
-(colon-separated, searched after agent_apps/). Light module: the shell and
-the kernel both read it.
+(colon-separated, searched after agent_apps/). The kernel reads it at each
+spawn and hands it to the front through the ``apps`` control op (the shell's
+``agents`` and its completion show the kernel's apps, a daemon's included).
+Light module: a front with no kernel yet (``aios agents``, ``aios run``'s
+check before it boots one, main.py's demo list) reads it too. An app's record
+is kernel/protocol/profile.py's AgentApp, sent to the agent in its boot frame.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+from kernel.protocol.profile import AgentApp, validate_command
 
-
-@dataclass(frozen=True)
-class AgentApp:
-    name: str
-    module: str  # module name the class is loaded as, e.g. agent_apps.math_agent.agent
-    path: str  # the agent.py file
-    description: str
-    steps: list = field(default_factory=list)
-    tools: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
+ROOT = Path(__file__).resolve().parents[1] / "agent_apps"  # the bundled apps
 
 
 def roots() -> list[Path]:
-    extra = [Path(os.path.abspath(p)) for p in os.environ.get("AIOS_AGENT_PATH", "").split(os.pathsep) if p]  # a relative entry means the folder it names from here, not from an agent's workspace
+    # a relative entry means the folder it names from here, not from an agent's workspace
+    extra = [Path(os.path.abspath(p)) for p in os.environ.get("AIOS_AGENT_PATH", "").split(os.pathsep) if p]
     return [ROOT, *extra]
 
 
@@ -62,6 +56,15 @@ def scan() -> tuple[dict[str, AgentApp], list[BrokenApp]]:
             apps.setdefault(name, app)
         bad += errors
     return apps, bad
+
+
+def catalog() -> dict:
+    """The ``apps`` control op's answer, JSON: {"apps": [{name, description, steps, tools, path}],
+    "broken": [{folder, path, error}]}, read now (what a spawn would find)."""
+    found, broken = scan()
+    return {"apps": [{"name": app.name, "description": app.description, "steps": len(app.steps),
+                      "tools": list(app.tools), "path": app.path} for _, app in sorted(found.items())],
+            "broken": [{"folder": b.folder, "path": b.path, "error": b.error} for b in broken]}
 
 
 def _why(e: Exception) -> str:
@@ -108,10 +111,8 @@ def _command_error(data: dict) -> str | None:
     (agent_apps/command.py); a bad command hides the app."""
     if "command" not in data:
         return "no agent.py next to it and no \"command\""
-    from agent_apps import command
-
     try:
-        command.validate(data["command"])
+        validate_command(data["command"])
     except ValueError as e:
         return str(e)
     return None
@@ -149,18 +150,3 @@ def find(name: str) -> AgentApp | None:
         return apps[name]
     low = {k.lower(): v for k, v in apps.items()}
     return low.get(name.lower())
-
-
-def load_class(app: AgentApp) -> type:
-    """Import the app's agent.py and return its class (named like the app)."""
-    if app.module.startswith("agent_apps."):
-        mod = importlib.import_module(app.module)
-    else:
-        spec = importlib.util.spec_from_file_location(app.module, app.path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[app.module] = mod
-        spec.loader.exec_module(mod)
-    cls = getattr(mod, app.name, None)
-    if cls is None:
-        raise LookupError(f"{app.path} defines no class named {app.name}")
-    return cls
