@@ -311,8 +311,13 @@ class Engine:
             messages = constrain.as_text(req.messages)  # earlier tool calls in the model's own format
             if req.tools:
                 messages = constrain.with_tools(messages, req.tools, req.tool_choice)
+            if req.continue_final and messages and messages[-1].get("role") == "assistant":
+                messages, partial = messages[:-1], str(messages[-1].get("content") or "")
+            else:
+                partial = ""
             enc = self.tok.apply_chat_template(messages, add_generation_prompt=True)
             ids = list(enc["input_ids"] if hasattr(enc, "keys") else enc)
+            ids += self.tok.encode(partial, add_special_tokens=False) if partial else []
         except Exception as e:
             return self.finish(req, error=LLMError(EINVAL, f"cannot format the messages: {e}"))
         if len(ids) >= self.max_positions:

@@ -58,6 +58,11 @@ class LLMRequest:
     # result, the process table, the scheduler log and the trace.
     preemptions: int = 0
     traceparent: str | None = None  # W3C trace context of the call's span: remote backends send it on
+    # Local engine, for the model server (kernel/llm/serve): on_text(piece) gets each piece of new text as it
+    # is decoded (engine thread; stop strings cut as in the result), and continue_final continues the last,
+    # assistant, message instead of starting a new turn (vLLM's continue_final_message: a cut stream resumed).
+    on_text: Callable[[str], None] | None = None
+    continue_final: bool = False
 
     @property
     def constrained(self) -> bool:

@@ -65,6 +65,7 @@ class Sequence:
         # Constrained decoding: a kernel.llm.logitmask.Matcher, or None (free text). It has
         # consumed exactly the generated ids (logitmask checks it before every mask).
         self.matcher = None
+        self.streamed = ""  # text given to req.on_text so far (a streaming request)
 
     # -- views -------------------------------------------------------------------
     @property
@@ -93,8 +94,23 @@ class Sequence:
 
         EOS ends it ("stop", the EOS id counts as an output token but is not
         in the text); so does a stop string in the decoded text ("stop", the
-        text is cut before it) or ``max_new`` tokens ("length").
+        text is cut before it) or ``max_new`` tokens ("length"). A request that
+        streams (``on_text``) gets the new text, as final_text will have it.
         """
+        done = self._append(token, tokenizer)
+        if self.req.on_text is not None:
+            self._stream(tokenizer)
+        return done
+
+    def _stream(self, tokenizer) -> None:
+        text = self.final_text(tokenizer)
+        if text.endswith("\ufffd"):  # a character's bytes are not all here yet
+            return
+        piece, self.streamed = text[len(self.streamed):], text
+        if piece:
+            self.req.on_text(piece)
+
+    def _append(self, token: int, tokenizer) -> bool:
         self.ids.append(token)
         self.slice_tokens += 1
         if self.first_token_at is None:

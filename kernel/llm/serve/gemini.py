@@ -16,11 +16,13 @@ the OpenAI shapes and constrained like the chat route; a call comes back as a
 
 from __future__ import annotations
 
+import itertools
+
 from kernel.llm.constrain import as_text
 
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 
 
 def error_body(code: int, message: str) -> dict:
@@ -99,48 +101,42 @@ def generate(h, path: str, req: dict) -> None:
     cfg = req.get("generationConfig") or {}
     fmt, tools, choice = openai_shapes(req)
     try:
-        matcher = h.gen.constraint(fmt, tools, choice, msgs)
+        h.gen.check(fmt, tools, choice)
     except ValueError as e:  # constrain.ConstraintError
         return h.error(400, f"bad responseSchema or tools: {e}")
-    if tools:
-        from kernel.llm.constrain import with_tools
-        msgs = with_tools(msgs, tools, choice)
-    ids = h.gen.encode(msgs)
-    info: dict = {}
-    pieces = h.gen.stream(ids, int(cfg.get("maxOutputTokens") or 256), float(cfg.get("temperature") or 0.0),
-                          float(cfg.get("topP") or 1.0), cfg.get("seed"), cfg.get("stopSequences") or [], info=info,
-                          matcher=matcher)
-    if matcher is not None and matcher.tools:  # the whole reply, then a functionCall part or text
-        from kernel.llm.constrain import parse_reply
-        try:
-            parsed = parse_reply("".join(p.text for p in pieces))
-        finally:
-            pieces.close()
-        parts = [{"functionCall": {"name": c["name"], "args": c["arguments"]}} for c in parsed["tool_calls"]]
-        pieces = iter([])  # nothing more to stream
-        calls_or_text = parts or [{"text": parsed["text"]}]
-    else:
-        calls_or_text = None
-
-    def response(text: str, final: bool) -> dict:
-        parts = calls_or_text if final and calls_or_text is not None else [{"text": text}]
-        cand = {"content": {"role": "model", "parts": parts}, "index": 0}
-        out = {"candidates": [cand], "modelVersion": h.model_name}
-        if final:
-            cand["finishReason"] = FINISH.get(info["finish"], "OTHER")
-            n = info["completion_tokens"]
-            out["usageMetadata"] = {"promptTokenCount": len(ids), "candidatesTokenCount": n,
-                                    "totalTokenCount": len(ids) + n}
-        return out
-
-    if verb == "generateContent":
-        return h.send_json(200, response("".join(p.text for p in pieces), True))
-    h.start_sse()
+    g = h.gen.generate(msgs, int(cfg.get("maxOutputTokens") or 256), float(cfg.get("temperature") or 0.0),
+                       float(cfg.get("topP") or 1.0), cfg.get("seed"), cfg.get("stopSequences") or [],
+                       response_format=fmt, tools=tools, tool_choice=choice)
     try:
-        for p in pieces:
-            if p.text:
-                h.sse(response(p.text, False))
+        first = g.first()  # before any byte of the answer: an engine error is still an HTTP status
+        if g.error is not None:
+            return h.engine_error(g.error)
+        calls = tools and choice != "none"  # the whole reply (g.first() waited for it): functionCall parts or text
+
+        def response(text: str, final: bool) -> dict:
+            res = g.result or {}
+            if final and calls:
+                parts = [{"functionCall": {"name": c["name"], "args": c["arguments"]}}
+                         for c in res.get("tool_calls") or []] or [{"text": res.get("text", "")}]
+            else:
+                parts = [{"text": text}]
+            cand = {"content": {"role": "model", "parts": parts}, "index": 0}
+            out = {"candidates": [cand], "modelVersion": h.model_name}
+            if final:
+                cand["finishReason"] = FINISH.get(res.get("finish_reason"), "OTHER")
+                p, n = res.get("tokens_in", 0), res.get("tokens_out", 0)
+                out["usageMetadata"] = {"promptTokenCount": p, "candidatesTokenCount": n, "totalTokenCount": p + n}
+            return out
+
+        if verb == "generateContent":
+            text = (first or "") + "".join(g)
+            if g.error is not None:
+                return h.engine_error(g.error)
+            return h.send_json(200, response(text, True))
+        h.start_sse()
+        for piece in itertools.chain([first] if first else [], g):
+            h.sse(response(piece, False))
             h.pace()
+        h.sse(response("", True))
     finally:
-        getattr(pieces, "close", lambda: None)()
-    h.sse(response("", True))
+        g.close()

@@ -1,116 +1,90 @@
-"""Token-by-token generation for kernel.llm.serve (one sequence at a time).
+"""Generation for kernel.llm.serve: a thin client of the kernel's own batching engine (kernel/llm/engine.py).
 
-A plain KV-cached decode loop over a transformers causal LM: prefill the
-prompt, then one forward pass per token. Greedy when temperature == 0 (the
-same tokens as ``model.generate(do_sample=False)``), else temperature/top-p
-sampling from a generator seeded per request (kernel.llm.sampler.pick, the engine's own). ``Generator.lock`` serialises
-generations: one model, one sequence at a time (this server is a test and
-demo reference, not a batching server). ``constraint`` compiles an OpenAI-shaped
-response_format/tools request into a matcher that ``stream`` applies to every
-token, as the kernel's engine does (kernel.llm.constrain, kernel.llm.logitmask).
+Each HTTP request becomes one engine request (LLMRequest) with a pid of its own, so concurrent requests
+are batched as agents' calls are, and decoded by the same code: the engine's sampler, prefix cache,
+weights (``--weights``: int8 on a CPU by default, as the kernel's), and its constrained decoding
+(response_format, tools, tool_choice, with the engine's tool decision). The engine hands each request's
+new text to ``on_text`` as it decodes (stop strings cut as in the result); a client that goes away
+cancels its request (``Generation.close``). This module adds no decode loop of its own.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Callable, Iterator
+import itertools
+import queue
+from typing import Iterator
 
-import torch
-from transformers import DynamicCache
+from kernel.llm import constrain
+from kernel.llm.request import LLMRequest, SamplingParams
 
-from kernel.llm import model as model_mod
-from kernel.llm import sampler
+MAX_NEW = 1 << 15  # the engine's ceiling of new tokens per request: a request's max_tokens (and the context) bound it
 
 
-@dataclass
-class Piece:
-    text: str  # new text of this token ("" while a multi-byte character is incomplete)
-    token: int
+class Generation:
+    """One request in the engine. Iterate for the pieces of its text; once iterated to the end, ``result``
+    (the engine's: text, tokens_in, tokens_out, finish_reason, tool_calls with tools) or ``error`` is set.
+    ``close()`` cancels it if it is still running (the client went away)."""
+
+    def __init__(self, engine, req: LLMRequest):
+        self.engine, self.req = engine, req
+        self.result: dict | None = None
+        self.error: Exception | None = None
+        self.done = False
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        req.on_text = self._events.put
+        req.on_done = lambda r, result, error: self._events.put((result, error))
+
+    def __iter__(self) -> Iterator[str]:
+        while not self.done:
+            item = self._events.get()
+            if isinstance(item, tuple):
+                self.result, self.error = item
+                self.done = True
+            elif not (self.req.tools and self.req.tool_choice != "none"):  # a tool call's text is not streamed
+                yield item
+
+    def first(self) -> str | None:
+        """Wait for the first piece (returned) or the end (None; then ``error`` or ``result`` is set)."""
+        for piece in self:
+            return piece
+        return None
+
+    def close(self) -> None:
+        if not self.done:
+            self.engine.cancel_pid(self.req.pid)
 
 
 class Generator:
-    def __init__(self, llm_name: str, device: str = "cpu"):
-        self.model, self.tok = model_mod.load(llm_name, device)
-        eos = self.model.generation_config.eos_token_id
-        self.eos = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
-        self.lock = threading.Lock()  # held for a whole generation
-        self._grammars = None
+    def __init__(self, llm_name: str, device: str = "cpu", weights: str = "auto"):
+        from kernel.config import KernelConfig
+        from kernel.llm.engine import Engine
 
-    def constraint(self, response_format=None, tools=None, tool_choice=None, messages: list[dict] | None = None):
-        """A Matcher for the request, or None; raises constrain.ConstraintError (answer 400). With
-        ``tools``, the engine's tool decision and grounding (kernel.llm.relevance) on ``messages``."""
-        from kernel.llm import constrain, relevance
-        from kernel.llm.logitmask import Matcher
+        self.engine = Engine(KernelConfig.from_flags(llm_name=llm_name, eval_device=device, weights=weights,
+                                                     max_new_tokens=MAX_NEW))
+        self.engine.start()
+        self.engine.ready.wait()
+        if self.engine.load_error:
+            self.engine.stop()
+            raise RuntimeError(self.engine.load_error)
+        self._pids = itertools.count(1)
 
+    @staticmethod
+    def check(response_format=None, tools=None, tool_choice=None) -> None:
+        """constrain.ConstraintError (a ValueError: answer 400) for schemas the engine would refuse."""
         constrain.check_schemas(response_format, tools, tool_choice)
-        allow, facts = None, {}
-        if tools and messages:
-            allow, facts, _ = relevance.plan(self.model, self.tok, messages, tools, tool_choice)
-        text, names = constrain.grammar(response_format, tools, tool_choice, allow, **facts)
-        if text is None:
-            return None
-        if self._grammars is None:
-            self._grammars = constrain.Compiler(lambda: constrain.lltokenizer(self.tok))
-        return Matcher(self._grammars.matcher(text), bool(names), self._grammars.vocab)
 
-    def encode(self, messages: list[dict], continue_final: bool = False) -> list[int]:
-        """Prompt ids. ``continue_final``: the last (assistant) message is left open to be continued."""
-        if continue_final and messages and messages[-1]["role"] == "assistant":
-            prefix = self.encode(messages[:-1])
-            return prefix + self.tok.encode(messages[-1]["content"], add_special_tokens=False)
-        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
-        return list(enc["input_ids"])
+    def generate(self, messages: list[dict], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None, stop=(), continue_final: bool = False, response_format=None,
+                 tools=None, tool_choice=None) -> Generation:
+        pid = next(self._pids)
+        req = LLMRequest(pid=pid, req_id=pid, messages=messages,
+                         sampling=SamplingParams(max_new_tokens=max(1, int(max_tokens)), temperature=temperature,
+                                                 top_p=top_p, stop=tuple(stop or ()), seed=seed),
+                         response_format=response_format, tools=tools, tool_choice=tool_choice,
+                         continue_final=continue_final)
+        gen = Generation(self.engine, req)
+        self.engine.submit(req)
+        return gen
 
-    def stream(self, ids: list[int], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-               seed: int | None = None, stop: list[str] | None = None,
-               gone: Callable[[], bool] = lambda: False, info: dict | None = None,
-               matcher=None) -> Iterator[Piece]:
-        """Yield one Piece per generated token; ends on EOS, a stop string, max_tokens or ``gone()``.
-
-        ``info`` (if given) gets "finish" ("stop" | "length" | "cancelled") and
-        "completion_tokens". Stop strings are cut from the text and the piece
-        that completed one is shortened.
-        """
-        stop = stop or []
-        info = {} if info is None else info
-        info.update(finish="length", completion_tokens=0)
-        gen = torch.Generator(device=self.model.device).manual_seed(seed if seed is not None else 0)
-        out: list[int] = []
-        text = ""
-        with self.lock, torch.inference_mode():
-            cache = DynamicCache()
-            inp = torch.tensor([ids], device=self.model.device)
-            for _ in range(max_tokens):
-                if gone():
-                    info["finish"] = "cancelled"
-                    return
-                logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[0, -1]
-                if matcher is not None:
-                    from kernel.llm import logitmask
-
-                    logitmask.apply(logits[None], [SimpleNamespace(matcher=matcher, generated=out)])
-                token = sampler.pick(logits, temperature, top_p, gen)
-                if matcher is not None:
-                    matcher.advance(token)
-                if token in self.eos:  # counted, as vLLM and model.generate count it
-                    info["finish"] = "stop"
-                    info["completion_tokens"] = len(out) + 1
-                    return
-                out.append(token)
-                info["completion_tokens"] = len(out)
-                full = self.tok.decode(out, skip_special_tokens=True)
-                piece = "" if full.endswith("\ufffd") else full[len(text):]
-                text += piece
-                hits = [i for i in (text.find(s) for s in stop) if i >= 0]
-                if hits:
-                    cut = min(hits)
-                    yield Piece(piece[: max(0, len(piece) - (len(text) - cut))], token)
-                    info["finish"] = "stop"
-                    return
-                yield Piece(piece, token)
-                if matcher is not None and (matcher.done or matcher.error):
-                    info["finish"] = "stop"
-                    return
-                inp = torch.tensor([[token]], device=self.model.device)
+    def stop(self) -> None:
+        self.engine.stop()

@@ -35,9 +35,12 @@ With ``--test-hooks`` (tests only):
                        token_delay_s paces tokens, api_key requires that key
   POST /admin/reset    clears stats and injections
 
-One generation runs at a time (gen.Generator.lock); more requests wait
-for it, so the in-flight count shows how many a client sends at once. A
-client that disconnects mid-stream stops its generation at the next token.
+Generation is the kernel's own engine (kernel.llm.serve.gen: a thin client of
+kernel/llm/engine.py): concurrent requests are batched, decoded, sampled and
+constrained exactly as agents' calls are, with the same weights (--weights,
+int8 on a CPU by default). The in-flight count shows how many requests a
+client sends at once. A client that disconnects mid-stream cancels its
+request at the engine's next step.
 ``--api-key K`` makes every route but /admin/* require ``Authorization:
 Bearer K`` (or Gemini's ``x-goog-api-key``).
 """
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import itertools
 import json
 import signal
 import sys
@@ -56,7 +60,6 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from kernel.config import EMBEDDED_MODEL
-from kernel.llm.constrain import as_text
 from kernel.protocol.http import HTTPError, JSONHandler, error_body
 
 
@@ -241,6 +244,12 @@ class Handler(JSONHandler):
         if self.hooks.token_delay_s:
             self.hooks.stopping.wait(self.hooks.token_delay_s)
 
+    def engine_error(self, err: Exception) -> None:
+        """The engine refused or failed the request: a bad schema or too long a prompt is the client's (400)."""
+        code = getattr(err, "code", "EIO")
+        status = {"EINVAL": 400, "E2BIG": 400, "ECANCELED": 503}.get(code, 500)
+        return self.error(status, getattr(err, "message", None) or str(err))
+
     # -- OpenAI chat completions ----------------------------------------------------------------
     def chat(self, req: dict) -> None:
         try:
@@ -250,84 +259,79 @@ class Handler(JSONHandler):
         if req.get("model") not in (None, self.model_name):
             return self.error(404, f"model {req.get('model')!r} is not served here (serving {self.model_name})")
         cont = bool(req.get("continue_final_message")) and msgs[-1]["role"] == "assistant"
-        tools, choice = req.get("tools"), req.get("tool_choice")
+        fmt, tools, choice = req.get("response_format"), req.get("tools"), req.get("tool_choice")
         try:
-            matcher = self.gen.constraint(req.get("response_format"), tools, choice, msgs)
+            self.gen.check(fmt, tools, choice)
         except ValueError as e:  # constrain.ConstraintError: a bad schema
             return self.error(400, f"bad response_format or tools: {e}")
-        msgs = as_text(msgs)
-        if tools:
-            from kernel.llm.constrain import with_tools
-            msgs = with_tools(msgs, tools, choice)
-        ids = self.gen.encode(msgs, cont)
         stop = req.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
         max_tokens = int(req.get("max_completion_tokens") or req.get("max_tokens") or 256)
-        info: dict = {}
-        pieces = self.gen.stream(ids, max_tokens, float(req.get("temperature") or 0.0),
-                                 float(req.get("top_p") or 1.0), req.get("seed"), stop, info=info,
-                                 matcher=matcher)
-        cid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
-        head = {"id": cid, "created": created, "model": self.model_name}
-        if matcher is not None and matcher.tools:
-            return self.tool_reply(req, head, ids, pieces, info)
-        if not req.get("stream"):
-            text = "".join(p.text for p in pieces)
-            return self.send_json(200, {**head, "object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": info["finish"]}],
-                "usage": self.usage(ids, info)})
-        head["object"] = "chat.completion.chunk"
-        self.start_sse()
-        self.sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                       "finish_reason": None}]})
+        g = self.gen.generate(msgs, max_tokens, float(req.get("temperature") or 0.0), float(req.get("top_p") or 1.0),
+                              req.get("seed"), stop, cont, fmt, tools, choice)
         try:
-            for p in pieces:  # a write to a closed connection raises BrokenPipeError
-                self.sse({**head, "choices": [{"index": 0, "delta": {"content": p.text}, "finish_reason": None}]})
+            first = g.first()  # before any byte of the answer: an engine error is still an HTTP status
+            if g.error is not None:
+                return self.engine_error(g.error)
+            head = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "created": int(time.time()), "model": self.model_name}
+            if tools and choice != "none":
+                return self.tool_reply(req, head, g)
+            if not req.get("stream"):
+                rest = "".join(g)
+                if g.error is not None:
+                    return self.engine_error(g.error)
+                return self.send_json(200, {**head, "object": "chat.completion", "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": (first or "") + rest},
+                     "finish_reason": g.result["finish_reason"]}], "usage": self.usage(g.result)})
+            head["object"] = "chat.completion.chunk"
+            self.start_sse()
+            self.sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                           "finish_reason": None}]})
+            for piece in itertools.chain([first] if first else [], g):  # a closed connection: BrokenPipeError
+                self.sse({**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
                 self.pace()
+            finish = g.result["finish_reason"] if g.result is not None else "error"
+            self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            if (req.get("stream_options") or {}).get("include_usage") and g.result is not None:
+                self.sse({**head, "choices": [], "usage": self.usage(g.result)})
+            self.sse(b"[DONE]")
         finally:
-            pieces.close()  # releases the model at once when the client went away
-        self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": info["finish"]}]})
-        if (req.get("stream_options") or {}).get("include_usage"):
-            self.sse({**head, "choices": [], "usage": self.usage(ids, info)})
-        self.sse(b"[DONE]")
+            g.close()  # the client went away: the engine drops the request at its next step
 
-    def tool_reply(self, req: dict, head: dict, ids: list[int], pieces, info: dict) -> None:
-        """A reply to a request with tools: the whole generation, then tool_calls or content."""
-        from kernel.llm.constrain import parse_reply
-
-        try:
-            parsed = parse_reply("".join(p.text for p in pieces))
-        finally:
-            pieces.close()
+    def tool_reply(self, req: dict, head: dict, g) -> None:
+        """A reply to a request with tools: the whole generation (the engine parsed its calls), then
+        tool_calls or content."""
+        res = g.result
         calls = [{"index": i, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                   "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                 for i, c in enumerate(parsed["tool_calls"])]
-        finish = "tool_calls" if calls and info["finish"] == "stop" else info["finish"]
-        message = {"role": "assistant", "content": parsed["text"] or None, **({"tool_calls": calls} if calls else {})}
+                 for i, c in enumerate(res.get("tool_calls") or [])]
+        finish = res["finish_reason"]
+        message = {"role": "assistant", "content": res["text"] or None, **({"tool_calls": calls} if calls else {})}
         if not req.get("stream"):
             return self.send_json(200, {**head, "object": "chat.completion", "choices": [
-                {"index": 0, "message": message, "finish_reason": finish}], "usage": self.usage(ids, info)})
+                {"index": 0, "message": message, "finish_reason": finish}], "usage": self.usage(res)})
         head["object"] = "chat.completion.chunk"
         self.start_sse()
-        delta = {"role": "assistant", **({"tool_calls": calls} if calls else {"content": parsed["text"]})}
+        delta = {"role": "assistant", **({"tool_calls": calls} if calls else {"content": res["text"]})}
         self.sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         self.sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (req.get("stream_options") or {}).get("include_usage"):
-            self.sse({**head, "choices": [], "usage": self.usage(ids, info)})
+            self.sse({**head, "choices": [], "usage": self.usage(res)})
         self.sse(b"[DONE]")
 
     @staticmethod
-    def usage(ids: list[int], info: dict) -> dict:
-        n = info["completion_tokens"]
-        return {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+    def usage(res: dict) -> dict:
+        n, p = res["tokens_out"], res["tokens_in"]
+        return {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
 
 
 def make_server(host: str, port: int, llm_name: str, served_name: str | None = None, api_key: str | None = None,
-                test_hooks: bool = False, fail_first: int = 0, fail_status: int = 503, device: str = "cpu"):
+                test_hooks: bool = False, fail_first: int = 0, fail_status: int = 503, device: str = "cpu",
+                weights: str = "auto"):
     from kernel.llm.serve.gen import Generator
 
     hooks = Hooks(fail_first, fail_status)
-    attrs = dict(gen=Generator(llm_name, device), model_name=served_name or llm_name, api_key=api_key,
+    attrs = dict(gen=Generator(llm_name, device, weights), model_name=served_name or llm_name, api_key=api_key,
                  hooks=hooks, test_hooks=test_hooks)
     server = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), attrs))
     server.daemon_threads = True
@@ -341,6 +345,8 @@ def main(argv=None) -> int:
     p.add_argument("--llm_name", default=EMBEDDED_MODEL, help="local model to load (name, hub id or path)")
     p.add_argument("--served_name", help="model id clients ask for (default: --llm_name)")
     p.add_argument("--eval_device", default="cpu")
+    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp32"),
+                   help="as the kernel's --weights: int8 on a CPU by default")
     p.add_argument("--api-key", dest="api_key", help="require this bearer key")
     p.add_argument("--test-hooks", dest="test_hooks", action="store_true", help="enable /admin/* (tests)")
     p.add_argument("--fail-first", dest="fail_first", type=int, default=0,
@@ -349,7 +355,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         server = make_server(args.host, args.port, args.llm_name, args.served_name, args.api_key,
-                             args.test_hooks, args.fail_first, args.fail_status, args.eval_device)
+                             args.test_hooks, args.fail_first, args.fail_status, args.eval_device, args.weights)
     except Exception as e:  # noqa: BLE001 - one line, not a traceback
         print(f"aios serve: cannot start: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
@@ -364,6 +370,7 @@ def main(argv=None) -> int:
     print(f"serving {server.RequestHandlerClass.model_name} on http://{host}:{port}/v1", flush=True)
     server.serve_forever()
     server.server_close()
+    server.RequestHandlerClass.gen.stop()
     return 0
 
 
