@@ -99,15 +99,23 @@ class Sequence:
         """
         done = self._append(token, tokenizer)
         if self.req.on_text is not None:
-            self._stream(tokenizer)
+            self._stream(tokenizer, done)
         return done
 
-    def _stream(self, tokenizer) -> None:
+    def _stream(self, tokenizer, done: bool) -> None:
+        """Give on_text what is new of the text the result will have. Until the end, a tail that may be the
+        start of a stop string is held back (as OpenAI's and vLLM's streams do), and so is a character whose
+        bytes are not all here yet."""
         text = self.final_text(tokenizer)
-        if text.endswith("\ufffd"):  # a character's bytes are not all here yet
-            return
-        piece, self.streamed = text[len(self.streamed):], text
+        if not done:
+            if text.endswith("\ufffd"):
+                return
+            held = max((k for s in self.req.sampling.stop for k in range(1, len(s)) if text.endswith(s[:k])),
+                       default=0)
+            text = text[:len(text) - held]
+        piece = text[len(self.streamed):]
         if piece:
+            self.streamed = text
             self.req.on_text(piece)
 
     def _append(self, token: int, tokenizer) -> bool:

@@ -128,6 +128,23 @@ def test_stop_string_cuts_text():
     assert ", 4" not in res["text"] and "3" in res["text"] and res["tokens_out"] < 40
 
 
+def test_streamed_text_is_the_result_and_a_final_message_can_be_continued():
+    """on_text (the model server's stream) gets the text as the result has it, stop string cut, in pieces;
+    continue_final resumes an assistant message: the continuation of a greedy answer's head is its rest."""
+    pieces, head = [], []
+    streamed = chat("Count from 1 to 10, separated by commas.", 0, max_new=40, stop=[", 5"], on_text=pieces.append)
+    (res, err), = run([streamed], scheduler="fifo")[0]
+    assert err is None and len(pieces) > 3 and "".join(pieces) == res["text"] and ", 5" not in res["text"]
+    whole = chat("What is the capital of France?", 1, max_new=12, on_text=head.append)
+    (full, _), = run([whole], scheduler="fifo")[0]
+    cut = "".join(head[:3])
+    resumed = LLMRequest(pid=102, req_id=2, messages=[{"role": "user", "content": "What is the capital of France?"},
+                                                      {"role": "assistant", "content": cut}],
+                         sampling=SamplingParams(max_new_tokens=12), continue_final=True)
+    (rest, err), = run([resumed], scheduler="fifo")[0]
+    assert err is None and full["text"].startswith(cut) and (cut + rest["text"]).startswith(full["text"][:20])
+
+
 def test_sampling_is_seeded_per_request():
     def reqs():
         return [chat(PROMPTS[1], 0, max_new=10, temperature=0.9, top_p=0.9, seed=7),
