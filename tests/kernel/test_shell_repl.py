@@ -80,7 +80,7 @@ def test_repl_runs_commands_and_exit_leaves(repl_env, tmp_path):
     inp.send_text(f"wait {pid}\r")
     out.wait_for(rf"\[{pid}\] EchoAgent done in .*\n    from the repl")
     inp.send_text("ps -a\r")
-    out.wait_for(rf"^\s+{pid} EchoAgent\s+done")
+    out.wait_for(rf"^\s*{pid} EchoAgent\s+done")
     inp.send_text("bogus command\r")
     out.wait_for(r"error: unknown command 'bogus'")
     inp.send_text("exit\r")

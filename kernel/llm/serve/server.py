@@ -61,6 +61,7 @@ from urllib.parse import urlparse
 
 from kernel.config import EMBEDDED_MODEL
 from kernel.protocol.http import HTTPError, JSONHandler, error_body
+from kernel.protocol.messages import E2BIG, ECANCELED, EINVAL, EIO
 
 
 def from_openai(msgs) -> list[dict]:
@@ -246,8 +247,7 @@ class Handler(JSONHandler):
 
     def engine_error(self, err: Exception) -> None:
         """The engine refused or failed the request: a bad schema or too long a prompt is the client's (400)."""
-        code = getattr(err, "code", "EIO")
-        status = {"EINVAL": 400, "E2BIG": 400, "ECANCELED": 503}.get(code, 500)
+        status = {EINVAL: 400, E2BIG: 400, ECANCELED: 503}.get(getattr(err, "code", EIO), 500)
         return self.error(status, getattr(err, "message", None) or str(err))
 
     # -- OpenAI chat completions ----------------------------------------------------------------
