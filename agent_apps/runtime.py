@@ -221,21 +221,24 @@ def agent_main(rx_fd: int, tx_fd: int) -> None:
         _die_with_parent(boot["kernel_pid"])  # under bwrap: --die-with-parent, and we are pid 1 (ppid 0)
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the shell, not to agents
-    from agent_apps import sdk
-    from kernel.protocol.profile import AgentApp
+    try:
+        from agent_apps import sdk
+        from kernel.protocol.profile import AgentApp
 
-    sdk.connect(boot["pid"], rx_fd, tx_fd)
-    endpoint = _bind_endpoint(boot, plan)  # binds before Landlock denies bind()
-    if plan["sandbox"] != "none":
-        try:
-            inside.apply(plan)  # no agent code has run yet, and none runs if a layer fails
-        except OSError as e:
-            sdk.proc.exit(result=f"confinement failed, agent not started: {e}", status="error")
-            os._exit(1)
-    if endpoint is not None:
-        endpoint.start()
-        os.environ.update(endpoint.env())
-    _redirect_output(boot)
+        sdk.connect(boot["pid"], rx_fd, tx_fd)
+        endpoint = _bind_endpoint(boot, plan)  # binds before Landlock denies bind()
+        if plan["sandbox"] != "none":
+            try:
+                inside.apply(plan)  # no agent code has run yet, and none runs if a layer fails
+            except OSError as e:
+                sdk.proc.exit(result=f"confinement failed, agent not started: {e}", status="error")
+                os._exit(1)
+        if endpoint is not None:
+            endpoint.start()
+            os.environ.update(endpoint.env())
+        _redirect_output(boot)
+    except _Terminated:  # killed while starting: it ends as killed (SIGTERM), not as a crash of the runtime
+        _die_of_sigterm()
     if boot.get("log_path"):  # the file's head; on the console the shell already said what started
         print(f"start: {boot['name']} pid {boot['pid']} (os pid {os.getpid()}), task: {boot['task']}", flush=True)
     status, result, exit_status = "ok", None, 0
