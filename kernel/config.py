@@ -444,13 +444,8 @@ FLAGS = [(key, group) for key, _, group in flag_fields()]  # (key, --help group)
 GROUPS = tuple(dict.fromkeys(group for _, group in FLAGS))  # --help order; fronts add "shell"
 
 
-def config_field(key: str):
-    """The dataclass field of the setting ``key`` (KeyError for a name that is not a setting)."""
-    owner, name = KEYS[key]
-    return next(f for f in fields(RECORDS[owner] if owner else KernelConfig) if f.name == name)
-
-
 def field_default(key: str):
     """The default of the setting ``key`` (KeyError for a name that is not a setting)."""
-    f = config_field(key)
+    owner, name = KEYS[key]
+    f = next(f for f in fields(RECORDS[owner] if owner else KernelConfig) if f.name == name)
     return f.default_factory() if f.default_factory is not MISSING else f.default
