@@ -85,13 +85,14 @@ class LLMConfig(Record):
                                             '\'{"0": "24GiB", "cpu": "64GiB"}\'')
     max_new_tokens: int = opt("max_new_tokens", 256, "default and ceiling of tokens per LLM call")
     threads: int = opt("llm_threads", 0, "torch threads of the local engine (0: all CPUs but one)")
-    weights: str = opt("weights", "auto", "local model weights: auto = int8 on a CPU (about 2x faster than "
-                       "float32), the model's own dtype on a GPU; int8 (CPU only) or fp32 force one "
+    weights: str = opt("weights", "auto", "local model weights: auto = int8 on a CPU (about 1.5x the decode "
+                       "speed of float32), the model's own dtype on a GPU; int8 (CPU only) or fp32 force one "
                        "(docs/llm-engine.md)", choices=("auto", "int8", "fp32"))
-    tool_decision: str = opt("tool_decision", "kernel", "local model, llm.chat with tools and tool_choice auto "
-                             "on the user's turn: kernel = the engine decides whether to call and which tool "
-                             "(relevance of each tool to the request, numbers grounded in the conversation; "
-                             "docs/llm.md); model = the model's own first token", choices=("kernel", "model"))
+    tool_decision: str = opt("tool_decision", "kernel", "local model, llm.chat with tools on the user's turn: "
+                             "kernel = the engine decides whether an auto reply calls and which tool (relevance "
+                             "of each tool to the request, numbers grounded in the conversation) and adds the "
+                             "calls the request lists or describes again (parallel calls; docs/llm.md); model = "
+                             "the model's own choice", choices=("kernel", "model"))
     seed: int = opt("seed", 0)
 
     def check(self) -> None:

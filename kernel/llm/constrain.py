@@ -305,8 +305,9 @@ def parse_reply(text: str) -> dict:
     """Result fields for a reply to a request with tools: tool_calls (possibly empty), text.
 
     The calls are the complete ones in the list, each once: a reply cut off by ``max_new_tokens``
-    keeps the calls it finished, and a call repeated word for word (a small model that has made
-    its calls starts them over) counts once."""
+    keeps the calls it finished, a call repeated word for word (a small model that has made
+    its calls starts them over) counts once, and a list of strings that repeated itself to the
+    bound keeps its distinct items (``_unrepeated``)."""
     s = text.strip()
     if not s.startswith(CALL_OPEN):
         return {"tool_calls": [], "text": text}
@@ -320,11 +321,24 @@ def parse_reply(text: str) -> dict:
         key = json.dumps(c, sort_keys=True)
         if isinstance(c, dict) and key not in seen:
             seen.add(key)
-            calls.append({"name": c.get("name"), "arguments": c.get("arguments", {})})
+            calls.append({"name": c.get("name"), "arguments": _unrepeated(c.get("arguments", {}))})
         if not body.startswith(",", pos):
             break
         pos += 1
     return {"tool_calls": calls, "text": "" if calls else text}
+
+
+def _unrepeated(v):
+    """``v`` with each list of strings that ran to ``FREE_ITEMS`` repeating itself cut to its distinct
+    items (``["volume", "volume", ...]``, ``["G", "C", "G", "G", ...]``: a small model that has
+    listed what was asked repeats it until the bound; llguidance has no ``uniqueItems``)."""
+    if isinstance(v, dict):
+        return {k: _unrepeated(x) for k, x in v.items()}
+    if isinstance(v, list):
+        if len(v) >= FREE_ITEMS and all(isinstance(x, str) for x in v) and len(set(v)) < len(v):
+            return list(dict.fromkeys(v))
+        return [_unrepeated(x) for x in v]
+    return v
 
 
 def lltokenizer(hf_tokenizer):

@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 
-from kernel.llm import constrain
+from kernel.llm import constrain, fanout
 from kernel.llm.request import LLMError, LLMRequest, result
 from kernel.llm.sequence import SeqStatus, Sequence
 from kernel.llm.stats import EngineStats
@@ -143,6 +143,8 @@ class Engine:
             allow, facts = self._tool_decision(req)
             text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice, allow, **facts)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
+            if names and self.tool_decision == "kernel":
+                req.fan_out = fanout.plan(req.messages, req.tools, req.tool_choice)
         except constrain.ConstraintError as e:
             return self.finish(req, error=LLMError(EINVAL, str(e)))
         except ValueError as e:  # llguidance: the schema is not valid JSON for it
@@ -374,6 +376,8 @@ class Engine:
         if seq.matcher is not None and seq.matcher.tools:
             extra = constrain.parse_reply(text)
             text = extra.pop("text")
+            if extra["tool_calls"] and seq.req.fan_out is not None:
+                extra["tool_calls"] = fanout.complete(extra["tool_calls"], *seq.req.fan_out)
             if extra["tool_calls"] and reason == "stop":
                 reason = "tool_calls"
         self.finish(seq.req, res=result(text, seq.prompt_len, seq.n_generated, reason, llm_time_s=seq.llm_time_s,

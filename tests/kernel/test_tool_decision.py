@@ -72,6 +72,35 @@ def test_the_calls_a_request_asks_for_come_in_one_reply(engine):
     assert got == {("Taylor Swift", 20), ("Maroon 5", 15)}, res
 
 
+FACTORIAL = fn("math_factorial", "Calculate the factorial of a given number.",
+               {"number": {"type": "integer", "description": "The number to compute the factorial of."}}, ["number"])
+AREA_UNIT = fn("calculate_triangle_area", "Calculate the area of a triangle given its base and height.",
+               {"base": {"type": "integer"}, "height": {"type": "integer"}}, ["base", "height"])
+
+
+def test_a_request_that_lists_values_gets_one_call_per_value(engine):
+    """The model writes one call; the engine adds one per other item of the request's list (kernel.llm.fanout)."""
+    res = ask(engine, "Find the factorial of 5, 10 and 15.", [FACTORIAL])
+    assert res["finish_reason"] == "tool_calls", res
+    assert sorted(c["arguments"]["number"] for c in res["tool_calls"]) == [5, 10, 15], res
+    assert {c["name"] for c in res["tool_calls"]} == {"math_factorial"}
+
+
+def test_a_description_repeated_with_other_numbers_gets_a_call_each(engine):
+    res = ask(engine, "Calculate the area of two triangles: the first has a base of 10 meters and a height of 5 "
+              "meters, the second has a base of 15 meters and a height of 7 meters.", [AREA_UNIT], i=1)
+    got = sorted((c["arguments"]["base"], c["arguments"]["height"]) for c in res["tool_calls"])
+    assert got == [(10, 5), (15, 7)], res
+
+
+def test_one_thing_asked_is_one_call(engine):
+    """Values that go together in one call are not a list ("40 and 50" are the two numbers of one GCD)."""
+    gcd = fn("math_gcd", "Calculate the greatest common divisor of two integers.",
+             {"num1": {"type": "integer"}, "num2": {"type": "integer"}}, ["num1", "num2"])
+    res = ask(engine, "Calculate the greatest common divisor of 40 and 50.", [gcd], i=2)
+    assert len(res["tool_calls"]) == 1, res
+
+
 def test_after_a_tool_result_the_model_chooses(engine):
     """Only a user turn is decided by the kernel: after an observation the reply is the model's."""
     history = [{"role": "user", "content": "Find the area of a triangle with a base of 10 and a height of 5."},
@@ -89,6 +118,8 @@ def test_tool_decision_model_leaves_auto_to_the_model(shared_model):  # noqa: F8
     e = start(scheduler="fifo", tool_decision="model")
     try:
         res = ask(e, "Find the area of a triangle with a base of 10 units and a height of 5 units.", [AREA])
+        listed = ask(e, "Find the factorial of 5, 10 and 15.", [FACTORIAL], choice="required", i=1)
     finally:
         e.stop()
     assert res["tool_calls"] == []  # the 135M model does not start a call on its own
+    assert len(listed["tool_calls"]) == 1, listed  # and with the decision off, nothing is added to its calls

@@ -101,9 +101,25 @@ def test_number_arguments_are_the_conversations_numbers():
     ("three hundred and twelve people; a thousand chairs", [312, 1000]),
     ("two thousand five hundred", [2500]),
     ("What's the mass of an electron?", []),
+    ("An annual rate of 5% over 10 years", [0.05, 5, 10]),  # 5 is the rate's whole, for integer arguments
+    ("2.5 percent, then 7% and 7 days", [0.025, 2.5, 0.07, 7]),
+    ("cash_flows=[200,300,400,500]", [200300400500, 200, 300, 400, 500]),
 ])
 def test_numbers_in_digits_and_words(text, want):
     assert ground.numbers([text]) == want
+
+
+def test_a_percentage_is_a_fraction_for_a_number_argument_and_a_whole_for_an_integer():
+    params = {"type": "object", "required": ["rate"], "properties": {"rate": {"type": "number"}}}
+    assert ground.ground(params, ground.numbers(["at 5% a year"]))["properties"]["rate"]["enum"] == [0.05]
+    assert ground.ground(params, ground.numbers(["at 5% a year for 5 years"]))["properties"]["rate"]["enum"] == \
+        [0.05, 5]  # 5 is written plainly too
+    said = {"type": "object", "required": ["rate"], "properties": {"rate": {"type": "number",
+                                                                        "description": "Interest rate in percentage."}}}
+    assert ground.ground(said, ground.numbers(["at 2.5% a year"]))["properties"]["rate"]["enum"] == [0.025, 2.5]
+    whole = {"type": "object", "required": ["pct"], "properties": {"pct": {"type": "integer"}}}
+    assert ground.ground(whole, ground.numbers(["a 15% discount"]))["properties"]["pct"]["enum"] == [15]
+    assert json.dumps(ground.numbers(["15%"])) == "[0.15, 15]"
 
 
 def test_grounding_keeps_enums_drops_optional_numbers_and_writes_floats_as_floats():
@@ -130,6 +146,15 @@ def test_parse_reply_keeps_finished_calls_once():
     assert constrain.parse_reply("Just text.") == {"tool_calls": [], "text": "Just text."}
     cut = '<tool_call>[{"name":"a","argu'
     assert constrain.parse_reply(cut) == {"tool_calls": [], "text": cut}
+
+
+def test_a_list_that_repeats_itself_to_the_bound_keeps_its_distinct_items():
+    ran = ["Opening hours", "Child tickets"] + ["Child tickets"] * (constrain.FREE_ITEMS - 2)
+    got = constrain.parse_reply(calls({"name": "m", "arguments": {"details": ran, "n": [1] * 20}}))["tool_calls"]
+    assert got[0]["arguments"] == {"details": ["Opening hours", "Child tickets"], "n": [1] * 20}
+    short = ["G", "C", "G"]  # under the bound: what the model meant
+    assert constrain.parse_reply(calls({"name": "m", "arguments": {"s": short}}))["tool_calls"][0]["arguments"] == \
+        {"s": short}
 
 
 def test_a_required_list_is_neither_empty_nor_of_empty_strings():

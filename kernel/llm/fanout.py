@@ -1,0 +1,434 @@
+"""Parallel calls: what the request lists or describes again, one call each, where the model wrote one.
+
+Asked "Find the factorial of 5, 10 and 15" with ``math_factorial(number)``, the embedded 135M
+model writes ``math_factorial(number=5)`` and closes the list: on BFCL's parallel category it
+wrote exactly one call in 98 cases of 100, whatever the prompt said about several calls. What
+it gets right is the first call; what it leaves out is in the request. So for a reply to a
+request that ends with the user's turn, the local engine completes the calls, in two shapes:
+
+- **A list** (``_more``): an argument whose value is one item of a list the request writes
+  (numbers: "5, 10 and 15", "20 minutes and 15 minutes"; words: "Taylor Swift and Maroon 5",
+  "the nucleus, mitochondria, and cytoplasm"; quoted: "'Friends' and 'The Office'") makes one
+  more call per other item, that argument replaced and every other as the model wrote it. A
+  list ends with "and"/"or" before its last item ("Tokyo, Japan" is not one), counts only if
+  the call took none of its other items ("Chicago, Illinois" as city and state is one call),
+  and two lists in one call go item by item where the request says "respectively" and as
+  every combination otherwise ("BRCA1 and BRCA2 in Homo sapiens and Pan troglodytes": four).
+  A word item looks like the value (as many words or up to two more, a capital where it has
+  one, a digit first only where it has one) and ends where the list does (punctuation,
+  "and"/"or", a preposition, the end), never in the middle of a clause ("…, and can you also
+  provide" is no item).
+- **A description repeated with other values** (``_echoes``, where no list is found): "a base of
+  10 meters and a height of 5 meters, the second garden has a base of 15 meters and a height of
+  7 meters". A number argument's value is found with the two words before it; each later
+  number after the same two words (or after the same word and before the same unit: "for a
+  7-day trip" … "for a 10-day trip") is that argument in one more call, and a string argument
+  changes with it where the request writes another value in the same place ("trip to Tokyo" …
+  "trip to Paris", "gini criterion" … "entropy criterion").
+
+An added call keeps its tool's schema (``_fits``), at most ``MAX_CALLS`` come back, and a fault
+here leaves the model's calls as they were. What it does not do: a repetition in other words
+("do the same for a loss of $1000"), values the model would have to compute, and calls of
+different tools (BFCL parallel_multiple). No vocabulary of any task is used: the rules read
+punctuation, conjunctions, prepositions and the request's own words around its values.
+``--tool_decision model`` turns this off with the rest of the engine's tool decision.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+
+from kernel.llm import ground
+from kernel.llm.constrain import MAX_CALLS
+
+log = logging.getLogger("aios.engine")
+
+MAX_REQUEST = 4000  # characters: a longer request is a document, not a list of calls (and bounds the work)
+CONJUNCTION = re.compile(r"\b(?:and|or)\b|&", re.I)
+SEP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&)\s+)", re.I)  # between two items of a list
+STOP = frozenset(  # a word item never runs past these: where a list ends and the clause goes on
+    "in on at for from with to of by into onto via per using over under near between during within "
+    "about after before since until respectively then also each both as is are was were be been "
+    "can could would should will shall may might must do does did please what which who whose how "
+    "when where why that this these those it its they their you your i me my we our".split())
+UNIT = re.compile(r"[\s-]*([A-Za-z]+)")  # the word after a number ("10 meters", "a 7-day trip")
+WORD = re.compile(r"[^\W_][\w'’.-]*|&", re.U)
+
+
+def plan(messages: list[dict], tools, tool_choice) -> tuple[str, dict[str, dict]] | None:
+    """What ``complete`` reads for a request with ``tools``: (the user's request, each callable
+    tool's parameters), or None where the reply's calls are left as the model writes them (a
+    reply after a tool's result, or ``tool_choice: "none"``)."""
+    from kernel.llm import constrain
+
+    functions, mode = constrain.chosen(constrain.tool_functions(tools), tool_choice)
+    if mode == "none" or not messages or messages[-1].get("role") != "user":
+        return None
+    request = messages[-1].get("content")
+    if not isinstance(request, str) or not request.strip() or len(request) > MAX_REQUEST:
+        return None
+    return request, {f["name"]: f["parameters"] for f in functions}
+
+
+def complete(calls: list[dict], request: str, params: dict[str, dict]) -> list[dict]:
+    """``expand`` for the engine: only calls that keep their tool's schema are added, and a
+    fault here leaves the model's calls as they were (logged), never the reply without them."""
+    try:
+        out = expand(calls, request, params)
+        firsts = {c["name"]: c["arguments"] for c in reversed(calls)}
+        return calls + [c for c in out[len(calls):]
+                        if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
+    except Exception:
+        log.exception("fan-out failed; the model's calls are kept")
+        return calls
+
+
+def _fits(args: dict, was: dict, schema) -> bool:
+    """Does each argument that differs from the model's call (``was``) keep its property's type,
+    enum, length and range? A string whose property has a pattern or format is not replaced: the
+    pattern is the agent's, and only the grammar's linear-time matcher runs it."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return False
+    return all(v == was.get(name) or _value_fits(v, props.get(name)) for name, v in args.items())
+
+
+def _value_fits(v, p) -> bool:
+    if not isinstance(p, dict) or ("enum" in p and v not in p["enum"]) or "const" in p:
+        return False
+    if isinstance(v, list):
+        return p.get("type") == "array" and len(v) <= p.get("maxItems", MAX_CALLS) and \
+            all(_value_fits(x, p.get("items") if isinstance(p.get("items"), dict) else {}) for x in v)
+    if isinstance(v, str):
+        return (p.get("type") in (None, "string") and not {"pattern", "format"} & p.keys()
+                and p.get("minLength", 1) <= len(v) <= p.get("maxLength", 10**6) and not set("{}<>\n") & set(v))
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (p.get("type") in (None, "number") or (p.get("type") == "integer" and isinstance(v, int))) and \
+            p.get("minimum", v) <= v <= p.get("maximum", v)
+    return False
+
+
+def expand(calls: list[dict], request: str, params: dict[str, dict]) -> list[dict]:
+    """``calls`` and, after each, the calls its list arguments call for (see the module
+    docstring); ``params``: each tool's JSON schema parameters, by name."""
+    if not calls or not request:
+        return calls
+    taken = {_key(v) for c in calls for v in _scalars(c.get("arguments"))}
+    out, seen = list(calls), {_call_key(c) for c in calls}
+    for c in calls:
+        schema = params.get(c.get("name"))
+        for extra in _more(c, request, schema, taken) or _echoes(c, request, schema):
+            k = _call_key(extra)
+            if k not in seen and len(out) < MAX_CALLS:
+                seen.add(k)
+                out.append(extra)
+    return out
+
+
+def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dict]:
+    args = call.get("arguments")
+    if not isinstance(args, dict) or not isinstance(schema, dict):
+        return []
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    own = {_key(v) for v in _scalars(args)}
+    lists: dict[str, tuple[list, int]] = {}
+    for name, value in args.items():
+        prop = props.get(name)
+        one = isinstance(value, list) and len(value) == 1 and isinstance(prop, dict) and prop.get("type") == "array"
+        if one:  # ["Apple"] for "Apple, Microsoft and Tesla": one item per call
+            value, prop = value[0], prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        if not isinstance(prop, dict) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            continue
+        found = items_of(request, value)
+        if found is None:
+            continue
+        items, at, elsewhere = found
+        others = [x for i, x in enumerate(items) if i != at]
+        if any(_overlaps(_key(x), o) for x in others for o in own - elsewhere):
+            continue  # the call took two items of it: not a list of alternatives for this argument
+        typed = [_as(prop, x) for x in items]
+        if any(x is None for x in typed):
+            continue
+        lists[name] = ([[x] for x in typed] if one else typed, at)
+    if not lists:
+        return []
+    names = list(lists)
+    lengths = {len(lists[n][0]) for n in names}
+    if len(names) > 1 and len(lengths) == 1 and len({lists[n][1] for n in names}) == 1 \
+            and re.search(r"\brespectively\b", request, re.I):
+        combos = [tuple(lists[n][0][i] for n in names) for i in range(lengths.pop())]
+    else:
+        combos = list(itertools.product(*(lists[n][0] for n in names)))
+    out = []
+    for combo in combos:
+        if any(_key(v) in taken and _key(v) not in own for v in combo):
+            continue  # another call of the reply already took that item
+        new = dict(args, **dict(zip(names, combo)))
+        if new != args:
+            out.append({"name": call["name"], "arguments": new})
+    return out[:MAX_CALLS]
+
+
+def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
+    """The calls the request describes again in the same words, with other numbers: "a base of
+    10 meters and a height of 5 meters, the second garden has a base of 15 meters and a height of
+    7 meters", "6 feet tall and weighs 80 kg, also for a person who is 5.6 feet and weighs 60 kg".
+
+    Each number argument's value is found in the request with the two words before it (articles
+    left out); every other number the request writes after the same two words is that
+    argument's value in one more call, in order of appearance (the k-th of each argument's
+    echoes go in the k-th new call; an argument with fewer keeps the first call's value). The
+    numbers no argument took that way may still be one's by the word before and the unit after
+    ("for a 7-day trip" ... "for a 10-day trip")."""
+    args = call.get("arguments")
+    if not isinstance(args, dict) or not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return []
+    tokens = _number_tokens(request)
+    used: set[int] = set()
+    spots: dict[str, int] = {}
+    for name, value in args.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        at = next((i for i, t in enumerate(tokens) if t[1] == value and i not in used), None)
+        if at is not None:
+            used.add(at)
+            spots[name] = at
+    echoes: dict[str, list] = {}
+    for same in (lambda t, u: len(t[2]) == 2 and t[2] == u[2],  # the same two words before
+                 lambda t, u: t[2][-1:] == u[2][-1:] and t[3] and t[3] == u[3]):  # the word before and the unit after
+        for name, at in spots.items():
+            if name in echoes:
+                continue
+            hits = [i for i, t in enumerate(tokens) if i not in used and t[0] > tokens[at][0] and same(tokens[at], t)]
+            typed = [_as(schema["properties"].get(name) or {}, tokens[i][1]) for i in hits]
+            if hits and None not in typed:
+                echoes[name] = typed
+                used.update(hits)
+    calls = max(map(len, echoes.values()), default=0)
+    if calls:  # the words that change with the numbers: "a 7-day trip to Tokyo ... a 10-day trip to Paris"
+        own = {_key(v) for v in _scalars(args)}
+        for name, value in args.items():
+            prop = schema["properties"].get(name)
+            if isinstance(value, str) and isinstance(prop, dict) and name not in echoes:
+                found = [w for w in _word_echoes(request, value) if _key(w) not in own]
+                typed = [_as(prop, w) for w in found]
+                if found and None not in typed:
+                    echoes[name] = typed[:calls]
+    out = []
+    for k in range(calls):
+        new = dict(args, **{n: v[k] for n, v in echoes.items() if k < len(v)})
+        if new != args:
+            out.append({"name": call["name"], "arguments": new})
+    return out[:MAX_CALLS - 1]
+
+
+def _word_echoes(request: str, value: str) -> list[str]:
+    """Words shaped like ``value`` that the request writes after it in the same place: after the
+    two words before it ("trip to Tokyo" ... "trip to Paris") or before the word after it ("gini
+    criterion" ... "entropy criterion"), in order."""
+    v = " ".join(value.split())
+    m = re.search(r"(?<![\w])" + re.escape(v) + r"(?![\w])", request, re.I)
+    if m is None or not v:
+        return []
+    before = [w for w in re.findall(r"[A-Za-z]+", request[:m.start()][-80:]) if w.lower() not in ("a", "an", "the")][-2:]
+    after = re.match(r"\s+([A-Za-z]+)\b", request[m.end():])
+    found: dict[int, str] = {}
+    art = r"\s+(?:(?:a|an|the)\s+)?"
+    if len(before) == 2:
+        for b in re.finditer(r"\b" + re.escape(before[0]) + art + re.escape(before[1]) + art, request[m.end():], re.I):
+            item = _word_item(request, m.end() + b.end(), v)
+            if item is not None:
+                found[m.end() + b.end()] = item[0]
+    if after and after.group(1).lower() not in STOP:
+        n = len(v.split())
+        for a in re.finditer(r"\b((?:[^\W_][\w'’-]*\s+){%d})%s\b" % (n, re.escape(after.group(1))),
+                             request[m.end() + after.end():], re.I):
+            item = a.group(1).strip()
+            words = item.split()
+            if any(w.lower() in STOP or w.lower() in ("and", "or", "a", "an", "the") for w in words):
+                continue
+            if item[:1].isdigit() == v[:1].isdigit() and (not v[:1].isupper() or item[:1].isupper()):
+                found.setdefault(m.end() + after.end() + a.start(), item)
+    out: list[str] = []
+    for _, item in sorted(found.items()):
+        if item.lower() != v.lower() and item not in out:
+            out.append(item)
+    return out
+
+
+def _number_tokens(request: str) -> list[tuple[int, int | float, tuple[str, ...], str]]:
+    """(position, value, the two words before it, the word after it) of each number the request
+    writes outside brackets (a number in "[12, 15, 11]" or "(5, 7)" belongs to an array or a point)."""
+    out, depth, last = [], 0, 0
+    for m in ground.DIGITS.finditer(request):
+        gap = request[last:m.start()]
+        depth = max(0, depth + gap.count("[") + gap.count("(") - gap.count("]") - gap.count(")"))
+        last = m.start()
+        if depth:
+            continue
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", request[max(0, m.start() - 80):m.start()])
+                 if w.lower() not in ("a", "an", "the")]
+        unit = UNIT.match(request, m.end())
+        out.append((m.start(), ground._value(m.group()), tuple(words[-2:]), unit.group(1).lower() if unit else ""))
+    return out
+
+
+def items_of(request: str, value) -> tuple[list, int, set[str]] | None:
+    """(the items of a list in ``request`` that has ``value`` as an item, its index, the keys of
+    the values the request also writes outside the list), or None."""
+    if isinstance(value, str) and ground.DIGITS.fullmatch(value.strip()):
+        found = _number_list(request, ground._value(value.strip()))
+        return None if found is None else ([str(x) for x in found[0]], *found[1:])
+    if isinstance(value, (int, float)):
+        return _number_list(request, value)
+    found = _word_list(request, value)
+    return None if found is None else (*found, set())
+
+
+def _number_list(request: str, value) -> tuple[list, int, set[str]] | None:
+    """A run of numbers joined by commas and/or, "and" or "or" before the last ("1, 5 and 10",
+    "20 minutes and 15 minutes": a unit word may follow each), one of them ``value``. A run with
+    no conjunction ("[12, 15, 11]") is one value's array, not a list of alternatives."""
+    spans = [(m.start(), m.end(), ground._value(m.group())) for m in ground.DIGITS.finditer(request)]
+    runs, run, gaps = [], [], []
+    for s in spans:
+        gap = request[run[-1][1]:s[0]] if run else ""
+        if run and not _joins_numbers(gap):
+            runs.append(_listed(run, gaps))
+            run, gaps = [], []
+        elif run:
+            gaps.append(gap)
+        run.append(s)
+    runs.append(_listed(run, gaps))
+    for run in runs:
+        vals = [v for _, _, v in run]
+        if len(vals) > 1 and value in vals and len(set(vals)) == len(vals):
+            inside = {s[0] for s in run}
+            return vals, vals.index(value), {_key(v) for at, _, v in spans if at not in inside}
+    return None
+
+
+def _listed(items: list, seps: list[str]) -> list:
+    """``items`` up to the last one a conjunction joins (none when none does)."""
+    last = max((i for i, sep in enumerate(seps) if CONJUNCTION.search(sep)), default=-1)
+    return items[:last + 2]
+
+
+def _joins_numbers(gap: str) -> bool:
+    """Is ``gap``, the text between two numbers, a list's separator (a unit word may come before it)?"""
+    return re.fullmatch(r"(?:\s*%|\s*[^\W\d_]+\.?)?" + SEP.pattern + r"\$?", gap, re.I) is not None
+
+
+def _word_list(request: str, value: str) -> tuple[list, int] | None:
+    """Items after ``value`` in ``request``, joined by commas and/or: quoted where the value is
+    quoted in the request, otherwise words shaped like the value's."""
+    v = " ".join(value.split())
+    if not v or len(v) > 200:
+        return None
+    m = re.search(r"(?<![\w])" + re.escape(v) + r"(?![\w])", request, re.I)
+    if m is None or re.search(r"\d\s*$", request[:m.start()]):
+        return None  # not in the request, or a number's unit ("10 units")
+    quote = request[m.start() - 1] if m.start() > 0 and request[m.start() - 1] in "'\"‘“" else None
+    items, seps, pos = [value], [], m.end()
+    while len(items) < MAX_CALLS + 1:
+        if quote:
+            close = {"‘": "’", "“": "”"}.get(quote, quote)
+            if not request.startswith(close, pos):
+                break
+            sep = SEP.match(request, pos + len(close))
+            nxt = re.compile(re.escape(quote) + r"([^" + re.escape(quote + close) + r"\n]{1,200})" + re.escape(close))
+            q = nxt.match(request, sep.end()) if sep else None
+            if q is None:
+                break
+            items.append(q.group(1))
+            seps.append(sep.group())
+            pos = q.end() - len(close)
+        else:
+            sep = SEP.match(request, pos)
+            if sep is None:
+                break
+            item = _word_item(request, sep.end(), v)
+            if item is None:
+                break
+            items.append(item[0])
+            seps.append(sep.group())
+            pos = item[1]
+    items = _listed(items, seps)
+    if len(items) < 2 or len({i.lower() for i in items}) < len(items):
+        return None
+    return items, 0
+
+
+def _word_item(request: str, pos: int, like: str) -> tuple[str, int] | None:
+    """(the item that starts at ``pos``, where it ends) when it is shaped like ``like``."""
+    most = len(like.split()) + 2
+    words = []
+    end = pos
+    for m in WORD.finditer(request, pos):
+        if request[end:m.start()].strip():  # punctuation between words ends the item
+            break
+        w = m.group().rstrip(".")
+        if w.lower() in STOP or w.lower() in ("and", "or", "&"):
+            break
+        if len(words) == most:
+            return None  # no end in sight: a clause, not an item
+        words.append(m.group())
+        end = m.end()
+        if m.group().endswith(".") and not re.fullmatch(r"(?:[A-Z][a-z]{0,3}|[A-Z])\.", m.group()):
+            break  # a full stop ends it ("Inc." does not)
+    if not words:
+        return None
+    n = len(like.split())
+    while len(words) > n and not words[-1][:1].isupper():
+        words.pop()  # "Drama and Comedy movies": the noun after the list is not the item's
+    item = " ".join(words).rstrip(".") if not re.search(r"\b[A-Z][a-z]{0,3}\.$", " ".join(words)) \
+        else " ".join(words)
+    if like[:1].isdigit() != item[:1].isdigit() or (like[:1].isupper() and not item[:1].isupper()):
+        return None
+    return item, end
+
+
+def _as(prop: dict, x):
+    """``x`` (a list item) as ``prop``'s type, or None where it is not one."""
+    kind = prop.get("type")
+    if "enum" in prop and x not in prop["enum"]:
+        return None
+    if kind == "integer":
+        return int(x) if isinstance(x, (int, float)) and float(x).is_integer() else None
+    if kind == "number":
+        if not isinstance(x, (int, float)):
+            return None
+        return float(x) if prop.get("format") in ("float", "double") else x
+    if kind == "string":
+        return x if isinstance(x, str) else None
+    return x if kind is None else None
+
+
+def _scalars(v):
+    if isinstance(v, dict):
+        for x in v.values():
+            yield from _scalars(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _scalars(x)
+    elif not isinstance(v, bool) and isinstance(v, (str, int, float)):
+        yield v
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Is one of two values' keys the other, or its words' start or end ("samsung" and "samsung occured")?"""
+    return a == b or bool(re.match(re.escape(a) + r"\b|.*\b" + re.escape(a) + "$", b)) or \
+        bool(re.match(re.escape(b) + r"\b|.*\b" + re.escape(b) + "$", a))
+
+
+def _key(v) -> str:
+    if isinstance(v, list):
+        return _key(v[0]) if len(v) == 1 else json.dumps(v, default=str)
+    return str(v).strip().lower() if isinstance(v, str) else repr(float(v))
+
+
+def _call_key(c: dict) -> str:
+    return json.dumps(c, sort_keys=True, default=str)

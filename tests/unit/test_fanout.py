@@ -1,0 +1,150 @@
+"""kernel.llm.fanout: the calls a request's lists and repeated descriptions ask for, completed from
+the one call a small model writes; and the requests where it must add nothing."""
+
+from __future__ import annotations
+
+import time
+
+from kernel.llm import fanout
+
+
+def props(**kinds) -> dict:
+    return {"type": "object", "properties": {k: (v if isinstance(v, dict) else {"type": v}) for k, v in kinds.items()}}
+
+
+def call(name: str, **args) -> dict:
+    return {"name": name, "arguments": args}
+
+
+def more(request: str, first: dict, schema: dict) -> list[dict]:
+    """The arguments of the calls added after ``first``."""
+    out = fanout.complete([first], request, {first["name"]: schema})
+    assert out[0] == first
+    return [c["arguments"] for c in out[1:]]
+
+
+FACT = props(number="integer")
+
+
+def test_a_list_of_numbers_is_one_call_each():
+    assert more("Find the factorial of 5,10 and 15.", call("fact", number=5), FACT) == [{"number": 10}, {"number": 15}]
+    assert more("For 10, 20, and 30 years.", call("fact", number=20), FACT) == [{"number": 10}, {"number": 30}]
+    fv = props(rate="number", years="integer")  # 5 is the rate's (5%) as well as a list item
+    assert more("The future value at 5% for 1,5 and 10 years.", call("fv", rate=5, years=1), fv) == \
+        [{"rate": 5, "years": 5}, {"rate": 5, "years": 10}]
+
+
+def test_a_list_of_words_or_quoted_values_is_one_call_each():
+    s = props(compartment="string", describe="boolean")
+    got = more("What are the proteins in the nucleus, mitochondria, and cytoplasm, and can you also describe them?",
+               call("proteins", compartment="nucleus", describe=True), s)
+    assert got == [{"compartment": "mitochondria", "describe": True}, {"compartment": "cytoplasm", "describe": True}]
+    s = props(show="string")
+    assert more("Ratings for 'Friends', 'The Office' and 'Stranger Things'.", call("r", show="Friends"), s) == \
+        [{"show": "The Office"}, {"show": "Stranger Things"}]
+
+
+def test_respectively_pairs_the_lists_and_otherwise_every_combination_is_called():
+    play = props(artist="string", duration="integer")
+    assert more("Play songs from the artists Taylor Swift and Maroon 5, with a play time of 20 minutes and 15 minutes "
+                "respectively, on Spotify.", call("play", artist="Taylor Swift", duration=20), play) == \
+        [{"artist": "Maroon 5", "duration": 15}]
+    gene = props(gene="string", species="string")
+    got = more("What are the protein sequences encoded by the BRCA1 and BRCA2 genes in Homo sapiens and Pan "
+               "troglodytes?", call("seq", gene="BRCA1", species="Homo sapiens"), gene)
+    assert sorted(map(str, got)) == sorted(map(str, [{"gene": "BRCA1", "species": "Pan troglodytes"},
+                                                     {"gene": "BRCA2", "species": "Homo sapiens"},
+                                                     {"gene": "BRCA2", "species": "Pan troglodytes"}]))
+
+
+def test_an_array_of_one_value_fans_out_as_arrays():
+    s = props(companies={"type": "array", "items": {"type": "string"}}, duration="string")
+    got = more("Stock prices for Apple, Microsoft, and Tesla over 1 week, 2 weeks, and 1 month respectively.",
+               call("stock", companies=["Apple"], duration="1 week"), s)
+    assert got == [{"companies": ["Microsoft"], "duration": "2 weeks"}, {"companies": ["Tesla"], "duration": "1 month"}]
+
+
+def test_a_description_repeated_with_other_numbers_is_one_more_call_each():
+    area = props(base="integer", height="integer")
+    got = more("The first garden has a base of 10 meters and a height of 5 meters, the second garden has a base of "
+               "15 meters and a height of 7 meters.", call("area", base=10, height=5), area)
+    assert got == [{"base": 15, "height": 7}]
+    bmi = props(height="number", weight="integer")
+    assert more("Calculate the BMI for a person who is 6 feet tall and weighs 80 kg, also for a person who is "
+                "5.6 feet and weighs 60 kg.", call("bmi", height=6, weight=80), bmi) == [{"height": 5.6, "weight": 60}]
+    trip = props(destination="string", days="integer", budget="integer", focus="string")
+    got = more("Plan for a 7-day trip to Tokyo with a daily budget of $200 focusing on urban exploration, then do the "
+               "same for a 10-day trip to Paris with a daily budget of $150 focusing on history.",
+               call("trip", destination="Tokyo", days=7, budget=200, focus="urban"), trip)
+    assert got == [{"destination": "Paris", "days": 10, "budget": 150, "focus": "history"}]
+
+
+def test_values_that_belong_together_are_not_a_list():
+    tax = props(amount="number", city="string", state="string")
+    assert more("Sales tax on $30.45 in Chicago, Illinois.", call("tax", amount=30.45, city="Chicago",
+                                                                  state="Illinois"), tax) == []
+    gcd = props(a="integer", b="integer")
+    assert more("Calculate the greatest common divisor of 40 and 50.", call("gcd", a=40, b=50), gcd) == []
+    place = props(location="string", days="integer")
+    assert more("Weather for New York, USA for the next 3 days.", call("w", location="New York", days=3), place) == []
+    assert more("Humidity in Miami, Florida in the upcoming 7 days?", call("w", location="Miami", days=7), place) == []
+
+
+def test_arrays_units_and_clauses_are_not_lists():
+    s = props(data={"type": "array", "items": {"type": "integer"}}, bins="integer")
+    assert more("Make a histogram of [12, 15, 11, 14] with 5 bins.", call("h", data=[12, 15, 11, 14], bins=5), s) == []
+    tri = props(base="integer", height="integer", unit="string")
+    assert more("Find the area of a triangle with a base of 10 units and height of 5 units.",
+                call("area", base=10, height=5, unit="units"), tri) == []
+    s = props(topic="string")
+    assert more("Tell me about volcanoes and then explain why they erupt.", call("t", topic="volcanoes"), s) == []
+
+
+def test_an_item_the_schema_refuses_is_not_called():
+    s = props(color={"type": "string", "enum": ["red", "blue"]})
+    assert more("Paint it red and green.", call("paint", color="red"), s) == []
+    s = props(n={"type": "integer", "maximum": 12})
+    assert more("Factorials of 5, 10 and 15.", call("f", n=5), s) == [{"n": 10}]
+    s = props(code={"type": "string", "pattern": "^(a+)+$"})  # the agent's pattern never runs in Python
+    assert more("Codes aaaa, aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa! and b.", call("c", code="aaaa"), s) == []
+
+
+def test_the_models_own_calls_stand_and_nothing_is_called_twice():
+    calls = [call("fact", number=5), call("fact", number=10)]
+    out = fanout.complete(calls, "Find the factorial of 5, 10 and 15.", {"fact": FACT})
+    assert [c["arguments"]["number"] for c in out] == [5, 10, 15]
+
+
+def test_at_most_max_calls_come_back():
+    request = "Factorials of " + ", ".join(map(str, range(1, 30))) + " and 30."
+    out = fanout.complete([call("fact", number=1)], request, {"fact": FACT})
+    assert len(out) == fanout.MAX_CALLS
+
+
+def test_only_a_users_request_is_completed():
+    tools = [{"type": "function", "function": {"name": "fact", "description": "", "parameters": FACT}}]
+    user = [{"role": "user", "content": "Factorials of 5 and 10."}]
+    assert fanout.plan(user, tools, "auto") == ("Factorials of 5 and 10.", {"fact": FACT})
+    assert fanout.plan(user, tools, "none") is None
+    assert fanout.plan([*user, {"role": "tool", "content": "120"}], tools, "auto") is None
+    assert fanout.plan([{"role": "user", "content": "x" * (fanout.MAX_REQUEST + 1)}], tools, "auto") is None
+
+
+def test_a_fault_keeps_the_models_calls(monkeypatch):
+    def boom(*a):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(fanout, "expand", boom)
+    calls = [call("fact", number=5)]
+    assert fanout.complete(calls, "Factorials of 5 and 10.", {"fact": FACT}) == calls
+
+
+def test_a_hostile_request_costs_milliseconds_not_the_engine_thread():
+    """The fan-out runs on the engine thread: a request at the size bound, of the shapes its
+    patterns look at (numbers in lists, brackets, long runs of words), is read in linear time."""
+    s = props(a="integer", b="string")
+    shapes = ["1, " * (fanout.MAX_REQUEST // 3), "[" * fanout.MAX_REQUEST, "word " * (fanout.MAX_REQUEST // 5),
+              "a and " * (fanout.MAX_REQUEST // 6), ("of 7 days " * 500)[:fanout.MAX_REQUEST]]
+    for text in shapes:
+        t0 = time.perf_counter()
+        fanout.complete([call("f", a=1, b="word")], text, {"f": s})
+        assert time.perf_counter() - t0 < 5.0, text[:40]  # linear: milliseconds; quadratic backtracking: minutes
