@@ -329,16 +329,22 @@ def parse_reply(text: str) -> dict:
 
 
 def _unrepeated(v):
-    """``v`` with each list of strings that ran to ``FREE_ITEMS`` repeating itself cut to its distinct
-    items (``["volume", "volume", ...]``, ``["G", "C", "G", "G", ...]``: a small model that has
-    listed what was asked repeats it until the bound; llguidance has no ``uniqueItems``)."""
+    """``v`` with each list that ran to ``FREE_ITEMS`` repeating itself cut back: a small model that
+    has listed what was asked repeats it until the bound (llguidance has no ``uniqueItems``). A
+    list of strings keeps its distinct items (``["volume", "volume", ...]``); a list of numbers,
+    which may repeat a value on purpose, loses only a final run of one value
+    (``[85, 90, 88, 91, 91, 91, ...]`` -> ``[85, 90, 88, 91]``)."""
     if isinstance(v, dict):
         return {k: _unrepeated(x) for k, x in v.items()}
-    if isinstance(v, list):
-        if len(v) >= FREE_ITEMS and all(isinstance(x, str) for x in v) and len(set(v)) < len(v):
-            return list(dict.fromkeys(v))
-        return [_unrepeated(x) for x in v]
-    return v
+    if not isinstance(v, list):
+        return v
+    if len(v) >= FREE_ITEMS and all(isinstance(x, str) for x in v) and len(set(v)) < len(v):
+        return list(dict.fromkeys(v))
+    if len(v) >= FREE_ITEMS and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        run = next(i for i in range(len(v) - 1, -1, -1) if i == 0 or v[i - 1] != v[-1])
+        if len(v) - run >= 3:
+            return v[:run + 1]
+    return [_unrepeated(x) for x in v]
 
 
 def lltokenizer(hf_tokenizer):

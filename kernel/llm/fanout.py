@@ -79,8 +79,10 @@ def complete(calls: list[dict], request: str, params: dict[str, dict]) -> list[d
     try:
         out = expand(calls, request, params)
         firsts = {c["name"]: c["arguments"] for c in reversed(calls)}
-        return calls + [c for c in out[len(calls):]
-                        if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
+        added = [c for c in out[len(calls):] if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
+        if added:
+            log.debug("fan-out: %d call(s) added to the model's %d", len(added), len(calls))
+        return calls + added
     except Exception:
         log.exception("fan-out failed; the model's calls are kept")
         return calls

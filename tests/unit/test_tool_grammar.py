@@ -150,8 +150,12 @@ def test_parse_reply_keeps_finished_calls_once():
 
 def test_a_list_that_repeats_itself_to_the_bound_keeps_its_distinct_items():
     ran = ["Opening hours", "Child tickets"] + ["Child tickets"] * (constrain.FREE_ITEMS - 2)
-    got = constrain.parse_reply(calls({"name": "m", "arguments": {"details": ran, "n": [1] * 20}}))["tool_calls"]
-    assert got[0]["arguments"] == {"details": ["Opening hours", "Child tickets"], "n": [1] * 20}
+    nums = [85, 90, 88, 92] + [91] * (constrain.FREE_ITEMS - 4)
+    got = constrain.parse_reply(calls({"name": "m", "arguments": {"details": ran, "data": nums}}))["tool_calls"]
+    assert got[0]["arguments"] == {"details": ["Opening hours", "Child tickets"], "data": [85, 90, 88, 92, 91]}
+    kept = [1, 2] * (constrain.FREE_ITEMS // 2) + [3, 3]  # repeats, but no final run of three: kept whole
+    assert constrain.parse_reply(calls({"name": "m", "arguments": {"d": kept}}))["tool_calls"][0]["arguments"] == \
+        {"d": kept}
     short = ["G", "C", "G"]  # under the bound: what the model meant
     assert constrain.parse_reply(calls({"name": "m", "arguments": {"s": short}}))["tool_calls"][0]["arguments"] == \
         {"s": short}
