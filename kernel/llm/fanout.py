@@ -15,12 +15,17 @@ request that ends with the user's turn, the local engine completes the calls, in
   and two lists in one call go item by item where the request says "respectively" and as
   every combination otherwise ("BRCA1 and BRCA2 in Homo sapiens and Pan troglodytes": four).
   A word item looks like the value (as many words or up to two more, a capital where it has
-  one, a digit first only where it has one) and ends where the list does (punctuation,
-  "and"/"or", a preposition, the end), never in the middle of a clause ("…, and can you also
-  provide" is no item).
-- **A description repeated with other values** (``_echoes``, where no list is found): "a base of
+  one, a digit first only where it has one, no leading article where it has none) and ends
+  where the list does (punctuation, "and"/"or", a preposition, the end), never in the middle
+  of a clause ("…, and can you also provide", "and I'm looking", "and takes under 30 minutes"
+  are no items).
+- **Bracketed groups** (``_groups``): a call that took one group's numbers ("the pairs (45, 60)
+  and (81, 27)") or an argument's array ("the first set is [12, 15, 11] and the second set is
+  [32, 35, 31]") is made again for each other group.
+- **A description repeated with other values** (``_echoes``, where neither is found): "a base of
   10 meters and a height of 5 meters, the second garden has a base of 15 meters and a height of
-  7 meters". A number argument's value is found with the two words before it; each later
+  7 meters". A number argument's value is found with the two words before it (none for a part
+  of a date, a time or an expression: "12/03/2024 16:00", "17 * 23"); each later
   number after the same two words (or after the same word and before the same unit: "for a
   7-day trip" … "for a 10-day trip") is that argument in one more call, and a string argument
   changes with it where the request writes another value in the same place ("trip to Tokyo" …
@@ -122,7 +127,7 @@ def expand(calls: list[dict], request: str, params: dict[str, dict]) -> list[dic
     out, seen = list(calls), {_call_key(c) for c in calls}
     for c in calls:
         schema = params.get(c.get("name"))
-        for extra in _more(c, request, schema, taken) or _echoes(c, request, schema):
+        for extra in _more(c, request, schema, taken) or _groups(c, request, schema) or _echoes(c, request, schema):
             k = _call_key(extra)
             if k not in seen and len(out) < MAX_CALLS:
                 seen.add(k)
@@ -147,9 +152,9 @@ def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dic
         found = items_of(request, value)
         if found is None:
             continue
-        items, at, elsewhere = found
+        items, at = found
         others = [x for i, x in enumerate(items) if i != at]
-        if any(_overlaps(_key(x), o) for x in others for o in own - elsewhere):
+        if any(_overlaps(_key(x), o) for x in others for o in own):
             continue  # the call took two items of it: not a list of alternatives for this argument
         typed = [_as(prop, x) for x in items]
         if any(x is None for x in typed):
@@ -172,6 +177,41 @@ def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dic
         if new != args:
             out.append({"name": call["name"], "arguments": new})
     return out[:MAX_CALLS]
+
+
+GROUP = re.compile(r"([(\[])\s*(-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)+)\s*[)\]]")  # "(45, 60)", "[12, 15, 11]"
+
+
+def _groups(call: dict, request: str, schema: dict | None) -> list[dict]:
+    """The calls for the other bracketed groups of numbers the request writes, where the call took
+    one group: its numbers as arguments ("the pairs (45, 60) and (81, 27)": ``gcd(45, 60)``, then
+    ``gcd(81, 27)``), or one argument's array ("the first set is [12, 15, 11] and the second set is
+    [32, 35, 31]"). A group the call also used, or one of another size for a pair, is not one."""
+    args = call.get("arguments")
+    if not isinstance(args, dict) or not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return []
+    groups = [(m.group(1), [ground._value(x) for x in re.split(r"\s*,\s*", m.group(2))]) for m in GROUP.finditer(request)]
+    scalars = {n: v for n, v in args.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = []
+    for kind, g in groups:
+        arrays = [n for n, v in args.items() if isinstance(v, list) and v == g]
+        if arrays:  # one argument's array: each other group of the same bracket is that argument in one call
+            others = [h for k, h in groups if k == kind and h != g and not any(h == v for v in args.values())]
+            out = [dict(args, **{arrays[0]: h}) for h in others]
+            break
+        if len(g) >= 2 and len(set(g)) == len(g) and sorted(scalars.values()) == sorted(g):
+            where = {n: g.index(v) for n, v in scalars.items()}
+            others = [h for k, h in groups if k == kind and len(h) == len(g) and h != g]
+            out = [dict(args, **{n: h[i] for n, i in where.items()}) for h in others]
+            break
+    props = schema["properties"]
+    calls = []
+    for new in out:
+        typed = {n: ([_as(props.get(n, {}).get("items") or {}, x) for x in v] if isinstance(v, list)
+                     else _as(props.get(n) or {}, v)) for n, v in new.items() if new[n] != args[n]}
+        if all(x is not None and (not isinstance(x, list) or None not in x) for x in typed.values()):
+            calls.append({"name": call["name"], "arguments": dict(new, **typed)})
+    return calls[:MAX_CALLS - 1]
 
 
 def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
@@ -271,26 +311,27 @@ def _number_tokens(request: str) -> list[tuple[int, int | float, tuple[str, ...]
         last = m.start()
         if depth:
             continue
-        words = [w.lower() for w in re.findall(r"[A-Za-z]+", request[max(0, m.start() - 80):m.start()])
-                 if w.lower() not in ("a", "an", "the")]
+        head = request[max(0, m.start() - 80):m.start()]
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", head) if w.lower() not in ("a", "an", "the")]
+        tail = re.search(r"[A-Za-z][^A-Za-z]*$", head)
+        if tail is None or re.search(r"\d", tail.group()) or request[m.end():m.end() + 1] in ("/", ":"):
+            words = []  # "on 12/03/2024 16:00": a date's or a time's parts have no words of their own
         unit = UNIT.match(request, m.end())
         out.append((m.start(), ground._value(m.group()), tuple(words[-2:]), unit.group(1).lower() if unit else ""))
     return out
 
 
-def items_of(request: str, value) -> tuple[list, int, set[str]] | None:
-    """(the items of a list in ``request`` that has ``value`` as an item, its index, the keys of
-    the values the request also writes outside the list), or None."""
+def items_of(request: str, value) -> tuple[list, int] | None:
+    """(the items of a list in ``request`` that has ``value`` as an item, its index), or None."""
     if isinstance(value, str) and ground.DIGITS.fullmatch(value.strip()):
         found = _number_list(request, ground._value(value.strip()))
-        return None if found is None else ([str(x) for x in found[0]], *found[1:])
+        return None if found is None else ([str(x) for x in found[0]], found[1])
     if isinstance(value, (int, float)):
         return _number_list(request, value)
-    found = _word_list(request, value)
-    return None if found is None else (*found, set())
+    return _word_list(request, value)
 
 
-def _number_list(request: str, value) -> tuple[list, int, set[str]] | None:
+def _number_list(request: str, value) -> tuple[list, int] | None:
     """A run of numbers joined by commas and/or, "and" or "or" before the last ("1, 5 and 10",
     "20 minutes and 15 minutes": a unit word may follow each), one of them ``value``. A run with
     no conjunction ("[12, 15, 11]") is one value's array, not a list of alternatives."""
@@ -308,8 +349,7 @@ def _number_list(request: str, value) -> tuple[list, int, set[str]] | None:
     for run in runs:
         vals = [v for _, _, v in run]
         if len(vals) > 1 and value in vals and len(set(vals)) == len(vals):
-            inside = {s[0] for s in run}
-            return vals, vals.index(value), {_key(v) for at, _, v in spans if at not in inside}
+            return vals, vals.index(value)
     return None
 
 
@@ -368,12 +408,13 @@ def _word_item(request: str, pos: int, like: str) -> tuple[str, int] | None:
     """(the item that starts at ``pos``, where it ends) when it is shaped like ``like``."""
     most = len(like.split()) + 2
     words = []
-    end = pos
+    end, stopped = pos, False
     for m in WORD.finditer(request, pos):
         if request[end:m.start()].strip():  # punctuation between words ends the item
             break
-        w = m.group().rstrip(".")
-        if w.lower() in STOP or w.lower() in ("and", "or", "&"):
+        w = m.group().rstrip(".").lower()
+        if w in STOP or w.split("'")[0].split("’")[0] in STOP or w in ("and", "or", "&"):
+            stopped = bool(words) and w not in ("and", "or", "&")
             break
         if len(words) == most:
             return None  # no end in sight: a clause, not an item
@@ -381,11 +422,13 @@ def _word_item(request: str, pos: int, like: str) -> tuple[str, int] | None:
         end = m.end()
         if m.group().endswith(".") and not re.fullmatch(r"(?:[A-Z][a-z]{0,3}|[A-Z])\.", m.group()):
             break  # a full stop ends it ("Inc." does not)
-    if not words:
+    if not words or (words[0].lower() in ("a", "an", "the") and like.split()[0].lower() not in ("a", "an", "the")):
         return None
-    n = len(like.split())
+    n, whole = len(like.split()), len(words)
     while len(words) > n and not words[-1][:1].isupper():
         words.pop()  # "Drama and Comedy movies": the noun after the list is not the item's
+    if stopped and len(words) == whole and not words[0][:1].isupper() and not words[0][:1].isdigit():
+        return None  # "… and takes under 30 minutes", "… and directed by": a verb and its clause
     item = " ".join(words).rstrip(".") if not re.search(r"\b[A-Z][a-z]{0,3}\.$", " ".join(words)) \
         else " ".join(words)
     if like[:1].isdigit() != item[:1].isdigit() or (like[:1].isupper() and not item[:1].isupper()):

@@ -29,9 +29,9 @@ FACT = props(number="integer")
 def test_a_list_of_numbers_is_one_call_each():
     assert more("Find the factorial of 5,10 and 15.", call("fact", number=5), FACT) == [{"number": 10}, {"number": 15}]
     assert more("For 10, 20, and 30 years.", call("fact", number=20), FACT) == [{"number": 10}, {"number": 30}]
-    fv = props(rate="number", years="integer")  # 5 is the rate's (5%) as well as a list item
-    assert more("The future value at 5% for 1,5 and 10 years.", call("fv", rate=5, years=1), fv) == \
-        [{"rate": 5, "years": 5}, {"rate": 5, "years": 10}]
+    fv = props(rate="number", years="integer")  # "5%" is the rate: 0.05
+    assert more("The future value at 5% for 1,5 and 10 years.", call("fv", rate=0.05, years=1), fv) == \
+        [{"rate": 0.05, "years": 5}, {"rate": 0.05, "years": 10}]
 
 
 def test_a_list_of_words_or_quoted_values_is_one_call_each():
@@ -148,3 +148,28 @@ def test_a_hostile_request_costs_milliseconds_not_the_engine_thread():
         t0 = time.perf_counter()
         fanout.complete([call("f", a=1, b="word")], text, {"f": s})
         assert time.perf_counter() - t0 < 5.0, text[:40]  # linear: milliseconds; quadratic backtracking: minutes
+
+
+def test_bracketed_groups_are_one_call_each():
+    gcd = props(num1="integer", num2="integer")
+    assert more("What is the GCD of the two pairs of numbers (45, 60) and (81, 27)?", call("gcd", num1=45, num2=60),
+                gcd) == [{"num1": 81, "num2": 27}]
+    hist = props(data={"type": "array", "items": {"type": "integer"}}, bins="integer")
+    got = more("The first set is [12, 15, 11, 14] and the second set is [32, 35, 31], 5 bins each.",
+               call("h", data=[12, 15, 11, 14], bins=5), hist)
+    assert got == [{"data": [32, 35, 31], "bins": 5}]
+
+
+def test_verbs_contractions_articles_dates_and_times_are_not_items():
+    recipe = props(servings="integer", diet="string", prep_time="integer")
+    assert more("Find me a recipe that serves 2 people, is vegan, and takes under 30 minutes to prepare.",
+                call("r", servings=2, diet="vegan", prep_time=30), recipe) == []
+    movie = props(cast="string", directed_by="string")
+    assert more("An action movie with ryan reynolds and directed by david leitch.",
+                call("m", cast="ryan reynolds", directed_by="david leitch"), movie) == []
+    place = props(city="string")
+    assert more("I'm in Los Gatos, CA, and I'm looking for a family counselor.", call("c", city="Los Gatos, CA"),
+                place) == []
+    slot = props(province_id="integer", rating="number")
+    assert more("A housekeeper in province 3 with a score of 4.5, available on 12/03/2024 16:00 - 18:00.",
+                call("s", province_id=3, rating=4.5), slot) == []
