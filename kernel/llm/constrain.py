@@ -306,8 +306,8 @@ def parse_reply(text: str) -> dict:
 
     The calls are the complete ones in the list, each once: a reply cut off by ``max_new_tokens``
     keeps the calls it finished, a call repeated word for word (a small model that has made
-    its calls starts them over) counts once, and a list of strings that repeated itself to the
-    bound keeps its distinct items (``_unrepeated``)."""
+    its calls starts them over) counts once, and a list that repeated itself to the bound is
+    cut back (``_unrepeated``)."""
     s = text.strip()
     if not s.startswith(CALL_OPEN):
         return {"tool_calls": [], "text": text}

@@ -32,7 +32,9 @@ request that ends with the user's turn, the local engine completes the calls, in
   "trip to Paris", "gini criterion" … "entropy criterion").
 
 An added call keeps its tool's schema (``_fits``), at most ``MAX_CALLS`` come back, and a fault
-here leaves the model's calls as they were. What it does not do: a repetition in other words
+here leaves the model's calls as they were. It runs on the engine thread, so its work is bounded
+whatever the agent sends: a request over ``MAX_REQUEST`` characters or a call with more than
+``MAX_ARGS`` arguments is left alone, and a run of more than ``MAX_ITEMS`` numbers is data. What it does not do: a repetition in other words
 ("do the same for a loss of $1000"), values the model would have to compute, and calls of
 different tools (BFCL parallel_multiple). No vocabulary of any task is used: the rules read
 punctuation, conjunctions, prepositions and the request's own words around its values.
@@ -41,6 +43,7 @@ punctuation, conjunctions, prepositions and the request's own words around its v
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -52,6 +55,8 @@ from kernel.llm.constrain import MAX_CALLS
 log = logging.getLogger("aios.engine")
 
 MAX_REQUEST = 4000  # characters: a longer request is a document, not a list of calls (and bounds the work)
+MAX_ARGS = 32  # a call with more arguments is not fanned out (and bounds the work: arguments x items x arguments)
+MAX_ITEMS = 32  # a longer run of numbers is data, not alternatives
 CONJUNCTION = re.compile(r"\b(?:and|or)\b|&", re.I)
 SEP = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or|&)\s+)", re.I)  # between two items of a list
 STOP = frozenset(  # a word item never runs past these: where a list ends and the clause goes on
@@ -127,6 +132,8 @@ def expand(calls: list[dict], request: str, params: dict[str, dict]) -> list[dic
     out, seen = list(calls), {_call_key(c) for c in calls}
     for c in calls:
         schema = params.get(c.get("name"))
+        if not isinstance(c.get("arguments"), dict) or len(c["arguments"]) > MAX_ARGS:
+            continue
         for extra in _more(c, request, schema, taken) or _groups(c, request, schema) or _echoes(c, request, schema):
             k = _call_key(extra)
             if k not in seen and len(out) < MAX_CALLS:
@@ -301,7 +308,8 @@ def _word_echoes(request: str, value: str) -> list[str]:
     return out
 
 
-def _number_tokens(request: str) -> list[tuple[int, int | float, tuple[str, ...], str]]:
+@functools.lru_cache(maxsize=4)
+def _number_tokens(request: str) -> tuple[tuple[int, int | float, tuple[str, ...], str], ...]:
     """(position, value, the two words before it, the word after it) of each number the request
     writes outside brackets (a number in "[12, 15, 11]" or "(5, 7)" belongs to an array or a point)."""
     out, depth, last = [], 0, 0
@@ -318,7 +326,7 @@ def _number_tokens(request: str) -> list[tuple[int, int | float, tuple[str, ...]
             words = []  # "on 12/03/2024 16:00": a date's or a time's parts have no words of their own
         unit = UNIT.match(request, m.end())
         out.append((m.start(), ground._value(m.group()), tuple(words[-2:]), unit.group(1).lower() if unit else ""))
-    return out
+    return tuple(out)
 
 
 def items_of(request: str, value) -> tuple[list, int] | None:
@@ -335,6 +343,15 @@ def _number_list(request: str, value) -> tuple[list, int] | None:
     """A run of numbers joined by commas and/or, "and" or "or" before the last ("1, 5 and 10",
     "20 minutes and 15 minutes": a unit word may follow each), one of them ``value``. A run with
     no conjunction ("[12, 15, 11]") is one value's array, not a list of alternatives."""
+    for vals in _number_runs(request):
+        if value in vals:
+            return list(vals), vals.index(value)
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _number_runs(request: str) -> tuple[tuple, ...]:
+    """The request's lists of numbers (read once per request, whatever the number of arguments)."""
     spans = [(m.start(), m.end(), ground._value(m.group())) for m in ground.DIGITS.finditer(request)]
     runs, run, gaps = [], [], []
     for s in spans:
@@ -346,11 +363,8 @@ def _number_list(request: str, value) -> tuple[list, int] | None:
             gaps.append(gap)
         run.append(s)
     runs.append(_listed(run, gaps))
-    for run in runs:
-        vals = [v for _, _, v in run]
-        if len(vals) > 1 and value in vals and len(set(vals)) == len(vals):
-            return vals, vals.index(value)
-    return None
+    out = (tuple(v for _, _, v in run) for run in runs)
+    return tuple(vals for vals in out if 1 < len(vals) <= MAX_ITEMS and len(set(vals)) == len(vals))
 
 
 def _listed(items: list, seps: list[str]) -> list:

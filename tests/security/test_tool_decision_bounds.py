@@ -97,3 +97,19 @@ def test_fan_out_adds_only_the_calls_tool_and_only_what_its_schema_admits():
     big = "1, 2 and 3 " * fanout.MAX_REQUEST
     assert fanout.plan([{"role": "user", "content": big}], tools(params), "auto") is None
     assert len(fanout.complete([{"name": "t", "arguments": {"n": 1}}], big, {"t": params})) <= fanout.MAX_CALLS
+
+
+def test_fan_out_work_is_bounded_whatever_the_call_and_the_request():
+    """The fan-out runs on the engine thread, between decode steps of every agent: a call with hundreds of
+    arguments against a request of lists (26 s on the engine thread before the bounds) is not fanned out,
+    and the most a call within the bounds can cost is milliseconds."""
+    many = {"type": "object", "properties": {f"a{i}": {"type": "integer"} for i in range(700)}}
+    request = (", ".join(str(i) for i in range(1, 1000)))[:fanout.MAX_REQUEST - 10] + " and 5000"
+    call = {"name": "f", "arguments": {f"a{i}": i + 1 for i in range(700)}}
+    t0 = time.perf_counter()
+    assert fanout.complete([call], request, {"f": many}) == [call]
+    edge = {"type": "object", "properties": {f"a{i}": {"type": "string"} for i in range(fanout.MAX_ARGS)}}
+    words = [f"Item{i}" for i in range(40)]
+    call = {"name": "f", "arguments": {f"a{i}": words[i] for i in range(fanout.MAX_ARGS)}}
+    fanout.complete([call], ", ".join(words[:-1]) + " and " + words[-1], {"f": edge})
+    assert time.perf_counter() - t0 < 5  # milliseconds here; the unbounded version took 26 s
