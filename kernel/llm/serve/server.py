@@ -231,6 +231,7 @@ class Handler(JSONHandler):
         if status is not None:
             headers = {} if self.hooks.retry_after is None else {"Retry-After": str(self.hooks.retry_after)}
             return self.error(status, f"injected failure {status}", headers)
+        self._in_flight = True
         try:
             if delay and self.hooks.stopping.wait(delay):
                 return
@@ -238,7 +239,25 @@ class Handler(JSONHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (timed out, preempted, cancelled)
         finally:
+            self.release()
+
+    def release(self) -> None:
+        """The generation stops counting as in flight (``Hooks.leave``), once: just before its last
+        bytes go out, because a client that has them may send its next request at once (the openai
+        SDK stops reading at ``[DONE]``, before this thread gets back here), or when it ends any
+        other way. Counting it to the end of the handler let a 2-slot client look like 3 in flight."""
+        if getattr(self, "_in_flight", False):
+            self._in_flight = False
             self.hooks.leave()
+
+    def send_json(self, status: int, obj, headers: dict | None = None) -> None:
+        self.release()  # a whole answer: the client may go on as soon as it has it
+        super().send_json(status, obj, headers)
+
+    def sse(self, obj) -> None:
+        if obj == b"[DONE]":
+            self.release()
+        super().sse(obj)
 
     def pace(self) -> None:
         """Between tokens: the injected token delay (tests make streams long with it)."""
