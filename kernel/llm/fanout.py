@@ -186,7 +186,7 @@ def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dic
     return out[:MAX_CALLS]
 
 
-GROUP = re.compile(r"([(\[])\s*(-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)+)\s*[)\]]")  # "(45, 60)", "[12, 15, 11]"
+GROUP = re.compile(r"([(\[])\s*(-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)+)\s*[)\]]")  # "(45, 60)", "[12, 15, 11]"
 
 
 def _groups(call: dict, request: str, schema: dict | None) -> list[dict]:
@@ -247,7 +247,7 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
             spots[name] = at
     echoes: dict[str, list] = {}
     for same in (lambda t, u: len(t[2]) == 2 and t[2] == u[2],  # the same two words before
-                 lambda t, u: t[2][-1:] == u[2][-1:] and t[3] and t[3] == u[3]):  # the word before and the unit after
+                 lambda t, u: t[2] and t[2][-1:] == u[2][-1:] and t[3] and t[3] == u[3]):  # word before, unit after
         for name, at in spots.items():
             if name in echoes:
                 continue

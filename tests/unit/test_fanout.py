@@ -173,3 +173,9 @@ def test_verbs_contractions_articles_dates_and_times_are_not_items():
     slot = props(province_id="integer", rating="number")
     assert more("A housekeeper in province 3 with a score of 4.5, available on 12/03/2024 16:00 - 18:00.",
                 call("s", province_id=3, rating=4.5), slot) == []
+
+
+def test_a_version_number_in_brackets_is_no_group_and_stops_nothing():
+    s = props(a="integer", b="integer")
+    assert more("Check version (1.2.3, 4), then the pairs (5, 6) and (7, 8).", call("v", a=5, b=6), s) == \
+        [{"a": 7, "b": 8}]
