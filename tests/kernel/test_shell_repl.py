@@ -221,17 +221,16 @@ def test_top_refreshes_sorts_and_asks_before_killing_the_selected_agent(kernel):
                     break
             inp.send_text("N")  # sort by pid, ascending: the newest (ours) is last
             inp.send_text("\x1b[F")  # End
-            seen = top.refreshes
-            while top.refreshes < seen + 1:
-                top.refreshed.wait(TIMEOUT)
-                top.refreshed.clear()
-            assert top.selected_pid == pid, (top.selected_pid, [s["pid"] for s in top.rows])
+            # the keys are handled on the UI thread, whenever it gets to them: wait for their effect
+            wait_for(lambda: top.sort == "N" and top.selected_pid == pid)
             summary = "".join(t for _, t in top._summary())
             assert "policy" in summary and "tok/s" in summary and "kernel pid" in summary
             inp.send_text("T")  # CPU time, most first
-            wait_for(lambda: top.sort == "T")
-            times = [s.get("cpu_time_s") or 0 for s in top.rows]
-            assert times == sorted(times, reverse=True)
+
+            def by_time() -> bool:  # the sort key is set a moment before the rows are sorted by it
+                times = [s.get("cpu_time_s") or 0 for s in top.rows]
+                return top.sort == "T" and times == sorted(times, reverse=True)
+            wait_for(by_time)
             assert "prefix hits" in summary and "prefill" in summary and "cache" in summary  # engine stats (issue 11)
             inp.send_text("M")
             inp.send_text("k")  # asks first, like top and htop
@@ -248,10 +247,21 @@ def test_top_refreshes_sorts_and_asks_before_killing_the_selected_agent(kernel):
             assert snap["state"] == "killed"
             inp.send_text("q")
 
-        th = threading.Thread(target=drive, daemon=True)
+        failed: list[BaseException] = []
+
+        def guarded():  # a failed check quits top at once and fails the test with its own message
+            try:
+                drive()
+            except BaseException as e:
+                failed.append(e)
+                inp.send_text("q")
+
+        th = threading.Thread(target=guarded, daemon=True)
         th.start()
         top.run()
         th.join(TIMEOUT)
+        if failed:
+            raise failed[0]
     assert top.sort == "M" and top.message == f"killing pid {pid}" and pid in ctx.killed
     assert kernel.info(pid)["state"] == "killed"
 
