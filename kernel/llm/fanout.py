@@ -4,7 +4,7 @@ Asked "Find the factorial of 5, 10 and 15" with ``math_factorial(number)``, the 
 model writes ``math_factorial(number=5)`` and closes the list: on BFCL's parallel category it
 wrote exactly one call in 98 cases of 100, whatever the prompt said about several calls. What
 it gets right is the first call; what it leaves out is in the request. So for a reply to a
-request that ends with the user's turn, the local engine completes the calls, in two shapes:
+request that ends with the user's turn, the local engine completes the calls, in three shapes:
 
 - **A list** (``_more``): an argument whose value is one item of a list the request writes
   (numbers: "5, 10 and 15", "20 minutes and 15 minutes"; words: "Taylor Swift and Maroon 5",
@@ -34,9 +34,10 @@ request that ends with the user's turn, the local engine completes the calls, in
 An added call keeps its tool's schema (``_fits``), at most ``MAX_CALLS`` come back, and a fault
 here leaves the model's calls as they were. It runs on the engine thread, so its work is bounded
 whatever the agent sends: a request over ``MAX_REQUEST`` characters or a call with more than
-``MAX_ARGS`` arguments is left alone, and a run of more than ``MAX_ITEMS`` numbers is data. What it does not do: a repetition in other words
-("do the same for a loss of $1000"), values the model would have to compute, and calls of
-different tools (BFCL parallel_multiple). No vocabulary of any task is used: the rules read
+``MAX_ARGS`` arguments is left alone, and a run of more than ``MAX_ITEMS`` numbers is data.
+
+What it does not do: a repetition in other words ("do the same for a loss of $1000"), values
+the model would have to compute, and calls of different tools (BFCL parallel_multiple). No vocabulary of any task is used: the rules read
 punctuation, conjunctions, prepositions and the request's own words around its values.
 ``--tool_decision model`` turns this off with the rest of the engine's tool decision.
 """
