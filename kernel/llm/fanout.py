@@ -65,6 +65,7 @@ STOP = frozenset(  # a word item never runs past these: where a list ends and th
     "about after before since until respectively then also each both as is are was were be been "
     "can could would should will shall may might must do does did please what which who whose how "
     "when where why that this these those it its they their you your i me my we our".split())
+ARTICLES = ("a", "an", "the")
 UNIT = re.compile(r"[\s-]*([A-Za-z]+)")  # the word after a number ("10 meters", "a 7-day trip")
 WORD = re.compile(r"[^\W_][\w'’.-]*|&", re.U)
 
@@ -175,8 +176,9 @@ def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dic
     if len(names) > 1 and len(lengths) == 1 and len({lists[n][1] for n in names}) == 1 \
             and re.search(r"\brespectively\b", request, re.I):
         combos = [tuple(lists[n][0][i] for n in names) for i in range(lengths.pop())]
-    else:
-        combos = list(itertools.product(*(lists[n][0] for n in names)))
+    else:  # lazily, and never more than a few times the calls that can come back (9 items x 10 arguments
+        # would be 3.5e9 combinations)
+        combos = itertools.islice(itertools.product(*(lists[n][0] for n in names)), 4 * MAX_CALLS)
     out = []
     for combo in combos:
         if any(_key(v) in taken and _key(v) not in own for v in combo):
@@ -280,10 +282,10 @@ def _word_echoes(request: str, value: str) -> list[str]:
     two words before it ("trip to Tokyo" ... "trip to Paris") or before the word after it ("gini
     criterion" ... "entropy criterion"), in order."""
     v = " ".join(value.split())
-    m = re.search(r"(?<![\w])" + re.escape(v) + r"(?![\w])", request, re.I)
+    m = _find(request, v)
     if m is None or not v:
         return []
-    before = [w for w in re.findall(r"[A-Za-z]+", request[:m.start()][-80:]) if w.lower() not in ("a", "an", "the")][-2:]
+    before = [w for w in re.findall(r"[A-Za-z]+", request[:m.start()][-80:]) if w.lower() not in ARTICLES][-2:]
     after = re.match(r"\s+([A-Za-z]+)\b", request[m.end():])
     found: dict[int, str] = {}
     art = r"\s+(?:(?:a|an|the)\s+)?"
@@ -298,7 +300,7 @@ def _word_echoes(request: str, value: str) -> list[str]:
                              request[m.end() + after.end():], re.I):
             item = a.group(1).strip()
             words = item.split()
-            if any(w.lower() in STOP or w.lower() in ("and", "or", "a", "an", "the") for w in words):
+            if any(w.lower() in STOP or w.lower() in ("and", "or", *ARTICLES) for w in words):
                 continue
             if item[:1].isdigit() == v[:1].isdigit() and (not v[:1].isupper() or item[:1].isupper()):
                 found.setdefault(m.end() + after.end() + a.start(), item)
@@ -321,7 +323,7 @@ def _number_tokens(request: str) -> tuple[tuple[int, int | float, tuple[str, ...
         if depth:
             continue
         head = request[max(0, m.start() - 80):m.start()]
-        words = [w.lower() for w in re.findall(r"[A-Za-z]+", head) if w.lower() not in ("a", "an", "the")]
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", head) if w.lower() not in ARTICLES]
         tail = re.search(r"[A-Za-z][^A-Za-z]*$", head)
         if tail is None or re.search(r"\d", tail.group()) or request[m.end():m.end() + 1] in ("/", ":"):
             words = []  # "on 12/03/2024 16:00": a date's or a time's parts have no words of their own
@@ -385,8 +387,8 @@ def _word_list(request: str, value: str) -> tuple[list, int] | None:
     v = " ".join(value.split())
     if not v or len(v) > 200:
         return None
-    m = re.search(r"(?<![\w])" + re.escape(v) + r"(?![\w])", request, re.I)
-    if m is None or re.search(r"\d\s*$", request[:m.start()]):
+    m = _find(request, v)
+    if m is None or request[:m.start()].rstrip()[-1:].isdigit():
         return None  # not in the request, or a number's unit ("10 units")
     quote = request[m.start() - 1] if m.start() > 0 and request[m.start() - 1] in "'\"‘“" else None
     items, seps, pos = [value], [], m.end()
@@ -419,6 +421,11 @@ def _word_list(request: str, value: str) -> tuple[list, int] | None:
     return items, 0
 
 
+def _find(request: str, v: str):
+    """Where ``request`` writes ``v`` as whole words (any case), or None."""
+    return re.search(r"(?<![\w])" + re.escape(v) + r"(?![\w])", request, re.I)
+
+
 def _word_item(request: str, pos: int, like: str) -> tuple[str, int] | None:
     """(the item that starts at ``pos``, where it ends) when it is shaped like ``like``."""
     most = len(like.split()) + 2
@@ -437,7 +444,7 @@ def _word_item(request: str, pos: int, like: str) -> tuple[str, int] | None:
         end = m.end()
         if m.group().endswith(".") and not re.fullmatch(r"(?:[A-Z][a-z]{0,3}|[A-Z])\.", m.group()):
             break  # a full stop ends it ("Inc." does not)
-    if not words or (words[0].lower() in ("a", "an", "the") and like.split()[0].lower() not in ("a", "an", "the")):
+    if not words or (words[0].lower() in ARTICLES and like.split()[0].lower() not in ARTICLES):
         return None
     n, whole = len(like.split()), len(words)
     while len(words) > n and not words[-1][:1].isupper():

@@ -113,3 +113,16 @@ def test_fan_out_work_is_bounded_whatever_the_call_and_the_request():
     call = {"name": "f", "arguments": {f"a{i}": words[i] for i in range(fanout.MAX_ARGS)}}
     fanout.complete([call], ", ".join(words[:-1]) + " and " + words[-1], {"f": edge})
     assert time.perf_counter() - t0 < 5  # milliseconds here; the unbounded version took 26 s
+
+
+def test_every_combination_of_many_lists_is_not_enumerated():
+    """Ten arguments, each one item of its own list of nine, make 9**10 combinations: only as many as can come
+    back are looked at."""
+    names = [f"a{i}" for i in range(10)]
+    params = {"type": "object", "properties": {n: {"type": "integer"} for n in names}}
+    lists = [[100 * i + j for j in range(1, 10)] for i in range(10)]
+    request = "; ".join(", ".join(map(str, l[:-1])) + f" and {l[-1]}" for l in lists) + "."
+    call = {"name": "f", "arguments": {n: l[0] for n, l in zip(names, lists)}}
+    t0 = time.perf_counter()
+    out = fanout.complete([call], request, {"f": params})
+    assert len(out) == fanout.MAX_CALLS and time.perf_counter() - t0 < 5
