@@ -58,7 +58,7 @@ def no_progress(**p) -> None:
     pass
 
 
-def _quiet_bars() -> None:
+def quiet_bars() -> None:
     """No library progress bar in this process: they would draw over a prompt (our own reports go instead)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -150,7 +150,7 @@ def prepare_int8(progress: Callable[..., None] = no_progress) -> Path:
     if convert.is_int8_cache(target):
         return target
     source = prepare_embedded(progress)
-    _quiet_bars()
+    quiet_bars()
     progress(stage="quantize", text=f"quantizing {EMBEDDED_MODEL} to int8 once", done=None, total=None)
     convert.write_int8(source, target)
     for old in target.parent.glob(f"{source.name}-int8-*"):  # earlier int8 versions: made by us, now unused
@@ -168,7 +168,7 @@ def prepare_embedded(progress: Callable[..., None] = no_progress) -> Path:
     target = embedded_cache_path()
     if (target / "model.safetensors").exists():
         return target
-    _quiet_bars()
+    quiet_bars()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -202,9 +202,7 @@ def resolve(llm_name: str, progress: Callable[..., None] = no_progress) -> str:
 def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
          progress: Callable[..., None] = no_progress, weights: str = "auto"):
     """Load (model, tokenizer) for a local model with ``weights`` (see resolve_weights); eval mode."""
-    _quiet_bars()
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     weights = resolve_weights(weights, device)
     if device == "cpu":
@@ -221,6 +219,9 @@ def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
         progress(stage="load", text=f"loading {llm_name} (int8)", done=None, total=None)
         model, tok = convert.load_int8(path)
         return _finish(model, tok)
+    quiet_bars()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     path = resolve(llm_name, progress)  # may convert once, reporting progress
     progress(stage="load", text=f"loading {llm_name}", done=None, total=None)
     kwargs: dict = {}

@@ -37,7 +37,7 @@ Deprecation: fbgemm's packed weights are built from a quantized tensor
 (``torch._make_per_channel_quantized_tensor``), and PyTorch marks quantized
 tensor creation deprecated (pytorch/pytorch#184982); ``linear_prepack`` and
 ``linear_dynamic`` themselves are plain ATen ops. That call lives in
-``_pack`` only, with its warning silenced there; the model cache keeps plain
+``_pack`` only, its warning silenced by its own words below; the model cache keeps plain
 int8 tensors and float32 scales (safetensors), so a replacement kernel needs
 a new ``_pack``/``Int8Linear.forward`` and no new cache.
 
@@ -81,11 +81,14 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _pack(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
     """fbgemm's packed weight for q (out, in) int8 with per-row scales (the deprecated call: see above)."""
     zero = torch.zeros(q.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation.*", category=UserWarning)
-        warnings.filterwarnings("ignore", message=".*are deprecated.*", category=UserWarning)
-        qt = torch._make_per_channel_quantized_tensor(q.contiguous(), scale.double(), zero, 0)
+    qt = torch._make_per_channel_quantized_tensor(q.contiguous(), scale.double(), zero, 0)
     return torch.ops.quantized.linear_prepack(qt, bias)
+
+
+# _pack's deprecation notice, silenced for the process by its own words (warnings.catch_warnings()
+# around the call is not thread-safe, and PackAhead packs on a thread of its own).
+warnings.filterwarnings("ignore", category=UserWarning,
+                        message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor")
 
 
 # fbgemm's activation grid once the guard row pins a tensor's range to [-1, 1]: multiples of STEP
@@ -125,7 +128,9 @@ class Int8Linear(nn.Module):
         self.halves = halves  # 1: the first half only (ONE_HALF layers)
         self._packed = _pack(q, scale, None)
         self.register_buffer("guard", _guard(self.in_features), persistent=False)  # (1, in)
-        self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
+        # its own copy: a tensor read from a safetensors file is a view of the file's mapping, which
+        # would stay mapped (and resident) for as long as the view lives
+        self.bias = None if bias is None else nn.Parameter(bias.detach().float().clone(), requires_grad=False)
         self.nbytes = q.numel() + 4 * scale.numel()
         self.out_dtype = torch.float32  # float64 for K/V projections (see exact_attention)
 
@@ -221,8 +226,10 @@ class Int8Embedding(nn.Module):
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, padding_idx: int | None = None):
         super().__init__()
-        self.register_buffer("qweight", q.contiguous(), persistent=False)  # (V, D) int8
-        self.register_buffer("scale", scale.float().contiguous(), persistent=False)  # (V,)
+        # copies of their own, as Int8Linear's bias: never views of a mapped file
+        self.register_buffer("qweight", q.clone(memory_format=torch.contiguous_format), persistent=False)  # (V, D)
+        self.register_buffer("scale", scale.float().clone(memory_format=torch.contiguous_format),
+                             persistent=False)  # (V,)
         self.padding_idx = padding_idx
         self.num_embeddings, self.embedding_dim = q.shape
         self.nbytes = q.numel() + 4 * scale.numel()
@@ -254,7 +261,7 @@ def quantize_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def apply(model: nn.Module, tensors) -> nn.Module:
+def apply(model: nn.Module, tensors, packed: dict | None = None) -> nn.Module:
     """Swap ``model``'s linears and embeddings for int8 ones built from ``tensors``; load the rest.
 
     ``tensors``: a dict, or anything with ``pop(key[, default])`` and ``rest()`` (convert's lazy
@@ -263,21 +270,27 @@ def apply(model: nn.Module, tensors) -> nn.Module:
     ``model`` may live on the meta device (no float32 weights allocated); every
     tensor it keeps comes from ``tensors`` or is rebuilt (rotary tables).
     Output projection and embedding become separate modules (untied); the
-    siblings in FUSE share one packed GEMM.
+    siblings in FUSE share one packed GEMM. ``packed``: Int8Linears made ahead
+    (PackAhead.take(), by names of the cache), each used only where it is what
+    this model's layer needs.
     """
     targets = dict(_targets(model))
-    for group in _groups(targets):
-        qs = [tensors.pop(f"{n}.weight") for n in group]
-        scales = [tensors.pop(f"{n}{SCALE}") for n in group]
-        fused = Fused(Int8Linear(torch.cat(qs), torch.cat(scales)), [q.shape[0] for q in qs])
+    packed = dict(packed or {})
+    for group in _groups(targets, lambda n: type(targets.get(n)) is nn.Linear and targets[n].bias is None):
+        widths = [targets[n].out_features for n in group]
+        lin = _ready(packed, group, tensors, targets[group[0]].in_features, sum(widths), False, 2)
+        if lin is None:
+            lin = _packed(tensors, group, pop=True)
+        fused = Fused(lin, widths)
         for i, name in enumerate(group):
             _set(model, name, Int8Slice(fused, i))
             del targets[name]
     for name, mod in targets.items():
-        q, scale = tensors.pop(f"{name}.weight"), tensors.pop(f"{name}{SCALE}")
         if isinstance(mod, nn.Linear):
-            new = Int8Linear(q, scale, tensors.pop(f"{name}.bias", None), halves=_halves(name))
+            new = _ready(packed, [name], tensors, mod.in_features, mod.out_features, mod.bias is not None,
+                         _halves(name)) or _packed(tensors, [name], pop=True)
         else:
+            q, scale = tensors.pop(f"{name}.weight"), tensors.pop(f"{name}{SCALE}")
             new = Int8Embedding(q, scale, mod.padding_idx)
         _set(model, name, new)
     if hasattr(model.config, "tie_word_embeddings"):
@@ -291,16 +304,91 @@ def apply(model: nn.Module, tensors) -> nn.Module:
     return model
 
 
-def _groups(targets: dict[str, nn.Module]) -> list[list[str]]:
-    """Names of bias-free sibling linears to fuse (every member of a FUSE tuple present)."""
+def _groups(names, fusable) -> list[list[str]]:
+    """Sibling linears to fuse: the members of a FUSE tuple under one parent, each ``fusable(name)``."""
     out = []
-    parents = {n.rpartition(".")[0] for n in targets}
-    for parent in sorted(parents):
-        for names in FUSE:
-            full = [f"{parent}.{n}" if parent else n for n in names]
-            if all(type(targets.get(f)) is nn.Linear and targets[f].bias is None for f in full):
+    for parent in sorted({n.rpartition(".")[0] for n in names}):
+        for siblings in FUSE:
+            full = [f"{parent}.{n}" if parent else n for n in siblings]
+            if all(fusable(f) for f in full):
                 out.append(full)
     return out
+
+
+def _packed(tensors, names: list[str], pop: bool) -> Int8Linear:
+    """One Int8Linear for the linears ``names`` of ``tensors`` (several: fused, bias-free)."""
+    take = tensors.pop if pop else tensors.get_tensor
+    qs = [take(f"{n}.weight") for n in names]
+    scales = [take(f"{n}{SCALE}") for n in names]
+    if len(names) > 1:
+        return Int8Linear(torch.cat(qs), torch.cat(scales))
+    bias = tensors.pop(f"{names[0]}.bias", None) if pop else _get(tensors, f"{names[0]}.bias")
+    return Int8Linear(qs[0], scales[0], bias, halves=_halves(names[0]))
+
+
+def _get(reader, key: str):
+    return reader.get_tensor(key) if key in set(reader.keys()) else None
+
+
+def _ready(packed: dict, names: list[str], tensors, in_features: int, out_features: int, bias: bool,
+           halves: int) -> Int8Linear | None:
+    """The Int8Linear made ahead for ``names`` if it is the layer the model needs; its tensors are then
+    dropped from ``tensors`` unread."""
+    lin = packed.pop(tuple(names), None)
+    if lin is None or (lin.in_features, lin.out_features, lin.bias is not None, lin.halves) != (
+            in_features, out_features, bias, halves):
+        return None
+    drop = getattr(tensors, "drop", None) or (lambda key: tensors.pop(key, None))
+    for n in names:
+        for key in (f"{n}.weight", f"{n}{SCALE}", f"{n}.bias"):
+            drop(key)
+    return lin
+
+
+class PackAhead:
+    """fbgemm's packing of an int8 cache's linears, on a thread of its own while the loader imports
+    transformers and builds the model.
+
+    Loading the int8 model costs two things of about the same size that need nothing of each other:
+    importing transformers' modeling modules (Python, about 1.5 s here) and packing the weights for
+    fbgemm (C++, about 0.6 s). With a second CPU they overlap. Which cache entries are linears, and
+    which are fused, is read from the cache's names alone (a weight with a scale, not an embedding;
+    siblings of FUSE); apply() uses a packed layer only where it is what the model built needs, and
+    packs any other itself, so a wrong guess costs time, never a wrong layer.
+
+    ``reader`` (safetensors' ``safe_open``: ``keys()``, ``get_tensor()``) belongs to this thread
+    until take() or cancel() returns.
+    """
+
+    def __init__(self, reader):
+        self._reader, self._packed, self._stop = reader, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, name="int8-pack", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            keys = set(self._reader.keys())
+            names = {k[:-len(".weight")] for k in keys
+                     if k.endswith(".weight") and k[:-len(".weight")] + SCALE in keys
+                     and "embed" not in k[:-len(".weight")].rpartition(".")[2]}
+            groups = _groups(names, lambda n: n in names and f"{n}.bias" not in keys)
+            fused = {n for g in groups for n in g}
+            for group in groups + [[n] for n in sorted(names - fused)]:
+                if self._stop.is_set():
+                    return
+                self._packed[tuple(group)] = _packed(self._reader, group, pop=False)
+        except Exception:  # apply() packs what is missing, and reports the same fault there
+            return
+
+    def take(self) -> dict:
+        """Wait for the packing; the Int8Linears made, by tuple of names."""
+        self._thread.join()
+        return self._packed
+
+    def cancel(self) -> None:
+        """Stop after the layer being packed (the load failed); the reader is free again on return."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _set(model: nn.Module, name: str, mod: nn.Module) -> None:

@@ -57,6 +57,22 @@ def test_the_int8_cache_holds_int8_weights_and_loads_without_float32_copies(int8
     assert quant.weight_bytes(model) < 0.35 * 538e6  # float32: 538 MB
 
 
+def test_the_loaded_model_keeps_no_view_of_the_cache_file(int8_model):
+    """safetensors reads tensors as views of the file's mapping; one view kept (a norm, the embedding)
+    kept the mapping and every page read from it resident: 130 MiB of RSS beside the packed weights."""
+    model, _ = int8_model
+    name = str(model_mod.embedded_cache_path("int8") / "model.safetensors")
+    spans = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if line.rstrip().endswith(name):
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                spans.append((lo, hi))
+    held = [n for n, t in [*model.named_parameters(), *model.named_buffers()]
+            if any(lo <= t.data_ptr() < hi for lo, hi in spans)]
+    assert not held, held[:5]
+
+
 def test_a_rows_result_does_not_depend_on_the_other_rows(int8_model):
     """Per-row activation grids: the same row alone, in a batch, beside an outlier row: bit-identical."""
     model, _ = int8_model
@@ -86,6 +102,46 @@ def test_fused_siblings_match_separate_linears():
     with torch.inference_mode():
         for sl, (q, s) in zip(slices, parts):
             assert torch.equal(sl(x), quant.Int8Linear(q, s)(x))
+
+
+def test_layers_packed_ahead_are_used_only_where_they_are_the_models_layer():
+    """The load packs the cache's linears on a thread of its own while transformers imports
+    (quant.PackAhead): every layer it makes is the one apply() would pack in line (bit-identical
+    output) and apply() uses each of them; one that is not the model's layer (a wrong guess) is packed
+    again, and a load that fails first cancels the packing and frees the reader."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = model_mod.embedded_cache_path("int8")
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        packed = quant.PackAhead(f).take()
+        assert len(packed) == 30 * 4 + 1  # q/k/v and gate/up fused, o_proj, down_proj, lm_head; no embedding
+        x = torch.randn(3, 1536, generator=torch.Generator().manual_seed(4))
+        with torch.inference_mode():
+            for names in [("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj",
+                           "model.layers.0.self_attn.v_proj"), ("model.layers.7.self_attn.o_proj",),
+                          ("model.layers.29.mlp.down_proj",), ("lm_head",)]:
+                ahead = packed[names]
+                inline = quant._packed(convert._Lazy(f), list(names), pop=True)
+                assert ahead.halves == inline.halves and ahead is not inline
+                xi = x[:, :ahead.in_features]
+                assert torch.equal(ahead(xi), inline(xi)), names
+
+        config = AutoConfig.from_pretrained(path)
+        wrong = ("model.layers.3.self_attn.o_proj",)
+        q, s = quant.quantize_rows(torch.randn(576, 576))
+        packed[wrong] = quant.Int8Linear(q, s, halves=2)  # o_proj runs on one half: not this model's layer
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        quant.apply(model, convert._Lazy(f), packed)
+        layers = {names: (model.get_submodule(names[0]).fused.lin if len(names) > 1
+                          else model.get_submodule(names[0])) for names in packed}
+        assert all(layers[n] is lin for n, lin in packed.items() if n != wrong)
+        assert layers[wrong] is not packed[wrong] and layers[wrong].halves == 1
+
+        ahead = quant.PackAhead(f)
+        ahead.cancel()  # returns once the thread is done with the reader
+        assert not ahead._thread.is_alive()
 
 
 def test_int8_agrees_with_float32_above_the_floor(int8_model):
