@@ -72,8 +72,11 @@ def wait_sleeping(k, pids: list[int], timeout: float = 300.0) -> None:
     raise TimeoutError("bench agents did not reach the gate")
 
 
-def run_policy(policy: str, prompts: list[str], args, threads: int, **extra) -> dict:
-    """One kernel with ``--scheduler policy`` (and the config settings in ``extra``, by flag name, e.g. trace="off")."""
+def run_policy(policy: str, prompts: list[str], args, threads: int, idle_rss_s: float = 0.0, **extra) -> dict:
+    """One kernel with ``--scheduler policy`` (and the config settings in ``extra``, by flag name, e.g. trace="off").
+
+    ``idle_rss_s`` > 0: also the kernel's RSS that long after the run (``rss_idle_bytes``), once an idle
+    engine has given its freed heap back (kernel.llm.engine.IDLE_RELEASE_S)."""
     import psutil
 
     from aios_shell.client import KernelClient
@@ -100,6 +103,9 @@ def run_policy(policy: str, prompts: list[str], args, threads: int, **extra) -> 
             cpu_s = sum(kproc.cpu_times()[:2]) - cpu0
             stats = k.stats()
             rss = kproc.memory_info().rss  # the kernel process, model loaded, after the run
+            if idle_rss_s > 0:
+                time.sleep(idle_rss_s)
+            rss_idle = kproc.memory_info().rss
         finally:
             k.stop()
     failed = [s for s in snaps if s["state"] != "done"]
@@ -115,7 +121,7 @@ def run_policy(policy: str, prompts: list[str], args, threads: int, **extra) -> 
             "turnaround_mean_s": statistics.mean(turn), "turnaround_p95_s": pct(turn, 0.95),
             "preemptions": sum(c["preemptions"] for c in calls),
             "batch_occupancy": stats.get("batch_occupancy", 0.0),
-            "rss_bytes": rss, "load_time_s": stats.get("load_time_s"), "weights": stats.get("weights"),
+            "rss_bytes": rss, "rss_idle_bytes": rss_idle if idle_rss_s > 0 else None, "load_time_s": stats.get("load_time_s"), "weights": stats.get("weights"),
             "texts": [s["result"][0]["text"] for s in snaps]}
 
 

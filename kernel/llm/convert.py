@@ -107,7 +107,9 @@ def load_int8(path: Path):
     except OSError:
         pass
     model.eval()
-    _trim()
+    from kernel.llm.kvcache import release_heap
+
+    release_heap()  # the pages freed while packing (~130 MiB)
     return model, AutoTokenizer.from_pretrained(path)
 
 
@@ -142,11 +144,3 @@ class _Lazy:
         return {k: self.f.get_tensor(k).clone() for k in sorted(self.left)}
 
 
-def _trim() -> None:
-    """Give the heap pages freed while packing back to the OS (glibc keeps them otherwise: ~130 MiB)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

@@ -21,6 +21,19 @@ from transformers.cache_utils import DynamicLayer
 from kernel.param import HEADROOM
 
 
+def release_heap() -> None:
+    """Give the heap's free pages back to the OS (glibc's malloc_trim; elsewhere nothing to do).
+
+    Tensors below glibc's mmap threshold (which rises to 32 MiB as large blocks are freed) come from
+    the heap, and a freed heap page stays in the process until trimmed."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class GrowingLayer(DynamicLayer):
     def __init__(self):
         super().__init__()

@@ -207,6 +207,33 @@ def test_stop_answers_everything():
     assert out[-1].code == "ECANCELED"  # refused at once after stop
 
 
+def test_an_idle_engine_gives_its_freed_heap_back_once_per_idle_spell(monkeypatch):
+    """glibc keeps the heap pages a batch frees (the kernel's RSS stayed 460 MiB above its start after
+    bench/throughput.py's 16 agents); an engine idle for IDLE_RELEASE_S after work releases them, once."""
+    from kernel.llm import engine as engine_mod
+    from kernel.llm import kvcache
+
+    released: list[float] = []
+    monkeypatch.setattr(engine_mod, "IDLE_RELEASE_S", 0.3)
+    monkeypatch.setattr(kvcache, "release_heap", lambda: released.append(time.time()))
+    e = start(scheduler="fifo")
+    try:
+        released.clear()  # loading int8 weights releases what packing freed
+        time.sleep(0.8)
+        assert released == []  # no work yet: nothing to give back
+        for rnd in (1, 2):
+            t0 = time.time()
+            out, _ = run([chat(PROMPTS[1], rnd, max_new=12), chat(PROMPTS[2], 10 + rnd, max_new=12)], engine=e)
+            assert all(err is None for _, err in out)
+            deadline = time.time() + 30
+            while len(released) < rnd and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # idle three times as long: still once
+            assert len(released) == rnd and released[-1] >= t0 + 0.3, (rnd, released, t0)
+    finally:
+        e.stop()
+
+
 def test_a_failing_forward_pass_fails_its_batch_not_the_engine(monkeypatch):
     """Fault injection: one decode step raises; its sequences get EIO, later calls are served."""
     from kernel.llm.batch import DecodeBatch
