@@ -190,7 +190,8 @@ def plain_values(schema: dict) -> dict:
 
 
 def grammar(response_format=None, tools=None, tool_choice=None, allow: list[str] | None = None,
-            numbers: list | None = None, text: str | None = None) -> tuple[str | None, list[str]]:
+            numbers: list | None = None, text: str | None = None, asked: str | None = None
+            ) -> tuple[str | None, list[str]]:
     """(llguidance grammar or None when unconstrained, names of the tools it may call).
 
     A reply calls one to ``MAX_CALLS`` tools (parallel calls, one list) or, with ``auto``, answers
@@ -198,7 +199,8 @@ def grammar(response_format=None, tools=None, tool_choice=None, allow: list[str]
     names of the tools the reply must call (a ``required`` call of those), or ``[]`` for a text
     reply; None leaves the choice to the model. ``numbers``: the numbers the conversation writes,
     which number arguments are decoded under (kernel.llm.ground); None leaves them free.
-    ``text``: the conversation's words (lower case), which name the optional ones it asks for."""
+    ``text``: the conversation's words (lower case), which name the optional ones it asks for;
+    ``asked``: the user's (lower case), which say what a boolean argument is."""
     import llguidance
 
     from kernel.llm import ground
@@ -215,7 +217,7 @@ def grammar(response_format=None, tools=None, tool_choice=None, allow: list[str]
         return llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=COMPACT), []
     params = {}
     for f in functions:
-        grounded = f["parameters"] if numbers is None else ground.ground(f["parameters"], numbers, text)
+        grounded = f["parameters"] if numbers is None else ground.ground(f["parameters"], numbers, text, asked)
         if grounded is None and mode == "required":
             grounded = f["parameters"]  # the call was demanded: its numbers stay the model's
         if grounded is not None:

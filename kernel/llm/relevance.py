@@ -63,7 +63,9 @@ def plan(model, tok, messages: list[dict], tools, tool_choice, decide: bool = Tr
     if mode == "none":
         return None, {}, 0.0
     texts = [m["content"] for m in messages if isinstance(m.get("content"), str)]
-    facts = {"numbers": ground.numbers(texts), "text": " ".join(texts).lower()}
+    facts = {"numbers": ground.numbers(texts), "text": " ".join(texts).lower(),
+             "asked": " ".join(m["content"] for m in messages
+                               if m.get("role") == "user" and isinstance(m.get("content"), str)).lower()}
     if not decide or not applies(messages, mode):
         return None, facts, 0.0
     t0 = time.perf_counter()

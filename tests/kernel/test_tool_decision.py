@@ -101,6 +101,25 @@ def test_one_thing_asked_is_one_call(engine):
     assert len(res["tool_calls"]) == 1, res
 
 
+ROUTE = fn("map_routing_fastest_route", "Find the fastest route from one location to another.",
+           {"start_location": {"type": "string"}, "end_location": {"type": "string"},
+            "avoid_tolls": {"type": "boolean", "description": "Avoid roads with tolls."},
+            "scenic": {"type": "boolean", "description": "Prefer scenic roads."}},
+           ["start_location", "end_location"])
+
+
+def test_a_boolean_argument_is_what_the_request_says(engine):
+    """Named: written, true unless negated; not named and optional: left out (the tool's default)."""
+    for i, (prompt, want) in enumerate([
+            ("Find the fastest route from San Francisco to Los Angeles, avoiding tolls.", True),
+            ("Find the fastest route from Boston to New York, and do not avoid tolls.", False),
+            ("Find the fastest route from Boston to New York.", None)]):
+        res = ask(engine, prompt, [ROUTE], i=20 + i, choice="required")
+        (call,) = res["tool_calls"]
+        assert call["arguments"].get("avoid_tolls") is want, (prompt, call)
+        assert "scenic" not in call["arguments"], call
+
+
 def test_after_a_tool_result_the_model_chooses(engine):
     """Only a user turn is decided by the kernel: after an observation the reply is the model's."""
     history = [{"role": "user", "content": "Find the area of a triangle with a base of 10 and a height of 5."},

@@ -126,3 +126,22 @@ def test_every_combination_of_many_lists_is_not_enumerated():
     t0 = time.perf_counter()
     out = fanout.complete([call], request, {"f": params})
     assert len(out) == fanout.MAX_CALLS and time.perf_counter() - t0 < 5
+
+
+def test_many_arguments_are_looked_up_in_a_long_conversation_in_linear_time():
+    """Optional numbers and booleans are kept only where the conversation names them: with a 64 KiB tool
+    list of a thousand such arguments and a 500 KB message, one search of the message per word of every
+    name took minutes on the grammar thread (10 s at a fifth of this size); an index of the message's
+    words (ground.Mentions) answers each in constant time."""
+    props = {f"w{i:04d}abcd_x{i:04d}efgh": {"type": "boolean" if i % 2 else "number"} for i in range(1600)}
+    params = {"type": "object", "properties": props, "required": []}
+    assert len(str(params)) > 64 * 1024
+    words = " ".join(f"w{i:05d}abcd{i}" for i in range(20000))  # many distinct words, sharing prefixes
+    message = (words + " avoid tolls " + "lorem ipsum dolor sit amet " * 12000).lower()
+    assert len(message) > 500_000
+    t0 = time.perf_counter()
+    g = ground.ground(params, [1.0], message, message)
+    assert time.perf_counter() - t0 < 10  # about 0.1 s here
+    assert g["properties"] == {}  # none of them is named
+    assert ground.said_bool("avoid_tolls", message) is True
+    assert ground.said_bool("lorem_flag", message) is True and ground.said_bool("zzzz_flag", message) is None

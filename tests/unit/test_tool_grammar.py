@@ -137,6 +137,49 @@ def test_grounding_keeps_enums_drops_optional_numbers_and_writes_floats_as_float
     assert ground.ground(params, [2.5]) is None  # the required integer has nothing to take
 
 
+@pytest.mark.parametrize("asked, want", [
+    ("find the fastest route from san francisco to los angeles avoiding tolls", True),
+    ("a route to la; avoid the tolls please", True),
+    ("find a hair stylist in fremont, ca, and it shouldn't be unisex?", False),
+    ("a hotel in london with a non-smoking room", False),
+    ("homes in austin, and i don't care about a garage or in-unit laundry", False),
+    ("route to la without tolls", True),  # avoid_tolls: a negative name, negated
+    ("route to la, don't avoid the tolls", False),
+    ("a route to la with tolls", None),  # says nothing sure of avoiding them: the default
+    ("rent a home in austin, with a garage", True),
+    ("what are the prime factors of 450?", None),
+    ("no idea. route from sf to la, avoid tolls", True),  # a negation in another clause does not count
+])
+def test_a_boolean_is_what_the_users_words_say_of_it(asked, want):
+    name = {"avoid": "avoid_tolls", "unisex": "is_unisex", "smoking": "smoking_allowed", "garage": "has_garage",
+            "tolls": "avoid_tolls", "prime": "formatted"}
+    key = next(w for w in name if w in asked)
+    assert ground.said_bool(name[key], asked) is want
+
+
+def test_booleans_ground_in_the_users_words():
+    params = {"type": "object", "required": ["start", "strict"], "properties": {
+        "start": {"type": "string"}, "avoid_tolls": {"type": "boolean"}, "scenic_view": {"type": "boolean"},
+        "strict": {"type": "boolean"}, "metric": {"type": "boolean", "enum": [True]}}}
+    g = ground.ground(params, [], "", "a route from boston avoiding tolls")
+    props = g["properties"]
+    assert props["avoid_tolls"]["enum"] == [True] and "avoid_tolls" in g["required"]  # named: written, true
+    assert "scenic_view" not in props  # optional, not named: the tool's default
+    assert props["strict"] == {"type": "boolean"}  # required, not named: the model's
+    assert props["metric"] == {"type": "boolean", "enum": [True]}  # its own enum
+    assert g["required"] == ["start", "avoid_tolls", "strict"]
+    assert ground.ground(params, [], "", None)["properties"]["scenic_view"] == {"type": "boolean"}  # not asked: as is
+    tools = [tool("route", params["properties"], params["required"])]
+    gram, _ = constrain.grammar(None, tools, "required", numbers=[], text="",
+                                asked="route from boston, not avoiding tolls")
+    assert accepts(gram, calls({"name": "route", "arguments": {"start": "Boston", "avoid_tolls": False, "strict": True}}))
+    assert not accepts(gram, calls({"name": "route", "arguments": {"start": "Boston", "avoid_tolls": True,
+                                                                   "strict": True}}))
+    assert not accepts(gram, calls({"name": "route", "arguments": {"start": "Boston", "strict": True}}))
+    assert not accepts(gram, calls({"name": "route", "arguments": {"start": "Boston", "avoid_tolls": False,
+                                                                   "strict": True, "scenic_view": True}}))
+
+
 def test_parse_reply_keeps_finished_calls_once():
     two = calls({"name": "a", "arguments": {"x": 1}}, {"name": "a", "arguments": {"x": 2}})
     assert [c["arguments"] for c in constrain.parse_reply(two)["tool_calls"]] == [{"x": 1}, {"x": 2}]
