@@ -23,10 +23,11 @@ A boolean argument is what the user's words say of it (``asked``: the user's tur
   "no", "without", "never", "neither", "nor", "n't", "exclude", "non-": "avoid tolls" is
   ``avoid_tolls: true``, "it shouldn't be unisex" is ``is_unisex: false``), and is written even if
   optional; a name that is itself negative is read through its negative word ("without tolls" is
-  ``avoid_tolls: true``, see ``said_bool``). BFCL's cases whose answer has the boolean (``python bench/bfcl.py``'s data, 2026-12-07):
-  this rule gives the expected value in 30 of 30 named in simple_python and 15 of 16 in multiple,
-  and leaves out 12 of 15 unnamed optional ones correctly (the model wrote false for "the prime
-  factors of 450", where the default, true, was expected).
+  ``avoid_tolls: true``, see ``said_bool``).
+
+Against the expected answers of BFCL's cases (``bench/bfcl.py``'s data) the rule gives 30 of the 30
+named booleans of simple_python and 15 of 16 of multiple, and leaves out 12 of 15 unnamed optional ones
+where the default was expected (docs/llm.md has every category).
 
 What it does not do: arithmetic. A number the model would have to compute ("half of 30") is not
 offered; an agent that wants one passes the expression to a calculator tool (its arguments are
