@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 
-from kernel.llm import constrain, fanout
+from kernel.llm import constrain, fanout, spans
 from kernel.llm.request import LLMError, LLMRequest, result
 from kernel.llm.sequence import SeqStatus, Sequence
 from kernel.llm.stats import EngineStats
@@ -149,6 +149,8 @@ class Engine:
             allow, facts = self._tool_decision(req)
             text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice, allow, **facts)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
+            if names:
+                req.matcher.copier = spans.Copier(spans.source_text(req.messages), spans.token_table(self.tok))
             if names and self.tool_decision == "kernel":
                 req.fan_out = fanout.plan(req.messages, req.tools, req.tool_choice)
         except constrain.ConstraintError as e:

@@ -8,13 +8,18 @@ continues the grammar where it stopped whether its KV was kept or recomputed;
 ``sync`` rolls the matcher back (or forward) should the ids ever be cut or
 re-fed (a prefix cache that replays tokens, say), so state never drifts.
 
-Rows without a matcher are untouched: constrained and free rows share a batch.
+Rows without a matcher are untouched: constrained and free rows share a batch. A tool-call row
+also gets its copy bias (``Matcher.copier``, kernel.llm.spans) on top of its mask.
 Runs on the engine thread only.
 """
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger("aios.engine")
 
 
 class Matcher:
@@ -24,6 +29,7 @@ class Matcher:
         self.tools = tools        # the reply is parsed for tool_calls when it ends
         self.consumed: list[int] = []  # generated tokens the matcher has taken, in order
         self.error: str | None = None  # set when the grammar failed (fuel, a token it refused)
+        self.copier = None  # kernel.llm.spans.Copier: string arguments lean toward the conversation's words
 
     def sync(self, generated: list[int]) -> None:
         """Bring the matcher to exactly ``generated`` (rollback what differs, consume the rest)."""
@@ -50,7 +56,7 @@ class Matcher:
 
 
 def apply(logits: torch.Tensor, seqs: list) -> None:
-    """logits: (B, V) float, row i for seqs[i]; masks the constrained rows in place."""
+    """logits: (B, V) float, row i for seqs[i]; masks the constrained rows in place (and biases their copies)."""
     rows = [i for i, s in enumerate(seqs) if s.matcher is not None]
     if not rows:
         return
@@ -72,4 +78,15 @@ def apply(logits: torch.Tensor, seqs: list) -> None:
     idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
     block = logits.index_select(0, idx)
     block.masked_fill_(~allowed.to(logits.device), float("-inf"))
+    for j, i in enumerate(rows):  # the copy bias of tool-call rows (kernel.llm.spans)
+        mt = seqs[i].matcher
+        if mt.copier is not None and mt.error is None:
+            try:
+                favour = {t: b for t, b in mt.copier.tokens(seqs[i].generated).items() if t < V}
+            except Exception:  # a nudge: its failure must not fail the row, nor the batch
+                log.exception("copy bias failed; the call goes on without it")
+                mt.copier, favour = None, {}
+            if favour:
+                block[j, torch.tensor(list(favour), dtype=torch.long, device=logits.device)] += torch.tensor(
+                    list(favour.values()), dtype=block.dtype, device=logits.device)
     logits.index_copy_(0, idx, block)

@@ -120,6 +120,19 @@ def test_a_boolean_argument_is_what_the_request_says(engine):
         assert "scenic" not in call["arguments"], call
 
 
+FOREST = fn("forest_growth_forecast", "Predict how a forest grows over the next years.",
+            {"location": {"type": "string", "description": "Where the forest is."},
+             "years": {"type": "integer", "description": "How many years ahead."}}, ["location", "years"])
+
+
+def test_a_string_argument_copies_the_name_the_user_wrote(engine):
+    """The copy bias (kernel.llm.spans): without it the model writes "New York" for this park."""
+    res = ask(engine, "Predict the growth of the forest in Great Smoky Mountains National Park for the next 10 years.",
+              [FOREST], i=30)
+    (call,) = res["tool_calls"]
+    assert call["arguments"] == {"location": "Great Smoky Mountains National Park", "years": 10}, call
+
+
 def test_after_a_tool_result_the_model_chooses(engine):
     """Only a user turn is decided by the kernel: after an observation the reply is the model's."""
     history = [{"role": "user", "content": "Find the area of a triangle with a base of 10 and a height of 5."},

@@ -1,5 +1,5 @@
 """What a hostile agent can make the kernel's tool decision cost (kernel.llm.relevance, kernel.llm.ground,
-kernel.llm.fanout).
+kernel.llm.fanout, kernel.llm.spans).
 
 The decision runs forward passes of the kernel's model for an agent's request, on the thread that compiles
 every agent's grammars, so its size must not be the agent's to choose: at most MAX_SCORED tools are scored
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from kernel.llm import constrain, fanout, ground, relevance
+from kernel.llm import constrain, fanout, ground, relevance, spans
 
 
 class NoModel:
@@ -145,3 +145,24 @@ def test_many_arguments_are_looked_up_in_a_long_conversation_in_linear_time():
     assert g["properties"] == {}  # none of them is named
     assert ground.said_bool("avoid_tolls", message) is True
     assert ground.said_bool("lorem_flag", message) is True and ground.said_bool("zzzz_flag", message) is None
+
+
+def test_the_copy_bias_of_a_value_costs_a_bounded_step_whatever_the_conversation():
+    """The copy bias runs on the engine thread at every token of a string argument, for the agent's own
+    conversation: a 1 MB message, a value that occurs at every position, a vocabulary of every short
+    string. Only the message's last MAX_SOURCE characters are read, at most MAX_STARTS word starts or
+    MAX_HITS occurrences are continued, each by MAX_CONT characters."""
+    letters = "ab "
+    vocab = [a + b + c for a in letters for b in letters for c in letters] + ["<tool_call>", '[{"name": "f", "arguments": {"q": "']
+    table = (tuple(vocab), {t: (i,) for i, t in enumerate(vocab)})
+    message = "ab " * 400_000  # 1.2 MB: every third character starts a word, "ab" occurs everywhere
+    c = spans.Copier(spans.source_text([{"role": "user", "content": message}]), table)
+    assert len(c.source) == spans.MAX_SOURCE and len(c.starts) == spans.MAX_STARTS
+    reply = [len(vocab) - 2, len(vocab) - 1]
+    t0 = time.perf_counter()
+    for step in range(300):  # a long value of the repeated text, one token at a time
+        favour = c.tokens(reply)
+        assert len(favour) <= len(vocab)
+        reply.append(vocab.index("ab "))
+    assert time.perf_counter() - t0 < 10  # milliseconds per step here
+    assert c.scan.in_argument() is None  # past MAX_VALUE characters: no longer copied
