@@ -128,7 +128,7 @@ class Copier:
 
     def __init__(self, source: str, table: tuple[tuple[str, ...], dict[str, tuple[int, ...]]]):
         self.source = source
-        self.lower = source.lower()
+        self.lower = _lower(source)
         self.texts, self.by_text = table
         self.starts = [i for i, c in enumerate(source)
                        if c.isalnum() and (i == 0 or not source[i - 1].isalnum())][:MAX_STARTS]
@@ -152,7 +152,8 @@ class Copier:
         if not value:
             at = self.starts
         else:
-            low, at, i = value.lower(), [], self.lower.find(value.lower())
+            low, at = _lower(value), []
+            i = self.lower.find(low)
             while i >= 0 and len(at) < MAX_HITS:
                 at.append(i + len(low))
                 i = self.lower.find(low, i + 1)
@@ -165,6 +166,12 @@ class Copier:
                 for t in self.by_text.get(cont[:k], ()):
                     out[t] = BIAS
         return out
+
+
+def _lower(text: str) -> str:
+    """text in lower case, each character keeping its position ("İ", which lowers to two, stays)."""
+    low = text.lower()
+    return low if len(low) == len(text) else "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
 
 
 def _ends_span(cont: str) -> bool:

@@ -50,6 +50,11 @@ def test_a_value_begins_at_a_word_of_the_source():
     assert favoured(c, *HEAD) == {"Y", "Yellow", "Pre", "P", "forest", "in", "n", "y"}
 
 
+def test_a_source_whose_lower_case_is_longer_keeps_its_positions():
+    c = spans.Copier("İİİİ Yellowstone National Park", TABLE)  # "İ".lower() is two characters
+    assert favoured(c, *HEAD, "Yellow", "stone") == {" National", " Nat"}
+
+
 def test_a_value_the_source_does_not_hold_is_left_to_the_model():
     c = spans.Copier("Find Thai food in Manhattan.", TABLE)
     assert favoured(c, *HEAD, "Man") == {"hattan"}
