@@ -7,7 +7,7 @@ al., 2017) learn to mix copying into generation; a frozen model can only be nudg
 string value of a call's arguments the local engine adds ``BIAS`` (nats) to the logits of the
 tokens that continue a span of the source (the user's and the tools' turns):
 
-- at the value's first character, the tokens that begin a word of the source;
+- at the value's first character, the tokens that begin a word of the source (not a number);
 - after that, while the value so far occurs in the source (ignoring case), the tokens that
   continue one of those occurrences, in the source's own case ("Yellowstone" goes on with
   " National"); past the end of a word, not into a word that ends the span (``ENDS_SPAN``: a
@@ -130,8 +130,10 @@ class Copier:
         self.source = source
         self.lower = _lower(source)
         self.texts, self.by_text = table
+        # a value begins at a word, not at a number: a number the user wrote is a number argument's
+        # (kernel.llm.ground), and "17" is no unit for "What is 17 * 23?"
         self.starts = [i for i, c in enumerate(source)
-                       if c.isalnum() and (i == 0 or not source[i - 1].isalnum())][:MAX_STARTS]
+                       if c.isalpha() and (i == 0 or not source[i - 1].isalnum())][:MAX_STARTS]
         self.fed: list[int] = []
         self.scan = _Scan()
 

@@ -55,6 +55,13 @@ def test_a_source_whose_lower_case_is_longer_keeps_its_positions():
     assert favoured(c, *HEAD, "Yellow", "stone") == {" National", " Nat"}
 
 
+def test_a_value_does_not_begin_at_a_number():
+    """The numbers of "What is 17 * 23?" are a number argument's, not a unit's first characters."""
+    vocab = VOCAB + ("17", "1", "W")
+    c = spans.Copier("What is 17 * 23 in Yellow?", (vocab, {t: (i,) for i, t in enumerate(vocab)}))
+    assert {c.texts[i] for i in c.tokens(ids(*HEAD))} == {"W", "in", "Y", "Yellow"}
+
+
 def test_a_value_the_source_does_not_hold_is_left_to_the_model():
     c = spans.Copier("Find Thai food in Manhattan.", TABLE)
     assert favoured(c, *HEAD, "Man") == {"hattan"}
