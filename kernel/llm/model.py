@@ -12,7 +12,7 @@ Usage (the install script runs this once)::
     python -m kernel.llm.model --check          # print where they are, exit 1 if the default one is missing
 
 Weights (``--weights``, kernel.llm.convert and kernel.llm.quant): ``auto`` is
-int8 on a CPU (DEFAULT_CPU) and the model's own dtype on a GPU; ``int8`` (CPU
+int8 on a CPU with AVX-512 VNNI (``default_cpu``: float32 on other CPUs) and the model's own dtype on a GPU; ``int8`` (CPU
 only) and ``fp32`` force one. The embedded model has two
 caches side by side under ``~/.cache/aios/models/``:
 ``<model>-v1`` (float32 safetensors, from the GGUF) and ``<model>-v1-int8-v1``
@@ -48,6 +48,28 @@ WEIGHTS = ("auto", "int8", "fp32")
 # attention runs in float64 (kernel.llm.quant.exact_attention), which keeps the engine's greedy
 # invariants: a row's tokens do not depend on batching, chunking or preemption.
 DEFAULT_CPU = "int8"
+_warned_no_vnni = False
+
+
+def default_cpu() -> str:
+    """What ``auto`` runs on this CPU: DEFAULT_CPU (int8) where fbgemm takes 8-bit activations (AVX-512
+    VNNI), float32 elsewhere. Without VNNI fbgemm quantizes activations to 7 bits (its AVX2 kernel would
+    saturate on 8), and greedy answers degrade where it counts ("What is the capital of France?" gets
+    "L'Étoile, la Marseillaise, ..." on an AVX2 EPYC, float32 "The capital of France is Paris."), though
+    the teacher-forced agreement still passes its floor. ``--weights int8`` still forces int8."""
+    global _warned_no_vnni
+    from kernel.llm import quant
+
+    if not quant.REDUCE_RANGE:
+        return DEFAULT_CPU
+    if not _warned_no_vnni:
+        _warned_no_vnni = True
+        import logging
+
+        logging.getLogger("aios.engine").warning(
+            "this CPU has no AVX-512 VNNI: int8 activations would be 7-bit and answers measurably worse, "
+            "so --weights auto runs float32 (about 1.3x slower at batch 1; --weights int8 forces int8)")
+    return "fp32"
 
 
 class ModelNotFound(Exception):
@@ -136,7 +158,7 @@ def resolve_weights(weights: str, device: str) -> str:
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     if weights == "auto":  # see DEFAULT_CPU
-        return DEFAULT_CPU if device == "cpu" else "native"
+        return default_cpu() if device == "cpu" else "native"
     if weights == "int8" and device != "cpu":
         raise ValueError("int8 weights run on the CPU only (fbgemm): use --weights auto or fp32 on a GPU")
     return weights

@@ -232,4 +232,4 @@ def test_weights_flag_is_validated():
     with pytest.raises(ValueError):
         KernelConfig.from_flags(weights="int8", eval_device="cuda")
     assert model_mod.resolve_weights("auto", "cuda") == "native"
-    assert model_mod.resolve_weights("auto", "cpu") == model_mod.DEFAULT_CPU
+    assert model_mod.resolve_weights("auto", "cpu") == ("fp32" if quant.REDUCE_RANGE else model_mod.DEFAULT_CPU)
