@@ -288,11 +288,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="only report whether the caches exist")
     p.add_argument("--weights", choices=WEIGHTS, default="auto",
-                   help="which cache to prepare or check: auto = what a CPU runs by default (int8); "
-                        "int8 is made from the float32 one")
+                   help="which cache to prepare or check: auto = both to prepare, what this CPU runs by default "
+                        "to check; int8 is made from the float32 one")
     args = p.parse_args(argv)
     from kernel.llm import convert
 
+    both = args.weights == "auto"  # install.sh: both caches, whichever this CPU runs by default
     args.weights = resolve_weights(args.weights, "cpu")
 
     if args.check:
@@ -307,7 +308,7 @@ def main(argv=None) -> int:
             path = prepare_embedded()
         else:
             path = _prepare_with_bar()
-        if args.weights == "int8":
+        if args.weights == "int8" or both:
             path = prepare_int8()
     except ModelNotFound as e:
         print(f"aios: {e}", file=sys.stderr)
