@@ -12,8 +12,9 @@ Usage (the install script runs this once)::
     python -m kernel.llm.model --check          # print where they are, exit 1 if the default one is missing
 
 Weights (``--weights``, kernel.llm.convert and kernel.llm.quant): ``auto`` is
-int8 on a CPU with AVX-512 VNNI (``default_cpu``: float32 on other CPUs) and the model's own dtype on a GPU; ``int8`` (CPU
-only) and ``fp32`` force one. The embedded model has two
+int8 on a CPU with AVX-512 VNNI (``default_cpu``: float32 on other CPUs) and
+the model's own dtype on a GPU; ``int8`` (CPU only) and ``fp32`` force one.
+The embedded model has two
 caches side by side under ``~/.cache/aios/models/``:
 ``<model>-v1`` (float32 safetensors, from the GGUF) and ``<model>-v1-int8-v1``
 (int8, made from the float32 one once); a hub model on a CPU is
