@@ -130,11 +130,16 @@ def test_one_wave_of_agents_prefills_a_shared_system_prompt_once():
 
 
 def test_ended_agent_entries_are_dropped_and_budget_holds():
-    e = start(prefix_cache="on", prefix_cache_mb=8)  # ~90 tokens of int8's float64 KV: LRU must evict
+    # A budget of ~90 tokens of this engine's KV (float64 under int8, float32 under fp32: whichever
+    # --weights auto picked on this CPU), far less than three agents' two turns: LRU must evict.
+    probe = start(prefix_cache="on")
+    budget = 90 * probe.kv_per_token
+    probe.stop()
+    e = start(prefix_cache="on", prefix_cache_mb=budget / 2**20)
     try:
         _agents_run(e, agents=3, turns=2, max_new=4)
         st = e.stats()
-        assert 0 < st["cache_bytes"] <= 8 * 2**20 and e.prefix.evicted_bytes > 0
+        assert 0 < st["cache_bytes"] <= budget and e.prefix.evicted_bytes > 0
         assert st["prefix_hit_tokens"] > 0
     finally:
         e.stop()
