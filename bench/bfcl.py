@@ -3,7 +3,8 @@
 Usage::
 
     python bench/bfcl.py [--category simple_python multiple parallel irrelevance ...] [--limit N]
-                         [--tool-choice auto|required] [--llm-name NAME] [--show-failures] [--out FILE]
+                         [--tool-choice auto|required] [--llm-name NAME] [--weights auto|int8|fp32]
+                         [--show-failures] [--out FILE]
 
 Each case is one agent (bench/agents/bfcl_agent) that makes one ``llm.chat`` call with the case's
 messages and its functions as ``tools``: the path every agent's tool calls take, the kernel's
@@ -28,7 +29,9 @@ The categories are BFCL v4's single-turn ones: simple_python, multiple, parallel
 parallel_multiple, irrelevance, live_simple, live_multiple, live_parallel, live_parallel_multiple,
 live_irrelevance, live_relevance (any call passes, as in BFCL); ``--limit N``: the first N cases of
 each. The last line printed is one JSON object: ``{"accuracy": {category: share}, "cases":
-{category: n}, "wall_s": ..., ...}``.
+{category: n}, "weights": "int8"|"fp32"|..., "wall_s": ..., ...}``; ``weights`` is what the local
+model ran (``--weights auto`` picks int8 on a CPU with AVX-512 VNNI and float32 elsewhere: see
+docs/llm-engine.md), so figures from different machines say which weights they measured.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def run(args, checker: Checker) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dict(log_dir=tmp, data_dir=tmp, scheduler_log_mode="file", agent_log_mode="file",
                    max_new_tokens=args.max_new_tokens, max_agents=max(64, args.concurrency * 2),
-                   tool_decision=args.tool_decision)
+                   tool_decision=args.tool_decision, weights=args.weights)
         if args.llm_name:
             cfg["llm_name"] = args.llm_name
         with KernelClient(KernelConfig.from_flags(**cfg)) as k:
@@ -174,7 +177,18 @@ def run(args, checker: Checker) -> dict:
                          for cat, rows in results.items()},
             "cases": {cat: len(rows) for cat, rows in results.items()},
             "passed": {cat: sum(r["passed"] for r in rows) for cat, rows in results.items()},
-            "tool_choice": args.tool_choice, "tool_decision": args.tool_decision, "llm_name": args.llm_name or "embedded", "wall_s": round(wall, 1)}
+            "tool_choice": args.tool_choice, "tool_decision": args.tool_decision, "llm_name": args.llm_name or "embedded",
+            "weights": ran_weights(args), "wall_s": round(wall, 1)}
+
+
+def ran_weights(args) -> str:
+    """What ``--weights`` resolved to for the local model on this machine (the kernel's own rule)."""
+    from kernel.config import EMBEDDED_MODEL
+    from kernel.llm import catalog, model
+
+    if catalog.resolve(args.llm_name or EMBEDDED_MODEL).remote:
+        return "remote"
+    return model.resolve_weights(args.weights, "cpu")
 
 
 def calibrate(args, checker: Checker) -> dict:
@@ -226,6 +240,8 @@ def main(argv=None) -> int:
                    help="auto (default; as BFCL runs every model) or required")
     p.add_argument("--llm-name", help="the kernel's --llm_name (default: the embedded model)")
     p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp32"),
+                   help="the local model's --weights (auto: int8 on a CPU with AVX-512 VNNI, float32 elsewhere)")
     p.add_argument("--concurrency", type=int, default=32, help="agents in flight at once (one batch)")
     p.add_argument("--bfcl-dir", default=str(Path.home() / ".cache" / "aios" / f"bfcl-eval-{BFCL_VERSION}"),
                    help="where bfcl-eval is installed (--no-deps) and read from")

@@ -85,8 +85,9 @@ class LLMConfig(Record):
                                             '\'{"0": "24GiB", "cpu": "64GiB"}\'')
     max_new_tokens: int = opt("max_new_tokens", 256, "default and ceiling of tokens per LLM call")
     threads: int = opt("llm_threads", 0, "torch threads of the local engine (0: all CPUs but one)")
-    weights: str = opt("weights", "auto", "local model weights: auto = int8 on a CPU (about 1.5x the decode "
-                       "speed of float32), the model's own dtype on a GPU; int8 (CPU only) or fp32 force one "
+    weights: str = opt("weights", "auto", "local model weights: auto = int8 on a CPU with AVX-512 VNNI (about "
+                       "1.5x the decode speed of float32), float32 on other CPUs (there int8's 7-bit activations "
+                       "answer worse), the model's own dtype on a GPU; int8 (CPU only) or fp32 force one "
                        "(docs/llm-engine.md)", choices=("auto", "int8", "fp32"))
     tool_decision: str = opt("tool_decision", "kernel", "local model, llm.chat with tools on the user's turn: "
                              "kernel = the engine decides whether an auto reply calls and which tool (relevance "
