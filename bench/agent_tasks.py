@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     p.add_argument("--show-failures", action="store_true")
     p.add_argument("--mask-bench", action="store_true", help="only print the grammar mask's per-token cost")
     p.add_argument("--log-dir", help="keep the kernel's and agents' logs here (default: a temporary folder)")
-    p.add_argument("--weights", nargs="+", default=["auto"], choices=("auto", "int8", "fp32"),
+    p.add_argument("--weights", nargs="+", default=["auto"], choices=("auto", "int8", "fp16", "fp32"),
                    help="the local model's --weights; several: the suite once per mode, tables side by side")
     args = p.parse_args(argv)
     if args.mask_bench:

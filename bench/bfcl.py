@@ -29,9 +29,14 @@ The categories are BFCL v4's single-turn ones: simple_python, multiple, parallel
 parallel_multiple, irrelevance, live_simple, live_multiple, live_parallel, live_parallel_multiple,
 live_irrelevance, live_relevance (any call passes, as in BFCL); ``--limit N``: the first N cases of
 each. The last line printed is one JSON object: ``{"accuracy": {category: share}, "cases":
-{category: n}, "weights": "int8"|"fp32"|..., "wall_s": ..., ...}``; ``weights`` is what the local
-model ran (``--weights auto`` picks int8 on a CPU with AVX-512 VNNI and float32 elsewhere: see
-docs/llm-engine.md), so figures from different machines say which weights they measured.
+{category: n}, "cut": {category: n}, "passed_cut": {category: n}, "weights": "int8"|"fp32"|...,
+"wall_s": ..., ...}``.
+
+``weights`` is what the local model ran (``--weights auto`` picks int8 on a CPU with AVX-512 VNNI
+and float32 elsewhere: see docs/llm-engine.md), so figures from different machines say which
+weights they measured. ``cut`` counts the replies that ran into ``--max-new-tokens`` (a call that
+never closed, say) and ``passed_cut`` those of them that passed anyway: BFCL reads an unfinished
+call as no call, so in the irrelevance categories a runaway reply scores as a right refusal.
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ def run(args, checker: Checker) -> dict:
                 if snap.get("state") != "done" or "error" in rec:
                     ok, why = False, str(rec.get("error") or snap.get("error"))[:300]
                 results[cat].append({"id": case["id"], "passed": ok, "why": "" if ok else why, "calls": calls,
-                                     "text": (rec.get("text") or "")[:200]})
+                                     "text": (rec.get("text") or "")[:200], "finish": rec.get("finish_reason")})
                 done += 1
                 print(f"[{done}/{len(work)} {time.time() - t0:.0f}s] {case['id']}: {'ok' if ok else 'x'} "
                       f"{json.dumps(calls)[:150] if calls else repr((rec.get('text') or '')[:80])}",
@@ -177,6 +182,11 @@ def run(args, checker: Checker) -> dict:
                          for cat, rows in results.items()},
             "cases": {cat: len(rows) for cat, rows in results.items()},
             "passed": {cat: sum(r["passed"] for r in rows) for cat, rows in results.items()},
+            # Replies cut by --max-new-tokens (finish_reason "length"): a call that never closed is no
+            # call to BFCL, so an irrelevance case "passes" that way; these say how many did.
+            "cut": {cat: sum(r["finish"] == "length" for r in rows) for cat, rows in results.items()},
+            "passed_cut": {cat: sum(r["passed"] and r["finish"] == "length" for r in rows)
+                           for cat, rows in results.items()},
             "tool_choice": args.tool_choice, "tool_decision": args.tool_decision, "llm_name": args.llm_name or "embedded",
             "weights": ran_weights(args), "wall_s": round(wall, 1)}
 
@@ -240,7 +250,7 @@ def main(argv=None) -> int:
                    help="auto (default; as BFCL runs every model) or required")
     p.add_argument("--llm-name", help="the kernel's --llm_name (default: the embedded model)")
     p.add_argument("--max-new-tokens", type=int, default=160)
-    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp32"),
+    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp16", "fp32"),
                    help="the local model's --weights (auto: int8 on a CPU with AVX-512 VNNI, float32 elsewhere)")
     p.add_argument("--concurrency", type=int, default=32, help="agents in flight at once (one batch)")
     p.add_argument("--bfcl-dir", default=str(Path.home() / ".cache" / "aios" / f"bfcl-eval-{BFCL_VERSION}"),

@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-batch", type=int, default=16)
     p.add_argument("--rr-quantum", type=int, default=16)
     p.add_argument("--llm-threads", type=int, default=0, help="torch threads (default 0: the kernel's default)")
-    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp32"), help="the local model's weights")
+    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp16", "fp32"), help="the local model's weights")
     p.add_argument("--repeat", type=int, default=1, help="interleaved runs of everything; the fastest of each counts")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)

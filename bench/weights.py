@@ -1,8 +1,8 @@
-"""int8 against float32 weights of the embedded model, side by side in one run.
+"""int8 (and float16) against float32 weights of the embedded model, side by side in one run.
 
 Usage::
 
-    python bench/weights.py [--modes fp32,int8] [--agents 16] [--calls 2] [--max-new-tokens 64]
+    python bench/weights.py [--modes fp32,int8[,fp16]] [--agents 16] [--calls 2] [--max-new-tokens 64]
                             [--decode-tokens 128] [--prompt-tokens 1000] [--llm-threads 0]
                             [--skip-agents] [--skip-agreement] [--ctranslate2]
 
@@ -10,6 +10,8 @@ Prints one JSON object::
 
     {"machine": {...}, "fp32": {...}, "int8": {...}, "int8_vs_fp32": {...}, "agreement": {...},
      "ctranslate2": {...} | null}
+
+(with ``fp16`` in ``--modes``: also "fp16", "fp16_vs_fp32" and "agreement_fp16").
 
 Per mode (``--weights``), each in a fresh spawned process that loads the
 engine (kernel.llm.engine.Engine, no kernel process, default config):
@@ -28,7 +30,7 @@ processes x ``--calls`` calls x ``--max-new-tokens`` tokens, fifo):
 and ``kernel_rss_idle_mib`` (the same, once the engine has been idle long
 enough to give the heap its batches freed back to the OS). The
 agreement figures come from kernel.llm.agreement (int8 against float32, 12
-prompts, greedy). ``--ctranslate2`` adds CTranslate2 (int8, converted from
+prompts, greedy; ``agreement_fp16`` the same for float16). ``--ctranslate2`` adds CTranslate2 (int8, converted from
 the float32 cache) at batch 1 and 16 where the package imports.
 """
 
@@ -128,8 +130,8 @@ def _batch(engine, prompts: list[str], max_new: int) -> float:
     return round(sum(tokens) / (time.perf_counter() - t0), 1)
 
 
-def measure_agreement(tokens: int) -> dict:
-    """In a spawned process: kernel.llm.agreement of int8 against float32."""
+def measure_agreement(tokens: int, weights: str = "int8") -> dict:
+    """In a spawned process: kernel.llm.agreement of ``weights`` (int8, fp16) against float32."""
     import torch
 
     from kernel.config import EMBEDDED_MODEL
@@ -139,7 +141,7 @@ def measure_agreement(tokens: int) -> dict:
 
     torch.set_num_threads(default_threads())
     ref, tok = model_mod.load(EMBEDDED_MODEL, weights="fp32")
-    q, _ = model_mod.load(EMBEDDED_MODEL, weights="int8")
+    q, _ = model_mod.load(EMBEDDED_MODEL, weights=weights)
     return agreement.compare(ref, q, tok, tokens=tokens)
 
 
@@ -215,16 +217,18 @@ def main(argv=None) -> int:
                       "kernel_rss_idle_mib": round(a["rss_idle_bytes"] / 2**20, 1),
                       "kernel_load_time_s": a["load_time_s"] and round(a["load_time_s"], 3)})
         out[mode] = r
-    if "fp32" in out and "int8" in out:
-        f, q = out["fp32"], out["int8"]
+    for mode in [m for m in ("int8", "fp16") if m in out and "fp32" in out]:
+        f, q = out["fp32"], out[mode]
         ratio = {k: round(q[k] / f[k], 2) for k in f if k.endswith("_tok_s") and f[k] and k in q}
         for k in ("engine_rss_mib", "kernel_rss_mib", "kernel_rss_idle_mib"):
             if k in f:
                 ratio[k.replace("_mib", "_saved_mib")] = round(f[k] - q[k], 1)
-        out["int8_vs_fp32"] = ratio
+        out[f"{mode}_vs_fp32"] = ratio
     if not args.skip_agreement:
         print("agreement ...", file=sys.stderr, flush=True)
         out["agreement"] = _spawned(measure_agreement, args.agreement_tokens)
+        if "fp16" in modes:
+            out["agreement_fp16"] = _spawned(measure_agreement, args.agreement_tokens, "fp16")
     out["ctranslate2"] = (_spawned(measure_ctranslate2, prompts, args.max_new_tokens, threads)
                           if args.ctranslate2 else None)
     out["machine"]["loadavg_end"] = os.getloadavg()[0]

@@ -27,6 +27,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SCHEDULERS = ("serial", "fifo", "rr", "priority")
 CONFINE_MODES = ("auto", "strict", "landlock", "off")
 ON_OFF = ("on", "off")
+WEIGHT_MODES = ("auto", "int8", "fp16", "fp32")  # --weights (kernel.llm.model.resolve_weights)
 
 
 def _xdg(var: str, *fallback: str) -> Path:
@@ -86,9 +87,9 @@ class LLMConfig(Record):
     max_new_tokens: int = opt("max_new_tokens", 256, "default and ceiling of tokens per LLM call")
     threads: int = opt("llm_threads", 0, "torch threads of the local engine (0: all CPUs but one)")
     weights: str = opt("weights", "auto", "local model weights: auto = int8 on a CPU with AVX-512 VNNI (about "
-                       "1.5x the decode speed of float32), float32 on other CPUs (there int8's 7-bit activations "
-                       "answer worse), the model's own dtype on a GPU; int8 (CPU only) or fp32 force one "
-                       "(docs/llm-engine.md)", choices=("auto", "int8", "fp32"))
+                       "1.5x the decode speed of float32), float16 weights with float32 activations on other "
+                       "CPUs (there int8's 7-bit activations answer worse), the model's own dtype on a GPU; "
+                       "int8, fp16 (CPU only) or fp32 force one (docs/llm-engine.md)", choices=WEIGHT_MODES)
     tool_decision: str = opt("tool_decision", "kernel", "local model, llm.chat with tools on the user's turn: "
                              "kernel = the engine decides whether an auto reply calls and which tool (relevance "
                              "of each tool to the request, numbers grounded in the conversation) and adds the "
@@ -108,8 +109,8 @@ class LLMConfig(Record):
         _check(self.threads >= 0, "--llm_threads must be >= 0 (0: all CPUs but one)")
         _check(self.tool_decision in ("kernel", "model"),
                f"--tool_decision must be kernel or model, not {self.tool_decision!r}")
-        _check(self.weights in ("auto", "int8", "fp32") and not (self.weights == "int8" and self.device != "cpu"),
-               f"--weights must be auto, int8 or fp32 (int8 on the CPU only), not {self.weights!r}")
+        _check(self.weights in WEIGHT_MODES and not (self.weights in ("int8", "fp16") and self.device != "cpu"),
+               f"--weights must be auto, int8, fp16 or fp32 (int8 and fp16 on the CPU only), not {self.weights!r}")
 
 
 @dataclass

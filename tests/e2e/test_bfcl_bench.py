@@ -60,13 +60,26 @@ def test_the_checker_is_bfcls_own_and_can_fail(checker):
 
 
 def test_the_bench_runs_cases_through_the_kernel_and_prints_json_last():
-    out = subprocess.run([sys.executable, str(BENCH), "--category", "simple_python", "irrelevance", "--limit", "2"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    out = subprocess.run([sys.executable, str(BENCH), "--category", "simple_python", "irrelevance", "--limit", "2",
+                          "--weights", "fp32"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["cases"] == {"simple_python": 2, "irrelevance": 2}
     assert set(summary["accuracy"]) == {"simple_python", "irrelevance"}
     assert all(0 <= v <= 1 for v in summary["accuracy"].values())
     assert summary["tool_choice"] == "auto" and summary["wall_s"] > 0
+    assert summary["weights"] == "fp32"  # what the model ran, named in the figures
+    assert summary["cut"] == {"simple_python": 0, "irrelevance": 0} == summary["passed_cut"]
     # the kernel decided: the triangle-area request was called (case 0 is solved by the embedded model)
     assert summary["passed"]["simple_python"] >= 1, out.stderr[-3000:]
+
+
+def test_replies_cut_by_max_new_tokens_are_counted():
+    """A call that cannot close within --max-new-tokens is no call to BFCL; the summary says it was cut."""
+    out = subprocess.run([sys.executable, str(BENCH), "--category", "simple_python", "--limit", "1",
+                          "--max-new-tokens", "4"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["cut"] == {"simple_python": 1} and summary["passed"] == {"simple_python": 0}, out.stderr[-3000:]
+    assert summary["passed_cut"] == {"simple_python": 0}
+    assert summary["weights"] in ("int8", "fp32")  # auto, resolved for this CPU

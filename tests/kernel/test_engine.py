@@ -25,7 +25,7 @@ PROMPTS = ["Hi", "Write a long story about a cat who travels the world.", "What 
 def shared_model():
     """Every Engine in these tests shares one loaded copy of the real model."""
     real = model_mod.load
-    model_mod.load = functools.lru_cache(maxsize=2)(real)
+    model_mod.load = functools.lru_cache(maxsize=3)(real)  # fp32, int8, fp16
     yield
     model_mod.load = real
 
@@ -53,10 +53,10 @@ def chat(prompt: str, i: int, max_new: int = 8, on_state=None, **kw) -> LLMReque
 DEFAULTS: dict = {}  # KernelConfig fields start() uses unless a test passes its own (see ``weights``)
 
 
-@pytest.fixture(params=["int8", "fp32"])
+@pytest.fixture(params=["int8", "fp16", "fp32"])
 def weights(request, monkeypatch):
-    """Run a greedy-equality test in both weight modes, each mode against itself (int8 is the CPU
-    default; float32 is what ``--weights fp32`` runs)."""
+    """Run a greedy-equality test in every weight mode, each mode against itself (``auto`` is int8 on a
+    CPU with AVX-512 VNNI and fp16 on other x86 CPUs; float32 is what ``--weights fp32`` runs)."""
     monkeypatch.setitem(DEFAULTS, "weights", request.param)
     return request.param
 

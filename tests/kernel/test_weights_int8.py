@@ -232,4 +232,5 @@ def test_weights_flag_is_validated():
     with pytest.raises(ValueError):
         KernelConfig.from_flags(weights="int8", eval_device="cuda")
     assert model_mod.resolve_weights("auto", "cuda") == "native"
-    assert model_mod.resolve_weights("auto", "cpu") == ("fp32" if quant.REDUCE_RANGE else model_mod.DEFAULT_CPU)
+    no_vnni = model_mod.DEFAULT_CPU_NO_VNNI if quant.fp16_available() else "fp32"
+    assert model_mod.resolve_weights("auto", "cpu") == (no_vnni if quant.REDUCE_RANGE else model_mod.DEFAULT_CPU)

@@ -59,7 +59,7 @@ import uuid
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlparse
 
-from kernel.config import EMBEDDED_MODEL
+from kernel.config import EMBEDDED_MODEL, WEIGHT_MODES
 from kernel.protocol.http import HTTPError, JSONHandler, error_body
 from kernel.protocol.messages import E2BIG, ECANCELED, EINVAL, EIO
 
@@ -364,8 +364,8 @@ def main(argv=None) -> int:
     p.add_argument("--llm_name", default=EMBEDDED_MODEL, help="local model to load (name, hub id or path)")
     p.add_argument("--served_name", help="model id clients ask for (default: --llm_name)")
     p.add_argument("--eval_device", default="cpu")
-    p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp32"),
-                   help="as the kernel's --weights: int8 on a CPU by default")
+    p.add_argument("--weights", default="auto", choices=WEIGHT_MODES,
+                   help="as the kernel's --weights (auto: int8 on a CPU with AVX-512 VNNI, float32 elsewhere)")
     p.add_argument("--api-key", dest="api_key", help="require this bearer key")
     p.add_argument("--test-hooks", dest="test_hooks", action="store_true", help="enable /admin/* (tests)")
     p.add_argument("--fail-first", dest="fail_first", type=int, default=0,
