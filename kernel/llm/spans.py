@@ -34,8 +34,8 @@ import re
 
 BIAS = 3.0  # nats added to each token that continues the source (BFCL: 6 lost 7 cases of 146 for 2 gained)
 MAX_SOURCE = 16_384  # characters of the source looked at (the conversation's last ones)
-MAX_STARTS = 256  # word starts offered for a value's first token
-MAX_HITS = 32  # occurrences of the value so far that are continued
+MAX_STARTS = 256  # word starts offered for a value's first token (the source's last ones)
+MAX_HITS = 32  # occurrences of the value so far that are continued (the source's last ones)
 MAX_CONT = 16  # characters of a continuation matched against tokens (longer than any token here)
 MAX_VALUE = 256  # a value longer than this is not copied further
 CALL_OPEN = "<tool_call>"
@@ -132,8 +132,9 @@ class Copier:
         self.texts, self.by_text = table
         # a value begins at a word, not at a number: a number the user wrote is a number argument's
         # (kernel.llm.ground), and "17" is no unit for "What is 17 * 23?"
+        # the newest MAX_STARTS of them: in a long conversation the last turns are what a call is about
         self.starts = [i for i, c in enumerate(source)
-                       if c.isalpha() and (i == 0 or not source[i - 1].isalnum())][:MAX_STARTS]
+                       if c.isalpha() and (i == 0 or not source[i - 1].isalnum())][-MAX_STARTS:]
         self.fed: list[int] = []
         self.scan = _Scan()
 
@@ -155,10 +156,10 @@ class Copier:
             at = self.starts
         else:
             low, at = _lower(value), []
-            i = self.lower.find(low)
+            i = self.lower.rfind(low)  # the newest MAX_HITS occurrences, overlapping ones included
             while i >= 0 and len(at) < MAX_HITS:
                 at.append(i + len(low))
-                i = self.lower.find(low, i + 1)
+                i = self.lower.rfind(low, 0, i + len(low) - 1)
         out: dict[int, float] = {}
         for p in at:
             cont = self.source[p:p + MAX_CONT]

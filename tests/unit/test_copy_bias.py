@@ -50,6 +50,19 @@ def test_a_value_begins_at_a_word_of_the_source():
     assert favoured(c, *HEAD) == {"Y", "Yellow", "Pre", "P", "forest", "in", "n", "y"}
 
 
+def test_a_long_conversation_offers_its_newest_words_and_occurrences():
+    """Past the caps, the words and occurrences offered are the source's last ones: in a long agent
+    conversation the latest turn is what the call is about, not the first."""
+    old = " ".join(["filler"] * (spans.MAX_STARTS + 10))
+    c = spans.Copier(old + " Yellowstone", TABLE)
+    assert len(c.starts) == spans.MAX_STARTS and "Yellow" in favoured(c, *HEAD)
+    many = " ".join(["Yellow Park"] * (spans.MAX_HITS + 5))
+    c = spans.Copier(many + " Yellowstone", TABLE)
+    assert favoured(c, *HEAD, "Yellow") == {"stone", " Park"}  # the last "Yellow" is read, not only the first 32
+    c = spans.Copier("Yellowstone " + many, TABLE)
+    assert favoured(c, *HEAD, "Yellow") == {" Park"}  # the oldest occurrence is past the cap
+
+
 def test_a_source_whose_lower_case_is_longer_keeps_its_positions():
     c = spans.Copier("İİİİ Yellowstone National Park", TABLE)  # "İ".lower() is two characters
     assert favoured(c, *HEAD, "Yellow", "stone") == {" National", " Nat"}
