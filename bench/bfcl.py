@@ -33,7 +33,7 @@ each. The last line printed is one JSON object: ``{"accuracy": {category: share}
 "wall_s": ..., ...}``.
 
 ``weights`` is what the local model ran (``--weights auto`` picks int8 on a CPU with AVX-512 VNNI
-and float32 elsewhere: see docs/llm-engine.md), so figures from different machines say which
+and float16 weights elsewhere: see docs/llm-engine.md), so figures from different machines say which
 weights they measured. ``cut`` counts the replies that ran into ``--max-new-tokens`` (a call that
 never closed, say) and ``passed_cut`` those of them that passed anyway: BFCL reads an unfinished
 call as no call, so in the irrelevance categories a runaway reply scores as a right refusal.
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
     p.add_argument("--llm-name", help="the kernel's --llm_name (default: the embedded model)")
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--weights", default="auto", choices=("auto", "int8", "fp16", "fp32"),
-                   help="the local model's --weights (auto: int8 on a CPU with AVX-512 VNNI, float32 elsewhere)")
+                   help="the local model's --weights (auto: int8 on a CPU with AVX-512 VNNI, fp16 elsewhere)")
     p.add_argument("--concurrency", type=int, default=32, help="agents in flight at once (one batch)")
     p.add_argument("--bfcl-dir", default=str(Path.home() / ".cache" / "aios" / f"bfcl-eval-{BFCL_VERSION}"),
                    help="where bfcl-eval is installed (--no-deps) and read from")

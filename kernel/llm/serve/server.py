@@ -365,7 +365,7 @@ def main(argv=None) -> int:
     p.add_argument("--served_name", help="model id clients ask for (default: --llm_name)")
     p.add_argument("--eval_device", default="cpu")
     p.add_argument("--weights", default="auto", choices=WEIGHT_MODES,
-                   help="as the kernel's --weights (auto: int8 on a CPU with AVX-512 VNNI, float32 elsewhere)")
+                   help="as the kernel's --weights (auto: int8 on a CPU with AVX-512 VNNI, fp16 elsewhere)")
     p.add_argument("--api-key", dest="api_key", help="require this bearer key")
     p.add_argument("--test-hooks", dest="test_hooks", action="store_true", help="enable /admin/* (tests)")
     p.add_argument("--fail-first", dest="fail_first", type=int, default=0,
