@@ -80,14 +80,30 @@ def write_int8(source: Path, target: Path) -> Path:
 
 def load_int8(path: Path):
     """(model, tokenizer) from an int8 cache, in eval mode, on the CPU."""
+    return _load_packed(Path(path), "int8")
+
+
+def load_fp16(path: Path):
+    """(model, tokenizer) from the float32 cache with float16 linear layers (``--weights fp16``), in
+    eval mode, on the CPU. As for int8, no float32 linear weight is materialized outside the file's
+    mapping, and the rest (embedding, norms) is read as copies, so no view of the mapping outlives
+    the load (one would keep every page the packing read resident)."""
+    return _load_packed(Path(path), "fp16")
+
+
+def _load_packed(path: Path, weights: str):
+    """The model built on the meta device while fbgemm packs the cache's linears on a thread of its
+    own (quant.PackAhead, quant.HalfAhead: beside the import of transformers, where the process may
+    use two CPUs), then the packed layers and the rest of the cache put in (quant.apply, apply_fp16)."""
     import torch
     from safetensors import safe_open
 
     from kernel.llm import quant
     from kernel.llm.model import quiet_bars
 
-    with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
-        ahead = quant.PackAhead(f) if _cpus() > 1 else None  # beside the import of transformers, below
+    ahead_of, apply = (quant.PackAhead, quant.apply) if weights == "int8" else (quant.HalfAhead, quant.apply_fp16)
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        ahead = ahead_of(f) if _cpus() > 1 else None
         try:
             quiet_bars()
             from transformers import AutoConfig, AutoModelForCausalLM
@@ -99,7 +115,7 @@ def load_int8(path: Path):
             if ahead:
                 ahead.cancel()
             raise
-        quant.apply(model, _Lazy(f), ahead.take() if ahead else None)
+        apply(model, _Lazy(f), ahead.take() if ahead else None)
     from transformers import AutoTokenizer, GenerationConfig
 
     try:
@@ -109,7 +125,7 @@ def load_int8(path: Path):
     model.eval()
     from kernel.llm.kvcache import release_heap
 
-    release_heap()  # the pages freed while packing (~130 MiB)
+    release_heap()  # the pages freed while packing (int8: ~130 MiB)
     return model, AutoTokenizer.from_pretrained(path)
 
 
@@ -132,6 +148,13 @@ class _Lazy:
                 return default[0]
             raise KeyError(key)
         self.left.discard(key)
+        return self.f.get_tensor(key)
+
+    def keys(self) -> set[str]:
+        return set(self.f.keys())
+
+    def get(self, key: str):
+        """``key``'s tensor (a view of the file's mapping), left to be read again (a tied weight's)."""
         return self.f.get_tensor(key)
 
     def drop(self, key: str) -> None:

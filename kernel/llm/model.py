@@ -247,6 +247,12 @@ def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
         # (SmolLM2-135M, one thread): a 16-token chunk after 6000 cached tokens, 493 -> 289 ms.
         # Not on GPUs: there SDPA's fast kernels take no mask with grouped heads.
         os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+    if weights == "fp16" and llm_name == EMBEDDED_MODEL:  # the float32 cache, packed as it is read
+        from kernel.llm import convert
+
+        path = prepare_embedded(progress)  # may convert once, reporting progress
+        progress(stage="load", text=f"loading {llm_name} (float16 weights)", done=None, total=None)
+        return _finish(*convert.load_fp16(path))
     if weights == "int8" and llm_name == EMBEDDED_MODEL:
         from kernel.llm import convert
 
@@ -276,7 +282,7 @@ def load(llm_name: str, device: str = "cpu", max_gpu_memory: dict | None = None,
         from kernel.llm import quant
 
         quant.quantize_in_place(model)
-    elif weights == "fp16":  # any model on the CPU, the embedded one included: packed at each load
+    elif weights == "fp16":  # a hub model on the CPU: its linear layers, in memory, at each load
         from kernel.llm import quant
 
         progress(stage="load", text=f"packing {llm_name}'s linear layers as float16", done=None, total=None)

@@ -484,6 +484,88 @@ def half_in_place(model: nn.Module) -> nn.Module:
     return model
 
 
+class HalfAhead:
+    """fbgemm's float16 packing of a float32 checkpoint's linear weights, on a thread of its own while
+    the loader imports transformers and builds the model (what PackAhead does for int8).
+
+    Which tensors are linears is guessed from the file alone: every 2-D ``<name>.weight`` without a
+    bias, not an embedding or a norm; and, where the file has no ``lm_head.weight`` (a tied output
+    projection), the token embedding as ``lm_head``. Each layer made records the key it was packed
+    from, and apply_fp16 uses it only where that is the model's own weight for the layer: a wrong
+    guess costs time, never a wrong layer. ``reader`` (safetensors' ``safe_open``) belongs to this
+    thread until take() or cancel() returns.
+    """
+
+    def __init__(self, reader):
+        self._reader, self._packed, self._stop = reader, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fp16-pack", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            keys = set(self._reader.keys())
+            jobs = [(k[:-len(".weight")], k) for k in sorted(keys) if k.endswith(".weight")
+                    and f"{k[:-len('.weight')]}.bias" not in keys and "embed" not in k and "norm" not in k
+                    and len(self._reader.get_slice(k).get_shape()) == 2]
+            embed = [k for k in sorted(keys) if k.endswith("embed_tokens.weight")]
+            if "lm_head.weight" not in keys and len(embed) == 1:
+                jobs.insert(0, ("lm_head", embed[0]))  # the largest: first
+            for name, key in jobs:
+                if self._stop.is_set():
+                    return
+                self._packed[name] = (key, Fp16Linear(self._reader.get_tensor(key)))
+        except Exception:  # apply_fp16 packs what is missing, and reports the same fault there
+            return
+
+    def take(self) -> dict:
+        """Wait for the packing; {layer name: (the key it was packed from, Fp16Linear)}."""
+        self._thread.join()
+        return self._packed
+
+    def cancel(self) -> None:
+        """Stop after the layer being packed (the load failed); the reader is free again on return."""
+        self._stop.set()
+        self._thread.join()
+
+
+def apply_fp16(model: nn.Module, tensors, packed: dict | None = None) -> nn.Module:
+    """Swap ``model``'s linears for Fp16Linears built from ``tensors`` (convert's lazy reader of a
+    float32 checkpoint) and load the rest (as copies); ``model`` may live on the meta device.
+
+    ``packed``: HalfAhead.take(), each layer used only where it was packed from the model's own weight
+    for it (a tied output projection's is the embedding's) with the layer's shape; any other is packed
+    here. The output projection is untied from the embedding, which stays float32.
+    """
+    if not fp16_available():
+        raise ValueError("--weights fp16 needs fbgemm (x86 builds of torch); use --weights fp32")
+    packed = dict(packed or {})
+    keys = set(tensors.keys())
+    embedding = model.get_input_embeddings()
+    embed_name = next(n for n, m in model.named_modules() if m is embedding)
+    out = model.get_output_embeddings()
+    for name, mod in [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]:
+        key = f"{name}.weight"
+        if key not in keys and mod is out and out.weight is embedding.weight:
+            key = f"{embed_name}.weight"  # tied: the embedding's rows are the projection's weight
+        ready = packed.pop(name, None)
+        if (ready is not None and ready[0] == key and mod.bias is None
+                and (ready[1].in_features, ready[1].out_features) == (mod.in_features, mod.out_features)):
+            new = ready[1]
+            if key != f"{embed_name}.weight":
+                tensors.drop(key)
+        else:
+            weight = tensors.get(key) if key == f"{embed_name}.weight" else tensors.pop(key)
+            new = Fp16Linear(weight, tensors.pop(f"{name}.bias", None))
+        _set(model, name, new)
+    if hasattr(model.config, "tie_word_embeddings"):
+        model.config.tie_word_embeddings = False  # nothing may re-tie lm_head to the embedding
+    missing, unexpected = model.load_state_dict(tensors.rest(), strict=False, assign=True)
+    if unexpected:
+        raise ValueError(f"unexpected tensors in the float32 cache: {unexpected[:5]}")
+    _rebuild_meta(model)
+    return model
+
+
 ATTENTION = "aios_exact"  # the attention implementation name int8 models run with
 
 

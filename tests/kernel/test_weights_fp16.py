@@ -46,6 +46,40 @@ def test_every_linear_is_packed_as_float16_and_the_rest_stays_float32(fp16_model
     assert model.config.tie_word_embeddings is False
 
 
+def test_layers_packed_ahead_are_used_only_where_they_are_the_models_layer():
+    """The load packs the float32 cache's linears on a thread of its own while transformers imports
+    (quant.HalfAhead): each layer it makes is used where it was packed from the model's own weight for
+    that layer (the tied output projection's is the embedding's); a wrong guess is packed again from
+    the right weight, and a load that fails first cancels the packing and frees the reader."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from kernel.llm import convert
+
+    path = model_mod.embedded_cache_path("fp32")
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        packed = quant.HalfAhead(f).take()
+        assert len(packed) == 30 * 7 + 1 and packed["lm_head"][0] == "model.embed_tokens.weight"
+        wrong = "model.layers.3.self_attn.o_proj"
+        packed[wrong] = ("model.layers.4.self_attn.o_proj.weight", packed["model.layers.4.self_attn.o_proj"][1])
+        kept = {n: lin for n, (_, lin) in packed.items() if n != wrong}
+        config = AutoConfig.from_pretrained(path)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        quant.apply_fp16(model, convert._Lazy(f), packed)
+        assert all(model.get_submodule(n) is lin for n, lin in kept.items())
+        layer = model.get_submodule(wrong)
+        assert isinstance(layer, quant.Fp16Linear) and layer is not packed[wrong][1]
+        x = torch.randn(2, 576, generator=torch.Generator().manual_seed(3))
+        with torch.inference_mode():
+            assert torch.equal(layer(x), quant.Fp16Linear(f.get_tensor(f"{wrong}.weight"))(x))
+        assert not [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
+
+        ahead = quant.HalfAhead(f)
+        ahead.cancel()  # returns once the thread is done with the reader
+        assert not ahead._thread.is_alive()
+
+
 def test_fp16_agrees_with_float32_above_the_floor(fp16_model):
     """The reference of test_weights_int8.py, with float16 weights: 12 prompts, teacher-forced top-1."""
     ref, tok = model_mod.load(EMBEDDED_MODEL, weights="fp32")
