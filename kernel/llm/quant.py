@@ -346,7 +346,41 @@ def _ready(packed: dict, names: list[str], tensors, in_features: int, out_featur
     return lin
 
 
-class PackAhead:
+class _Ahead:
+    """A thread that packs a cache's layers while the loader imports transformers and builds the
+    model (PackAhead for int8, HalfAhead for float16). ``reader`` (safetensors' ``safe_open``:
+    ``keys()``, ``get_tensor()``, ``get_slice()``) belongs to this thread until take() or cancel()
+    returns. A fault stops the packing silently: the apply step packs what is missing, and reports
+    the same fault there."""
+
+    thread_name = "pack"
+
+    def __init__(self, reader):
+        self._reader, self._packed, self._stop = reader, {}, threading.Event()
+        self._thread = threading.Thread(target=self._guarded, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            return
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def take(self) -> dict:
+        """Wait for the packing; the layers made, by name (see the subclass)."""
+        self._thread.join()
+        return self._packed
+
+    def cancel(self) -> None:
+        """Stop after the layer being packed (the load failed); the reader is free again on return."""
+        self._stop.set()
+        self._thread.join()
+
+
+class PackAhead(_Ahead):
     """fbgemm's packing of an int8 cache's linears, on a thread of its own while the loader imports
     transformers and builds the model.
 
@@ -355,41 +389,23 @@ class PackAhead:
     fbgemm (C++, about 0.6 s). With a second CPU they overlap. Which cache entries are linears, and
     which are fused, is read from the cache's names alone (a weight with a scale, not an embedding;
     siblings of FUSE); apply() uses a packed layer only where it is what the model built needs, and
-    packs any other itself, so a wrong guess costs time, never a wrong layer.
-
-    ``reader`` (safetensors' ``safe_open``: ``keys()``, ``get_tensor()``) belongs to this thread
-    until take() or cancel() returns.
+    packs any other itself, so a wrong guess costs time, never a wrong layer. take(): the
+    Int8Linears made, by tuple of names.
     """
 
-    def __init__(self, reader):
-        self._reader, self._packed, self._stop = reader, {}, threading.Event()
-        self._thread = threading.Thread(target=self._run, name="int8-pack", daemon=True)
-        self._thread.start()
+    thread_name = "int8-pack"
 
     def _run(self) -> None:
-        try:
-            keys = set(self._reader.keys())
-            names = {k[:-len(".weight")] for k in keys
-                     if k.endswith(".weight") and k[:-len(".weight")] + SCALE in keys
-                     and "embed" not in k[:-len(".weight")].rpartition(".")[2]}
-            groups = _groups(names, lambda n: n in names and f"{n}.bias" not in keys)
-            fused = {n for g in groups for n in g}
-            for group in groups + [[n] for n in sorted(names - fused)]:
-                if self._stop.is_set():
-                    return
-                self._packed[tuple(group)] = _packed(self._reader, group, pop=False)
-        except Exception:  # apply() packs what is missing, and reports the same fault there
-            return
-
-    def take(self) -> dict:
-        """Wait for the packing; the Int8Linears made, by tuple of names."""
-        self._thread.join()
-        return self._packed
-
-    def cancel(self) -> None:
-        """Stop after the layer being packed (the load failed); the reader is free again on return."""
-        self._stop.set()
-        self._thread.join()
+        keys = set(self._reader.keys())
+        names = {k[:-len(".weight")] for k in keys
+                 if k.endswith(".weight") and k[:-len(".weight")] + SCALE in keys
+                 and "embed" not in k[:-len(".weight")].rpartition(".")[2]}
+        groups = _groups(names, lambda n: n in names and f"{n}.bias" not in keys)
+        fused = {n for g in groups for n in g}
+        for group in groups + [[n] for n in sorted(names - fused)]:
+            if self._stop.is_set():
+                return
+            self._packed[tuple(group)] = _packed(self._reader, group, pop=False)
 
 
 def _set(model: nn.Module, name: str, mod: nn.Module) -> None:
@@ -484,7 +500,7 @@ def half_in_place(model: nn.Module) -> nn.Module:
     return model
 
 
-class HalfAhead:
+class HalfAhead(_Ahead):
     """fbgemm's float16 packing of a float32 checkpoint's linear weights, on a thread of its own while
     the loader imports transformers and builds the model (what PackAhead does for int8).
 
@@ -492,40 +508,24 @@ class HalfAhead:
     bias, not an embedding or a norm; and, where the file has no ``lm_head.weight`` (a tied output
     projection), the token embedding as ``lm_head``. Each layer made records the key it was packed
     from, and apply_fp16 uses it only where that is the model's own weight for the layer: a wrong
-    guess costs time, never a wrong layer. ``reader`` (safetensors' ``safe_open``) belongs to this
-    thread until take() or cancel() returns.
+    guess costs time, never a wrong layer. take(): {layer name: (the key it was packed from,
+    Fp16Linear)}.
     """
 
-    def __init__(self, reader):
-        self._reader, self._packed, self._stop = reader, {}, threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fp16-pack", daemon=True)
-        self._thread.start()
+    thread_name = "fp16-pack"
 
     def _run(self) -> None:
-        try:
-            keys = set(self._reader.keys())
-            jobs = [(k[:-len(".weight")], k) for k in sorted(keys) if k.endswith(".weight")
-                    and f"{k[:-len('.weight')]}.bias" not in keys and "embed" not in k and "norm" not in k
-                    and len(self._reader.get_slice(k).get_shape()) == 2]
-            embed = [k for k in sorted(keys) if k.endswith("embed_tokens.weight")]
-            if "lm_head.weight" not in keys and len(embed) == 1:
-                jobs.insert(0, ("lm_head", embed[0]))  # the largest: first
-            for name, key in jobs:
-                if self._stop.is_set():
-                    return
-                self._packed[name] = (key, Fp16Linear(self._reader.get_tensor(key)))
-        except Exception:  # apply_fp16 packs what is missing, and reports the same fault there
-            return
-
-    def take(self) -> dict:
-        """Wait for the packing; {layer name: (the key it was packed from, Fp16Linear)}."""
-        self._thread.join()
-        return self._packed
-
-    def cancel(self) -> None:
-        """Stop after the layer being packed (the load failed); the reader is free again on return."""
-        self._stop.set()
-        self._thread.join()
+        keys = set(self._reader.keys())
+        jobs = [(k[:-len(".weight")], k) for k in sorted(keys) if k.endswith(".weight")
+                and f"{k[:-len('.weight')]}.bias" not in keys and "embed" not in k and "norm" not in k
+                and len(self._reader.get_slice(k).get_shape()) == 2]
+        embed = [k for k in sorted(keys) if k.endswith("embed_tokens.weight")]
+        if "lm_head.weight" not in keys and len(embed) == 1:
+            jobs.insert(0, ("lm_head", embed[0]))  # the largest: first
+        for name, key in jobs:
+            if self._stop.is_set():
+                return
+            self._packed[name] = (key, Fp16Linear(self._reader.get_tensor(key)))
 
 
 def apply_fp16(model: nn.Module, tensors, packed: dict | None = None) -> nn.Module:

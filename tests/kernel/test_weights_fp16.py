@@ -10,17 +10,16 @@ preemption (``rr``, quantum 2) as without.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 from torch import nn
 
 from kernel.config import EMBEDDED_MODEL, KernelConfig
-from kernel.llm import agreement, quant
+from kernel.llm import quant
 from kernel.llm import model as model_mod
-from kernel.llm.threads import default_threads
 from test_engine import chat, run, shared_model  # noqa: F401  (fixture)
+from test_weights_int8 import agreement_with_float32
 
 TOP1_FLOOR = 0.98  # float16 weights, float32 activations; measured 1.000 (int8's floor: 0.95)
 FIRST_DIV_FLOOR = 30.0  # mean index of the first differing greedy token; measured 34.9, the continuations' lengths
@@ -82,15 +81,7 @@ def test_layers_packed_ahead_are_used_only_where_they_are_the_models_layer():
 
 def test_fp16_agrees_with_float32_above_the_floor(fp16_model):
     """The reference of test_weights_int8.py, with float16 weights: 12 prompts, teacher-forced top-1."""
-    ref, tok = model_mod.load(EMBEDDED_MODEL, weights="fp32")
-    model, _ = fp16_model
-    threads = torch.get_num_threads()
-    torch.set_num_threads(default_threads())
-    try:
-        a = agreement.compare(ref, model, tok)
-    finally:
-        torch.set_num_threads(threads)
-    print("fp16 vs float32:", json.dumps(a))
+    a = agreement_with_float32(fp16_model[0], "fp16")
     assert a["top1_agreement"] >= TOP1_FLOOR, a
     assert a["first_divergence_mean"] >= FIRST_DIV_FLOOR, a
     assert a["identical_greedy"] >= IDENTICAL_FLOOR, a

@@ -144,17 +144,22 @@ def test_layers_packed_ahead_are_used_only_where_they_are_the_models_layer():
         assert not ahead._thread.is_alive()
 
 
-def test_int8_agrees_with_float32_above_the_floor(int8_model):
-    """The reference: 12 fixed prompts, greedy float32 continuations (48 tokens at most)."""
+def agreement_with_float32(model, label: str) -> dict:
+    """kernel.llm.agreement of ``model`` against the float32 one, on as many threads as the engine runs."""
     ref, tok = model_mod.load(EMBEDDED_MODEL, weights="fp32")
-    model, _ = int8_model
     threads = torch.get_num_threads()
     torch.set_num_threads(default_threads())  # as the engine runs (2 threads on a busy 2-core box crawl)
     try:
         a = agreement.compare(ref, model, tok)
     finally:
         torch.set_num_threads(threads)
-    print("int8 vs float32:", json.dumps(a))
+    print(f"{label} vs float32:", json.dumps(a))
+    return a
+
+
+def test_int8_agrees_with_float32_above_the_floor(int8_model):
+    """The reference: 12 fixed prompts, greedy float32 continuations (48 tokens at most)."""
+    a = agreement_with_float32(int8_model[0], "int8")
     assert a["top1_agreement"] >= TOP1_FLOOR, a
     assert a["first_divergence_mean"] >= FIRST_DIV_FLOOR, a
 
