@@ -15,7 +15,7 @@ Weights (``--weights``, kernel.llm.convert and kernel.llm.quant): ``auto`` is
 int8 on a CPU with AVX-512 VNNI (``default_cpu``: float16 weights on other CPUs) and
 the model's own dtype on a GPU; ``int8``, ``fp16`` (both CPU only) and ``fp32``
 force one. ``fp16`` has no cache: the float32 one is packed as float16 at each
-load (kernel.llm.quant.half_in_place).
+load (kernel.llm.convert.load_fp16; a hub model: kernel.llm.quant.half_in_place).
 The embedded model has two
 caches side by side under ``~/.cache/aios/models/``:
 ``<model>-v1`` (float32 safetensors, from the GGUF) and ``<model>-v1-int8-v1``
@@ -80,7 +80,7 @@ def default_cpu() -> str:
             "this CPU has no AVX-512 VNNI, where int8 activations would be 7-bit and answers measurably worse: "
             "--weights auto runs %s (--weights int8 forces int8)",
             "float16 weights with float32 activations (float32's greedy answers on the reference prompts, "
-            "1.3-1.6x its speed; packing them adds about 1 s to the load)" if choice == "fp16" else
+            "1.3-1.6x its speed; packing them adds about 0.7 s to the load)" if choice == "fp16" else
             "float32 (this torch has no fbgemm for float16 weights)")
     return choice
 
