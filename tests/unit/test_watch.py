@@ -175,9 +175,16 @@ def test_an_ended_agent_leaves_no_setid_file(tmp_path):
         os.chmod(f, 0o4755)
         w.on_exit(SimpleNamespace(pid=1, name="App"))  # synchronous for a small workspace
         assert not f.stat().st_mode & stat.S_ISUID
-        for fn in k.posted:  # run what the walker's thread posted to the loop: inotify may have seen the chmod
-            fn()  # first (a busy machine), and then its walk cleared the bit and the loop audits it
+        # inotify may have seen the chmod first (a busy machine): then the walker's thread cleared the bit
+        # and posts its walk to the loop, which audits it; that post may come a moment after the clear
         record = ("setid", {"workspace": str(ws), "path": "id", "mode": "0o4755", "cleared": True})
+        deadline = time.monotonic() + 30
+        while True:
+            while k.posted:  # run what the walker's thread posted, as the loop would
+                k.posted.pop(0)()
+            if record in k.audited or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert record in k.audited and all(a == record for a in k.audited), k.audited
     finally:
         w.stop()
