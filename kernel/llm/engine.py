@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 
-from kernel.llm import constrain, fanout, spans
+from kernel.llm import constrain, fanout, ground, spans
 from kernel.llm.request import LLMError, LLMRequest, result
 from kernel.llm.sequence import SeqStatus, Sequence
 from kernel.llm.stats import EngineStats
@@ -151,6 +151,8 @@ class Engine:
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
             if names:
                 req.matcher.copier = spans.Copier(spans.source_text(req.messages), spans.token_table(self.tok))
+            if names and facts.get("text") is not None:
+                req.settle = ({f["name"]: f["parameters"] for f in constrain.tool_functions(req.tools)}, facts["text"])
             if names and self.tool_decision == "kernel":
                 req.fan_out = fanout.plan(req.messages, req.tools, req.tool_choice)
         except constrain.ConstraintError as e:
@@ -398,6 +400,11 @@ class Engine:
         if seq.matcher is not None and seq.matcher.tools:
             extra = constrain.parse_reply(text)
             text = extra.pop("text")
+            if extra["tool_calls"] and seq.req.settle is not None:
+                try:
+                    extra["tool_calls"] = ground.settle(extra["tool_calls"], *seq.req.settle)
+                except Exception:  # never the reply without its calls
+                    log.exception("settling the calls' optional arguments failed; the model's calls are kept")
             if extra["tool_calls"] and seq.req.fan_out is not None:
                 extra["tool_calls"] = fanout.complete(extra["tool_calls"], *seq.req.fan_out)
             if extra["tool_calls"] and reason == "stop":

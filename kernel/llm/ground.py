@@ -60,12 +60,13 @@ class PercentWholeF(float):
 
 
 PERCENT = re.compile(r"\s*(?:%|per\s?cent\b)", re.I)
+SCALED = re.compile(r"[ \t]*(thousand|million|billion|trillion)\b", re.I)  # "213 million", "8.5 billion"
 
 
 def numbers(texts: list[str]) -> list[int | float]:
     """The numbers ``texts`` write, in order of first appearance, each once. "5%" is 0.05 and a
-    PercentWhole 5; a group of thousands that opens a bracketed list ("[200,300,400]") is also
-    read as the list's numbers."""
+    PercentWhole 5; "8.5 million" is 8500000 (and 8.5, the figure as written); a group of
+    thousands that opens a bracketed list ("[200,300,400]") is also read as the list's numbers."""
     out: dict[int | float, int | float] = {}
     for text in texts:
         found = []
@@ -75,6 +76,10 @@ def numbers(texts: list[str]) -> list[int | float]:
                 found += [(m.start(), round(v / 100, 12)),
                           (m.start(), (PercentWhole if isinstance(v, int) else PercentWholeF)(v))]
                 continue
+            scale = SCALED.match(text, m.end())
+            if scale:
+                whole = round(v * (SCALES | {"trillion": 10**12})[scale.group(1).lower()], 6)
+                found.append((m.start(), int(whole) if float(whole).is_integer() and abs(whole) < 2**53 else whole))
             found.append((m.start(), v))
             if "," in m.group() and text[max(0, m.start() - 64):m.start()].rstrip()[-1:] in ("[", "(", ","):
                 found += [(m.start(), _value(part)) for part in m.group().split(",")]
@@ -262,3 +267,69 @@ def ground(parameters: dict, nums: list[int | float], text: str | None = None,
     if required - set(parameters.get("required") or ()):
         out["required"] = [n for n in props if n in required]
     return out
+
+
+SHORT_VALUE = 4  # words: a name, a unit, a mode; a longer string is text the model composed (a query, a message)
+SHORT_CHARS = 80  # and characters (which also bounds the search for it in the conversation)
+
+
+def settle(calls: list[dict], params: dict[str, dict], text: str) -> list[dict]:
+    """``calls`` (a reply's decoded tool calls) with the optional string arguments the conversation
+    does not speak to left out, so the tool's default applies, as ``ground`` leaves out optional
+    numbers and booleans before decoding. A string's value is only known once written, so this
+    runs on the reply. ``params``: each tool's parameters by name; ``text``: the conversation's
+    words (lower case).
+
+    An optional string argument (no ``enum`` or ``const``: those are the tool's own words) is left
+    out where its value repeats another argument of the same call (``{"snp_id": "rs6034464",
+    "species": "rs6034464"}``), or where it is short (``SHORT_VALUE`` words and ``SHORT_CHARS``
+    characters at most) and the
+    conversation neither names the argument nor writes the value (``unit: "F"`` for a trip from
+    New York to Washington; "by train" keeps ``transportation: "train"``, "in meters" keeps
+    ``units``). A longer value is text the model composed (a message, a query) and is kept.
+    A required argument is never touched."""
+    flat = None
+    out = []
+    for call in calls:
+        schema = params.get(call.get("name")) if isinstance(call, dict) else None
+        args = call.get("arguments") if isinstance(call, dict) else None
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(args, dict) or not isinstance(props, dict):
+            out.append(call)
+            continue
+        required = set(schema.get("required") or ())
+        values = {name: " ".join(v.lower().split()) for name, v in args.items() if isinstance(v, str)}
+        written = {}  # value -> how many arguments wrote it
+        for value in values.values():
+            written[value] = written.get(value, 0) + 1
+        keep = {}
+        for name, v in args.items():
+            p = props.get(name)
+            if name in required or not isinstance(v, str) or not isinstance(p, dict) \
+                    or p.get("type") != "string" or {"enum", "const"} & p.keys():
+                keep[name] = v
+                continue
+            value = values[name]
+            if written[value] > 1:
+                continue  # a value also written for another argument
+            if len(value.split()) <= SHORT_VALUE and len(value) <= SHORT_CHARS and not _named(name, text):
+                flat = " ".join(text.split()) if flat is None else flat
+                if not _said(value, flat):
+                    continue
+            keep[name] = v
+        out.append(call if len(keep) == len(args) else dict(call, arguments=keep))
+    return out
+
+
+def _said(value: str, text: str) -> bool:
+    """Does ``text`` write ``value`` (both lower case, spaces collapsed) with no letter joined to
+    either end? ("5m" writes "m"; "from" does not.)"""
+    if not value:
+        return False
+    at = text.find(value)
+    while at >= 0:
+        end = at + len(value)
+        if (at == 0 or not text[at - 1].isalpha()) and (end == len(text) or not text[end].isalpha()):
+            return True
+        at = text.find(value, at + 1)
+    return False

@@ -54,6 +54,7 @@ class LLMRequest:
     matcher: Any = None  # local engine: the compiled kernel.llm.logitmask.Matcher, set before intake
     decision_s: float = 0.0  # local engine: seconds spent deciding an auto tool call (kernel.llm.relevance)
     fan_out: Any = None  # local engine: what kernel.llm.fanout completes the reply's calls from, set before intake
+    settle: Any = None  # local engine: (tool parameters by name, conversation text) for kernel.llm.ground.settle
     tokens_in: int = 0  # local engine: the prompt's tokens once counted (an error after that still used them)
     # Times an engine switched it out: counted here only (state("preempted")), and read from here by the
     # result, the process table, the scheduler log and the trace.

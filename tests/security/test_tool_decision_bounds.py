@@ -147,6 +147,18 @@ def test_many_arguments_are_looked_up_in_a_long_conversation_in_linear_time():
     assert ground.said_bool("lorem_flag", message) is True and ground.said_bool("zzzz_flag", message) is None
 
 
+def test_settling_optional_strings_reads_a_long_conversation_in_bounded_time():
+    """The reply's optional strings are looked up in the agent's conversation on the engine thread: a value
+    that occurs at every position of a 1 MB message, and one as long as the message, cost one pass each."""
+    message = "ab" * 500_000
+    params = {"t": {"type": "object", "properties": {f"zz{i}": {"type": "string"} for i in range(32)}}}
+    args = {f"zz{i}": ("ab" * 40 + "c") if i % 2 else message[i:] for i in range(32)}
+    t0 = time.perf_counter()
+    out = ground.settle([{"name": "t", "arguments": args}] * 16, params, message)
+    assert time.perf_counter() - t0 < 10  # about 1 s here
+    assert all(set(c["arguments"]) == {f"zz{i}" for i in range(0, 32, 2)} for c in out)  # long: kept
+
+
 def test_the_copy_bias_of_a_value_costs_a_bounded_step_whatever_the_conversation():
     """The copy bias runs on the engine thread at every token of a string argument, for the agent's own
     conversation: a 1 MB message, a value that occurs at every position, a vocabulary of every short

@@ -104,6 +104,8 @@ def test_number_arguments_are_the_conversations_numbers():
     ("An annual rate of 5% over 10 years", [0.05, 5, 10]),  # 5 is the rate's whole, for integer arguments
     ("2.5 percent, then 7% and 7 days", [0.025, 2.5, 0.07, 7]),
     ("cash_flows=[200,300,400,500]", [200300400500, 200, 300, 400, 500]),
+    ("213 million people on 8.5 million km2; 1.267 billion; 2 millionaires", [213000000, 213, 8500000, 8.5,
+                                                                              1267000000, 1.267, 2]),
 ])
 def test_numbers_in_digits_and_words(text, want):
     assert ground.numbers([text]) == want
@@ -178,6 +180,35 @@ def test_booleans_ground_in_the_users_words():
     assert not accepts(gram, calls({"name": "route", "arguments": {"start": "Boston", "strict": True}}))
     assert not accepts(gram, calls({"name": "route", "arguments": {"start": "Boston", "avoid_tolls": False,
                                                                    "strict": True, "scenic_view": True}}))
+
+
+def test_optional_strings_the_conversation_does_not_speak_to_are_left_out():
+    params = {"trip": {"type": "object", "required": ["origin", "destination"], "properties": {
+        "origin": {"type": "string"}, "destination": {"type": "string"}, "unit": {"type": "string"},
+        "transportation": {"type": "string"}, "species": {"type": "string"}, "note": {"type": "string"},
+        "mode": {"type": "string", "enum": ["fast", "scenic"]}, "days": {"type": "integer"}}}}
+    text = "find the shortest distance from new york to boston by train, 3 days, 5m wide"
+
+    def settled(**args):
+        return ground.settle([{"name": "trip", "arguments": args}], params, text)[0]["arguments"]
+
+    base = {"origin": "New York", "destination": "Boston"}
+    assert settled(**base, unit="F") == base  # neither named nor written: the tool's default
+    assert settled(**base, unit="km") == base  # "km" is no word of the conversation
+    assert settled(**base, transportation="train") == dict(base, transportation="train")  # written
+    assert settled(**base, unit="m") == dict(base, unit="m")  # "5m" writes "m"
+    assert settled(**base, species="Boston") == base  # the value of another argument
+    assert settled(**base, species="ork") == base  # only a part of a word
+    long_note = "remember to book the tickets early in the morning"  # composed text, not a label: kept
+    assert settled(**base, note=long_note) == dict(base, note=long_note)
+    assert settled(**base, mode="scenic", days=9) == dict(base, mode="scenic", days=9)  # not strings of its own
+    named = {"type": "object", "properties": {"unit": {"type": "string"}}}
+    assert ground.settle([{"name": "n", "arguments": {"unit": "F"}}], {"n": named},
+                         "the distance in your favourite unit")[0]["arguments"] == {"unit": "F"}  # named
+    req = {"type": "object", "required": ["unit"], "properties": {"unit": {"type": "string"}}}
+    assert ground.settle([{"name": "r", "arguments": {"unit": "F"}}], {"r": req}, "")[0]["arguments"] == {"unit": "F"}
+    odd = [{"name": "x", "arguments": {"a": "b"}}, {"name": "trip", "arguments": "not a dict"}]
+    assert ground.settle(odd, params, text) == odd  # unknown tools and odd shapes pass through
 
 
 def test_parse_reply_keeps_finished_calls_once():
