@@ -146,7 +146,8 @@ class Engine:
             return self.finish(req, error=LLMError(ECANCELED, "request cancelled"))
         try:
             constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
-            allow, facts = self._tool_decision(req)
+            allow, facts = ([], {}) if req.text_only else self._tool_decision(req)
+            req.may_answer_in_text = bool(allow) and req.on_text is None  # a streamed reply is not taken back
             text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice, allow, **facts)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
             if names:
@@ -362,7 +363,9 @@ class Engine:
                     f"this call needs {need / mib:.1f} MiB of KV ({len(ids)} prompt + {max_new} new tokens x "
                     f"{self.kv_per_token} bytes), pid {req.pid} already holds {held / mib:.1f} MiB in other calls, "
                     f"and --max_agent_kv_mb is {self.max_agent_kv_bytes / mib:g}")))
-        if req.admit is not None:
+        if req.spent is not None:  # answered again in text: within what the first reply was granted
+            max_new = max(1, min(max_new, req.spent[2]))
+        elif req.admit is not None:
             try:
                 max_new = req.admit(len(ids), max_new)  # the token quota reserves prompt + max_new
             except LLMError as e:
@@ -405,13 +408,37 @@ class Engine:
                     extra["tool_calls"] = ground.settle(extra["tool_calls"], *seq.req.settle)
                 except Exception:  # never the reply without its calls
                     log.exception("settling the calls' optional arguments failed; the model's calls are kept")
+            if extra["tool_calls"] and seq.req.may_answer_in_text and self._wanting(extra["tool_calls"], seq.req):
+                return self._answer_in_text(seq)
             if extra["tool_calls"] and seq.req.fan_out is not None:
                 extra["tool_calls"] = fanout.complete(extra["tool_calls"], *seq.req.fan_out)
             if extra["tool_calls"] and reason == "stop":
                 reason = "tool_calls"
-        self.finish(seq.req, res=result(text, seq.prompt_len, seq.n_generated, reason, llm_time_s=seq.llm_time_s,
+        out, secs = (seq.n_generated, seq.llm_time_s) if seq.req.spent is None else \
+            (seq.n_generated + seq.req.spent[0], seq.llm_time_s + seq.req.spent[1])
+        self.finish(seq.req, res=result(text, seq.prompt_len, out, reason, llm_time_s=secs,
                                         preemptions=seq.req.preemptions, first_token_at=seq.first_token_at,
                                         prefix_hit_tokens=seq.prefix_hit, **extra))
+
+    @staticmethod
+    def _wanting(calls: list[dict], req: LLMRequest) -> bool:
+        try:
+            return req.settle is not None and ground.wanting(calls, req.settle[0])
+        except Exception:  # the calls stand
+            log.exception("checking the calls' arguments failed; the model's calls are kept")
+            return False
+
+    def _answer_in_text(self, seq: Sequence) -> None:
+        """The call the kernel decided on left a required argument without a value of its own
+        (kernel.llm.ground.wanting): the request lacks what the tool needs, so the model answers it
+        again, in text (prefix cache: the prompt is not computed again). Once; within the tokens
+        granted to the call, which the result counts with the first reply's."""
+        req = seq.req
+        log.debug("pid %d call %s: the call left an argument without a value; answering in text",
+                  req.pid, req.req_id)
+        req.spent = (seq.n_generated, seq.llm_time_s, max(1, seq.max_new - seq.n_generated))
+        req.text_only, req.may_answer_in_text, req.matcher, req.fan_out, req.decision_s = True, False, None, None, 0.0
+        self.grammars.submit(lambda: self._compile(req))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:
         seq.status = SeqStatus.FINISHED

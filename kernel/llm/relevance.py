@@ -23,6 +23,15 @@ that ends with the user's turn the engine decides, with two rules any request ca
    is above ``RELEVANCE_MIN`` (0: better than every baseline; no constant fitted to a benchmark),
    and only the tools within ``RELEVANCE_NEAR`` of the best may be called (with several tools,
    the one the request is about: BFCL multiple). Otherwise the reply is text.
+3. **The words the request shares with a tool** (``shares``): of the tools within
+   ``RELEVANCE_NEAR``, those whose name and description share the most with the request's words
+   may be called (each shared word weighted by how few of the tools use it: inverse document
+   frequency over the tools scored), and another only where it shares a word with the request
+   that none of those does (a second thing asked: "the history of the tiger population, and the
+   crop yield"). "Find the distance between New York City and Los Angeles" is
+   ``geodistance_find`` ("Find the distance between two cities"), not
+   ``timezones_get_difference`` ("Find the time difference between two cities"), which the 135M
+   model wrote. Where no tool shares a word, the scores alone decide.
    ``python bench/bfcl.py --calibrate`` prints how the rule splits BFCL's cases (docs/llm.md).
 
 The scores cost one forward pass over the request once per tool and per baseline (right-padded,
@@ -34,6 +43,8 @@ model's own choice stands; ``--tool_decision model`` turns the decision off.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 
 from kernel.llm import ground
@@ -114,6 +125,65 @@ def _words(name: str) -> set[str]:
     return ground.name_words(name) - {"get", "set", "do", "run"}
 
 
+STOP_WORDS = frozenset(
+    "the and for with from into onto about what which who whom whose where when how why this that these those "
+    "its it's are was were been being have has had does did can could would should will shall may might must "
+    "you your yours our ours their theirs them they she her his him not all any some each per than then also "
+    "find get give show tell please want need given using use based".split())
+MAX_REQUEST_CHARS = 4000  # the request's last characters whose words are compared (the scores read its end too)
+
+
+def lexicon(text: str) -> set[str]:
+    """The content words of ``text``: lower case, split at case changes (``getWeather``), three
+    letters or more, without the commonest words, a plural made singular the simple way ("cities",
+    "flights")."""
+    out = set()
+    for w in WORD.findall(CAMEL.sub(r"\1 \2", text)):
+        w = w.lower()
+        if len(w) >= 3 and w not in STOP_WORDS:
+            if len(w) > 4 and w.endswith("ies"):
+                w = w[:-3] + "y"
+            elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+                w = w[:-1]
+            out.add(w)
+    return out
+
+
+WORD = re.compile(r"[A-Za-z]+")
+CAMEL = re.compile(r"([a-z])([A-Z])")
+
+
+def shares(request: str, functions: list[dict]) -> list[tuple[float, frozenset[str]]]:
+    """For each of ``functions``: (the weight of the words its name and description share with
+    ``request``, those words); each shared word counts log(1 + n / (how many of the n tools use it))."""
+    asked = lexicon(request[-MAX_REQUEST_CHARS:])
+    docs = [asked & lexicon(f["name"].replace("_", " ").replace(".", " ") + " " + str(f.get("description", "")))
+            for f in functions]
+    used: dict[str, int] = {}
+    for d in [lexicon(f["name"].replace("_", " ").replace(".", " ") + " " + str(f.get("description", "")))
+              for f in functions]:
+        for w in d:
+            used[w] = used.get(w, 0) + 1
+    n = len(functions)
+    return [(sum(math.log(1 + n / used[w]) for w in d), frozenset(d)) for d in docs]
+
+
+def narrowed(near: list[int], shared: list[tuple[float, frozenset[str]]]) -> list[int]:
+    """Of the tools ``near`` (indexes), those sharing the most with the request, and each other one
+    that shares a word none of those kept shares (rule 3); all of them where none shares a word."""
+    order = sorted(near, key=lambda i: -shared[i][0])
+    most = shared[order[0]][0] if order else 0
+    if most <= 0:
+        return near
+    kept = [i for i in order if shared[i][0] == most]
+    cover = set().union(*(shared[i][1] for i in kept))
+    for i in order[len(kept):]:
+        if shared[i][1] - cover:
+            kept.append(i)
+            cover |= shared[i][1]
+    return sorted(kept)
+
+
 def decide_tools(model, tok, messages: list[dict], functions: list[dict], numbers: list) -> list[str] | None:
     """The names of the tools the reply must call ([] for a text reply; None: the model chooses)."""
     callable_ = [f for f in functions if ground.ground(f["parameters"], numbers) is not None]
@@ -123,6 +193,9 @@ def decide_tools(model, tok, messages: list[dict], functions: list[dict], number
         return None
     s = scores(model, tok, request_text(messages), callable_)
     best = max(s)
-    chosen = [] if best < RELEVANCE_MIN else [f["name"] for f, x in zip(callable_, s) if x >= best - RELEVANCE_NEAR]
+    near = [] if best < RELEVANCE_MIN else [i for i, x in enumerate(s) if x >= best - RELEVANCE_NEAR]
+    if len(near) > 1:
+        near = narrowed(near, shares(request_text(messages), callable_))
+    chosen = [callable_[i]["name"] for i in near]
     log.debug("tool decision: %s -> %s", {f["name"]: round(x, 3) for f, x in zip(callable_, s)}, chosen)
     return chosen

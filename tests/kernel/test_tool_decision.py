@@ -155,3 +155,48 @@ def test_tool_decision_model_leaves_auto_to_the_model(shared_model):  # noqa: F8
         e.stop()
     assert res["tool_calls"] == []  # the 135M model does not start a call on its own
     assert len(listed["tool_calls"]) == 1, listed  # and with the decision off, nothing is added to its calls
+
+
+ALLELES = fn("compare_alleles", "Compare two gene alleles by their SNP ids.",
+             {"allele1": {"type": "string", "pattern": "^rs7412$"}, "allele2": {"type": "string", "pattern": "^rs7412$"}},
+             ["allele1", "allele2"])
+
+
+def test_a_call_that_leaves_an_argument_without_a_value_of_its_own_becomes_text(engine):
+    """The patterns make the model's call repeat one value in both required arguments (what it writes,
+    unforced, for "the frequency of variant rs7412" with a tool that needs two alleles): the request
+    lacks what the tool needs, so the reply is answered again in text (kernel.llm.ground.wanting), and
+    the result counts the tokens of both replies."""
+    res = ask(engine, "Compare the gene alleles rs7412 and rs429358.", [ALLELES], i=40, max_new=80)
+    assert res["tool_calls"] == [] and res["finish_reason"] in ("stop", "length"), res
+    assert res["text"].strip() and not res["text"].startswith("<tool_call>"), res
+    text_tokens = len(engine.tok.encode(res["text"], add_special_tokens=False))
+    assert res["tokens_out"] > text_tokens + 10, res  # the call (about 20 tokens) is counted too
+    assert res["tokens_out"] <= 80  # within the call's grant
+    again = ask(engine, "Find the area of a triangle with a base of 10 units and a height of 5 units.",
+                [WEATHER, AREA], i=41)
+    assert again["finish_reason"] == "tool_calls"  # the engine serves on
+
+
+TIMEZONES = fn("timezones_get_difference", "Find the time difference between two cities.",
+               {"city1": {"type": "string", "description": "The first city."},
+                "city2": {"type": "string", "description": "The second city."}}, ["city1", "city2"])
+GEODISTANCE = fn("geodistance_find", "Find the distance between two cities on the globe.",
+                 {"origin": {"type": "string", "description": "The originating city for the distance calculation."},
+                  "destination": {"type": "string", "description": "The destination city for the distance calculation."},
+                  "unit": {"type": "string", "default": "miles",
+                           "description": "The unit of measure for the distance calculation."}},
+                 ["origin", "destination"])
+FLIGHTS = fn("flights_search", "Find flights between two cities.",
+             {"from_city": {"type": "string", "description": "The city to depart from."},
+              "to_city": {"type": "string", "description": "The city to arrive at."},
+              "date": {"type": "string", "default": "next monday", "description": "The date to fly."}},
+             ["from_city", "to_city"])
+
+
+def test_of_the_tools_that_fit_the_one_sharing_the_requests_words_is_called(engine):
+    """BFCL multiple_65: the three score alike, and among them the model wrote timezones_get_difference
+    (kernel.llm.relevance, rule 3)."""
+    res = ask(engine, "Find the distance between New York City and Los Angeles.", [TIMEZONES, GEODISTANCE, FLIGHTS],
+              i=50)
+    assert [c["name"] for c in res["tool_calls"]] == ["geodistance_find"], res

@@ -11,7 +11,7 @@ import json
 import llguidance
 import pytest
 
-from kernel.llm import constrain, ground
+from kernel.llm import constrain, ground, relevance
 
 BYTES = llguidance.LLTokenizer("byte")
 
@@ -209,6 +209,40 @@ def test_optional_strings_the_conversation_does_not_speak_to_are_left_out():
     assert ground.settle([{"name": "r", "arguments": {"unit": "F"}}], {"r": req}, "")[0]["arguments"] == {"unit": "F"}
     odd = [{"name": "x", "arguments": {"a": "b"}}, {"name": "trip", "arguments": "not a dict"}]
     assert ground.settle(odd, params, text) == odd  # unknown tools and odd shapes pass through
+
+
+def test_a_required_string_without_a_value_of_its_own_leaves_the_call_wanting():
+    params = {"trait": {"type": "object", "required": ["allele1", "allele2"], "properties": {
+        "allele1": {"type": "string"}, "allele2": {"type": "string"}, "note": {"type": "string"}}},
+        "cell": {"type": "object", "required": ["cell_shape"], "properties": {"cell_shape": {"type": "string"}}},
+        "pick": {"type": "object", "required": ["a", "b"], "properties": {
+            "a": {"type": "string", "enum": ["x", "y"]}, "b": {"type": "string", "enum": ["x", "y"]}}}}
+
+    def wanting(name, **args):
+        return ground.wanting([{"name": name, "arguments": args}], params)
+
+    assert wanting("trait", allele1="rs7412", allele2="RS7412 ")  # one value for both
+    assert not wanting("trait", allele1="rs7412", allele2="rs429358")
+    assert wanting("cell", cell_shape="cell_shape")  # its own name
+    assert not wanting("cell", cell_shape="round")
+    assert not wanting("trait", allele1="rs7412", allele2="rs429358", note="rs7412")  # optional: settle's
+    assert not wanting("pick", a="x", b="x")  # the tool's own words
+    assert not ground.wanting([{"name": "nope", "arguments": {"a": 1}}, "odd", {"name": ["x"]}], params)
+
+
+def test_the_words_a_request_shares_with_a_tool_weigh_by_how_few_tools_use_them():
+    tools = [{"name": "timezones.get_difference", "description": "Find the time difference between two cities."},
+             {"name": "geodistance_find", "description": "Find the distance between two cities on the globe."},
+             {"name": "getFlights", "description": "Search flights between two cities."}]
+    shared = relevance.shares("Find the distance between New York City and Los Angeles.", tools)
+    assert shared[1][0] > shared[0][0] == shared[2][0] > 0  # "distance" is one tool's; "between", "city" all's
+    assert shared[1][1] == {"distance", "between", "city"} and shared[0][1] == {"between", "city"}
+    assert relevance.narrowed([0, 1, 2], shared) == [1]
+    assert relevance.lexicon("getFlights for the Cities") == {"flight", "city"}  # case split, plural, stop words
+    assert [w for w, _ in relevance.shares("Write a poem.", tools)] == [0, 0, 0]
+    assert relevance.narrowed([0, 2], relevance.shares("Write a poem.", tools)) == [0, 2]  # none shares: all
+    two = relevance.shares("The time difference between Paris and Rome, and flights between them.", tools)
+    assert relevance.narrowed([0, 1, 2], two) == [0, 2]  # two things asked: two tools
 
 
 def test_parse_reply_keeps_finished_calls_once():
