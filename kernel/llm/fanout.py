@@ -25,8 +25,8 @@ request that ends with the user's turn, the local engine completes the calls, in
 - **A description repeated with other values** (``_echoes``, where neither is found): "a base of
   10 meters and a height of 5 meters, the second garden has a base of 15 meters and a height of
   7 meters". A number argument's value is found with the two words before it (none for a part
-  of a date, a time or an expression: "12/03/2024 16:00", "17 * 23"); each later
-  number after the same two words (or after the same word and before the same unit: "for a
+  of a date, a time or an expression: "12/03/2024 16:00", "17 * 23"); each other
+  number after the same two words, before or after it, (or after the same word and before the same unit: "for a
   7-day trip" … "for a 10-day trip") is that argument in one more call, and a string argument
   changes with it where the request writes another value in the same place ("trip to Tokyo" …
   "trip to Paris", "gini criterion" … "entropy criterion").
@@ -230,8 +230,10 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
     7 meters", "6 feet tall and weighs 80 kg, also for a person who is 5.6 feet and weighs 60 kg".
 
     Each number argument's value is found in the request with the two words before it (articles
-    left out); every other number the request writes after the same two words is that
-    argument's value in one more call, in order of appearance (the k-th of each argument's
+    left out); every other number the request writes after the same two words, before or after
+    it (the model may have taken the second: "a change in time of 4 seconds, then repeat with a
+    change in time of 10 seconds"), is that argument's value in one more call, in order of
+    appearance (the k-th of each argument's
     echoes go in the k-th new call; an argument with fewer keeps the first call's value). The
     numbers no argument took that way may still be one's by the word before and the unit after
     ("for a 7-day trip" ... "for a 10-day trip")."""
@@ -254,7 +256,7 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
         for name, at in spots.items():
             if name in echoes:
                 continue
-            hits = [i for i, t in enumerate(tokens) if i not in used and t[0] > tokens[at][0] and same(tokens[at], t)]
+            hits = [i for i, t in enumerate(tokens) if i not in used and t[0] != tokens[at][0] and same(tokens[at], t)]
             typed = [_as(schema["properties"].get(name) or {}, tokens[i][1]) for i in hits]
             if hits and None not in typed:
                 echoes[name] = typed

@@ -77,6 +77,10 @@ def test_a_description_repeated_with_other_numbers_is_one_more_call_each():
                "same for a 10-day trip to Paris with a daily budget of $150 focusing on history.",
                call("trip", destination="Tokyo", days=7, budget=200, focus="urban"), trip)
     assert got == [{"destination": "Paris", "days": 10, "budget": 150, "focus": "history"}]
+    em = props(b_field="integer", area="integer", d_time="integer")  # the model took the second (BFCL parallel_1)
+    assert more("Calculate the induced electromagnetic force for a magnetic field of 5 Tesla, area of 2 square meters "
+                "and change in time of 4 seconds, then repeat with a change in time of 10 seconds.",
+                call("em", b_field=5, area=2, d_time=10), em) == [{"b_field": 5, "area": 2, "d_time": 4}]
 
 
 def test_values_that_belong_together_are_not_a_list():
