@@ -408,8 +408,10 @@ class Engine:
                     extra["tool_calls"] = ground.settle(extra["tool_calls"], *seq.req.settle)
                 except Exception:  # never the reply without its calls
                     log.exception("settling the calls' optional arguments failed; the model's calls are kept")
-            if extra["tool_calls"] and seq.req.may_answer_in_text and self._wanting(extra["tool_calls"], seq.req):
-                return self._answer_in_text(seq)
+            if extra["tool_calls"] and seq.req.may_answer_in_text:
+                extra["tool_calls"] = [c for c in extra["tool_calls"] if not self._wanting(c, seq.req)]
+                if not extra["tool_calls"]:
+                    return self._answer_in_text(seq)
             if extra["tool_calls"] and seq.req.fan_out is not None:
                 extra["tool_calls"] = fanout.complete(extra["tool_calls"], *seq.req.fan_out)
             if extra["tool_calls"] and reason == "stop":
@@ -421,16 +423,16 @@ class Engine:
                                         prefix_hit_tokens=seq.prefix_hit, **extra))
 
     @staticmethod
-    def _wanting(calls: list[dict], req: LLMRequest) -> bool:
+    def _wanting(call: dict, req: LLMRequest) -> bool:
         try:
-            return req.settle is not None and ground.wanting(calls, req.settle[0])
+            return req.settle is not None and ground.wanting(call, req.settle[0])
         except Exception:  # the calls stand
             log.exception("checking the calls' arguments failed; the model's calls are kept")
             return False
 
     def _answer_in_text(self, seq: Sequence) -> None:
-        """The call the kernel decided on left a required argument without a value of its own
-        (kernel.llm.ground.wanting): the request lacks what the tool needs, so the model answers it
+        """Each call of the reply the kernel decided on left a required argument without a value of
+        its own (kernel.llm.ground.wanting): the request lacks what the tools need, so the model answers it
         again, in text (prefix cache: the prompt is not computed again). Once; within the tokens
         granted to the call, which the result counts with the first reply's."""
         req = seq.req

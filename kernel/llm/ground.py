@@ -335,25 +335,23 @@ def _said(value: str, text: str) -> bool:
     return False
 
 
-def wanting(calls: list[dict], params: dict[str, dict]) -> bool:
-    """Does one of ``calls`` leave a required string argument without a value of its own: the value
-    of another required string argument (``get_dominant_trait(allele1="rs7412", allele2="rs7412")``
+def wanting(call: dict, params: dict[str, dict]) -> bool:
+    """Does ``call`` leave a required string argument without a value of its own: the value of
+    another required string argument (``get_dominant_trait(allele1="rs7412", allele2="rs7412")``
     asked for the frequency of one variant) or the argument's own name (``cell_shape:
     "cell_shape"``)? Then the request lacks what the tool needs, as when a required number has no
-    number of the conversation to take (``ground``), and an ``auto`` reply is text."""
-    for call in calls:
-        schema = params.get(call.get("name")) if isinstance(call, dict) and isinstance(call.get("name"), str) else None
-        args = call.get("arguments") if isinstance(call, dict) else None
-        props = schema.get("properties") if isinstance(schema, dict) else None
-        if not isinstance(args, dict) or not isinstance(props, dict):
-            continue
-        required = set(schema.get("required") or ())
-        values = {}
-        for name, v in args.items():
-            p = props.get(name)
-            if name in required and isinstance(v, str) and isinstance(p, dict) and p.get("type") == "string" \
-                    and not {"enum", "const"} & p.keys():
-                values[name] = " ".join(v.lower().split())
-        if len(set(values.values())) < len(values) or any(v == name.lower() for name, v in values.items()):
-            return True
-    return False
+    number of the conversation to take (``ground``): the engine leaves the call out of an ``auto``
+    reply, and a reply left without calls is answered in text."""
+    schema = params.get(call.get("name")) if isinstance(call, dict) and isinstance(call.get("name"), str) else None
+    args = call.get("arguments") if isinstance(call, dict) else None
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(args, dict) or not isinstance(props, dict):
+        return False
+    required = set(schema.get("required") or ())
+    values = {}
+    for name, v in args.items():
+        p = props.get(name)
+        if name in required and isinstance(v, str) and isinstance(p, dict) and p.get("type") == "string" \
+                and not {"enum", "const"} & p.keys():
+            values[name] = " ".join(v.lower().split())
+    return len(set(values.values())) < len(values) or any(v == name.lower() for name, v in values.items())

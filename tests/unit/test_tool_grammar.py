@@ -219,7 +219,7 @@ def test_a_required_string_without_a_value_of_its_own_leaves_the_call_wanting():
             "a": {"type": "string", "enum": ["x", "y"]}, "b": {"type": "string", "enum": ["x", "y"]}}}}
 
     def wanting(name, **args):
-        return ground.wanting([{"name": name, "arguments": args}], params)
+        return ground.wanting({"name": name, "arguments": args}, params)
 
     assert wanting("trait", allele1="rs7412", allele2="RS7412 ")  # one value for both
     assert not wanting("trait", allele1="rs7412", allele2="rs429358")
@@ -227,7 +227,7 @@ def test_a_required_string_without_a_value_of_its_own_leaves_the_call_wanting():
     assert not wanting("cell", cell_shape="round")
     assert not wanting("trait", allele1="rs7412", allele2="rs429358", note="rs7412")  # optional: settle's
     assert not wanting("pick", a="x", b="x")  # the tool's own words
-    assert not ground.wanting([{"name": "nope", "arguments": {"a": 1}}, "odd", {"name": ["x"]}], params)
+    assert not any(ground.wanting(c, params) for c in ({"name": "nope", "arguments": {"a": 1}}, "odd", {"name": ["x"]}))
 
 
 def test_the_words_a_request_shares_with_a_tool_weigh_by_how_few_tools_use_them():
