@@ -283,11 +283,10 @@ def settle(calls: list[dict], params: dict[str, dict], text: str) -> list[dict]:
     An optional string argument (no ``enum`` or ``const``: those are the tool's own words) is left
     out where its value repeats another argument of the same call (``{"snp_id": "rs6034464",
     "species": "rs6034464"}``), or where it is short (``SHORT_VALUE`` words and ``SHORT_CHARS``
-    characters at most) and the
-    conversation neither names the argument nor writes the value (``unit: "F"`` for a trip from
-    New York to Washington; "by train" keeps ``transportation: "train"``, "in meters" keeps
-    ``units``). A longer value is text the model composed (a message, a query) and is kept.
-    A required argument is never touched."""
+    characters at most) and the conversation neither names the argument nor writes the value
+    (``unit: "F"`` for a trip from New York to Washington; "by train" keeps ``transportation:
+    "train"``, "5m" keeps ``units: "m"``). A longer value is text the model composed (a message, a
+    query) and is kept. A required argument is never touched."""
     flat = None
     out = []
     for call in calls:

@@ -157,15 +157,14 @@ def shares(request: str, functions: list[dict]) -> list[tuple[float, frozenset[s
     """For each of ``functions``: (the weight of the words its name and description share with
     ``request``, those words); each shared word counts log(1 + n / (how many of the n tools use it))."""
     asked = lexicon(request[-MAX_REQUEST_CHARS:])
-    docs = [asked & lexicon(f["name"].replace("_", " ").replace(".", " ") + " " + str(f.get("description", "")))
-            for f in functions]
+    tools = [lexicon(f["name"].replace("_", " ").replace(".", " ") + " " + str(f.get("description", "")))
+             for f in functions]
     used: dict[str, int] = {}
-    for d in [lexicon(f["name"].replace("_", " ").replace(".", " ") + " " + str(f.get("description", "")))
-              for f in functions]:
-        for w in d:
+    for words in tools:
+        for w in words:
             used[w] = used.get(w, 0) + 1
     n = len(functions)
-    return [(sum(math.log(1 + n / used[w]) for w in d), frozenset(d)) for d in docs]
+    return [(sum(math.log(1 + n / used[w]) for w in asked & words), frozenset(asked & words)) for words in tools]
 
 
 def narrowed(near: list[int], shared: list[tuple[float, frozenset[str]]]) -> list[int]:
