@@ -146,7 +146,7 @@ class Engine:
             return self.finish(req, error=LLMError(ECANCELED, "request cancelled"))
         try:
             constrain.check_schemas(req.response_format, req.tools, req.tool_choice)
-            allow, facts = ([], {}) if req.text_only else self._tool_decision(req)
+            allow, facts = ([], {}) if req.spent is not None else self._tool_decision(req)  # answered again in text
             req.may_answer_in_text = bool(allow) and req.on_text is None  # a streamed reply is not taken back
             text, names = constrain.grammar(req.response_format, req.tools, req.tool_choice, allow, **facts)
             req.matcher = Matcher(self.grammars.matcher(text), bool(names), self.grammars.vocab)
@@ -439,7 +439,7 @@ class Engine:
         log.debug("pid %d call %s: the call left an argument without a value; answering in text",
                   req.pid, req.req_id)
         req.spent = (seq.n_generated, seq.llm_time_s, max(1, seq.max_new - seq.n_generated))
-        req.text_only, req.may_answer_in_text, req.matcher, req.fan_out, req.decision_s = True, False, None, None, 0.0
+        req.decision_s = 0.0  # counted in spent; _compile skips the decision and sets the text grammar
         self.grammars.submit(lambda: self._compile(req))
 
     def fail_seq(self, seq: Sequence, error: LLMError) -> None:

@@ -290,13 +290,11 @@ def settle(calls: list[dict], params: dict[str, dict], text: str) -> list[dict]:
     flat = None
     out = []
     for call in calls:
-        schema = params.get(call.get("name")) if isinstance(call, dict) else None
-        args = call.get("arguments") if isinstance(call, dict) else None
-        props = schema.get("properties") if isinstance(schema, dict) else None
-        if not isinstance(args, dict) or not isinstance(props, dict):
+        found = _typed_call(call, params)
+        if found is None:
             out.append(call)
             continue
-        required = set(schema.get("required") or ())
+        args, props, required = found
         values = {name: " ".join(v.lower().split()) for name, v in args.items() if isinstance(v, str)}
         written = {}  # value -> how many arguments wrote it
         for value in values.values():
@@ -320,6 +318,18 @@ def settle(calls: list[dict], params: dict[str, dict], text: str) -> list[dict]:
     return out
 
 
+def _typed_call(call, params: dict[str, dict]) -> tuple[dict, dict, set] | None:
+    """(arguments, the tool's properties, its required names) of a decoded call of a tool in
+    ``params``; None for anything else."""
+    name = call.get("name") if isinstance(call, dict) else None
+    schema = params.get(name) if isinstance(name, str) else None
+    args = call.get("arguments") if isinstance(call, dict) else None
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(args, dict) or not isinstance(props, dict):
+        return None
+    return args, props, set(schema.get("required") or ())
+
+
 def _said(value: str, text: str) -> bool:
     """Does ``text`` write ``value`` (both lower case, spaces collapsed) with no letter joined to
     either end? ("5m" writes "m"; "from" does not.)"""
@@ -341,12 +351,10 @@ def wanting(call: dict, params: dict[str, dict]) -> bool:
     "cell_shape"``)? Then the request lacks what the tool needs, as when a required number has no
     number of the conversation to take (``ground``): the engine leaves the call out of an ``auto``
     reply, and a reply left without calls is answered in text."""
-    schema = params.get(call.get("name")) if isinstance(call, dict) and isinstance(call.get("name"), str) else None
-    args = call.get("arguments") if isinstance(call, dict) else None
-    props = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(args, dict) or not isinstance(props, dict):
+    found = _typed_call(call, params)
+    if found is None:
         return False
-    required = set(schema.get("required") or ())
+    args, props, required = found
     values = {}
     for name, v in args.items():
         p = props.get(name)

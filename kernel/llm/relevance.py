@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 
 from kernel.llm import ground
@@ -127,19 +126,18 @@ def _words(name: str) -> set[str]:
 
 STOP_WORDS = frozenset(
     "the and for with from into onto about what which who whom whose where when how why this that these those "
-    "its it's are was were been being have has had does did can could would should will shall may might must "
+    "its are was were been being have has had does did can could would should will shall may might must "
     "you your yours our ours their theirs them they she her his him not all any some each per than then also "
     "find get give show tell please want need given using use based".split())
 MAX_REQUEST_CHARS = 4000  # the request's last characters whose words are compared (the scores read its end too)
 
 
 def lexicon(text: str) -> set[str]:
-    """The content words of ``text``: lower case, split at case changes (``getWeather``), three
-    letters or more, without the commonest words, a plural made singular the simple way ("cities",
-    "flights")."""
+    """The content words of ``text`` (``ground.name_words``: lower case, split at case changes and
+    punctuation, ``getWeather``), three letters or more, without the commonest words, a plural made
+    singular the simple way ("cities", "flights")."""
     out = set()
-    for w in WORD.findall(CAMEL.sub(r"\1 \2", text)):
-        w = w.lower()
+    for w in ground.name_words(text):
         if len(w) >= 3 and w not in STOP_WORDS:
             if len(w) > 4 and w.endswith("ies"):
                 w = w[:-3] + "y"
@@ -149,16 +147,11 @@ def lexicon(text: str) -> set[str]:
     return out
 
 
-WORD = re.compile(r"[A-Za-z]+")
-CAMEL = re.compile(r"([a-z])([A-Z])")
-
-
 def shares(request: str, functions: list[dict]) -> list[tuple[float, frozenset[str]]]:
     """For each of ``functions``: (the weight of the words its name and description share with
     ``request``, those words); each shared word counts log(1 + n / (how many of the n tools use it))."""
     asked = lexicon(request[-MAX_REQUEST_CHARS:])
-    tools = [lexicon(f["name"].replace("_", " ").replace(".", " ") + " " + str(f.get("description", "")))
-             for f in functions]
+    tools = [lexicon(f"{f['name']} {f.get('description', '')}") for f in functions]
     used: dict[str, int] = {}
     for words in tools:
         for w in words:

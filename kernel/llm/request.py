@@ -56,10 +56,9 @@ class LLMRequest:
     fan_out: Any = None  # local engine: what kernel.llm.fanout completes the reply's calls from, set before intake
     settle: Any = None  # local engine: (tool parameters by name, conversation text) for kernel.llm.ground.settle
     # Local engine: an auto request the kernel decided to answer with a call may be answered in text after all,
-    # once (kernel.llm.ground.wanting); then text_only is set, and spent holds what the first reply cost
-    # (tokens out, engine seconds, tokens granted) so the result and the quota count both replies as one call.
+    # once (kernel.llm.ground.wanting); then spent holds what the first reply cost (tokens out, engine seconds,
+    # tokens left of the grant), so the result and the quota count both replies as one call.
     may_answer_in_text: bool = False
-    text_only: bool = False
     spent: tuple[int, float, int] | None = None
     tokens_in: int = 0  # local engine: the prompt's tokens once counted (an error after that still used them)
     # Times an engine switched it out: counted here only (state("preempted")), and read from here by the
