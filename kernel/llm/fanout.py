@@ -27,11 +27,32 @@ request that ends with the user's turn, the local engine completes the calls, in
   7 meters". A number argument's value is found with the two words before it (none for a part
   of a date, a time or an expression: "12/03/2024 16:00", "17 * 23"); each other
   number after the same two words, before or after it, (or after the same word and before the same unit: "for a
-  7-day trip" … "for a 10-day trip") is that argument in one more call, and a string argument
+  7-day trip" … "for a 10-day trip"; or after the same noun, each after a preposition or a
+  conjunction: "of the number 4567 and the number 7890") is that argument in one more call, and a string argument
   changes with it where the request writes another value in the same place ("trip to Tokyo" …
   "trip to Paris", "gini criterion" … "entropy criterion").
 
-An added call keeps its tool's schema (``_fits``), at most ``MAX_CALLS`` come back, and a fault
+Two shapes also correct the model's own call, because a small model reads them wrong more often
+than right (BFCL parallel: ``gcd(45, 81)`` for "(45, 60) and (81, 27)", ``bmi(height=80,
+weight=60)`` for "6 feet tall and weighs 80 kg, also … 5.6 feet and weighs 60 kg"):
+
+- **Groups, read in order** (``regroup``): where the request writes two or more groups of n
+  numbers, bracketed or as pairs ("3 and 4, 5 and 12"), a call whose n number arguments took
+  numbers of the groups is one call per group, each group's numbers in the order the tool lists
+  its arguments.
+- **Things described in the same words** (``retable``): where the request's numbers fall into
+  slots (numbers written in the same place, as the echoes above find them: "who is 6 feet" …
+  "who is 5.6 feet", "weighs 80 kg" … "weighs 60 kg"), every slot with one number per thing and
+  the things one after another, a call with one number argument per slot is one call per thing.
+  An argument keeps the slot its value is in; arguments whose value is in no slot, or in one
+  another argument's is in, take the slots left in the order the tool lists them and the
+  request writes them.
+
+With either, and with echoes, a string argument that the request writes once per thing in the
+same place ("stage 7 in easy mode and stage 3 in hard mode", or one quoted text per thing) goes
+with the numbers in the order the request writes them, in the model's call too.
+
+An added or corrected call keeps its tool's schema (``_fits``), at most ``MAX_CALLS`` come back, and a fault
 here leaves the model's calls as they were. It runs on the engine thread, so its work is bounded
 whatever the agent sends: a request over ``MAX_REQUEST`` characters or a call with more than
 ``MAX_ARGS`` arguments is left alone, and a run of more than ``MAX_ITEMS`` numbers is data.
@@ -89,12 +110,14 @@ def complete(calls: list[dict], request: str, params: dict[str, dict]) -> list[d
     """``expand`` for the engine: only calls that keep their tool's schema are added, and a
     fault here leaves the model's calls as they were (logged), never the reply without them."""
     try:
+        calls = retable(regroup(calls, request, params), request, params)
         out = expand(calls, request, params)
         firsts = {c["name"]: c["arguments"] for c in reversed(calls)}
         added = [c for c in out[len(calls):] if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
+        head = [o if _fits(o["arguments"], c["arguments"], params.get(c["name"])) else c for o, c in zip(out, calls)]
         if added:
             log.debug("fan-out: %d call(s) added to the model's %d", len(added), len(calls))
-        return calls + added
+        return head + added
     except Exception:
         log.exception("fan-out failed; the model's calls are kept")
         return calls
@@ -136,12 +159,18 @@ def expand(calls: list[dict], request: str, params: dict[str, dict]) -> list[dic
         schema = params.get(c.get("name"))
         if not isinstance(c.get("arguments"), dict) or len(c["arguments"]) > MAX_ARGS:
             continue
-        for extra in _more(c, request, schema, taken) or _groups(c, request, schema) or _echoes(c, request, schema):
+        extras = _more(c, request, schema, taken) or _groups(c, request, schema)
+        if not extras:
+            first, extras = _echoes(c, request, schema)
+            if first is not None and extras:
+                out[out.index(c)] = first  # the strings go with the numbers in the order the request writes them
+                seen.add(_call_key(first))
+        for extra in extras:
             k = _call_key(extra)
             if k not in seen and len(out) < MAX_CALLS:
                 seen.add(k)
                 out.append(extra)
-    return out
+    return list({_call_key(c): c for c in out}.values())  # a replaced call may now be another's
 
 
 def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dict]:
@@ -224,6 +253,57 @@ def _groups(call: dict, request: str, schema: dict | None) -> list[dict]:
     return calls[:MAX_CALLS - 1]
 
 
+NUM = r"-?\d+(?:\.\d+)?"
+PAIR = re.compile(r"(?<![\w.,(\[])(%s)\s+and\s+(%s)(?!\w|[.,]\d)" % (NUM, NUM))  # "3 and 4"
+PAIR_SEP = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
+
+
+def _tuples(request: str) -> list[list]:
+    """The groups of numbers the request writes when it writes two or more of one size: bracketed
+    ("(45, 60) and (81, 27)") or pairs joined by "and" ("3 and 4, 5 and 12")."""
+    groups = [[ground._value(x) for x in re.split(r"\s*,\s*", m.group(2))] for m in GROUP.finditer(request)]
+    if len(groups) < 2:  # pairs joined by "and", one after another: "3 and 4, 5 and 12"
+        runs: list[list] = [[]]
+        for m in PAIR.finditer(request):
+            if runs[-1] and not PAIR_SEP.fullmatch(request, runs[-1][-1].end(), m.start()):
+                runs.append([])
+            runs[-1].append(m)
+        groups = [[ground._value(m.group(1)), ground._value(m.group(2))] for m in max(runs, key=len)]
+    return groups if len(groups) >= 2 and len({len(g) for g in groups}) == 1 and len(groups[0]) >= 2 else []
+
+
+def regroup(calls: list[dict], request: str, params: dict[str, dict]) -> list[dict]:
+    """Where the request writes two or more groups of n numbers and a tool's call takes n of their
+    numbers as its number arguments, one call of it per group, each group's numbers in the order the
+    tool lists those arguments: "the GCD of the pairs (45, 60) and (81, 27)" is ``gcd(45, 60)`` and
+    ``gcd(81, 27)`` whether the model wrote ``gcd(45, 81)`` (the first of each) or ``gcd(60, 45)``.
+    Other calls are kept as the model wrote them."""
+    groups = _tuples(request) if len(request) <= MAX_REQUEST else []
+    if not groups:
+        return calls
+    pool = {v for g in groups for v in g}
+    out, done = [], set()
+    for c in calls:
+        args, schema = c.get("arguments"), params.get(c.get("name"))
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(args, dict) or not isinstance(props, dict):
+            out.append(c)
+            continue
+        nums = [n for n in props if n in args and isinstance(args[n], (int, float)) and not isinstance(args[n], bool)]
+        if len(nums) != len(groups[0]) or not all(args[n] in pool for n in nums):
+            out.append(c)
+            continue
+        if c["name"] in done:
+            continue  # the tool's calls are the groups'
+        made = [dict(args, **dict(zip(nums, (_as(props[n], v) for n, v in zip(nums, g))))) for g in groups]
+        if any(None in new.values() for new in made) or not all(_fits(new, args, schema) for new in made):
+            out.append(c)
+            continue
+        done.add(c["name"])
+        out.extend({"name": c["name"], "arguments": new} for new in made[:MAX_CALLS])
+    return out[:max(MAX_CALLS, len(calls))]
+
+
 def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
     """The calls the request describes again in the same words, with other numbers: "a base of
     10 meters and a height of 5 meters, the second garden has a base of 15 meters and a height of
@@ -239,8 +319,9 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
     ("for a 7-day trip" ... "for a 10-day trip")."""
     args = call.get("arguments")
     if not isinstance(args, dict) or not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
-        return []
+        return None, []
     tokens = _number_tokens(request)
+    where: dict[str, list[int]] = {}  # "": where the request writes each call's numbers (the model's call first)
     used: set[int] = set()
     spots: dict[str, int] = {}
     for name, value in args.items():
@@ -251,8 +332,7 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
             used.add(at)
             spots[name] = at
     echoes: dict[str, list] = {}
-    for same in (lambda t, u: len(t[2]) == 2 and t[2] == u[2],  # the same two words before
-                 lambda t, u: t[2] and t[2][-1:] == u[2][-1:] and t[3] and t[3] == u[3]):  # word before, unit after
+    for same in SAME:
         for name, at in spots.items():
             if name in echoes:
                 continue
@@ -260,57 +340,180 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
             typed = [_as(schema["properties"].get(name) or {}, tokens[i][1]) for i in hits]
             if hits and None not in typed:
                 echoes[name] = typed
+                where.setdefault("", [tokens[at][0]] + [tokens[i][0] for i in hits])
                 used.update(hits)
     calls = max(map(len, echoes.values()), default=0)
+    first = dict(args)
     if calls:  # the words that change with the numbers: "a 7-day trip to Tokyo ... a 10-day trip to Paris"
         own = {_key(v) for v in _scalars(args)}
         for name, value in args.items():
             prop = schema["properties"].get(name)
             if isinstance(value, str) and isinstance(prop, dict) and name not in echoes:
-                found = [w for w in _word_echoes(request, value) if _key(w) not in own]
+                spots_w = _word_echoes(request, value)
+                if len(spots_w) != calls + 1 and len(_quoted(request, value)) == calls + 1:
+                    spots_w = _quoted(request, value)
+                if len(spots_w) == calls + 1 == len(where[""]) and len({_key(w) for _, w in spots_w}) == calls + 1:
+                    # one word for each call: "stage 7 in easy mode and stage 3 in hard mode", each call's
+                    # word the one at its number's rank, the model's call's too
+                    rank = sorted(range(calls + 1), key=where[""].__getitem__)
+                    words = [w for _, w in sorted(spots_w)]
+                    typed = [_as(prop, w) for w in words]
+                    if None not in typed:
+                        mine = {k: typed[j] for j, k in enumerate(rank)}
+                        first[name] = mine[0]
+                        echoes[name] = [mine[k] for k in range(1, calls + 1)]
+                        continue
+                mine_at = next((p for p, w in spots_w if w == " ".join(value.split())), None)
+                found = [w for p, w in spots_w if mine_at is not None and p > mine_at and _key(w) not in own]
                 typed = [_as(prop, w) for w in found]
                 if found and None not in typed:
                     echoes[name] = typed[:calls]
     out = []
     for k in range(calls):
-        new = dict(args, **{n: v[k] for n, v in echoes.items() if k < len(v)})
-        if new != args:
+        new = dict(first, **{n: v[k] for n, v in echoes.items() if k < len(v)})
+        if new != first:
             out.append({"name": call["name"], "arguments": new})
-    return out[:MAX_CALLS - 1]
+    return ({"name": call["name"], "arguments": first} if first != args else None), out[:MAX_CALLS - 1]
 
 
-def _word_echoes(request: str, value: str) -> list[str]:
-    """Words shaped like ``value`` that the request writes after it in the same place: after the
-    two words before it ("trip to Tokyo" ... "trip to Paris") or before the word after it ("gini
-    criterion" ... "entropy criterion"), in order."""
+def _same_words(t, u) -> bool:
+    """Do two numbers follow the same two words?"""
+    return len(t[2]) == 2 and t[2] == u[2]
+
+
+def _same_unit(t, u) -> bool:
+    """Do two numbers follow the same word and come before the same unit ("for a 7-day trip")?"""
+    return bool(t[2]) and t[2][-1:] == u[2][-1:] and bool(t[3]) and t[3] == u[3]
+
+
+def _named_again(t, u) -> bool:
+    """Do two numbers follow the same noun, each after a preposition or a conjunction ("the prime
+    factors of the number 4567 and the number 7890")?"""
+    return len(t[2]) == 2 and len(u[2]) == 2 and t[2][1] == u[2][1] and t[2][1] not in STOP \
+        and t[2][1] not in ("and", "or") and {t[2][0], u[2][0]} <= STOP | {"and", "or"}
+
+
+SAME = (_same_words, _same_unit, _named_again)  # two numbers written in the same place of a description
+
+
+def _table(request: str) -> list[tuple[list, set[str]]] | None:
+    """The request's numbers as a table when it describes two or more things in the same words: its
+    slots (numbers written in the same place: ``SAME``), each with one number per thing, in the
+    order the request writes them, and the words around them ("a person who is 6 feet tall and
+    weighs 80 kg, also for a person who is 5.6 feet and weighs 60 kg": [6, 5.6] after "who is" and
+    before "feet", [80, 60] after "and weighs" and before "kg"). None where the slots are of
+    different sizes or the things' numbers interleave."""
+    tokens = _number_tokens(request)
+    if not 2 <= len(tokens) <= MAX_ITEMS:
+        return None
+    root = list(range(len(tokens)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            i = root[i]
+        return i
+    for i, j in itertools.combinations(range(len(tokens)), 2):
+        if any(same(tokens[i], tokens[j]) for same in SAME):
+            root[find(j)] = find(i)
+    slots: dict[int, list[int]] = {}
+    for i in range(len(tokens)):
+        slots.setdefault(find(i), []).append(i)
+    table = sorted((g for g in slots.values() if len(g) >= 2), key=lambda g: g[0])
+    if not table or len({len(g) for g in table}) != 1:
+        return None
+    if any(max(tokens[g[k]][0] for g in table) > min(tokens[g[k + 1]][0] for g in table) for k in range(len(table[0]) - 1)):
+        return None
+    return [([tokens[i][1] for i in g], {w for i in g for w in (*tokens[i][2], tokens[i][3]) if w}) for g in table]
+
+
+def retable(calls: list[dict], request: str, params: dict[str, dict]) -> list[dict]:
+    """Where the request describes things in the same words (``_table``) and a tool's call has one
+    number argument per slot, one call of it per thing, each argument the number of its slot: the
+    model's value tells the slot ("weighs 80 kg": ``weight``), and arguments whose value tells none,
+    or the same as another's, take the slots left in the order the tool lists them and the request
+    writes them (``bmi(height=80, weight=60)`` for the request above is ``bmi(6, 80)`` and
+    ``bmi(5.6, 60)``). Other calls are kept as the model wrote them."""
+    table = _table(request) if len(request) <= MAX_REQUEST else None
+    if not table:
+        return calls
+    out, done = [], set()
+    for c in calls:
+        args, schema = c.get("arguments"), params.get(c.get("name"))
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(args, dict) or not isinstance(props, dict) or len(args) > MAX_ARGS:
+            out.append(c)
+            continue
+        nums = [n for n in props if n in args and isinstance(args[n], (int, float)) and not isinstance(args[n], bool)]
+        if len(nums) != len(table):
+            out.append(c)
+            continue
+        if c["name"] in done and all(any(args[n] in slot for slot, _ in table) for n in nums):
+            continue  # the tool's calls are the table's
+        homes = {n: [i for i, (slot, _) in enumerate(table) if args[n] in slot] for n in nums}
+        mine = {n: h[0] for n, h in homes.items() if len(h) == 1 and sum(homes[o] == h for o in nums) == 1}
+        left = [i for i in range(len(table)) if i not in mine.values()]
+        where = dict(mine, **dict(zip([n for n in nums if n not in mine], left)))
+        if any(not homes[n] and not _names(n, table[where[n]][1]) for n in nums):
+            out.append(c)  # a value written nowhere in the table goes to a slot only where the slot's words name it
+            continue
+        made = [dict(args, **{n: _as(props[n], table[where[n]][0][k]) for n in nums}) for k in range(len(table[0][0]))]
+        if any(None in new.values() for new in made) or not all(_fits(new, args, schema) for new in made):
+            out.append(c)
+            continue
+        done.add(c["name"])
+        out.extend({"name": c["name"], "arguments": new} for new in made[:MAX_CALLS])
+    return out[:max(MAX_CALLS, len(calls))]
+
+
+def _names(arg: str, words: set[str]) -> bool:
+    """Does one of ``words`` (around a slot's numbers) start with a word of the argument's name, or
+    the other way round ("for serving 4 people": ``serving_size``)?"""
+    return any(len(a) >= 3 and len(w) >= 3 and (w.startswith(a) or a.startswith(w))
+               for a in ground.name_words(arg) for w in words if w not in STOP)
+
+
+def _word_echoes(request: str, value: str) -> list[tuple[int, str]]:
+    """(where, words) for ``value`` and each other value shaped like it that the request writes in
+    the same place, before or after it: after the two words before it ("trip to Tokyo" ... "trip to
+    Paris") or before the word after it ("gini criterion" ... "entropy criterion")."""
     v = " ".join(value.split())
     m = _find(request, v)
     if m is None or not v:
         return []
     before = [w for w in re.findall(r"[A-Za-z]+", request[:m.start()][-80:]) if w.lower() not in ARTICLES][-2:]
     after = re.match(r"\s+([A-Za-z]+)\b", request[m.end():])
-    found: dict[int, str] = {}
+    found: dict[int, str] = {m.start(): v}
     art = r"\s+(?:(?:a|an|the)\s+)?"
     if len(before) == 2:
-        for b in re.finditer(r"\b" + re.escape(before[0]) + art + re.escape(before[1]) + art, request[m.end():], re.I):
-            item = _word_item(request, m.end() + b.end(), v)
-            if item is not None:
-                found[m.end() + b.end()] = item[0]
+        for b in re.finditer(r"\b" + re.escape(before[0]) + art + re.escape(before[1]) + art, request, re.I):
+            item = _word_item(request, b.end(), v)
+            if item is not None and b.end() != m.start():
+                found.setdefault(b.end(), item[0])
     if after and after.group(1).lower() not in STOP:
         n = len(v.split())
-        for a in re.finditer(r"\b((?:[^\W_][\w'’-]*\s+){%d})%s\b" % (n, re.escape(after.group(1))),
-                             request[m.end() + after.end():], re.I):
+        for a in re.finditer(r"(?<![\w'’-])((?:[^\W_][\w'’-]*\s+){%d})%s\b" % (n, re.escape(after.group(1))), request, re.I):
             item = a.group(1).strip()
             words = item.split()
-            if any(w.lower() in STOP or w.lower() in ("and", "or", *ARTICLES) for w in words):
+            if a.start() == m.start() or any(w.lower() in STOP or w.lower() in ("and", "or", *ARTICLES) for w in words):
                 continue
             if item[:1].isdigit() == v[:1].isdigit() and (not v[:1].isupper() or item[:1].isupper()):
-                found.setdefault(m.end() + after.end() + a.start(), item)
-    out: list[str] = []
-    for _, item in sorted(found.items()):
-        if item.lower() != v.lower() and item not in out:
-            out.append(item)
+                found.setdefault(a.start(), item)
+    out: list[tuple[int, str]] = []
+    for at, item in sorted(found.items()):
+        if (at == m.start() or item.lower() != v.lower()) and item not in (w for _, w in out):
+            out.append((at, item))
     return out
+
+
+def _quoted(request: str, value: str) -> list[tuple[int, str]]:
+    """(where, text) of each quoted text in ``request`` where ``value`` is one (the same quotes)."""
+    v = " ".join(value.split())
+    for q, close in (("'", "'"), ('"', '"'), ("‘", "’"), ("“", "”")):
+        spots = [(m.start(1), m.group(1)) for m in re.finditer(
+            r"(?<!\w)%s([^%s\n]{1,200})%s(?!\w)" % (re.escape(q), re.escape(q + close), re.escape(close)), request)]
+        if any(" ".join(t.split()) == v for _, t in spots):
+            return spots
+    return []
 
 
 @functools.lru_cache(maxsize=4)

@@ -147,7 +147,9 @@ def test_a_hostile_request_costs_milliseconds_not_the_engine_thread():
     patterns look at (numbers in lists, brackets, long runs of words), is read in linear time."""
     s = props(a="integer", b="string")
     shapes = ["1, " * (fanout.MAX_REQUEST // 3), "[" * fanout.MAX_REQUEST, "word " * (fanout.MAX_REQUEST // 5),
-              "a and " * (fanout.MAX_REQUEST // 6), ("of 7 days " * 500)[:fanout.MAX_REQUEST]]
+              "a and " * (fanout.MAX_REQUEST // 6), ("of 7 days " * 500)[:fanout.MAX_REQUEST],
+              ("1 and 2, " * 500)[:fanout.MAX_REQUEST], ("(1, 2) and " * 400)[:fanout.MAX_REQUEST],
+              ("'word' " * 600)[:fanout.MAX_REQUEST], ("a of 1 b of 2 " * 300)[:fanout.MAX_REQUEST]]
     for text in shapes:
         t0 = time.perf_counter()
         fanout.complete([call("f", a=1, b="word")], text, {"f": s})
@@ -183,3 +185,82 @@ def test_a_version_number_in_brackets_is_no_group_and_stops_nothing():
     s = props(a="integer", b="integer")
     assert more("Check version (1.2.3, 4), then the pairs (5, 6) and (7, 8).", call("v", a=5, b=6), s) == \
         [{"a": 7, "b": 8}]
+
+
+def reply(request: str, calls: list[dict], schema: dict) -> list[dict]:
+    """The arguments of every call of the completed reply (the model's may be rewritten)."""
+    return [c["arguments"] for c in fanout.complete(calls, request, {calls[0]["name"]: schema})]
+
+
+def test_groups_are_read_in_order_whatever_numbers_the_model_took():
+    gcd = props(num1="integer", num2="integer")
+    pairs = [{"num1": 45, "num2": 60}, {"num1": 81, "num2": 27}]
+    request = "What is the greatest common divisor (GCD) of the two pairs of numbers (45, 60) and (81, 27)?"
+    assert reply(request, [call("gcd", num1=45, num2=81)], gcd) == pairs  # the first of each (BFCL parallel_76)
+    assert reply(request, [call("gcd", num1=60, num2=45)], gcd) == pairs  # a pair backwards
+    assert reply(request, [call("gcd", num1=60, num2=45), call("gcd", num1=27, num2=81)], gcd) == pairs
+    hyp = props(a="integer", b="integer")  # pairs joined by "and", no brackets (parallel_10)
+    assert reply("Compute the Pythagorean Theorem of two side lengths: 3 and 4, 5 and 12.", [call("p", a=3, b=4)],
+                 hyp) == [{"a": 3, "b": 4}, {"a": 5, "b": 12}]
+
+
+def test_groups_leave_a_call_of_other_numbers_alone():
+    dist = props(x1="integer", y1="integer", x2="integer", y2="integer")  # one call takes both points
+    first = call("d", x1=3, y1=4, x2=6, y2=8)
+    assert reply("The distance between (3, 4) and (6, 8).", [first], dist) == [first["arguments"]]
+    gcd = props(a="integer", b="integer")
+    assert reply("The GCD of 40 and 50.", [call("gcd", a=40, b=50)], gcd) == [{"a": 40, "b": 50}]
+    assert reply("Between 3 and 4 hours, then rest.", [call("gcd", a=3, b=4)], gcd) == [{"a": 3, "b": 4}]
+
+
+def test_things_described_in_the_same_words_are_one_call_each_whatever_slots_the_model_mixed():
+    bmi = props(height="number", weight="integer")
+    request = ("Calculate the body mass index for a person who is 6 feet tall and weighs 80 kg, also for a person who "
+               "is 5.6 feet and weighs 60 kg.")
+    want = [{"height": 6, "weight": 80}, {"height": 5.6, "weight": 60}]
+    assert reply(request, [call("bmi", height=80, weight=60)], bmi) == want  # BFCL parallel_4
+    assert reply(request, [call("bmi", height=5.6, weight=80)], bmi) == want  # two things' numbers in one call
+    tree = props(criterion="string", max_depth="integer", random_state="integer")
+    got = reply("Build a decision tree classifier model with gini criterion, maximum depth of 5 and random state of "
+                "1, another with entropy criterion, maximum depth of 10 and random state of 1.",
+                [call("tree", criterion="gini", max_depth=1, random_state=1)], tree)
+    assert got == [{"criterion": "gini", "max_depth": 5, "random_state": 1},
+                   {"criterion": "entropy", "max_depth": 10, "random_state": 1}]
+    recipe = props(dish_name="string", serving_size="integer")  # a number the request never wrote takes the slot
+    got = reply("Tell me a cooking recipe for 'Lasagne Bolognese' for serving 4 people and another one for 'Caesar "
+                "Salad' for serving 2 people", [call("r", dish_name="Lasagne Bolognese", serving_size=1)], recipe)
+    assert got == [{"dish_name": "Lasagne Bolognese", "serving_size": 4}, {"dish_name": "Caesar Salad", "serving_size": 2}]
+
+
+def test_words_go_with_the_numbers_in_the_order_the_request_writes_them():
+    save = props(stage="integer", mode={"type": "string", "enum": ["easy", "hard"]})
+    got = reply("How to save game progress at stage 7 in easy mode and stage 3 in hard mode?",
+                [call("save", stage=7, mode="hard")], save)  # BFCL parallel_50: the model's word was the second's
+    assert got == [{"stage": 7, "mode": "easy"}, {"stage": 3, "mode": "hard"}]
+    pf = props(number="integer", return_type="string")
+    got = reply("What is the prime factorization of the number 4567 and the number 7890, if we want the results to "
+                "be returned in a 'dictionary' format?", [call("pf", number=4567, return_type="dictionary")], pf)
+    assert got == [{"number": 4567, "return_type": "dictionary"}, {"number": 7890, "return_type": "dictionary"}]
+
+
+def test_one_thing_or_slots_of_different_sizes_make_no_table():
+    area = props(base="integer", height="integer")
+    assert fanout._table("A base of 10 and a height of 5.") is None
+    assert fanout._table("A base of 10 and a height of 5, then a base of 12, a base of 14 and a height of 6.") is None
+    first = call("area", base=10, height=5)
+    assert reply("A triangle with a base of 10 meters and a height of 5 meters.", [first], area) == [first["arguments"]]
+    ivl = props(start="integer", end="integer")  # interleaved: "from 1 to 5 ... from 2 to 3" is a table; this is not
+    assert fanout._table("Integrate from 1 from 2 to 5 to 3.") is None
+    assert reply("Sum from 1 to 5, and from 2 to 3.", [call("s", start=1, end=5)], ivl) == \
+        [{"start": 1, "end": 5}, {"start": 2, "end": 3}]
+
+
+def test_a_value_the_table_does_not_hold_stays_unless_the_slots_words_name_its_argument():
+    hotel = props(location="string", no_of_adults="integer")  # BFCL simple_python_381: dates are no slot of adults
+    first = call("h", location="Paris", no_of_adults=2)
+    assert reply("Is any Hilton Hotel available for two adults in Paris from 2023 April 4th to April 8th?", [first],
+                 hotel) == [first["arguments"]]
+    t_test = props(alpha="number")  # simple_python_124: the values' first items are no slot of alpha
+    first = call("t", alpha=0.05)
+    assert reply("Find the statistical significance between dataset_A with the values 12, 24, 36 and dataset_B with "
+                 "the values 15, 30, 45.", [first], t_test) == [first["arguments"]]
