@@ -87,7 +87,7 @@ STOP = frozenset(  # a word item never runs past these: where a list ends and th
     "can could would should will shall may might must do does did please what which who whose how "
     "when where why that this these those it its they their you your i me my we our".split())
 ARTICLES = ("a", "an", "the")
-UNIT = re.compile(r"[\s-]*([A-Za-z]+)")  # the word after a number ("10 meters", "a 7-day trip")
+UNIT = re.compile(r"(\s*-\s*|\s*)([A-Za-z]+)")  # the word after a number ("10 meters", "a 7-day trip")
 WORD = re.compile(r"[^\W_][\w'’.-]*|&", re.U)
 
 
@@ -332,16 +332,18 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
             used.add(at)
             spots[name] = at
     echoes: dict[str, list] = {}
-    for same in SAME:
+    found: dict[str, list[int]] = {}
+    for same in SAME:  # the closer reading first; a later one may add to what an earlier one found
         for name, at in spots.items():
-            if name in echoes:
-                continue
             hits = [i for i, t in enumerate(tokens) if i not in used and t[0] != tokens[at][0] and same(tokens[at], t)]
             typed = [_as(schema["properties"].get(name) or {}, tokens[i][1]) for i in hits]
             if hits and None not in typed:
-                echoes[name] = typed
-                where.setdefault("", [tokens[at][0]] + [tokens[i][0] for i in hits])
+                found.setdefault(name, []).extend(hits)
                 used.update(hits)
+    for name, hits in found.items():
+        hits.sort()
+        echoes[name] = [_as(schema["properties"].get(name) or {}, tokens[i][1]) for i in hits]
+        where.setdefault("", [tokens[spots[name]][0]] + [tokens[i][0] for i in hits])
     calls = max(map(len, echoes.values()), default=0)
     first = dict(args)
     if calls:  # the words that change with the numbers: "a 7-day trip to Tokyo ... a 10-day trip to Paris"
@@ -386,6 +388,11 @@ def _same_unit(t, u) -> bool:
     return bool(t[2]) and t[2][-1:] == u[2][-1:] and bool(t[3]) and t[3] == u[3]
 
 
+def _compound(t, u) -> bool:
+    """Are two numbers joined to the same word by a hyphen ("a 7-day trip" … "a 10-day trip")?"""
+    return t[3][:1] == "-" and t[3] == u[3]
+
+
 def _named_again(t, u) -> bool:
     """Do two numbers follow the same noun, each after a preposition or a conjunction ("the prime
     factors of the number 4567 and the number 7890")?"""
@@ -393,7 +400,7 @@ def _named_again(t, u) -> bool:
         and t[2][1] not in ("and", "or") and {t[2][0], u[2][0]} <= STOP | {"and", "or"}
 
 
-SAME = (_same_words, _same_unit, _named_again)  # two numbers written in the same place of a description
+SAME = (_same_words, _same_unit, _named_again, _compound)  # two numbers written in the same place of a description
 
 
 def _table(request: str) -> list[tuple[list, set[str]]] | None:
@@ -423,7 +430,7 @@ def _table(request: str) -> list[tuple[list, set[str]]] | None:
         return None
     if any(max(tokens[g[k]][0] for g in table) > min(tokens[g[k + 1]][0] for g in table) for k in range(len(table[0]) - 1)):
         return None
-    return [([tokens[i][1] for i in g], {w for i in g for w in (*tokens[i][2], tokens[i][3]) if w}) for g in table]
+    return [([tokens[i][1] for i in g], {w.lstrip("-") for i in g for w in (*tokens[i][2], tokens[i][3]) if w}) for g in table]
 
 
 def retable(calls: list[dict], request: str, params: dict[str, dict]) -> list[dict]:
@@ -533,7 +540,8 @@ def _number_tokens(request: str) -> tuple[tuple[int, int | float, tuple[str, ...
         if tail is None or re.search(r"\d", tail.group()) or request[m.end():m.end() + 1] in ("/", ":"):
             words = []  # "on 12/03/2024 16:00": a date's or a time's parts have no words of their own
         unit = UNIT.match(request, m.end())
-        out.append((m.start(), ground._value(m.group()), tuple(words[-2:]), unit.group(1).lower() if unit else ""))
+        out.append((m.start(), ground._value(m.group()), tuple(words[-2:]),
+                    ("-" if unit and "-" in unit.group(1) else "") + unit.group(2).lower() if unit else ""))
     return tuple(out)
 
 

@@ -264,3 +264,16 @@ def test_a_value_the_table_does_not_hold_stays_unless_the_slots_words_name_its_a
     first = call("t", alpha=0.05)
     assert reply("Find the statistical significance between dataset_A with the values 12, 24, 36 and dataset_B with "
                  "the values 15, 30, 45.", [first], t_test) == [first["arguments"]]
+
+
+def test_a_hyphenated_unit_marks_a_slot_whatever_words_come_before():
+    trip = props(destination="string", days="integer", daily_budget="integer", focus="string")
+    request = ("Can you generate a travel itinerary for a 7-day trip to Tokyo with a daily budget of $200 focusing on "
+               "urban exploration, then do the same for a 10-day trip to Paris with a daily budget of $150 focusing on "
+               "history, followed by a 5-day trip to Sydney with a daily budget of $100 focusing on nature, and finally "
+               "a 12-day trip to Rome with a daily budget of $180 focusing on culture?")  # BFCL parallel_90
+    got = reply(request, [call("trip", destination="Tokyo", days=10, daily_budget=200, focus="urban")], trip)
+    assert got == [{"destination": "Tokyo", "days": 7, "daily_budget": 200, "focus": "urban"},
+                   {"destination": "Paris", "days": 10, "daily_budget": 150, "focus": "history"},
+                   {"destination": "Sydney", "days": 5, "daily_budget": 100, "focus": "nature"},
+                   {"destination": "Rome", "days": 12, "daily_budget": 180, "focus": "culture"}]
