@@ -178,3 +178,20 @@ def test_the_copy_bias_of_a_value_costs_a_bounded_step_whatever_the_conversation
         reply.append(vocab.index("ab "))
     assert time.perf_counter() - t0 < 10  # milliseconds per step here
     assert c.scan.in_argument() is None  # past MAX_VALUE characters: no longer copied
+
+
+def test_binding_numbers_to_argument_names_reads_the_users_words_once():
+    """``ground.bound`` runs for every number argument of every tool: a 64 KiB tool list of thousands of
+    number arguments whose names all start like the words before every number of an 800 KB message must
+    not search the message once per argument (minutes); only its last ground.MAX_BOUND_TEXT characters are
+    read, once (ground._bindings), and each name is looked up (a search per argument of those took 2.4 s)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    props = {"value_" + "".join(letters[i // 26 ** k % 26] for k in range(4)): {"type": "number"} for i in range(2600)}
+    props["value_oooo"] = {"type": "number"}
+    params = {"type": "object", "properties": props, "required": []}
+    assert len(str(params)) > 64 * 1024 // 2
+    message = ("the value of 5 and the value_oooo is 7 " * 20000).lower()
+    t0 = time.perf_counter()
+    g = ground.ground(params, ground.numbers([message]), message, message)
+    assert time.perf_counter() - t0 < 5  # about 0.1 s here
+    assert g["properties"]["value_oooo"]["enum"] == [7]

@@ -139,6 +139,39 @@ def test_grounding_keeps_enums_drops_optional_numbers_and_writes_floats_as_float
     assert ground.ground(params, [2.5]) is None  # the required integer has nothing to take
 
 
+@pytest.mark.parametrize("name, asked, want", [
+    ("width", "a rectangle with width of 7 units and length of 10 units", [7]),  # BFCL multiple_31
+    ("length", "a rectangle with width of 7 units and length of 10 units", [10]),
+    ("current", "10 meters away from a long wire carrying a current of 20 amperes", [20]),  # simple_python_43
+    ("initial_velocity", "an initial velocity of 20 m/s, then an initial velocity of 5", [20, 5]),
+    ("interestRate", "an annual interest rate of 4% over 30 years", [0.04, 4]),
+    ("population", "the population is 213 million", [213000000, 213]),
+    ("a", "coefficients a = 3, b = -11, and c = -4", [3]),
+    ("b", "coefficients a = 3, b = -11, and c = -4", [-11]),
+    ("a", "a 3 metre plank", []),  # one letter binds only with "=" or ":"
+    ("charge2", "two charges of 5c and 7c", []),  # a numbered name is a position, not a word
+    ("years", "for 10 years", []),  # the number comes before the name: no binding
+    ("height", "a height 5 feet", [5]),
+])
+def test_a_number_written_right_after_an_arguments_name_is_bound_to_it(name, asked, want):
+    assert ground.bound(name, asked) == want
+
+
+def test_a_bound_argument_takes_only_its_number():
+    rect = {"type": "object", "required": ["width", "length"],
+            "properties": {"width": {"type": "integer"}, "length": {"type": "integer"}}}
+    asked = "what is the area and perimeter of a rectangle with width of 7 units and length of 10 units?"
+    g = ground.ground(rect, ground.numbers([asked]), asked, asked)["properties"]
+    assert g["width"]["enum"] == [7] and g["length"]["enum"] == [10]
+    asked = "a rectangle 7 by 10"  # nothing bound: every number is offered
+    assert ground.ground(rect, ground.numbers([asked]), asked, asked)["properties"]["width"]["enum"] == [7, 10]
+    rate = {"type": "object", "required": ["rate"], "properties": {"rate": {"type": "number"}}}
+    asked = "a rate of 5% for 5 years"  # bound to what "5%" means for a number argument
+    assert ground.ground(rate, ground.numbers([asked]), asked, asked)["properties"]["rate"]["enum"] == [0.05]
+    asked = "width of 7.5"  # bound to no number the argument may take: left as grounded
+    assert ground.ground(rect, ground.numbers([asked + " or 3"]), asked, asked)["properties"]["width"]["enum"] == [3]
+
+
 @pytest.mark.parametrize("asked, want", [
     ("find the fastest route from san francisco to los angeles avoiding tolls", True),
     ("a route to la; avoid the tolls please", True),
