@@ -165,6 +165,8 @@ def expand(calls: list[dict], request: str, params: dict[str, dict]) -> list[dic
             if first is not None and extras:
                 out[out.index(c)] = first  # the strings go with the numbers in the order the request writes them
                 seen.add(_call_key(first))
+        if not extras:
+            extras = _pairs(c, request, schema, calls)
         for extra in extras:
             k = _call_key(extra)
             if k not in seen and len(out) < MAX_CALLS:
@@ -477,6 +479,45 @@ def _names(arg: str, words: set[str]) -> bool:
     the other way round ("for serving 4 people": ``serving_size``)?"""
     return any(len(a) >= 3 and len(w) >= 3 and (w.startswith(a) or a.startswith(w))
                for a in ground.name_words(arg) for w in words if w not in STOP)
+
+
+PAIR_JOIN = re.compile(r"\s+(to|and|vs\.?|versus)\s+", re.I)
+
+
+def _pairs(call: dict, request: str, schema: dict | None, reply: list[dict]) -> list[dict]:
+    """The calls for a pair of values the request writes again after the same word: two string
+    arguments whose values it writes as "<first> to|and <second>" after a preposition ("from San
+    Francisco to Tokyo" … "from Tokyo to Sydney", "between New York and Washington DC, and between
+    Los Angeles and San Francisco"); each other such pair is one more call, those two arguments
+    replaced, unless a call of the reply (``reply``) already has that pair."""
+    args = call.get("arguments")
+    if not isinstance(args, dict) or not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return []
+    strings = {n: " ".join(v.split()) for n, v in args.items() if isinstance(v, str) and v.strip() and len(v) <= 200}
+    where = {n: m for n, m in ((n, _find(request, v)) for n, v in strings.items()) if m is not None}
+    for a, b in itertools.permutations(where, 2):  # one search per value, then only positions are compared
+        va, vb = strings[a], strings[b]
+        j = PAIR_JOIN.match(request, where[a].end())
+        before = re.search(r"(?<![\w])([A-Za-z]+)\s+$", request[max(0, where[a].start() - 40):where[a].start()])
+        if j is None or j.end() != where[b].start() or before is None or before.group(1).lower() not in STOP:
+            continue
+        prep, join = before.group(1), j.group(1)
+        out = []
+        for p in itertools.islice(re.finditer(r"\b%s\s+" % re.escape(prep), request, re.I), 4 * MAX_CALLS):
+            if p.end() == where[a].start():
+                continue
+            first = _word_item(request, p.end(), va)
+            j = PAIR_JOIN.match(request, first[1]) if first else None
+            second = _word_item(request, j.end(), vb) if j and j.group(1).lower() == join.lower() else None
+            if second is None or any(isinstance(r.get("arguments"), dict) and _key(r["arguments"].get(a)) == _key(first[0])
+                                     and _key(r["arguments"].get(b)) == _key(second[0]) for r in [call, *reply]):
+                continue
+            typed = [_as(schema["properties"].get(a) or {}, first[0]), _as(schema["properties"].get(b) or {}, second[0])]
+            if None not in typed:
+                out.append({"name": call["name"], "arguments": dict(args, **{a: typed[0], b: typed[1]})})
+        if out:
+            return out[:MAX_CALLS - 1]
+    return []
 
 
 def _word_echoes(request: str, value: str) -> list[tuple[int, str]]:

@@ -154,6 +154,13 @@ def test_a_hostile_request_costs_milliseconds_not_the_engine_thread():
         t0 = time.perf_counter()
         fanout.complete([call("f", a=1, b="word")], text, {"f": s})
         assert time.perf_counter() - t0 < 5.0, text[:40]  # linear: milliseconds; quadratic backtracking: minutes
+    many = props(**{f"s{i}": "string" for i in range(fanout.MAX_ARGS)})  # every pair of 32 strings, 200 prepositions
+    for args, text in (({f"s{i}": "ab"[i % 2] for i in range(fanout.MAX_ARGS)}, "from a to b and from c to d " * 200),
+                       ({f"s{i}": f"w{i}" for i in range(fanout.MAX_ARGS)},
+                        " ".join(f"from w{i} to w{i + 1}" for i in range(fanout.MAX_ARGS)) * 10)):
+        t0 = time.perf_counter()
+        fanout.complete([call("f", **args)], text[:fanout.MAX_REQUEST], {"f": many})
+        assert time.perf_counter() - t0 < 5.0  # about 0.1 s; a search per pair of arguments took 1.4 s
 
 
 def test_bracketed_groups_are_one_call_each():
@@ -277,3 +284,22 @@ def test_a_hyphenated_unit_marks_a_slot_whatever_words_come_before():
                    {"destination": "Paris", "days": 10, "daily_budget": 150, "focus": "history"},
                    {"destination": "Sydney", "days": 5, "daily_budget": 100, "focus": "nature"},
                    {"destination": "Rome", "days": 12, "daily_budget": 180, "focus": "culture"}]
+
+
+def test_a_pair_written_again_after_the_same_word_is_one_more_call():
+    dist = props(start_loc="string", end_loc="string", shortest_route="boolean")
+    got = reply("What's the driving distance between New York and Washington DC, and between Los Angeles and San "
+                "Francisco with optional parameter shortest route enabled?",  # BFCL parallel_38
+                [call("d", start_loc="New York", end_loc="Washington DC", shortest_route=True)], dist)
+    assert got == [{"start_loc": "New York", "end_loc": "Washington DC", "shortest_route": True},
+                   {"start_loc": "Los Angeles", "end_loc": "San Francisco", "shortest_route": True}]
+    flight = props(departure_city="string", destination_city="string", date="string")
+    request = "Book a flight from San Francisco to Tokyo on May 3rd 2022 and another flight from Tokyo to Sydney."
+    assert reply(request, [call("f", departure_city="San Francisco", destination_city="Tokyo", date="May 3rd 2022")],
+                 flight)[1:] == [{"departure_city": "Tokyo", "destination_city": "Sydney", "date": "May 3rd 2022"}]
+    both = [call("f", departure_city="San Francisco", destination_city="Tokyo", date="May 3rd 2022"),
+            call("f", departure_city="Tokyo", destination_city="Sydney", date="May 18th 2022")]
+    assert reply(request, both, flight) == [c["arguments"] for c in both]  # the model wrote both: nothing added
+    assert reply("Directions from home to work, please.", [call("f", departure_city="home", destination_city="work",
+                                                                date="today")], flight) == \
+        [{"departure_city": "home", "destination_city": "work", "date": "today"}]
