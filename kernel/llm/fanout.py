@@ -110,14 +110,14 @@ def complete(calls: list[dict], request: str, params: dict[str, dict]) -> list[d
     """``expand`` for the engine: only calls that keep their tool's schema are added, and a
     fault here leaves the model's calls as they were (logged), never the reply without them."""
     try:
-        calls = retable(regroup(calls, request, params), request, params)
-        out = expand(calls, request, params)
-        firsts = {c["name"]: c["arguments"] for c in reversed(calls)}
-        added = [c for c in out[len(calls):] if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
-        head = [o if _fits(o["arguments"], c["arguments"], params.get(c["name"])) else c for o, c in zip(out, calls)]
+        ordered = retable(regroup(calls, request, params), request, params)
+        out = expand(ordered, request, params)
+        firsts = {c["name"]: c["arguments"] for c in reversed(ordered)}
+        added = [c for c in out[len(ordered):] if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
+        head = [o if _fits(o["arguments"], c["arguments"], params.get(c["name"])) else c for o, c in zip(out, ordered)]
         if added:
             log.debug("fan-out: %d call(s) added to the model's %d", len(added), len(calls))
-        return head + added
+        return list({_call_key(c): c for c in head + added}.values())  # a corrected call may now be another's
     except Exception:
         log.exception("fan-out failed; the model's calls are kept")
         return calls
@@ -172,7 +172,7 @@ def expand(calls: list[dict], request: str, params: dict[str, dict]) -> list[dic
             if k not in seen and len(out) < MAX_CALLS:
                 seen.add(k)
                 out.append(extra)
-    return list({_call_key(c): c for c in out}.values())  # a replaced call may now be another's
+    return out
 
 
 def _more(call: dict, request: str, schema: dict | None, taken: set) -> list[dict]:
