@@ -32,7 +32,7 @@ request that ends with the user's turn, the local engine completes the calls, in
   changes with it where the request writes another value in the same place ("trip to Tokyo" …
   "trip to Paris", "gini criterion" … "entropy criterion").
 
-Two shapes also correct the model's own call, because a small model reads them wrong more often
+Three shapes also correct the model's own call, because a small model reads them wrong more often
 than right (BFCL parallel: ``gcd(45, 81)`` for "(45, 60) and (81, 27)", ``bmi(height=80,
 weight=60)`` for "6 feet tall and weighs 80 kg, also … 5.6 feet and weighs 60 kg"):
 
@@ -48,7 +48,11 @@ weight=60)`` for "6 feet tall and weighs 80 kg, also … 5.6 feet and weighs 60 
   another argument's is in, take the slots left in the order the tool lists them and the
   request writes them.
 
-With either, and with echoes, a string argument that the request writes once per thing in the
+- **Numbered arguments in the order written** (``renumber``): ``mass1`` and ``mass2`` take the two
+  numbers the request writes before one unit, in its order ("20 kg … 15 kg"), where it writes
+  exactly that many and the model's values are among them.
+
+With the first two, and with echoes, a string argument that the request writes once per thing in the
 same place ("stage 7 in easy mode and stage 3 in hard mode", or one quoted text per thing) goes
 with the numbers in the order the request writes them, in the model's call too.
 
@@ -110,7 +114,7 @@ def complete(calls: list[dict], request: str, params: dict[str, dict]) -> list[d
     """``expand`` for the engine: only calls that keep their tool's schema are added, and a
     fault here leaves the model's calls as they were (logged), never the reply without them."""
     try:
-        ordered = retable(regroup(calls, request, params), request, params)
+        ordered = retable(regroup([renumber(c, request, params) for c in calls], request, params), request, params)
         out = expand(ordered, request, params)
         firsts = {c["name"]: c["arguments"] for c in reversed(ordered)}
         added = [c for c in out[len(ordered):] if _fits(c["arguments"], firsts.get(c["name"], {}), params.get(c["name"]))]
@@ -433,6 +437,39 @@ def _table(request: str) -> list[tuple[list, set[str]]] | None:
     if any(max(tokens[g[k]][0] for g in table) > min(tokens[g[k + 1]][0] for g in table) for k in range(len(table[0]) - 1)):
         return None
     return [([tokens[i][1] for i in g], {w.lstrip("-") for i in g for w in (*tokens[i][2], tokens[i][3]) if w}) for g in table]
+
+
+def renumber(call: dict, request: str, params: dict[str, dict]) -> dict:
+    """``call`` with its numbered arguments (``mass1``, ``mass2``: one name and 1 to k) given the
+    numbers the request writes before one unit in the order it writes them, where it writes exactly
+    k numbers before that unit and the model's values are among them: "20 kg of water at 30 degree
+    Celsius is mixed with 15 kg of water at 60 degree Celsius" is ``mass1=20, mass2=15`` (the model
+    wrote 15 twice) and ``temperature1=30, temperature2=60``."""
+    args, schema = call.get("arguments"), params.get(call.get("name")) if isinstance(call, dict) else None
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(args, dict) or not isinstance(props, dict) or len(args) > MAX_ARGS or len(request) > MAX_REQUEST:
+        return call
+    stems: dict[str, list[tuple[int, str]]] = {}
+    for name, v in args.items():
+        m = re.fullmatch(r"(.*?[A-Za-z])_?(\d)", name)
+        if m and isinstance(v, (int, float)) and not isinstance(v, bool):
+            stems.setdefault(m.group(1), []).append((int(m.group(2)), name))
+    units: dict[str, list] = {}
+    for t in _number_tokens(request):
+        if t[3] and t[3].lstrip("-") not in STOP and t[3] not in ("and", "or"):
+            units.setdefault(re.sub(r"(?<=..)e?s$", "", t[3].lstrip("-")), []).append(t[1])
+    new = dict(args)
+    for names in stems.values():
+        names.sort()
+        if len(names) < 2 or [i for i, _ in names] != list(range(names[0][0], names[0][0] + len(names))):
+            continue
+        mine = {args[n] for _, n in names}
+        fits = [vals for vals in units.values() if len(vals) == len(names) and mine <= set(vals)]
+        if len(fits) == 1:
+            typed = [_as(props.get(n) or {}, v) for (_, n), v in zip(names, fits[0])]
+            if None not in typed:
+                new.update({n: v for (_, n), v in zip(names, typed)})
+    return call if new == args or not _fits(new, args, schema) else dict(call, arguments=new)
 
 
 def retable(calls: list[dict], request: str, params: dict[str, dict]) -> list[dict]:

@@ -303,3 +303,18 @@ def test_a_pair_written_again_after_the_same_word_is_one_more_call():
     assert reply("Directions from home to work, please.", [call("f", departure_city="home", destination_city="work",
                                                                 date="today")], flight) == \
         [{"departure_city": "home", "destination_city": "work", "date": "today"}]
+
+
+def test_numbered_arguments_take_one_units_numbers_in_the_order_written():
+    mix = props(mass1="integer", temperature1="integer", mass2="integer", temperature2="integer")
+    got = reply("Calculate the final temperature when 20 kg of water at 30 degree Celsius is mixed with 15 kg of water "
+                "at 60 degree Celsius.", [call("mix", mass1=15, temperature1=30, mass2=15, temperature2=60)], mix)
+    assert got == [{"mass1": 20, "temperature1": 30, "mass2": 15, "temperature2": 60}]  # BFCL simple_python_46
+    gas = props(quantity1="integer", temperature1="integer", quantity2="integer", temperature2="integer")
+    got = reply("Calculate the final temperature when 2 moles of gas at 300 K are mixed with 3 moles of the same gas at "
+                "400 K.", [call("gas", quantity1=2, temperature1=400, quantity2=3, temperature2=300)], gas)
+    assert got == [{"quantity1": 2, "temperature1": 300, "quantity2": 3, "temperature2": 400}]  # multiple_42
+    pair = props(num1="integer", num2="integer")  # no unit, or a value the unit's numbers do not hold: as written
+    assert reply("The GCD of 40 and 50.", [call("g", num1=50, num2=40)], pair) == [{"num1": 50, "num2": 40}]
+    assert reply("Masses of 2 kg first, 3 kg later, 5 kg last.", [call("g", num1=3, num2=2)], pair) == \
+        [{"num1": 3, "num2": 2}]  # three numbers before "kg" for two arguments
