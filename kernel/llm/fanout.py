@@ -47,7 +47,6 @@ weight=60)`` for "6 feet tall and weighs 80 kg, also … 5.6 feet and weighs 60 
   An argument keeps the slot its value is in; arguments whose value is in no slot, or in one
   another argument's is in, take the slots left in the order the tool lists them and the
   request writes them.
-
 - **Numbered arguments in the order written** (``renumber``): ``mass1`` and ``mass2`` take the two
   numbers the request writes before one unit, in its order ("20 kg … 15 kg"), where it writes
   exactly that many and the model's values are among them.
@@ -310,7 +309,7 @@ def regroup(calls: list[dict], request: str, params: dict[str, dict]) -> list[di
     return out[:max(MAX_CALLS, len(calls))]
 
 
-def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
+def _echoes(call: dict, request: str, schema: dict | None) -> tuple[dict | None, list[dict]]:
     """The calls the request describes again in the same words, with other numbers: "a base of
     10 meters and a height of 5 meters, the second garden has a base of 15 meters and a height of
     7 meters", "6 feet tall and weighs 80 kg, also for a person who is 5.6 feet and weighs 60 kg".
@@ -319,15 +318,16 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
     left out); every other number the request writes after the same two words, before or after
     it (the model may have taken the second: "a change in time of 4 seconds, then repeat with a
     change in time of 10 seconds"), is that argument's value in one more call, in order of
-    appearance (the k-th of each argument's
-    echoes go in the k-th new call; an argument with fewer keeps the first call's value). The
-    numbers no argument took that way may still be one's by the word before and the unit after
-    ("for a 7-day trip" ... "for a 10-day trip")."""
+    appearance (the k-th of each argument's echoes go in the k-th new call; an argument with fewer
+    keeps the first call's value). The numbers no argument took that way may still be one's by the
+    other readings of ``SAME`` (the word before and the unit after: "for a 7-day trip" ... "for a
+    10-day trip"). Returns (the model's call with its strings put in the numbers' order, or None
+    where they are already, the new calls)."""
     args = call.get("arguments")
     if not isinstance(args, dict) or not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return None, []
     tokens = _number_tokens(request)
-    where: dict[str, list[int]] = {}  # "": where the request writes each call's numbers (the model's call first)
+    order: list[int] = []  # where the request writes each call's numbers (the model's call first)
     used: set[int] = set()
     spots: dict[str, int] = {}
     for name, value in args.items():
@@ -349,7 +349,7 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
     for name, hits in found.items():
         hits.sort()
         echoes[name] = [_as(schema["properties"].get(name) or {}, tokens[i][1]) for i in hits]
-        where.setdefault("", [tokens[spots[name]][0]] + [tokens[i][0] for i in hits])
+        order = order or [tokens[spots[name]][0]] + [tokens[i][0] for i in hits]
     calls = max(map(len, echoes.values()), default=0)
     first = dict(args)
     if calls:  # the words that change with the numbers: "a 7-day trip to Tokyo ... a 10-day trip to Paris"
@@ -360,10 +360,10 @@ def _echoes(call: dict, request: str, schema: dict | None) -> list[dict]:
                 spots_w = _word_echoes(request, value)
                 if len(spots_w) != calls + 1 and len(_quoted(request, value)) == calls + 1:
                     spots_w = _quoted(request, value)
-                if len(spots_w) == calls + 1 == len(where[""]) and len({_key(w) for _, w in spots_w}) == calls + 1:
+                if len(spots_w) == calls + 1 == len(order) and len({_key(w) for _, w in spots_w}) == calls + 1:
                     # one word for each call: "stage 7 in easy mode and stage 3 in hard mode", each call's
                     # word the one at its number's rank, the model's call's too
-                    rank = sorted(range(calls + 1), key=where[""].__getitem__)
+                    rank = sorted(range(calls + 1), key=order.__getitem__)
                     words = [w for _, w in sorted(spots_w)]
                     typed = [_as(prop, w) for w in words]
                     if None not in typed:
@@ -445,7 +445,7 @@ def renumber(call: dict, request: str, params: dict[str, dict]) -> dict:
     k numbers before that unit and the model's values are among them: "20 kg of water at 30 degree
     Celsius is mixed with 15 kg of water at 60 degree Celsius" is ``mass1=20, mass2=15`` (the model
     wrote 15 twice) and ``temperature1=30, temperature2=60``."""
-    args, schema = call.get("arguments"), params.get(call.get("name")) if isinstance(call, dict) else None
+    args, schema = call.get("arguments"), params.get(call.get("name"))
     props = schema.get("properties") if isinstance(schema, dict) else None
     if not isinstance(args, dict) or not isinstance(props, dict) or len(args) > MAX_ARGS or len(request) > MAX_REQUEST:
         return call
