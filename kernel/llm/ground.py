@@ -239,9 +239,7 @@ def _bindings(text: str) -> dict[tuple[str, ...], tuple]:
     for m in DIGITS.finditer(text):
         head = text[max(0, m.start() - 80):m.start()]
         h = head.rstrip()
-        if not h or h == head and not h.endswith("$"):
-            continue  # a word joined to the number ("x2") names nothing
-        h = h[:-1].rstrip() if h.endswith("$") else h
+        h = h[:-1].rstrip() if h.endswith("$") else h  # (DIGITS starts no number right after a letter)
         sep = BIND_SEP.search(h)
         h = h[:sep.start()].rstrip() if sep else h
         run = BIND_WORDS.search(h)

@@ -149,6 +149,8 @@ def test_grounding_keeps_enums_drops_optional_numbers_and_writes_floats_as_float
     ("a", "coefficients a = 3, b = -11, and c = -4", [3]),
     ("b", "coefficients a = 3, b = -11, and c = -4", [-11]),
     ("a", "a 3 metre plank", []),  # one letter binds only with "=" or ":"
+    ("x", "evaluate it at x=4, then at x: 2", [4, 2]),
+    ("price", "a price of $1,200.50", [1200.5]),
     ("charge2", "two charges of 5c and 7c", []),  # a numbered name is a position, not a word
     ("years", "for 10 years", []),  # the number comes before the name: no binding
     ("height", "a height 5 feet", [5]),
