@@ -289,24 +289,39 @@ def regroup(calls: list[dict], request: str, params: dict[str, dict]) -> list[di
     pool = {v for g in groups for v in g}
     out, done = [], set()
     for c in calls:
-        args, schema = c.get("arguments"), params.get(c.get("name"))
-        props = schema.get("properties") if isinstance(schema, dict) else None
-        if not isinstance(args, dict) or not isinstance(props, dict):
-            out.append(c)
-            continue
-        nums = [n for n in props if n in args and isinstance(args[n], (int, float)) and not isinstance(args[n], bool)]
-        if len(nums) != len(groups[0]) or not all(args[n] in pool for n in nums):
+        found = _number_args(c, params)
+        if found is None or len(found[2]) != len(groups[0]) or not all(found[0][n] in pool for n in found[2]):
             out.append(c)
             continue
         if c["name"] in done:
             continue  # the tool's calls are the groups'
-        made = [dict(args, **dict(zip(nums, (_as(props[n], v) for n, v in zip(nums, g))))) for g in groups]
-        if any(None in new.values() for new in made) or not all(_fits(new, args, schema) for new in made):
+        args, schema, nums = found
+        each = _each(c, [dict(args, **{n: _as(schema["properties"][n], v) for n, v in zip(nums, g)}) for g in groups],
+                     schema)
+        if each is None:
             out.append(c)
             continue
         done.add(c["name"])
-        out.extend({"name": c["name"], "arguments": new} for new in made[:MAX_CALLS])
+        out.extend(each)
     return out[:max(MAX_CALLS, len(calls))]
+
+
+def _number_args(call: dict, params: dict[str, dict]) -> tuple[dict, dict, list[str]] | None:
+    """(arguments, the tool's schema, the number arguments in the order the tool lists them) of a
+    call, or None for a call the corrections leave alone."""
+    args, schema = call.get("arguments"), params.get(call.get("name"))
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(args, dict) or not isinstance(props, dict) or len(args) > MAX_ARGS:
+        return None
+    return args, schema, [n for n in props if n in args and isinstance(args[n], (int, float)) and not isinstance(args[n], bool)]
+
+
+def _each(call: dict, made: list[dict], schema: dict) -> list[dict] | None:
+    """One call of ``call``'s tool per arguments of ``made`` (at most ``MAX_CALLS``), or None where one
+    of them is not of the tool's schema."""
+    if any(None in new.values() for new in made) or not all(_fits(new, call["arguments"], schema) for new in made):
+        return None
+    return [{"name": call["name"], "arguments": new} for new in made[:MAX_CALLS]]
 
 
 def _echoes(call: dict, request: str, schema: dict | None) -> tuple[dict | None, list[dict]]:
@@ -484,15 +499,11 @@ def retable(calls: list[dict], request: str, params: dict[str, dict]) -> list[di
         return calls
     out, done = [], set()
     for c in calls:
-        args, schema = c.get("arguments"), params.get(c.get("name"))
-        props = schema.get("properties") if isinstance(schema, dict) else None
-        if not isinstance(args, dict) or not isinstance(props, dict) or len(args) > MAX_ARGS:
+        found = _number_args(c, params)
+        if found is None or len(found[2]) != len(table):
             out.append(c)
             continue
-        nums = [n for n in props if n in args and isinstance(args[n], (int, float)) and not isinstance(args[n], bool)]
-        if len(nums) != len(table):
-            out.append(c)
-            continue
+        args, schema, nums = found
         if c["name"] in done and all(any(args[n] in slot for slot, _ in table) for n in nums):
             continue  # the tool's calls are the table's
         homes = {n: [i for i, (slot, _) in enumerate(table) if args[n] in slot] for n in nums}
@@ -502,12 +513,14 @@ def retable(calls: list[dict], request: str, params: dict[str, dict]) -> list[di
         if any(not homes[n] and not _names(n, table[where[n]][1]) for n in nums):
             out.append(c)  # a value written nowhere in the table goes to a slot only where the slot's words name it
             continue
-        made = [dict(args, **{n: _as(props[n], table[where[n]][0][k]) for n in nums}) for k in range(len(table[0][0]))]
-        if any(None in new.values() for new in made) or not all(_fits(new, args, schema) for new in made):
+        props = schema["properties"]
+        each = _each(c, [dict(args, **{n: _as(props[n], table[where[n]][0][k]) for n in nums})
+                         for k in range(len(table[0][0]))], schema)
+        if each is None:
             out.append(c)
             continue
         done.add(c["name"])
-        out.extend({"name": c["name"], "arguments": new} for new in made[:MAX_CALLS])
+        out.extend(each)
     return out[:max(MAX_CALLS, len(calls))]
 
 
