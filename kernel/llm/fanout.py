@@ -298,11 +298,9 @@ def regroup(calls: list[dict], request: str, params: dict[str, dict]) -> list[di
         args, schema, nums = found
         each = _each(c, [dict(args, **{n: _as(schema["properties"][n], v) for n, v in zip(nums, g)}) for g in groups],
                      schema)
-        if each is None:
-            out.append(c)
-            continue
-        done.add(c["name"])
-        out.extend(each)
+        out.extend(each or [c])  # a set the schema refuses: the model's call stays
+        if each:
+            done.add(c["name"])
     return out[:max(MAX_CALLS, len(calls))]
 
 
@@ -516,11 +514,9 @@ def retable(calls: list[dict], request: str, params: dict[str, dict]) -> list[di
         props = schema["properties"]
         each = _each(c, [dict(args, **{n: _as(props[n], table[where[n]][0][k]) for n in nums})
                          for k in range(len(table[0][0]))], schema)
-        if each is None:
-            out.append(c)
-            continue
-        done.add(c["name"])
-        out.extend(each)
+        out.extend(each or [c])  # a set the schema refuses: the model's call stays
+        if each:
+            done.add(c["name"])
     return out[:max(MAX_CALLS, len(calls))]
 
 
