@@ -371,8 +371,9 @@ def _echoes(call: dict, request: str, schema: dict | None) -> tuple[dict | None,
             prop = schema["properties"].get(name)
             if isinstance(value, str) and isinstance(prop, dict) and name not in echoes:
                 spots_w = _word_echoes(request, value)
-                if len(spots_w) != calls + 1 and len(_quoted(request, value)) == calls + 1:
-                    spots_w = _quoted(request, value)
+                if len(spots_w) != calls + 1:
+                    quoted = _quoted(request, value)
+                    spots_w = quoted if len(quoted) == calls + 1 else spots_w
                 if len(spots_w) == calls + 1 == len(order) and len({_key(w) for _, w in spots_w}) == calls + 1:
                     # one word for each call: "stage 7 in easy mode and stage 3 in hard mode", each call's
                     # word the one at its number's rank, the model's call's too
